@@ -1,0 +1,90 @@
+/** One base for every command: --json, shared connection flags with env fallbacks, one error mapping. */
+import { Command, Errors, Flags, type Interfaces } from '@oclif/core';
+import { AirtasksError, ExitCode } from '../engine/errors.js';
+import type { ConnectionOptions } from '../services/config.js';
+
+export type CommandFlags<T extends typeof Command> = Interfaces.InferredFlags<
+  (typeof BaseCommand)['baseFlags'] & T['flags']
+>;
+export type CommandArgs<T extends typeof Command> = Interfaces.InferredArgs<T['args']>;
+
+export const EXIT_CODES_HELP = `EXIT CODES
+  0 ok · 1 error · 2 usage or invalid input · 3 not found · 4 database/broker unreachable
+  5 invalid DAG files · 10 run failed · 11 run cancelled · 12 wait timed out`;
+
+export abstract class BaseCommand<T extends typeof Command> extends Command {
+  static override enableJsonFlag = true;
+
+  static override baseFlags = {
+    'database-url': Flags.string({
+      env: 'AIRTASKS_DATABASE_URL',
+      helpGroup: 'CONNECTION',
+      summary: 'Postgres URL (default: the running `airtasks standalone` of this project).',
+    }),
+    'broker-url': Flags.string({
+      env: 'AIRTASKS_BROKER_URL',
+      helpGroup: 'CONNECTION',
+      summary: 'RabbitMQ URL; without it tasks are queued in Postgres.',
+    }),
+    schema: Flags.string({
+      env: 'AIRTASKS_DB_SCHEMA',
+      helpGroup: 'CONNECTION',
+      summary: 'Postgres schema of airtasks tables.',
+    }),
+    'queue-prefix': Flags.string({
+      env: 'AIRTASKS_QUEUE_PREFIX',
+      helpGroup: 'CONNECTION',
+      summary: 'Prefix of RabbitMQ exchange and queue names.',
+    }),
+    'dags-folder': Flags.string({
+      env: 'AIRTASKS_DAGS_FOLDER',
+      helpGroup: 'CONNECTION',
+      summary: "Folder of DAG files (default: the project's airtasks.json, else ./dags).",
+    }),
+  };
+
+  protected flags!: CommandFlags<T>;
+  protected args!: CommandArgs<T>;
+
+  public override async init(): Promise<void> {
+    await super.init();
+    const { args, flags } = await this.parse({
+      flags: this.ctor.flags,
+      baseFlags: (this.ctor as typeof BaseCommand).baseFlags,
+      enableJsonFlag: this.ctor.enableJsonFlag,
+      args: this.ctor.args,
+      strict: this.ctor.strict,
+    });
+    this.flags = flags as CommandFlags<T>;
+    this.args = args as CommandArgs<T>;
+  }
+
+  protected connection(): ConnectionOptions {
+    return {
+      databaseUrl: this.flags['database-url'],
+      brokerUrl: this.flags['broker-url'],
+      schema: this.flags.schema,
+      queuePrefix: this.flags['queue-prefix'],
+      dagsFolder: this.flags['dags-folder'],
+    };
+  }
+
+  /** Progress and state changes: stderr, and silent under --json so stdout stays one JSON document. */
+  protected progress(line: string) {
+    if (!this.jsonEnabled()) process.stderr.write(line + '\n');
+  }
+
+  /** Ends with an exit code after the result was printed (a run that failed is a result, not an error). */
+  protected setExitCode(code: number) {
+    process.exitCode = code;
+  }
+
+  protected override async catch(err: Error & { exitCode?: number }): Promise<unknown> {
+    if (err instanceof AirtasksError) {
+      return super.catch(new Errors.CLIError(err.message, { exit: err.exitCode }));
+    }
+    if (err instanceof Errors.CLIError || (err as { oclif?: unknown }).oclif) return super.catch(err);
+    // Unexpected: keep the cause visible.
+    return super.catch(new Errors.CLIError(err.stack ?? err.message, { exit: ExitCode.ERROR }));
+  }
+}

@@ -1,0 +1,22 @@
+import { Args } from '@oclif/core';
+import { BaseCommand } from '../../cli/base-command.js';
+import { table } from '../../cli/table.js';
+import { showDag } from '../../services/dags.js';
+
+export default class DagsShow extends BaseCommand<typeof DagsShow> {
+  static override summary = "Show a DAG's tasks, dependencies and options.";
+  static override args = { dagId: Args.string({ required: true, description: 'DAG id' }) };
+
+  async run() {
+    const d = await showDag({ ...this.connection(), dagId: this.args.dagId });
+    this.log(`${d.dagId}  (${d.fileloc}, version ${d.hash}${d.paused ? ', paused' : ''})`);
+    if (d.description) this.log(d.description);
+    this.log(
+      table(
+        ['TASK', 'OPERATOR', 'QUEUE', 'RETRIES', 'TRIGGER RULE', 'UPSTREAM'],
+        d.tasks.map((t) => [t.taskId, t.operator, t.queue, t.retries, t.triggerRule, t.upstream.join(', ')]),
+      ),
+    );
+    return d;
+  }
+}

@@ -1,0 +1,41 @@
+import { Args, Flags } from '@oclif/core';
+import { BaseCommand, EXIT_CODES_HELP } from '../../cli/base-command.js';
+import type { LocalRunResult } from '../../engine/local/local-run.js';
+import { testDag } from '../../services/local-test.js';
+import { exitCodeFor, readConfFile } from '../../services/trigger.js';
+
+export default class DagsTest extends BaseCommand<typeof DagsTest> {
+  static override summary =
+    'Run a DAG once in this process, with no database or broker, printing each task’s log.';
+  static override description = `For DAG authors and CI: same trigger rules, retries and operators as the workers. Exit code = outcome.
+
+${EXIT_CODES_HELP}`;
+  static override examples = [`<%= config.bin %> dags test example_conf --conf '{"message": 1}'`];
+  static override args = { dagId: Args.string({ required: true, description: 'DAG id' }) };
+  static override flags = {
+    conf: Flags.string({ summary: 'Run parameters: a JSON object.', exclusive: ['conf-file'] }),
+    'conf-file': Flags.string({ summary: 'Read the run parameters from this JSON file.' }),
+    variables: Flags.string({
+      summary: 'Variables the tasks may read: a JSON object (there is no database).',
+    }),
+  };
+
+  async run(): Promise<LocalRunResult> {
+    const f = this.flags;
+    const confText = f['conf-file'] ? await readConfFile(f['conf-file']) : f.conf;
+    const r = await testDag({
+      dagsFolder: f['dags-folder'],
+      dagId: this.args.dagId,
+      confText,
+      variablesText: f.variables,
+      onLog: (task, tryNumber, stream, line) =>
+        this.progress(`[${task}#${tryNumber}]${stream === 'stdout' ? '' : ` (${stream})`} ${line}`),
+      onTaskChange: (task, state, tryNumber) =>
+        this.progress(`--- ${task}: ${state}${tryNumber > 1 ? ` (try ${tryNumber})` : ''}`),
+    });
+    for (const t of r.tasks) this.log(`${t.state.padEnd(16)} ${t.taskId}${t.error ? `  ${t.error}` : ''}`);
+    this.log(`${r.dagId}: ${r.state}`);
+    this.setExitCode(exitCodeFor(r.state));
+    return r;
+  }
+}

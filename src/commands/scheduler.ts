@@ -1,0 +1,44 @@
+import { Flags } from '@oclif/core';
+import { BaseCommand } from '../cli/base-command.js';
+import { runUntilSignal } from '../cli/signals.js';
+import { createLogger } from '../engine/logger.js';
+import { startScheduler } from '../services/daemons.js';
+
+export default class SchedulerCommand extends BaseCommand<typeof SchedulerCommand> {
+  static override summary =
+    'Run the scheduler (long-lived): parses DAG files, starts runs, queues ready tasks.';
+  static override description =
+    'Migrates the schema on start. Several schedulers may run at once. SIGTERM/SIGINT stop it cleanly.';
+  static override enableJsonFlag = false;
+  static override flags = {
+    'zombie-threshold': Flags.integer({
+      summary: 'Seconds without heartbeat before a worker is declared lost.',
+      default: 30,
+      min: 1,
+    }),
+    'scan-interval': Flags.integer({
+      summary: 'Milliseconds between scans of the dags folder.',
+      default: 2000,
+      min: 100,
+    }),
+    'log-level': Flags.string({
+      env: 'AIRTASKS_LOG_LEVEL',
+      default: 'info',
+      options: ['debug', 'info', 'warn', 'error'],
+    }),
+  };
+
+  async run() {
+    const logger = createLogger({ level: this.flags['log-level'], name: 'airtasks' });
+    const d = await startScheduler({
+      ...this.connection(),
+      logger,
+      zombieThresholdMs: this.flags['zombie-threshold'] * 1000,
+      dagScanIntervalMs: this.flags['scan-interval'],
+    });
+    await runUntilSignal(
+      () => d.stop(),
+      (m) => logger.info(m),
+    );
+  }
+}

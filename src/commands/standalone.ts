@@ -1,0 +1,90 @@
+import { Flags } from '@oclif/core';
+import { BaseCommand, EXIT_CODES_HELP } from '../cli/base-command.js';
+import { runUntilSignal } from '../cli/signals.js';
+import { createLogger } from '../engine/logger.js';
+import { defaultConcurrency } from '../services/daemons.js';
+import { runDagStandalone, startStandalone } from '../services/standalone.js';
+import { exitCodeFor, readConfFile } from '../services/trigger.js';
+
+export default class StandaloneCommand extends BaseCommand<typeof StandaloneCommand> {
+  static override summary =
+    'Run everything on this machine with nothing installed: embedded Postgres, scheduler, worker.';
+  static override description = `Data is kept in the project's .airtasks/ folder, so a restart keeps every DAG, run and variable. Other airtasks commands started in the same project use it without flags. Ctrl-C stops it cleanly.
+
+With --run DAG_ID it starts, runs that DAG once, prints the outcome and stops (exit code = outcome).
+
+${EXIT_CODES_HELP}`;
+  static override examples = [
+    '<%= config.bin %> standalone',
+    '<%= config.bin %> standalone --run example_interleaved',
+  ];
+  static override flags = {
+    run: Flags.string({ summary: 'Run this DAG once, print the outcome and stop.' }),
+    conf: Flags.string({
+      summary: 'With --run: run parameters (JSON object).',
+      dependsOn: ['run'],
+      exclusive: ['conf-file'],
+    }),
+    'conf-file': Flags.string({
+      summary: 'With --run: read run parameters from this file.',
+      dependsOn: ['run'],
+    }),
+    timeout: Flags.integer({
+      summary: 'With --run: give up after this many seconds (exit 12).',
+      min: 1,
+      dependsOn: ['run'],
+    }),
+    concurrency: Flags.integer({
+      char: 'c',
+      summary: 'Tasks run at once (default: number of CPUs, at least 2).',
+      min: 1,
+    }),
+    port: Flags.integer({ summary: 'Port of the embedded Postgres (default: a free one).' }),
+    'log-level': Flags.string({ env: 'AIRTASKS_LOG_LEVEL', options: ['debug', 'info', 'warn', 'error'] }),
+  };
+
+  async run() {
+    const f = this.flags;
+    // A one-shot run shows task progress, not the daemons' chatter.
+    const logger = createLogger({ level: f['log-level'] ?? (f.run ? 'warn' : 'info'), name: 'airtasks' });
+    const common = {
+      dagsFolder: f['dags-folder'],
+      port: f.port,
+      concurrency: f.concurrency ?? defaultConcurrency(),
+      logger,
+    };
+    if (f.run) {
+      const confText = f['conf-file'] ? await readConfFile(f['conf-file']) : f.conf;
+      this.progress(`Starting airtasks standalone and running ${f.run} ...`);
+      const r = await runDagStandalone({
+        ...common,
+        dagId: f.run,
+        confText,
+        timeoutMs: f.timeout ? f.timeout * 1000 : undefined,
+        onTaskChange: (t) =>
+          this.progress(`  ${t.taskId}: ${t.state}${t.tryNumber > 1 ? ` (try ${t.tryNumber})` : ''}`),
+      });
+      const counts = Object.entries(
+        r.tasks.reduce<Record<string, number>>(
+          (acc, t) => ({ ...acc, [t.state]: (acc[t.state] ?? 0) + 1 }),
+          {},
+        ),
+      )
+        .map(([s, n]) => `${n} ${s}`)
+        .join(', ');
+      this.log(`Run ${r.runId} of ${r.dagId}: ${r.state} (${r.tasks.length} tasks: ${counts})`);
+      this.setExitCode(exitCodeFor(r.state));
+      return r;
+    }
+    const sa = await startStandalone(common);
+    this.progress(
+      `airtasks standalone is running (dags: ${sa.dagsFolder}, data: ${sa.dataDir}). Ctrl-C to stop.`,
+    );
+    this.progress(`From another terminal in this project: airtasks trigger dag <dag_id> --wait`);
+    await runUntilSignal(
+      () => sa.stop(),
+      (m) => logger.info(m),
+    );
+    return { databaseUrl: sa.databaseUrl };
+  }
+}

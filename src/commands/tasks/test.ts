@@ -1,0 +1,35 @@
+import { Args, Flags } from '@oclif/core';
+import { BaseCommand } from '../../cli/base-command.js';
+import type { LocalRunResult } from '../../engine/local/local-run.js';
+import { testDag } from '../../services/local-test.js';
+import { exitCodeFor } from '../../services/trigger.js';
+
+export default class TasksTest extends BaseCommand<typeof TasksTest> {
+  static override summary =
+    'Run one task of a DAG in this process, once, ignoring its upstreams (no database).';
+  static override args = {
+    dagId: Args.string({ required: true, description: 'DAG id' }),
+    taskId: Args.string({ required: true, description: 'task id' }),
+  };
+  static override flags = {
+    conf: Flags.string({ summary: 'Run parameters: a JSON object.' }),
+    variables: Flags.string({ summary: 'Variables the task may read: a JSON object.' }),
+  };
+
+  async run(): Promise<LocalRunResult> {
+    const r = await testDag({
+      dagsFolder: this.flags['dags-folder'],
+      dagId: this.args.dagId,
+      taskId: this.args.taskId,
+      confText: this.flags.conf,
+      variablesText: this.flags.variables,
+      onLog: (_task, _try, stream, line) => this.progress(stream === 'stdout' ? line : `(${stream}) ${line}`),
+    });
+    const t = r.tasks[0]!;
+    this.log(
+      `${t.taskId}: ${t.state}${t.error ? ` (${t.error})` : ''}; output: ${JSON.stringify(t.output ?? null)}`,
+    );
+    this.setExitCode(exitCodeFor(r.state));
+    return r;
+  }
+}

@@ -1,0 +1,64 @@
+import { Args, Flags } from '@oclif/core';
+import { BaseCommand, EXIT_CODES_HELP } from '../../cli/base-command.js';
+import {
+  exitCodeFor,
+  readConfFile,
+  triggerDag,
+  WaitTimeout,
+  type RunSummary,
+  type TaskSummary,
+} from '../../services/trigger.js';
+
+export default class TriggerDag extends BaseCommand<typeof TriggerDag> {
+  static override summary = 'Start a run of a DAG.';
+  static override description = `Prints the run id. With --wait, follows the run (task state changes on stderr) and exits with its outcome.
+
+${EXIT_CODES_HELP}`;
+  static override examples = [
+    `<%= config.bin %> trigger dag example_interleaved --wait`,
+    `<%= config.bin %> trigger dag example_conf --conf '{"message": "hi"}' --wait --json`,
+  ];
+  static override args = { dagId: Args.string({ required: true, description: 'DAG id' }) };
+  static override flags = {
+    conf: Flags.string({ summary: 'Run parameters: a JSON object.', exclusive: ['conf-file'] }),
+    'conf-file': Flags.string({ summary: 'Read the run parameters from this JSON file.' }),
+    'run-id': Flags.string({ summary: 'Run id (default: manual__<time>_<random>).' }),
+    wait: Flags.boolean({ summary: 'Wait for the run to end; exit code = outcome.' }),
+    timeout: Flags.integer({
+      summary: 'With --wait: give up after this many seconds (exit 12).',
+      min: 1,
+      dependsOn: ['wait'],
+    }),
+  };
+
+  async run(): Promise<RunSummary> {
+    const f = this.flags;
+    const confText = f['conf-file'] ? await readConfFile(f['conf-file']) : f.conf;
+    let result: RunSummary;
+    try {
+      result = await triggerDag({
+        ...this.connection(),
+        dagId: this.args.dagId,
+        confText,
+        runId: f['run-id'],
+        wait: f.wait,
+        timeoutMs: f.timeout ? f.timeout * 1000 : undefined,
+        onTaskChange: (t: TaskSummary) =>
+          this.progress(`  ${t.taskId}: ${t.state}${t.tryNumber > 1 ? ` (try ${t.tryNumber})` : ''}`),
+      });
+    } catch (err) {
+      if (err instanceof WaitTimeout && this.jsonEnabled()) {
+        this.setExitCode(err.exitCode);
+        return err.summary;
+      }
+      throw err;
+    }
+    if (f.wait) {
+      this.setExitCode(exitCodeFor(result.state));
+      this.log(`${result.runId} ${result.state}`);
+    } else {
+      this.log(result.runId);
+    }
+    return result;
+  }
+}

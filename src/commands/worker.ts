@@ -1,0 +1,65 @@
+import { Flags } from '@oclif/core';
+import { BaseCommand } from '../cli/base-command.js';
+import { runUntilSignal } from '../cli/signals.js';
+import { createLogger } from '../engine/logger.js';
+import { parseQueues, startWorker } from '../services/daemons.js';
+
+export default class WorkerCommand extends BaseCommand<typeof WorkerCommand> {
+  static override summary = 'Run a worker (long-lived) on one or more queues.';
+  static override description =
+    'Takes tasks from its queues, at most --concurrency at a time. SIGTERM/SIGINT: stops taking work, lets running tasks finish within --grace seconds, exits 0.';
+  static override examples = ['<%= config.bin %> worker -q worker,gpu --concurrency 4'];
+  static override enableJsonFlag = false;
+  static override flags = {
+    queues: Flags.string({
+      char: 'q',
+      summary: 'Comma-separated queues to take tasks from.',
+      default: 'worker',
+      env: 'AIRTASKS_QUEUES',
+    }),
+    concurrency: Flags.integer({
+      char: 'c',
+      summary: 'Tasks run at once.',
+      default: 1,
+      min: 1,
+      env: 'AIRTASKS_CONCURRENCY',
+    }),
+    grace: Flags.integer({
+      summary: 'Seconds running tasks get to finish on shutdown.',
+      default: 30,
+      min: 0,
+    }),
+    'heartbeat-interval': Flags.integer({
+      summary: 'Milliseconds between heartbeats.',
+      default: 2000,
+      min: 100,
+    }),
+    gpus: Flags.string({
+      summary:
+        "GPUs this worker hands to container tasks: '0,1', 'all' or 'none' (default: detected with nvidia-smi).",
+      env: 'AIRTASKS_WORKER_GPUS',
+    }),
+    'log-level': Flags.string({
+      env: 'AIRTASKS_LOG_LEVEL',
+      default: 'info',
+      options: ['debug', 'info', 'warn', 'error'],
+    }),
+  };
+
+  async run() {
+    const logger = createLogger({ level: this.flags['log-level'], name: 'airtasks' });
+    const d = await startWorker({
+      ...this.connection(),
+      logger,
+      queues: parseQueues(this.flags.queues),
+      concurrency: this.flags.concurrency,
+      graceMs: this.flags.grace * 1000,
+      heartbeatMs: this.flags['heartbeat-interval'],
+      gpuSpec: this.flags.gpus,
+    });
+    await runUntilSignal(
+      () => d.stop(),
+      (m) => logger.info(m),
+    );
+  }
+}

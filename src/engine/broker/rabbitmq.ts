@@ -1,0 +1,236 @@
+/**
+ * RabbitMQ broker: a durable direct exchange, one durable priority queue per task queue (routing key =
+ * queue name), persistent messages, publisher confirms, manual acks. amqplib's recovery reconnects;
+ * consumers are re-created after each reconnect and unacked deliveries return to the queue by themselves.
+ */
+import amqp, { type Channel, type ChannelModel, type ConfirmChannel, type ConsumeMessage } from 'amqplib';
+import type { Logger } from '../logger.js';
+import { silentLogger } from '../logger.js';
+import {
+  parseTaskMessage,
+  priorityBucket,
+  type Broker,
+  type Delivery,
+  type OutgoingMessage,
+  type QueueDepth,
+  type Subscription,
+} from './broker.js';
+
+export interface RabbitOptions {
+  url: string;
+  /** Prefix of exchange and queue names: lets tests and several installations share one vhost. */
+  prefix?: string;
+  logger?: Logger;
+}
+
+interface Consumer {
+  queues: string[];
+  prefetch: number;
+  onDelivery: (d: Delivery) => void;
+  channel: Channel | null;
+  cancelled: boolean;
+}
+
+const QUEUE_ARGS = { durable: true, arguments: { 'x-max-priority': 10 } };
+
+export class RabbitBroker implements Broker {
+  readonly kind = 'rabbitmq' as const;
+  private conn!: amqp.RecoveringChannelModel;
+  private model: ChannelModel | null = null;
+  private publishChannel: Promise<ConfirmChannel> | null = null;
+  private readonly asserted = new Set<string>();
+  private readonly consumers = new Set<Consumer>();
+  private readonly log: Logger;
+  private readonly exchange: string;
+
+  private constructor(private readonly opts: RabbitOptions) {
+    this.log = opts.logger ?? silentLogger;
+    this.exchange = `${opts.prefix ?? ''}airtasks.tasks`;
+  }
+
+  static async connect(opts: RabbitOptions): Promise<RabbitBroker> {
+    const b = new RabbitBroker(opts);
+    b.conn = await amqp.connect(opts.url, {
+      recovery: {
+        initialDelay: 100,
+        maxDelay: 5000,
+        initialMaxRetries: 3,
+        setup: async (model: ChannelModel) => b.onConnect(model),
+      },
+    });
+    b.conn.on('disconnect', (err: Error) => {
+      b.model = null;
+      b.publishChannel = null;
+      b.asserted.clear();
+      for (const c of b.consumers) c.channel = null;
+      b.log.warn({ err: err?.message }, 'broker connection lost; reconnecting');
+    });
+    b.conn.on('error', (err: Error) => b.log.warn({ err: err.message }, 'broker connection error'));
+    return b;
+  }
+
+  private async onConnect(model: ChannelModel) {
+    const firstTime = this.model === null && this.consumers.size === 0;
+    this.model = model;
+    this.publishChannel = null;
+    this.asserted.clear();
+    for (const c of this.consumers) if (!c.cancelled) await this.startConsumer(c);
+    if (!firstTime) this.log.info('broker connection restored');
+  }
+
+  queueName(queue: string): string {
+    return `${this.opts.prefix ?? ''}${queue}`;
+  }
+
+  private async assertQueue(ch: Channel, queue: string) {
+    if (this.asserted.has(queue)) return;
+    await ch.assertExchange(this.exchange, 'direct', { durable: true });
+    await ch.assertQueue(this.queueName(queue), QUEUE_ARGS);
+    await ch.bindQueue(this.queueName(queue), this.exchange, queue);
+    this.asserted.add(queue);
+  }
+
+  private async confirmChannel(): Promise<ConfirmChannel> {
+    if (!this.publishChannel) {
+      const p = this.conn.createConfirmChannel();
+      this.publishChannel = p;
+      p.then(
+        (ch) =>
+          ch.on('close', () => {
+            if (this.publishChannel === p) this.publishChannel = null;
+            this.asserted.clear();
+          }),
+        () => {
+          if (this.publishChannel === p) this.publishChannel = null;
+        },
+      );
+    }
+    return this.publishChannel;
+  }
+
+  async publish(messages: OutgoingMessage[]): Promise<void> {
+    if (messages.length === 0) return;
+    const ch = await this.confirmChannel();
+    for (const q of new Set(messages.map((m) => m.queue))) await this.assertQueue(ch, q);
+    for (const m of messages) {
+      const ok = ch.publish(this.exchange, m.queue, Buffer.from(JSON.stringify(m.body)), {
+        persistent: true,
+        priority: priorityBucket(m.priority),
+        contentType: 'application/json',
+      });
+      if (!ok) await new Promise((r) => ch.once('drain', r));
+    }
+    await ch.waitForConfirms();
+  }
+
+  async subscribe(
+    queues: string[],
+    prefetch: number,
+    onDelivery: (d: Delivery) => void,
+  ): Promise<Subscription> {
+    if (queues.includes('*'))
+      throw new Error("RabbitMQ workers name their queues ('*' is for the Postgres broker)");
+    const c: Consumer = { queues, prefetch, onDelivery, channel: null, cancelled: false };
+    this.consumers.add(c);
+    await this.startConsumer(c);
+    return {
+      cancel: async () => {
+        c.cancelled = true;
+        this.consumers.delete(c);
+        const ch = c.channel;
+        if (!ch) return;
+        // Stop intake but keep the channel open so deliveries in hand can still be acked.
+        for (const tag of (ch as Channel & { __tags?: string[] }).__tags ?? [])
+          await ch.cancel(tag).catch(() => undefined);
+      },
+    };
+  }
+
+  private async startConsumer(c: Consumer) {
+    const ch = await this.conn.createChannel();
+    ch.on('error', (err: Error) => this.log.warn({ err: err.message }, 'consumer channel error'));
+    for (const q of c.queues) await this.assertQueue(ch, q);
+    // global=true: the limit is shared by every queue this worker consumes, so it equals the concurrency.
+    await ch.prefetch(c.prefetch, true);
+    const tags: string[] = [];
+    for (const q of c.queues) {
+      const { consumerTag } = await ch.consume(
+        this.queueName(q),
+        (msg) => msg && this.deliver(c, ch, q, msg),
+        {
+          noAck: false,
+        },
+      );
+      tags.push(consumerTag);
+    }
+    (ch as Channel & { __tags?: string[] }).__tags = tags;
+    c.channel = ch;
+  }
+
+  private deliver(c: Consumer, ch: Channel, queue: string, msg: ConsumeMessage) {
+    let settled = false;
+    // A delivery belongs to its channel: once that channel is gone RabbitMQ has requeued it, so a failed ack is fine.
+    const settle = (fn: () => void) => async () => {
+      if (settled) return;
+      settled = true;
+      try {
+        fn();
+      } catch (err) {
+        this.log.debug({ err: (err as Error).message }, 'ack on a closed channel ignored');
+      }
+    };
+    let body = null;
+    try {
+      body = parseTaskMessage(JSON.parse(msg.content.toString('utf8')));
+    } catch {
+      body = null;
+    }
+    if (!body) {
+      this.log.error(
+        { queue, content: msg.content.toString('utf8').slice(0, 200) },
+        'malformed message dropped',
+      );
+      ch.ack(msg);
+      return;
+    }
+    c.onDelivery({
+      queue,
+      body,
+      redelivered: msg.fields.redelivered,
+      ack: settle(() => ch.ack(msg)),
+      release: settle(() => ch.nack(msg, false, true)),
+    });
+  }
+
+  async depths(queues: string[]): Promise<QueueDepth[]> {
+    const out: QueueDepth[] = [];
+    for (const q of queues) {
+      // checkQueue closes its channel when the queue does not exist, so each check gets its own.
+      const ch = await this.conn.createChannel();
+      ch.on('error', () => undefined);
+      try {
+        const r = await ch.checkQueue(this.queueName(q));
+        out.push({ queue: q, ready: r.messageCount, unacked: null, consumers: r.consumerCount });
+      } catch {
+        out.push({ queue: q, ready: 0, unacked: null, consumers: 0 });
+      } finally {
+        await ch.close().catch(() => undefined);
+      }
+    }
+    return out;
+  }
+
+  /** Deletes this broker's queues; for tests that made their own prefix. */
+  async deleteQueues(queues: string[]) {
+    const ch = await this.conn.createChannel();
+    for (const q of queues) await ch.deleteQueue(this.queueName(q)).catch(() => undefined);
+    await ch.deleteExchange(this.exchange).catch(() => undefined);
+    await ch.close().catch(() => undefined);
+  }
+
+  async close(): Promise<void> {
+    for (const c of this.consumers) c.cancelled = true;
+    this.consumers.clear();
+    await this.conn.close().catch(() => undefined);
+  }
+}

@@ -1,0 +1,27 @@
+/** What a running task sees. Node tasks receive it as their argument; bash tasks get it as template variables. */
+
+export interface TaskContext<Conf = Record<string, unknown>> {
+  dagId: string;
+  runId: string;
+  taskId: string;
+  tryNumber: number;
+  /** The run's logical date (ISO 8601): the trigger time for manual runs. */
+  logicalDate: string;
+  /** The run's parameters (`trigger dag --conf`). */
+  conf: Conf;
+  /** Output of an upstream task, typed by its reference. Throws if the task is not a direct upstream. */
+  output<T>(task: TaskRefLike<T> | string): T;
+  /** Writes a line to this try's task log. */
+  log(...args: unknown[]): void;
+  /** Aborted when the task must stop (timeout, cancel, worker shutdown past its grace period). */
+  signal: AbortSignal;
+  /** Reads a variable; undefined when it is not set. */
+  variable(key: string): Promise<string | undefined>;
+}
+
+/** The minimal shape of a task reference, so TaskContext does not depend on the builder. */
+export interface TaskRefLike<T> {
+  readonly id: string;
+  /** Phantom field carrying the output type; never set at runtime. */
+  readonly __output?: T;
+}

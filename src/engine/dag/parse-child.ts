@@ -1,0 +1,34 @@
+/**
+ * Child process that imports DAG files and sends their serialised DAGs back over IPC.
+ * A separate process so that a file that throws, hangs or calls process.exit harms nothing else;
+ * stdout/stderr of user code go to the parent's log, never into the results.
+ */
+import { pathToFileURL } from 'node:url';
+import { tsImport } from 'tsx/esm/api';
+import { dagsOfModule } from './builder.js';
+import type { FileResult, ParseRequest } from './loader.js';
+
+process.on('message', async (req: ParseRequest) => {
+  const results: FileResult[] = [];
+  for (const f of req.files) {
+    const started = Date.now();
+    try {
+      const mod = (await tsImport(pathToFileURL(f.path).href, import.meta.url)) as Record<string, unknown>;
+      const dags = dagsOfModule(mod).map((d) => d.serialize(f.fileloc));
+      results.push({ fileloc: f.fileloc, dags, error: null, durationMs: Date.now() - started });
+    } catch (err) {
+      results.push({ fileloc: f.fileloc, dags: [], error: describe(err), durationMs: Date.now() - started });
+    }
+  }
+  process.send!(results, () => process.exit(0));
+});
+
+function describe(err: unknown): string {
+  if (err instanceof Error) {
+    const where = err.stack?.split('\n').find((l) => l.includes('file://') || l.includes('/'));
+    return where && err.name !== 'DagValidationError'
+      ? `${err.name}: ${err.message}\n${where.trim()}`
+      : err.message;
+  }
+  return String(err);
+}

@@ -1,0 +1,118 @@
+/** Structural checks on a DAG: ids, unknown references, cycles. Pure functions over the serialised form. */
+import { TRIGGER_RULES, type SerializedDag } from './types.js';
+
+export const ID_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,249}$/;
+
+export class DagValidationError extends Error {
+  constructor(
+    message: string,
+    readonly dagId?: string,
+  ) {
+    super(message);
+    this.name = 'DagValidationError';
+  }
+}
+
+export function checkId(kind: 'DAG' | 'task' | 'queue', id: unknown): string {
+  if (typeof id !== 'string' || !ID_PATTERN.test(id)) {
+    throw new DagValidationError(
+      `invalid ${kind} id ${JSON.stringify(id)}: use 1-250 letters, digits, '_', '.' or '-', not starting with '.' or '-'`,
+    );
+  }
+  return id;
+}
+
+/** Returns one cycle as a list of task ids (first id repeated at the end), or null. */
+export function findCycle(
+  tasks: ReadonlyArray<{ taskId: string; upstream: readonly string[] }>,
+): string[] | null {
+  const upstream = new Map(tasks.map((t) => [t.taskId, t.upstream]));
+  const state = new Map<string, 'visiting' | 'done'>();
+  const stack: string[] = [];
+  const visit = (id: string): string[] | null => {
+    const s = state.get(id);
+    if (s === 'done') return null;
+    if (s === 'visiting') return [...stack.slice(stack.indexOf(id)), id];
+    state.set(id, 'visiting');
+    stack.push(id);
+    for (const up of upstream.get(id) ?? []) {
+      const cycle = visit(up);
+      if (cycle) return cycle;
+    }
+    stack.pop();
+    state.set(id, 'done');
+    return null;
+  };
+  for (const t of tasks) {
+    const cycle = visit(t.taskId);
+    // Walked along upstream edges, so reverse to read in execution order.
+    if (cycle) return cycle.reverse();
+  }
+  return null;
+}
+
+/** Throws a DagValidationError naming every problem found. */
+export function validateDag(d: SerializedDag): void {
+  checkId('DAG', d.dagId);
+  const problems: string[] = [];
+  const seen = new Set<string>();
+  for (const t of d.tasks) {
+    try {
+      checkId('task', t.taskId);
+      checkId('queue', t.queue);
+    } catch (e) {
+      problems.push((e as Error).message);
+    }
+    if (seen.has(t.taskId)) problems.push(`duplicate task id "${t.taskId}"`);
+    seen.add(t.taskId);
+    if (!TRIGGER_RULES.includes(t.triggerRule)) {
+      problems.push(
+        `task "${t.taskId}": unknown trigger rule "${t.triggerRule}" (one of ${TRIGGER_RULES.join(', ')})`,
+      );
+    }
+    if (!Number.isInteger(t.retries) || t.retries < 0)
+      problems.push(`task "${t.taskId}": retries must be an integer >= 0`);
+  }
+  for (const t of d.tasks) {
+    for (const up of t.upstream) {
+      if (!seen.has(up)) problems.push(`task "${t.taskId}" names unknown upstream task "${up}"`);
+      if (up === t.taskId) problems.push(`task "${t.taskId}" depends on itself`);
+    }
+  }
+  if (d.tasks.length === 0) problems.push('a DAG needs at least one task');
+  if (problems.length === 0) {
+    const cycle = findCycle(d.tasks);
+    if (cycle) problems.push(`cycle: ${cycle.join(' -> ')}`);
+  }
+  if (problems.length > 0) {
+    throw new DagValidationError(`DAG "${d.dagId}" is invalid: ${problems.join('; ')}`, d.dagId);
+  }
+}
+
+/** Task ids ordered so that every task comes after its upstreams (input must be acyclic). */
+export function topologicalOrder(
+  tasks: ReadonlyArray<{ taskId: string; upstream: readonly string[] }>,
+): string[] {
+  const indegree = new Map<string, number>();
+  const downstream = new Map<string, string[]>();
+  for (const t of tasks) {
+    indegree.set(t.taskId, t.upstream.length);
+    for (const up of t.upstream) {
+      const list = downstream.get(up) ?? [];
+      list.push(t.taskId);
+      downstream.set(up, list);
+    }
+  }
+  const ready = tasks.filter((t) => t.upstream.length === 0).map((t) => t.taskId);
+  const order: string[] = [];
+  while (ready.length > 0) {
+    const id = ready.pop()!;
+    order.push(id);
+    for (const down of downstream.get(id) ?? []) {
+      const n = indegree.get(down)! - 1;
+      indegree.set(down, n);
+      if (n === 0) ready.push(down);
+    }
+  }
+  return order;
+}

@@ -1,0 +1,79 @@
+/** Runs a templated bash command; non-zero exit fails the task; the last stdout line is the output. */
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { render, templateContext } from '../template.js';
+import { TaskFailure, type Operator, type OperatorContext, type OperatorResult } from './types.js';
+
+const KILL_GRACE_MS = 5000;
+
+/**
+ * Runs "$1" with stdin from /dev/null; a background watcher blocks on the shim's stdin (fd 3) and, at EOF,
+ * SIGKILLs the process group (kill 0). Exits with the command's status.
+ */
+const SHIM =
+  'exec 3<&0; bash -c "$1" </dev/null & p=$!; { read -r _ <&3; kill -KILL 0; } >/dev/null 2>&1 & wait $p';
+
+export const bashOperator: Operator = {
+  name: 'bash',
+  async execute(ctx: OperatorContext): Promise<OperatorResult> {
+    const args = ctx.task.args as { command: string; env?: Record<string, string>; cwd?: string };
+    const command = render(args.command, templateContext(ctx.run));
+    ctx.log.system(`$ ${command}`);
+    // The shim leads the task's own process group, so a timeout or cancel kills everything the command
+    // started; and its stdin is a lifeline: when the worker dies, the pipe closes and the shim's watcher
+    // kills the whole group, so no task keeps running unseen after its worker is gone.
+    const child = spawn('bash', ['-c', SHIM, 'airtasks-task', command], {
+      cwd: args.cwd ?? ctx.dagsFolder,
+      env: { ...process.env, ...taskEnv(ctx), ...args.env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+      detached: true,
+    });
+    // Once the command has exited, closing the lifeline also ends anything it left running in the background.
+    child.on('exit', () => child.stdin!.end());
+    child.stdin!.on('error', () => undefined);
+    let last = '';
+    const out = createInterface({ input: child.stdout! });
+    out.on('line', (l) => {
+      ctx.log.stdout(l);
+      if (l.trim() !== '') last = l;
+    });
+    createInterface({ input: child.stderr! }).on('line', (l) => ctx.log.stderr(l));
+
+    const kill = () => {
+      killGroup(child.pid, 'SIGTERM');
+      setTimeout(() => killGroup(child.pid, 'SIGKILL'), KILL_GRACE_MS).unref();
+    };
+    ctx.signal.addEventListener('abort', kill, { once: true });
+    const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve, reject) => {
+      child.on('error', reject);
+      child.on('close', (c, s) => resolve([c, s]));
+    }).finally(() => ctx.signal.removeEventListener('abort', kill));
+
+    if (ctx.signal.aborted) throw new TaskFailure(`stopped: ${String(ctx.signal.reason ?? 'aborted')}`, code);
+    if (code !== 0) {
+      const sig = signal ?? (code !== null && code > 128 ? `signal ${code - 128}` : null);
+      throw new TaskFailure(sig ? `bash was killed by ${sig}` : `bash exited with code ${code}`, code);
+    }
+    return { output: last, exitCode: 0 };
+  },
+};
+
+function killGroup(pid: number | undefined, sig: NodeJS.Signals) {
+  if (!pid) return;
+  try {
+    process.kill(-pid, sig);
+  } catch {
+    // Already gone.
+  }
+}
+
+function taskEnv(ctx: OperatorContext): Record<string, string> {
+  return {
+    AIRTASKS_DAG_ID: ctx.run.dagId,
+    AIRTASKS_RUN_ID: ctx.run.runId,
+    AIRTASKS_TASK_ID: ctx.run.taskId,
+    AIRTASKS_TRY_NUMBER: String(ctx.run.tryNumber),
+    AIRTASKS_LOGICAL_DATE: ctx.run.logicalDate.toISOString(),
+    AIRTASKS_CONF: JSON.stringify(ctx.run.conf),
+  };
+}

@@ -1,0 +1,55 @@
+/** The contract between the worker and the code that runs one kind of task. */
+import type { SerializedDag, SerializedTask } from '../dag/types.js';
+import type { GpuAllocator } from '../worker/gpus.js';
+
+/** Where a task's log lines go: Postgres in a worker, the terminal in `dags test`. */
+export interface TaskLog {
+  stdout(line: string): void;
+  stderr(line: string): void;
+  system(line: string): void;
+}
+
+export interface RunInfo {
+  dagId: string;
+  runId: string;
+  taskId: string;
+  tryNumber: number;
+  logicalDate: Date;
+  conf: Record<string, unknown>;
+  /** Outputs of the task's direct upstream tasks that succeeded. */
+  outputs: Map<string, unknown>;
+}
+
+export interface OperatorContext {
+  dag: SerializedDag;
+  task: SerializedTask;
+  run: RunInfo;
+  log: TaskLog;
+  /** Aborted on timeout, cancel, lost claim or shutdown; the operator must stop its work and return. */
+  signal: AbortSignal;
+  dagsFolder: string;
+  variable(key: string): Promise<string | undefined>;
+  /** The worker's GPUs; tasks that ask for GPUs get specific devices from it. Absent: the engine picks. */
+  gpus?: GpuAllocator;
+}
+
+export interface OperatorResult {
+  output: unknown;
+  exitCode?: number | null;
+}
+
+export interface Operator {
+  readonly name: string;
+  execute(ctx: OperatorContext): Promise<OperatorResult>;
+}
+
+/** A task failed on its own terms (non-zero exit, thrown error): the try fails and may be retried. */
+export class TaskFailure extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: number | null = null,
+  ) {
+    super(message);
+    this.name = 'TaskFailure';
+  }
+}

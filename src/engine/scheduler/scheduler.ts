@@ -1,0 +1,324 @@
+/**
+ * The scheduler: starts queued runs, queues every task whose upstreams allow it, settles tasks that will
+ * never run, ends finished runs, publishes the outbox, and declares tasks of dead workers lost.
+ * Event-driven (LISTEN/NOTIFY from workers and triggers) with periodic sweeps as a safety net.
+ * Several schedulers may run at once: each run is processed under a row lock taken with SKIP LOCKED.
+ */
+import { DagProcessor } from '../dag/processor.js';
+import { VersionCache } from '../dag/versions.js';
+import type { Broker } from '../broker/broker.js';
+import type { Db, Listener } from '../store/db.js';
+import type { Logger } from '../logger.js';
+import { silentLogger } from '../logger.js';
+import * as runs from '../store/runs.js';
+import * as tis from '../store/task-instances.js';
+import { deleteOutbox, lockStaleOutbox } from '../store/outbox.js';
+import { decide, nextRetry } from './decide.js';
+
+export interface SchedulerOptions {
+  db: Db;
+  broker: Broker;
+  logger?: Logger;
+  /** Folder of DAG files to keep in sync; null when another process does it. */
+  dagsFolder: string | null;
+  dagScanIntervalMs?: number;
+  /** Full sweep of all active runs, in case a notification was missed. */
+  sweepIntervalMs?: number;
+  /** A running task whose worker has not heartbeated for this long is lost. */
+  zombieThresholdMs?: number;
+  /** Tries lost with their worker that are re-run without counting against the task's retries. */
+  maxLostTries?: number;
+  /** Outbox rows older than this are taken to be left by a dead publisher. */
+  outboxStaleMs?: number;
+  pausedOnCreation?: boolean;
+  parseTimeoutMs?: number;
+}
+
+const RUNS_PER_TICK = 200;
+
+export class Scheduler {
+  private readonly log: Logger;
+  private readonly versions: VersionCache;
+  private readonly processor: DagProcessor | null;
+  private listener: Listener | null = null;
+  private readonly timers: NodeJS.Timeout[] = [];
+  private readonly dirty = new Set<string>();
+  private fullSweep = true;
+  private ticking: Promise<void> | null = null;
+  private tickAgain = false;
+  private stopping = false;
+  private stopped: Promise<void> | null = null;
+  private scanning = false;
+
+  constructor(private readonly o: SchedulerOptions) {
+    this.log = (o.logger ?? silentLogger).child({ component: 'scheduler' });
+    this.versions = new VersionCache(o.db);
+    this.processor = o.dagsFolder
+      ? new DagProcessor(o.db, o.dagsFolder, {
+          logger: this.log,
+          pausedOnCreation: o.pausedOnCreation,
+          parseTimeoutMs: o.parseTimeoutMs,
+        })
+      : null;
+  }
+
+  async start(): Promise<void> {
+    this.listener = this.o.db.listen(
+      [this.o.db.channel('events')],
+      (_ch, payload) => {
+        if (payload.startsWith('run:')) return;
+        this.dirty.add(payload);
+        this.wake();
+      },
+      () => {
+        this.fullSweep = true;
+        this.wake();
+      },
+    );
+    await this.listener.ready;
+    if (this.processor) await this.scanDags();
+    const every = (ms: number, fn: () => void) => this.timers.push(setInterval(fn, ms));
+    every(this.o.sweepIntervalMs ?? 5000, () => {
+      this.fullSweep = true;
+      this.wake();
+    });
+    every(1000, () => void this.checkDueRetries());
+    every(Math.max(250, (this.o.zombieThresholdMs ?? 30_000) / 4), () => void this.reapZombies());
+    every(Math.max(250, (this.o.outboxStaleMs ?? 5000) / 2), () => void this.republishStaleOutbox());
+    if (this.processor) every(this.o.dagScanIntervalMs ?? 2000, () => void this.scanDags());
+    this.log.info({ dagsFolder: this.o.dagsFolder, broker: this.o.broker.kind }, 'scheduler started');
+    this.wake();
+  }
+
+  /** Re-reads the dags folder now (also called on a timer). */
+  async scanDags(force = false) {
+    if (!this.processor || this.scanning || this.stopping) return;
+    this.scanning = true;
+    try {
+      await this.processor.sync(force);
+    } catch (err) {
+      this.log.error({ err: (err as Error).message }, 'DAG folder scan failed');
+    } finally {
+      this.scanning = false;
+    }
+  }
+
+  private wake() {
+    if (this.stopping) return;
+    if (this.ticking) {
+      this.tickAgain = true;
+      return;
+    }
+    this.ticking = this.loop().finally(() => (this.ticking = null));
+  }
+
+  private async loop() {
+    do {
+      this.tickAgain = false;
+      try {
+        await this.tick();
+      } catch (err) {
+        this.log.error({ err: (err as Error).message }, 'scheduling pass failed; retrying');
+        this.fullSweep = true;
+        await sleep(500);
+        this.tickAgain = !this.stopping;
+      }
+    } while (this.tickAgain && !this.stopping);
+  }
+
+  /** One scheduling pass over new runs and the runs that changed (all active runs on a full sweep). */
+  async tick(): Promise<void> {
+    const full = this.fullSweep;
+    this.fullSweep = false;
+    const ids = full ? await runs.runningRunIds(this.o.db) : [...this.dirty];
+    this.dirty.clear();
+    while ((await this.startQueuedRuns()) === RUNS_PER_TICK);
+    for (let i = 0; i < ids.length; i += RUNS_PER_TICK) {
+      const chunk = ids.slice(i, i + RUNS_PER_TICK);
+      const outbox = await this.o.db
+        .tx(async (c) => {
+          const locked = await runs.lockRunningRuns(c, chunk, RUNS_PER_TICK);
+          // Runs another scheduler holds right now are looked at again shortly.
+          const got = new Set(locked.map((r) => r.run_id));
+          for (const id of chunk) if (!got.has(id)) this.deferDirty(id);
+          return this.evaluate(c, locked);
+        })
+        .catch((err) => {
+          for (const id of chunk) this.dirty.add(id);
+          throw err;
+        });
+      await this.publish(outbox);
+    }
+  }
+
+  private deferDirty(runId: string) {
+    // Checked again shortly; not in this pass, or two schedulers would spin on each other's locks.
+    setTimeout(() => {
+      this.dirty.add(runId);
+      this.wake();
+    }, 50).unref();
+  }
+
+  /** Creates the task instances of queued runs and queues their first tasks; returns how many started. */
+  private async startQueuedRuns(): Promise<number> {
+    let started = 0;
+    const outbox = await this.o.db.tx(async (c) => {
+      const queued = await runs.lockQueuedRuns(c, RUNS_PER_TICK);
+      for (const r of queued) {
+        const dag = await this.versions.get(r.dag_hash);
+        await tis.createTaskInstances(c, r.run_id, dag.tasks);
+        await runs.markRunning(c, r.run_id);
+        this.log.info({ dagId: r.dag_id, runId: r.run_id }, 'run started');
+      }
+      started = queued.length;
+      return this.evaluate(
+        c,
+        queued.map((r) => ({ ...r, state: 'running' as const })),
+      );
+    });
+    await this.publish(outbox);
+    return started;
+  }
+
+  /** Decides and applies the next steps of the given (locked) runs; returns the outbox rows written. */
+  private async evaluate(
+    c: Parameters<Parameters<Db['tx']>[0]>[0],
+    locked: runs.RunRow[],
+  ): Promise<tis.OutboxRow[]> {
+    if (locked.length === 0) return [];
+    const briefs = await tis.briefsForRuns(
+      c,
+      locked.map((r) => r.run_id),
+    );
+    const byRun = new Map<string, Map<string, { state: tis.TaskState; nextRetryAt: Date | null }>>();
+    for (const b of briefs) {
+      let m = byRun.get(b.run_id);
+      if (!m) byRun.set(b.run_id, (m = new Map()));
+      m.set(b.task_id, { state: b.state, nextRetryAt: b.next_retry_at });
+    }
+    const now = new Date();
+    const toQueue: tis.QueueRequest[] = [];
+    const toSettle: Array<{ runId: string; taskId: string; state: 'skipped' | 'upstream_failed' }> = [];
+    const finished: Array<{ run: runs.RunRow; state: 'success' | 'failed' }> = [];
+    for (const r of locked) {
+      const dag = await this.versions.get(r.dag_hash);
+      const d = decide(dag, byRun.get(r.run_id) ?? new Map(), now);
+      for (const q of d.queue) toQueue.push({ runId: r.run_id, ...q });
+      for (const s of d.settle) toSettle.push({ runId: r.run_id, ...s });
+      if (d.runState) finished.push({ run: r, state: d.runState });
+    }
+    await tis.settleUnrun(c, toSettle);
+    const outbox = await tis.queueTasks(c, toQueue);
+    for (const f of finished) {
+      if (await runs.finishRun(c, f.run.run_id, f.state, this.o.db.channel('events'))) {
+        this.log.info({ dagId: f.run.dag_id, runId: f.run.run_id, state: f.state }, 'run finished');
+      }
+    }
+    return outbox;
+  }
+
+  /** Publishes freshly written outbox rows, then removes them. A failure leaves them for the stale sweep. */
+  private async publish(rows: tis.OutboxRow[]) {
+    if (rows.length === 0) return;
+    try {
+      await this.o.broker.publish(
+        rows.map((r) => ({ queue: r.queue, priority: r.priority, body: r.payload })),
+      );
+      await deleteOutbox(
+        this.o.db,
+        rows.map((r) => r.id),
+      );
+    } catch (err) {
+      this.log.warn(
+        { err: (err as Error).message, messages: rows.length },
+        'publish failed; the outbox keeps them',
+      );
+    }
+  }
+
+  private async republishStaleOutbox() {
+    if (this.stopping) return;
+    try {
+      await this.o.db.tx(async (c) => {
+        const rows = await lockStaleOutbox(c, this.o.outboxStaleMs ?? 5000, 1000);
+        if (rows.length === 0) return;
+        await this.o.broker.publish(
+          rows.map((r) => ({ queue: r.queue, priority: r.priority, body: r.payload })),
+        );
+        await deleteOutbox(
+          c,
+          rows.map((r) => r.id),
+        );
+        this.log.warn(
+          { messages: rows.length },
+          'published messages left in the outbox by an interrupted publisher',
+        );
+      });
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'outbox sweep failed');
+    }
+  }
+
+  private async checkDueRetries() {
+    if (this.stopping) return;
+    try {
+      const due = await runs.runsWithDueRetries(this.o.db);
+      if (due.length === 0) return;
+      for (const id of due) this.dirty.add(id);
+      this.wake();
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'retry check failed');
+    }
+  }
+
+  /** Tries whose worker stopped heartbeating: re-run them (a lost try is not the task's failure). */
+  async reapZombies() {
+    if (this.stopping) return;
+    try {
+      const threshold = this.o.zombieThresholdMs ?? 30_000;
+      for (const z of await tis.findZombies(this.o.db, threshold)) {
+        const dag = await this.versions.get(z.dagHash);
+        const task = dag.tasks.find((t) => t.taskId === z.taskId);
+        const now = new Date();
+        const freeRetry = z.lostTries < (this.o.maxLostTries ?? 3);
+        const retryAt = freeRetry ? now : task ? nextRetry(task, z.failedTries, now) : null;
+        const error = `worker ${z.workerId ?? '?'} lost: no heartbeat for ${threshold / 1000}s`;
+        const ok = await tis.finishTry(
+          this.o.db,
+          z,
+          z.token,
+          {
+            state: retryAt ? 'up_for_retry' : 'failed',
+            exitCode: null,
+            output: null,
+            error,
+            nextRetryAt: retryAt,
+            countsAsFailure: !freeRetry,
+            lost: true,
+          },
+          this.o.db.channel('events'),
+        );
+        if (ok)
+          this.log.warn({ runId: z.runId, taskId: z.taskId, try: z.tryNumber, retry: !!retryAt }, error);
+      }
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'zombie check failed');
+    }
+  }
+
+  /** Stops intake and timers, waits for the pass in progress. Idempotent. */
+  stop(): Promise<void> {
+    this.stopped ??= (async () => {
+      this.stopping = true;
+      for (const t of this.timers) clearInterval(t);
+      await this.listener?.close();
+      await this.ticking?.catch(() => undefined);
+      this.log.info('scheduler stopped');
+    })();
+    return this.stopped;
+  }
+}
+
+function sleep(ms: number) {
+  return new Promise((r) => setTimeout(r, ms));
+}

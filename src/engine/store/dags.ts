@@ -1,0 +1,95 @@
+/** Queries about DAGs, their versions and import errors. */
+import type { SerializedDag } from '../dag/types.js';
+import type { Queryable } from './db.js';
+
+export interface DagRow {
+  dag_id: string;
+  fileloc: string;
+  hash: string;
+  is_paused: boolean;
+  is_active: boolean;
+  description: string;
+  tags: string[];
+  updated_at: Date;
+  last_parsed_at: Date;
+}
+
+export interface ImportErrorRow {
+  fileloc: string;
+  message: string;
+  occurred_at: Date;
+}
+
+/** Records a parsed DAG; returns true when its hash changed (or it is new). */
+export async function upsertDag(q: Queryable, s: SerializedDag, hash: string, pausedOnCreation = false) {
+  await q.query(
+    `INSERT INTO dag_versions (hash, dag_id, serialized) VALUES ($1, $2, $3) ON CONFLICT (hash) DO NOTHING`,
+    [hash, s.dagId, JSON.stringify(s)],
+  );
+  const r = await q.query<{ changed: boolean }>(
+    `INSERT INTO dags (dag_id, fileloc, hash, is_paused, description, tags)
+     VALUES ($1, $2, $3, $4, $5, $6)
+     ON CONFLICT (dag_id) DO UPDATE SET
+       fileloc = EXCLUDED.fileloc, hash = EXCLUDED.hash, description = EXCLUDED.description,
+       tags = EXCLUDED.tags, is_active = true, last_parsed_at = now(),
+       updated_at = CASE WHEN dags.hash IS DISTINCT FROM EXCLUDED.hash THEN now() ELSE dags.updated_at END
+     RETURNING (xmax = 0 OR updated_at = now()) AS changed`,
+    [s.dagId, s.fileloc, hash, pausedOnCreation, s.description, s.tags],
+  );
+  return r.rows[0]?.changed ?? false;
+}
+
+/** DAGs whose file is gone or no longer defines them stop being triggerable; their history stays. */
+export async function deactivateDags(q: Queryable, fileloc: string, keepDagIds: string[]) {
+  await q.query(
+    `UPDATE dags SET is_active = false WHERE fileloc = $1 AND is_active AND NOT (dag_id = ANY($2))`,
+    [fileloc, keepDagIds],
+  );
+}
+
+export async function deactivateMissingFiles(q: Queryable, presentFilelocs: string[]) {
+  await q.query(`UPDATE dags SET is_active = false WHERE is_active AND NOT (fileloc = ANY($1))`, [
+    presentFilelocs,
+  ]);
+  await q.query(`DELETE FROM import_errors WHERE NOT (fileloc = ANY($1))`, [presentFilelocs]);
+}
+
+export async function setImportError(q: Queryable, fileloc: string, message: string) {
+  await q.query(
+    `INSERT INTO import_errors (fileloc, message) VALUES ($1, $2)
+     ON CONFLICT (fileloc) DO UPDATE SET message = EXCLUDED.message, occurred_at = now()`,
+    [fileloc, message],
+  );
+}
+
+export async function clearImportError(q: Queryable, fileloc: string) {
+  await q.query(`DELETE FROM import_errors WHERE fileloc = $1`, [fileloc]);
+}
+
+export async function listImportErrors(q: Queryable): Promise<ImportErrorRow[]> {
+  return (await q.query<ImportErrorRow>(`SELECT * FROM import_errors ORDER BY fileloc`)).rows;
+}
+
+export async function listDags(q: Queryable, includeInactive = false): Promise<DagRow[]> {
+  return (
+    await q.query<DagRow>(`SELECT * FROM dags WHERE is_active OR $1 ORDER BY dag_id`, [includeInactive])
+  ).rows;
+}
+
+export async function getDag(q: Queryable, dagId: string): Promise<DagRow | undefined> {
+  return (await q.query<DagRow>(`SELECT * FROM dags WHERE dag_id = $1`, [dagId])).rows[0];
+}
+
+export async function getVersion(q: Queryable, hash: string): Promise<SerializedDag | undefined> {
+  return (
+    await q.query<{ serialized: SerializedDag }>(`SELECT serialized FROM dag_versions WHERE hash = $1`, [
+      hash,
+    ])
+  ).rows[0]?.serialized;
+}
+
+export async function setPaused(q: Queryable, dagId: string, paused: boolean): Promise<boolean> {
+  return (
+    ((await q.query(`UPDATE dags SET is_paused = $2 WHERE dag_id = $1`, [dagId, paused])).rowCount ?? 0) > 0
+  );
+}

@@ -1,0 +1,147 @@
+/** Postgres connections: a pool bound to one schema, transactions, and LISTEN with reconnect. */
+import pg from 'pg';
+import type { Logger } from '../logger.js';
+
+/** Anything that runs a query: the Db, its pool, or a client inside a transaction. */
+export interface Queryable {
+  query<R extends pg.QueryResultRow = pg.QueryResultRow>(
+    text: string,
+    values?: unknown[],
+  ): Promise<pg.QueryResult<R>>;
+}
+
+export interface DbOptions {
+  url: string;
+  /** Schema holding airtasks' tables; lets tests (and several installations) share one database. */
+  schema?: string;
+  maxConnections?: number;
+  logger?: Logger;
+  applicationName?: string;
+}
+
+const SCHEMA_PATTERN = /^[a-z_][a-z0-9_]{0,40}$/;
+
+// Timestamps as JS Dates, bigints (bigserial ids, counts) as numbers: airtasks' ids stay far below 2^53.
+pg.types.setTypeParser(20, (v) => Number(v));
+
+export class Db {
+  readonly pool: pg.Pool;
+  readonly schema: string;
+  private closed = false;
+
+  constructor(readonly options: DbOptions) {
+    this.schema = options.schema ?? 'airtasks';
+    if (!SCHEMA_PATTERN.test(this.schema)) {
+      throw new Error(`invalid schema name "${this.schema}": use lower-case letters, digits and '_'`);
+    }
+    this.pool = new pg.Pool({
+      connectionString: options.url,
+      max: options.maxConnections ?? 10,
+      options: `-c search_path=${this.schema}`,
+      application_name: options.applicationName ?? 'airtasks',
+      connectionTimeoutMillis: 10_000,
+    });
+    // An idle client that loses its server emits here; without a listener it would crash the process.
+    this.pool.on('error', (err) =>
+      options.logger?.warn({ err: err.message }, 'idle database connection lost'),
+    );
+  }
+
+  /** Channel names are per database, so they carry the schema. */
+  channel(name: 'events' | 'queue'): string {
+    return `airtasks_${this.schema}_${name}`;
+  }
+
+  query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[]) {
+    return this.pool.query<R>(text, values);
+  }
+
+  async tx<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+    const c = await this.pool.connect();
+    try {
+      await c.query('BEGIN');
+      const out = await fn(c);
+      await c.query('COMMIT');
+      return out;
+    } catch (e) {
+      await c.query('ROLLBACK').catch(() => undefined);
+      throw e;
+    } finally {
+      c.release();
+    }
+  }
+
+  listen(channels: string[], onNotify: (channel: string, payload: string) => void, onReconnect?: () => void) {
+    return new Listener(this.options, channels, onNotify, onReconnect);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.pool.end();
+  }
+}
+
+/** A dedicated connection that LISTENs, and comes back by itself after the server or network drops it. */
+export class Listener {
+  private client: pg.Client | null = null;
+  private stopped = false;
+  private retryTimer: NodeJS.Timeout | null = null;
+  readonly ready: Promise<void>;
+
+  constructor(
+    private readonly options: DbOptions,
+    private readonly channels: string[],
+    private readonly onNotify: (channel: string, payload: string) => void,
+    private readonly onReconnect?: () => void,
+  ) {
+    this.ready = this.connect(0);
+  }
+
+  private async connect(attempt: number): Promise<void> {
+    if (this.stopped) return;
+    const client = new pg.Client({ connectionString: this.options.url, application_name: 'airtasks-listen' });
+    client.on('notification', (n) => this.onNotify(n.channel, n.payload ?? ''));
+    client.on('error', () => this.reconnect(client, 0));
+    client.on('end', () => this.reconnect(client, 0));
+    try {
+      await client.connect();
+      for (const ch of this.channels) await client.query(`LISTEN "${ch}"`);
+      this.client = client;
+      if (attempt > 0) this.onReconnect?.();
+    } catch (err) {
+      this.options.logger?.warn(
+        { err: (err as Error).message, attempt },
+        'LISTEN connection failed; retrying',
+      );
+      client.end().catch(() => undefined);
+      if (attempt === 0 && !this.onReconnect) throw err;
+      this.scheduleRetry(attempt + 1);
+    }
+  }
+
+  private reconnect(client: pg.Client, attempt: number) {
+    if (this.stopped || this.client !== client) return;
+    this.client = null;
+    this.options.logger?.warn('LISTEN connection lost; reconnecting');
+    client.end().catch(() => undefined);
+    this.scheduleRetry(attempt + 1);
+  }
+
+  private scheduleRetry(attempt: number) {
+    if (this.stopped || this.retryTimer) return;
+    const delay = Math.min(5000, 100 * 2 ** Math.min(attempt, 6));
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      void this.connect(Math.max(attempt, 1));
+    }, delay);
+  }
+
+  async close(): Promise<void> {
+    this.stopped = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    const c = this.client;
+    this.client = null;
+    await c?.end().catch(() => undefined);
+  }
+}

@@ -1,0 +1,22 @@
+/** The transactional outbox of task messages (see migration 0001). */
+import type { Queryable } from './db.js';
+import type { OutboxRow } from './task-instances.js';
+
+export async function deleteOutbox(q: Queryable, ids: number[]) {
+  if (ids.length > 0) await q.query(`DELETE FROM outbox WHERE id = ANY($1)`, [ids]);
+}
+
+/** Rows left behind by a publisher that died; locked so two schedulers do not both publish them. */
+export async function lockStaleOutbox(
+  q: Queryable,
+  olderThanMs: number,
+  limit: number,
+): Promise<OutboxRow[]> {
+  return (
+    await q.query<OutboxRow>(
+      `SELECT id, queue, priority, payload FROM outbox WHERE created_at < now() - make_interval(secs => $1)
+       ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED`,
+      [olderThanMs / 1000, limit],
+    )
+  ).rows;
+}

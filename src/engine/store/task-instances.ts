@@ -1,0 +1,294 @@
+/** Queries about task instances and their tries. Every state change is conditional on the state it expects. */
+import type { SerializedTask } from '../dag/types.js';
+import type { Queryable } from './db.js';
+
+export type TaskState =
+  'none' | 'queued' | 'running' | 'success' | 'failed' | 'upstream_failed' | 'skipped' | 'up_for_retry';
+
+export const TERMINAL_TASK_STATES: readonly TaskState[] = ['success', 'failed', 'upstream_failed', 'skipped'];
+
+export interface TaskInstanceRow {
+  run_id: string;
+  task_id: string;
+  state: TaskState;
+  queue: string;
+  priority: number;
+  try_number: number;
+  failed_tries: number;
+  lost_tries: number;
+  claim_token: string | null;
+  worker_id: string | null;
+  next_retry_at: Date | null;
+  queued_at: Date | null;
+  started_at: Date | null;
+  ended_at: Date | null;
+  exit_code: number | null;
+  output: unknown;
+  error: string | null;
+}
+
+/** The fields the scheduler decides on. */
+export type TaskInstanceBrief = Pick<
+  TaskInstanceRow,
+  'run_id' | 'task_id' | 'state' | 'try_number' | 'failed_tries' | 'next_retry_at'
+>;
+
+export interface TaskMessage {
+  runId: string;
+  taskId: string;
+  tryNumber: number;
+}
+
+export interface OutboxRow {
+  id: number;
+  queue: string;
+  priority: number;
+  payload: TaskMessage;
+}
+
+export async function createTaskInstances(q: Queryable, runId: string, tasks: SerializedTask[]) {
+  await q.query(
+    `INSERT INTO task_instances (run_id, task_id, state, queue, priority)
+     SELECT $1, t.task_id, 'none', t.queue, t.priority
+     FROM unnest($2::text[], $3::text[], $4::int[]) AS t(task_id, queue, priority)
+     ON CONFLICT DO NOTHING`,
+    [runId, tasks.map((t) => t.taskId), tasks.map((t) => t.queue), tasks.map((t) => t.priorityWeight)],
+  );
+}
+
+export async function briefsForRuns(q: Queryable, runIds: string[]): Promise<TaskInstanceBrief[]> {
+  return (
+    await q.query<TaskInstanceBrief>(
+      `SELECT run_id, task_id, state, try_number, failed_tries, next_retry_at
+       FROM task_instances WHERE run_id = ANY($1)`,
+      [runIds],
+    )
+  ).rows;
+}
+
+export interface QueueRequest {
+  runId: string;
+  taskId: string;
+  from: 'none' | 'up_for_retry';
+}
+
+/** Moves tasks to 'queued' (next try) and writes their messages to the outbox, in one statement. */
+export async function queueTasks(q: Queryable, reqs: QueueRequest[]): Promise<OutboxRow[]> {
+  if (reqs.length === 0) return [];
+  return (
+    await q.query<OutboxRow>(
+      `WITH q AS (
+         UPDATE task_instances t SET state = 'queued', try_number = t.try_number + 1, queued_at = now(),
+           next_retry_at = NULL, claim_token = NULL, worker_id = NULL, started_at = NULL, ended_at = NULL,
+           exit_code = NULL, error = NULL
+         FROM unnest($1::text[], $2::text[], $3::text[]) AS x(run_id, task_id, from_state)
+         WHERE t.run_id = x.run_id AND t.task_id = x.task_id AND t.state = x.from_state
+         RETURNING t.run_id, t.task_id, t.try_number, t.queue, t.priority)
+       INSERT INTO outbox (queue, priority, payload)
+       SELECT queue, priority, jsonb_build_object('runId', run_id, 'taskId', task_id, 'tryNumber', try_number)
+       FROM q RETURNING id, queue, priority, payload`,
+      [reqs.map((r) => r.runId), reqs.map((r) => r.taskId), reqs.map((r) => r.from)],
+    )
+  ).rows;
+}
+
+/** Sets tasks that never ran to skipped / upstream_failed. */
+export async function settleUnrun(
+  q: Queryable,
+  items: Array<{ runId: string; taskId: string; state: 'skipped' | 'upstream_failed' }>,
+) {
+  if (items.length === 0) return;
+  await q.query(
+    `UPDATE task_instances t SET state = x.state, ended_at = now()
+     FROM unnest($1::text[], $2::text[], $3::text[]) AS x(run_id, task_id, state)
+     WHERE t.run_id = x.run_id AND t.task_id = x.task_id AND t.state = 'none'`,
+    [items.map((i) => i.runId), items.map((i) => i.taskId), items.map((i) => i.state)],
+  );
+}
+
+export interface Claim {
+  dagId: string;
+  dagHash: string;
+  conf: Record<string, unknown>;
+  logicalDate: Date;
+  failedTries: number;
+  lostTries: number;
+}
+
+/** Claims one try for a worker. Null when the message is stale: another try, already claimed, or run over. */
+export async function claimTask(
+  q: Queryable,
+  m: TaskMessage,
+  workerId: string,
+  token: string,
+): Promise<Claim | null> {
+  const r = await q.query<{
+    dag_id: string;
+    dag_hash: string;
+    conf: Record<string, unknown>;
+    logical_date: Date;
+    failed_tries: number;
+    lost_tries: number;
+  }>(
+    `UPDATE task_instances t SET state = 'running', claim_token = $4, worker_id = $5, started_at = now()
+     FROM dag_runs r
+     WHERE t.run_id = $1 AND t.task_id = $2 AND t.try_number = $3 AND t.state = 'queued'
+       AND r.run_id = t.run_id AND r.state = 'running'
+     RETURNING r.dag_id, r.dag_hash, r.conf, r.logical_date, t.failed_tries, t.lost_tries`,
+    [m.runId, m.taskId, m.tryNumber, token, workerId],
+  );
+  const row = r.rows[0];
+  if (!row) return null;
+  return {
+    dagId: row.dag_id,
+    dagHash: row.dag_hash,
+    conf: row.conf,
+    logicalDate: row.logical_date,
+    failedTries: row.failed_tries,
+    lostTries: row.lost_tries,
+  };
+}
+
+export interface TryResult {
+  state: 'success' | 'failed' | 'up_for_retry';
+  exitCode: number | null;
+  output: unknown;
+  error: string | null;
+  nextRetryAt: Date | null;
+  /** True when the try counts against the task's retries (its own failure, not a lost worker). */
+  countsAsFailure: boolean;
+  lost?: boolean;
+}
+
+/**
+ * Records the end of a try, fenced by the claim token: a worker that lost its claim changes nothing.
+ * Records the try in task_tries and wakes the schedulers, in the same statement. Returns false when fenced out.
+ */
+export async function finishTry(
+  q: Queryable,
+  m: TaskMessage,
+  token: string,
+  res: TryResult,
+  channel: string,
+): Promise<boolean> {
+  const r = await q.query(
+    `WITH upd AS (
+       UPDATE task_instances SET state = $5, ended_at = now(), exit_code = $6, output = $7, error = $8,
+         next_retry_at = $9, failed_tries = failed_tries + $10, lost_tries = lost_tries + $11
+       WHERE run_id = $1 AND task_id = $2 AND try_number = $3 AND claim_token = $4 AND state = 'running'
+       RETURNING run_id, task_id, try_number, worker_id, started_at, ended_at, exit_code, error),
+     tries AS (
+       INSERT INTO task_tries (run_id, task_id, try_number, state, worker_id, started_at, ended_at, exit_code, error)
+       SELECT run_id, task_id, try_number, CASE WHEN $5 = 'success' THEN 'success' ELSE 'failed' END,
+              worker_id, started_at, ended_at, exit_code, error FROM upd
+       ON CONFLICT DO NOTHING RETURNING run_id)
+     SELECT pg_notify($12, run_id) FROM upd`,
+    [
+      m.runId,
+      m.taskId,
+      m.tryNumber,
+      token,
+      res.state,
+      res.exitCode,
+      res.output === undefined ? null : JSON.stringify(res.output),
+      res.error,
+      res.nextRetryAt,
+      res.countsAsFailure ? 1 : 0,
+      res.lost ? 1 : 0,
+      channel,
+    ],
+  );
+  return (r.rowCount ?? 0) > 0;
+}
+
+export interface RunningTask extends TaskMessage {
+  token: string;
+  dagHash: string;
+  failedTries: number;
+  lostTries: number;
+  workerId: string | null;
+}
+
+/** Running tasks whose worker stopped heartbeating (or stopped): their tries are lost. */
+export async function findZombies(q: Queryable, thresholdMs: number): Promise<RunningTask[]> {
+  const r = await q.query<{
+    run_id: string;
+    task_id: string;
+    try_number: number;
+    claim_token: string;
+    dag_hash: string;
+    failed_tries: number;
+    lost_tries: number;
+    worker_id: string | null;
+  }>(
+    `SELECT t.run_id, t.task_id, t.try_number, t.claim_token, r.dag_hash, t.failed_tries, t.lost_tries, t.worker_id
+     FROM task_instances t JOIN dag_runs r USING (run_id) LEFT JOIN workers w USING (worker_id)
+     WHERE t.state = 'running'
+       AND (w.worker_id IS NULL OR w.stopped_at IS NOT NULL OR w.heartbeat_at < now() - make_interval(secs => $1))
+     LIMIT 500`,
+    [thresholdMs / 1000],
+  );
+  return r.rows.map((x) => ({
+    runId: x.run_id,
+    taskId: x.task_id,
+    tryNumber: x.try_number,
+    token: x.claim_token,
+    dagHash: x.dag_hash,
+    failedTries: x.failed_tries,
+    lostTries: x.lost_tries,
+    workerId: x.worker_id,
+  }));
+}
+
+export async function listTaskInstances(q: Queryable, runId: string): Promise<TaskInstanceRow[]> {
+  return (
+    await q.query<TaskInstanceRow>(
+      `SELECT * FROM task_instances WHERE run_id = $1 ORDER BY started_at NULLS LAST, task_id`,
+      [runId],
+    )
+  ).rows;
+}
+
+export async function getTaskInstance(q: Queryable, runId: string, taskId: string) {
+  return (
+    await q.query<TaskInstanceRow>(`SELECT * FROM task_instances WHERE run_id = $1 AND task_id = $2`, [
+      runId,
+      taskId,
+    ])
+  ).rows[0];
+}
+
+export interface TryRow {
+  run_id: string;
+  task_id: string;
+  try_number: number;
+  state: string;
+  worker_id: string | null;
+  started_at: Date | null;
+  ended_at: Date | null;
+  exit_code: number | null;
+  error: string | null;
+}
+
+export async function listTries(q: Queryable, runId: string, taskId?: string): Promise<TryRow[]> {
+  return (
+    await q.query<TryRow>(
+      `SELECT * FROM task_tries WHERE run_id = $1 AND ($2::text IS NULL OR task_id = $2) ORDER BY task_id, try_number`,
+      [runId, taskId ?? null],
+    )
+  ).rows;
+}
+
+/** Outputs of the given tasks of a run (successful ones only). */
+export async function outputsOf(
+  q: Queryable,
+  runId: string,
+  taskIds: string[],
+): Promise<Map<string, unknown>> {
+  if (taskIds.length === 0) return new Map();
+  const r = await q.query<{ task_id: string; output: unknown }>(
+    `SELECT task_id, output FROM task_instances WHERE run_id = $1 AND task_id = ANY($2) AND state = 'success'`,
+    [runId, taskIds],
+  );
+  return new Map(r.rows.map((x) => [x.task_id, x.output]));
+}

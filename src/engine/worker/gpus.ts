@@ -1,0 +1,205 @@
+/**
+ * The GPUs of one worker and which task holds which. A worker knows its devices (`--gpus 0,1`, or
+ * what nvidia-smi lists) and hands each task specific device ids, so that two tasks never share a
+ * GPU. A request the worker can never satisfy fails at once; one that only has to wait for busy
+ * devices waits (first come, first served), and gives up when its signal aborts.
+ *
+ *   const gpus = await GpuAllocator.fromSpec(flags.gpus);  // '0,1' | 'all' | 'none' | undefined (= detect)
+ *   const lease = await gpus.acquire(2, { signal });       // { ids: ['0', '1'], release() }
+ *   try { ... } finally { lease.release(); }
+ */
+import { execFile } from 'node:child_process';
+
+/** What a task asks for: a count, every GPU of the worker, or specific device ids (index or UUID). */
+export type GpuRequest = number | 'all' | readonly string[];
+
+export class GpuRequestError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'GpuRequestError';
+  }
+}
+
+export interface GpuLease {
+  /** The device ids the task may use (nvidia-smi indexes or UUIDs, as the worker was given them). */
+  readonly ids: readonly string[];
+  /** Gives the devices back; calling it again does nothing. */
+  release(): void;
+}
+
+interface Waiter {
+  ids: readonly string[] | null;
+  count: number;
+  resolve(lease: GpuLease): void;
+}
+
+export class GpuAllocator {
+  readonly devices: readonly string[];
+  private readonly busy = new Set<string>();
+  private readonly waiters: Waiter[] = [];
+
+  constructor(devices: readonly string[]) {
+    const seen = new Set<string>();
+    for (const d of devices) {
+      if (seen.has(d)) throw new GpuRequestError(`GPU "${d}" is listed twice`);
+      seen.add(d);
+    }
+    this.devices = [...devices];
+  }
+
+  /**
+   * From a worker's `--gpus` value: comma-separated device ids (`0,1`, `GPU-6f2c...`), `all` (what
+   * nvidia-smi lists), `none` or '' (no GPUs); undefined also detects with nvidia-smi.
+   */
+  static async fromSpec(spec: string | undefined, opts: DetectOptions = {}): Promise<GpuAllocator> {
+    const parsed = parseGpuSpec(spec);
+    return new GpuAllocator(parsed === 'detect' ? await detectGpus(opts) : parsed);
+  }
+
+  /** Devices no task holds now. */
+  get free(): string[] {
+    return this.devices.filter((d) => !this.busy.has(d));
+  }
+
+  /**
+   * Reserves devices for a task. Throws GpuRequestError at once when the worker can never satisfy the
+   * request; waits while the devices exist but are held by other tasks.
+   */
+  acquire(request: GpuRequest, opts: { signal?: AbortSignal } = {}): Promise<GpuLease> {
+    let waiter: Omit<Waiter, 'resolve'>;
+    try {
+      waiter = this.check(request);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (waiter.count === 0) return Promise.resolve({ ids: [], release() {} });
+    return new Promise<GpuLease>((resolve, reject) => {
+      const signal = opts.signal;
+      if (signal?.aborted)
+        return reject(new GpuRequestError(`stopped while waiting for GPUs: ${String(signal.reason)}`));
+      const entry: Waiter = {
+        ...waiter,
+        resolve: (lease) => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve(lease);
+        },
+      };
+      const onAbort = () => {
+        const i = this.waiters.indexOf(entry);
+        if (i >= 0) this.waiters.splice(i, 1);
+        reject(new GpuRequestError(`stopped while waiting for GPUs: ${String(signal?.reason)}`));
+        this.grant();
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.waiters.push(entry);
+      this.grant();
+    });
+  }
+
+  private check(request: GpuRequest): Omit<Waiter, 'resolve'> {
+    const have = this.devices.length;
+    const what = have === 0 ? 'none' : `${have} (${this.devices.join(', ')})`;
+    const hint =
+      have === 0
+        ? ': run it on a worker with GPUs (start the worker with --gpus, or where nvidia-smi lists the GPUs)'
+        : ': ask for fewer, or run it on a worker with more GPUs';
+    if (request === 'all') {
+      if (have === 0) throw new GpuRequestError(`the task asks for all GPUs but this worker has none${hint}`);
+      return { ids: this.devices, count: have };
+    }
+    if (typeof request === 'number') {
+      if (!Number.isInteger(request) || request < 0) {
+        throw new GpuRequestError(
+          `gpus must be a whole number >= 0, 'all' or a list of device ids, not ${request}`,
+        );
+      }
+      if (request > have)
+        throw new GpuRequestError(`the task asks for ${request} GPU(s) but this worker has ${what}${hint}`);
+      return { ids: null, count: request };
+    }
+    if (!Array.isArray(request))
+      throw new GpuRequestError(`gpus must be a number, 'all' or a list of device ids`);
+    const ids = [...new Set(request.map(String))];
+    const unknown = ids.filter((id) => !this.devices.includes(id));
+    if (unknown.length > 0) {
+      throw new GpuRequestError(
+        `the task asks for GPU(s) ${unknown.join(', ')} but this worker has ${what}${hint}`,
+      );
+    }
+    return { ids, count: ids.length };
+  }
+
+  /** Serves waiters in arrival order; a waiter that cannot be served blocks those behind it (no starvation). */
+  private grant() {
+    while (this.waiters.length > 0) {
+      const w = this.waiters[0]!;
+      const ids = w.ids ? (w.ids.every((d) => !this.busy.has(d)) ? w.ids : null) : this.pick(w.count);
+      if (!ids) return;
+      this.waiters.shift();
+      for (const d of ids) this.busy.add(d);
+      let released = false;
+      w.resolve({
+        ids: [...ids],
+        release: () => {
+          if (released) return;
+          released = true;
+          for (const d of ids) this.busy.delete(d);
+          this.grant();
+        },
+      });
+    }
+  }
+
+  private pick(count: number): string[] | null {
+    const free = this.free;
+    return free.length >= count ? free.slice(0, count) : null;
+  }
+}
+
+/** A `--gpus` value: device ids, or 'detect' for all / unset. */
+export function parseGpuSpec(spec: string | undefined): string[] | 'detect' {
+  if (spec === undefined) return 'detect';
+  const s = spec.trim();
+  if (s === 'all') return 'detect';
+  if (s === '' || s === 'none') return [];
+  const ids = s
+    .split(',')
+    .map((x) => x.trim())
+    .filter((x) => x !== '');
+  for (const id of ids) {
+    if (!/^(\d+|(GPU|MIG)-[0-9A-Za-z/-]+)$/.test(id)) {
+      throw new GpuRequestError(
+        `invalid GPU id "${id}" in --gpus: give device indexes or UUIDs separated by commas (e.g. 0,1), "all" or "none"`,
+      );
+    }
+  }
+  return ids;
+}
+
+export interface DetectOptions {
+  /** The nvidia-smi program; default `nvidia-smi` on PATH. */
+  command?: string;
+  timeoutMs?: number;
+}
+
+/** The GPUs nvidia-smi lists, by index; none when nvidia-smi is missing or fails. */
+export function detectGpus(opts: DetectOptions = {}): Promise<string[]> {
+  return new Promise((resolve) => {
+    execFile(
+      opts.command ?? 'nvidia-smi',
+      ['--query-gpu=index,uuid', '--format=csv,noheader'],
+      { timeout: opts.timeoutMs ?? 10_000 },
+      (err, stdout) => resolve(err ? [] : parseNvidiaSmi(String(stdout))),
+    );
+  });
+}
+
+/** Lines of `nvidia-smi --query-gpu=index,uuid --format=csv,noheader` -> indexes. */
+export function parseNvidiaSmi(out: string): string[] {
+  const ids: string[] = [];
+  for (const line of out.split('\n')) {
+    const index = line.split(',')[0]?.trim();
+    if (index && /^\d+$/.test(index)) ids.push(index);
+  }
+  return ids;
+}

@@ -1,0 +1,268 @@
+/**
+ * The worker: takes task messages from its queues (prefetch = concurrency), claims each try with a
+ * conditional update (stale and duplicate messages are acked and ignored), runs it, stores the result
+ * fenced by the claim token, and acks only after that commit. Heartbeats keep its claims alive; a claim
+ * found lost stops its task. stop() drains: no new work, running tasks get a grace period.
+ */
+import { randomUUID } from 'node:crypto';
+import os from 'node:os';
+import type { Broker, Delivery, Subscription } from '../broker/broker.js';
+import type { SerializedTask } from '../dag/types.js';
+import { VersionCache } from '../dag/versions.js';
+import type { Logger } from '../logger.js';
+import { silentLogger } from '../logger.js';
+import { getOperator } from '../operators/registry.js';
+import { TaskFailure } from '../operators/types.js';
+import { nextRetry } from '../scheduler/decide.js';
+import type { Db } from '../store/db.js';
+import * as tis from '../store/task-instances.js';
+import { getVariable, listVariables } from '../store/variables.js';
+import * as workers from '../store/workers.js';
+import type { GpuAllocator } from './gpus.js';
+import { LogSink } from './log-sink.js';
+
+export interface WorkerOptions {
+  db: Db;
+  broker: Broker;
+  logger?: Logger;
+  queues: string[];
+  concurrency: number;
+  dagsFolder: string;
+  workerId?: string;
+  heartbeatMs?: number;
+  /** How long running tasks may take to finish after stop() before they are stopped. */
+  graceMs?: number;
+  logCapBytes?: number;
+  outputCapBytes?: number;
+  /** This worker's GPUs, handed to container tasks device by device (one allocator per process). */
+  gpus?: GpuAllocator;
+}
+
+interface Running {
+  message: tis.TaskMessage;
+  token: string;
+  abort: AbortController;
+}
+
+export class Worker {
+  readonly id: string;
+  private readonly log: Logger;
+  private readonly versions: VersionCache;
+  private subscription: Subscription | null = null;
+  private readonly inflight = new Set<Promise<void>>();
+  private readonly running = new Map<string, Running>();
+  private heartbeatTimer: NodeJS.Timeout | null = null;
+  private stopping = false;
+  private stopped: Promise<void> | null = null;
+
+  constructor(private readonly o: WorkerOptions) {
+    this.id = o.workerId ?? `${os.hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
+    this.log = (o.logger ?? silentLogger).child({ component: 'worker', workerId: this.id });
+    this.versions = new VersionCache(o.db);
+  }
+
+  async start(): Promise<void> {
+    await workers.registerWorker(this.o.db, {
+      workerId: this.id,
+      hostname: os.hostname(),
+      pid: process.pid,
+      queues: this.o.queues,
+      concurrency: this.o.concurrency,
+    });
+    this.heartbeatTimer = setInterval(() => void this.heartbeat(), this.o.heartbeatMs ?? 2000);
+    this.subscription = await this.o.broker.subscribe(this.o.queues, this.o.concurrency, (d) =>
+      this.accept(d),
+    );
+    this.log.info(
+      { queues: this.o.queues, concurrency: this.o.concurrency, broker: this.o.broker.kind },
+      'worker started',
+    );
+  }
+
+  private accept(d: Delivery) {
+    const p = this.handle(d).catch((err) =>
+      this.log.error({ err: (err as Error).message }, 'task handling failed'),
+    );
+    this.inflight.add(p);
+    void p.finally(() => this.inflight.delete(p));
+  }
+
+  private async handle(d: Delivery): Promise<void> {
+    const m = d.body;
+    const ids = { runId: m.runId, taskId: m.taskId, try: m.tryNumber };
+    if (this.stopping) return d.release();
+    const token = randomUUID();
+    let claim: tis.Claim | null;
+    try {
+      claim = await tis.claimTask(this.o.db, m, this.id, token);
+    } catch (err) {
+      // The database is unreachable: give the message back a little later (an immediate requeue would spin).
+      this.log.warn({ ...ids, err: (err as Error).message }, 'claim failed; message released');
+      await sleep(1000);
+      return d.release();
+    }
+    if (!claim) {
+      this.log.debug({ ...ids, redelivered: d.redelivered }, 'stale or duplicate message ignored');
+      return d.ack();
+    }
+    const abort = new AbortController();
+    this.running.set(token, { message: m, token, abort });
+    const sink = new LogSink(
+      this.o.db,
+      { runId: m.runId, taskId: m.taskId, tryNumber: m.tryNumber },
+      {
+        capBytes: this.o.logCapBytes ?? 10 * 1024 * 1024,
+        mask: await this.secretValues(),
+      },
+    );
+    const log = this.log.child({ dagId: claim.dagId, ...ids });
+    log.info('task started');
+    let result: tis.TryResult;
+    let task: SerializedTask | undefined;
+    const timers: NodeJS.Timeout[] = [];
+    try {
+      const dag = await this.versions.get(claim.dagHash);
+      task = dag.tasks.find((t) => t.taskId === m.taskId);
+      if (!task) throw new TaskFailure(`task ${m.taskId} is not in DAG version ${claim.dagHash}`);
+      const op = getOperator(task.operator);
+      if (!op) throw new TaskFailure(`no operator "${task.operator}" is registered in this worker`);
+      if (task.timeoutMs !== null) {
+        const ms = task.timeoutMs;
+        timers.push(setTimeout(() => abort.abort(`timed out after ${ms} ms`), ms));
+      }
+      sink.system(`try ${m.tryNumber} on worker ${this.id}`);
+      const outputs = await tis.outputsOf(this.o.db, m.runId, task.upstream);
+      const r = await op.execute({
+        dag,
+        task,
+        run: { ...claim, runId: m.runId, taskId: m.taskId, tryNumber: m.tryNumber, outputs },
+        log: sink,
+        signal: abort.signal,
+        dagsFolder: this.o.dagsFolder,
+        gpus: this.o.gpus,
+        variable: async (key) => (await getVariable(this.o.db, key))?.value,
+      });
+      checkOutputSize(r.output, this.o.outputCapBytes ?? 256 * 1024);
+      result = {
+        state: 'success',
+        exitCode: r.exitCode ?? null,
+        output: r.output,
+        error: null,
+        nextRetryAt: null,
+        countsAsFailure: false,
+      };
+    } catch (err) {
+      const failure =
+        err instanceof TaskFailure ? err : new TaskFailure((err as Error).message ?? String(err));
+      sink.system(`failed: ${failure.message}`);
+      result = this.failure(failure, task, claim, abort.signal);
+    } finally {
+      for (const t of timers) clearTimeout(t);
+    }
+    await sink.flush();
+    const stored = await this.store(m, token, result, log);
+    this.running.delete(token);
+    if (stored) log.info({ state: result.state, error: result.error ?? undefined }, 'task finished');
+    else log.warn('claim was lost while the task ran; result discarded (a newer try owns the task)');
+    await d.ack();
+  }
+
+  private failure(
+    f: TaskFailure,
+    task: SerializedTask | undefined,
+    claim: tis.Claim,
+    signal: AbortSignal,
+  ): tis.TryResult {
+    const base = { exitCode: f.exitCode, output: null, error: f.message };
+    // Stopped by this worker's shutdown: not the task's fault, run it again elsewhere.
+    if (signal.aborted && this.stopping) {
+      return { ...base, state: 'up_for_retry', nextRetryAt: new Date(), countsAsFailure: false, lost: true };
+    }
+    const retryAt = task ? nextRetry(task, claim.failedTries, new Date()) : null;
+    return {
+      ...base,
+      state: retryAt ? 'up_for_retry' : 'failed',
+      nextRetryAt: retryAt,
+      countsAsFailure: true,
+    };
+  }
+
+  /** Stores the result, retrying while the database is unreachable; false when fenced out. */
+  private async store(m: tis.TaskMessage, token: string, r: tis.TryResult, log: Logger): Promise<boolean> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await tis.finishTry(this.o.db, m, token, r, this.o.db.channel('events'));
+      } catch (err) {
+        log.warn({ err: (err as Error).message, attempt }, 'storing the result failed; retrying');
+        await sleep(Math.min(5000, 200 * 2 ** Math.min(attempt, 5)));
+      }
+    }
+  }
+
+  private async secretValues(): Promise<string[]> {
+    try {
+      return (await listVariables(this.o.db)).filter((v) => v.is_secret).map((v) => v.value);
+    } catch {
+      return [];
+    }
+  }
+
+  private async heartbeat() {
+    try {
+      const lost = await workers.heartbeat(this.o.db, this.id, [...this.running.keys()]);
+      for (const token of lost) {
+        const r = this.running.get(token);
+        if (!r) continue;
+        this.log.warn(
+          { runId: r.message.runId, taskId: r.message.taskId },
+          'claim lost (declared dead?); stopping task',
+        );
+        r.abort.abort('claim lost');
+      }
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'heartbeat failed');
+    }
+  }
+
+  get busy(): number {
+    return this.running.size;
+  }
+
+  /** Drains: stops intake, lets running tasks finish within the grace period, then stops them. Idempotent. */
+  stop(): Promise<void> {
+    this.stopped ??= (async () => {
+      this.stopping = true;
+      this.log.info({ running: this.running.size }, 'worker stopping');
+      await this.subscription?.cancel().catch(() => undefined);
+      let graceTimer: NodeJS.Timeout | undefined;
+      const late = await Promise.race([
+        Promise.allSettled([...this.inflight]).then(() => false),
+        new Promise<boolean>((r) => (graceTimer = setTimeout(() => r(true), this.o.graceMs ?? 30_000))),
+      ]);
+      clearTimeout(graceTimer);
+      if (late) {
+        for (const r of this.running.values()) r.abort.abort('worker shutting down');
+        await Promise.allSettled([...this.inflight]);
+      }
+      if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+      await workers.stopWorker(this.o.db, this.id).catch(() => undefined);
+      this.log.info('worker stopped');
+    })();
+    return this.stopped;
+  }
+}
+
+function checkOutputSize(output: unknown, cap: number) {
+  const json = JSON.stringify(output ?? null);
+  if (json === undefined) throw new TaskFailure('the task returned a value that is not JSON-serialisable');
+  const bytes = Buffer.byteLength(json);
+  if (bytes > cap) {
+    throw new TaskFailure(
+      `the task's output is ${bytes} bytes, over the cap of ${cap} bytes: store large data elsewhere and return a reference`,
+    );
+  }
+}
+
+function sleep(ms: number) {
+  return new Promise((r) => setTimeout(r, ms));
+}

@@ -1,0 +1,113 @@
+/**
+ * Where things are: the project (nearest airtasks.json upwards), its dags folder, and the database and
+ * broker to use. Precedence: explicit option (flag or env var) > a running `airtasks standalone` of this
+ * project > nothing (an error that says what to do).
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { AirtasksError, ExitCode } from '../engine/errors.js';
+
+export interface ProjectConfig {
+  /** Relative to the project root. */
+  dagsFolder: string;
+  queues: Record<string, { concurrency?: number; min?: number; max?: number }>;
+  [key: string]: unknown;
+}
+
+export interface Project {
+  root: string;
+  configFile: string | null;
+  config: ProjectConfig;
+}
+
+export interface ConnectionOptions {
+  databaseUrl?: string;
+  brokerUrl?: string;
+  schema?: string;
+  queuePrefix?: string;
+  dagsFolder?: string;
+  /** Start looking for the project here (default: cwd). */
+  cwd?: string;
+}
+
+export interface Connection {
+  databaseUrl: string;
+  brokerUrl: string | undefined;
+  schema: string;
+  queuePrefix: string;
+  dagsFolder: string;
+  project: Project;
+  /** Where the database URL came from, for messages. */
+  source: 'option' | 'standalone';
+}
+
+export const CONFIG_FILE = 'airtasks.json';
+
+export function findProject(cwd = process.cwd()): Project {
+  let dir = path.resolve(cwd);
+  for (;;) {
+    const file = path.join(dir, CONFIG_FILE);
+    if (existsSync(file)) {
+      let parsed: Partial<ProjectConfig>;
+      try {
+        parsed = JSON.parse(readFileSync(file, 'utf8')) as Partial<ProjectConfig>;
+      } catch (err) {
+        throw new AirtasksError(`${file} is not valid JSON: ${(err as Error).message}`, ExitCode.USAGE);
+      }
+      return { root: dir, configFile: file, config: { dagsFolder: 'dags', queues: {}, ...parsed } };
+    }
+    const parent = path.dirname(dir);
+    if (parent === dir) break;
+    dir = parent;
+  }
+  return { root: path.resolve(cwd), configFile: null, config: { dagsFolder: 'dags', queues: {} } };
+}
+
+export interface StandaloneState {
+  pid: number;
+  databaseUrl: string;
+  schema: string;
+  startedAt: string;
+}
+
+export function standaloneStateFile(project: Project): string {
+  return path.join(project.root, '.airtasks', 'standalone.json');
+}
+
+/** The state of this project's running standalone, or null if none runs. */
+export function runningStandalone(project: Project): StandaloneState | null {
+  const file = standaloneStateFile(project);
+  if (!existsSync(file)) return null;
+  try {
+    const s = JSON.parse(readFileSync(file, 'utf8')) as StandaloneState;
+    process.kill(s.pid, 0);
+    return s;
+  } catch {
+    return null;
+  }
+}
+
+export function resolveDagsFolder(opts: ConnectionOptions, project = findProject(opts.cwd)): string {
+  return path.resolve(project.root, opts.dagsFolder ?? project.config.dagsFolder);
+}
+
+export function resolveConnection(opts: ConnectionOptions): Connection {
+  const project = findProject(opts.cwd);
+  const dagsFolder = resolveDagsFolder(opts, project);
+  const base = {
+    brokerUrl: opts.brokerUrl || undefined,
+    queuePrefix: opts.queuePrefix ?? '',
+    dagsFolder,
+    project,
+  };
+  if (opts.databaseUrl) {
+    return { ...base, databaseUrl: opts.databaseUrl, schema: opts.schema ?? 'airtasks', source: 'option' };
+  }
+  const sa = runningStandalone(project);
+  if (sa)
+    return { ...base, databaseUrl: sa.databaseUrl, schema: opts.schema ?? sa.schema, source: 'standalone' };
+  throw new AirtasksError(
+    'No database configured: pass --database-url, set AIRTASKS_DATABASE_URL, or start `airtasks standalone` in this project.',
+    ExitCode.UNAVAILABLE,
+  );
+}

@@ -1,0 +1,96 @@
+/** The long-lived processes as plain start/stop handles; the CLI entry point owns the signals. */
+import os from 'node:os';
+import type { Logger } from '../engine/logger.js';
+import { Scheduler, type SchedulerOptions } from '../engine/scheduler/scheduler.js';
+import { GpuAllocator } from '../engine/worker/gpus.js';
+import { Worker, type WorkerOptions } from '../engine/worker/worker.js';
+import { usageError } from '../engine/errors.js';
+import type { ConnectionOptions } from './config.js';
+import { openEngine, type Engine } from './engine.js';
+
+export interface Daemon {
+  stop(): Promise<void>;
+}
+
+export type SchedulerSettings = Partial<Omit<SchedulerOptions, 'db' | 'broker' | 'logger' | 'dagsFolder'>>;
+
+export async function startScheduler(
+  o: ConnectionOptions & { logger: Logger } & SchedulerSettings,
+): Promise<Daemon> {
+  const engine = await openEngine(o, { broker: true, migrate: true, logger: o.logger });
+  const scheduler = new Scheduler({
+    ...o,
+    db: engine.db,
+    broker: engine.broker!,
+    logger: o.logger,
+    dagsFolder: engine.conn.dagsFolder,
+  });
+  return startOrClose(engine, scheduler, () => scheduler.start());
+}
+
+export type WorkerSettings = Partial<
+  Omit<WorkerOptions, 'db' | 'broker' | 'logger' | 'dagsFolder' | 'queues' | 'concurrency' | 'gpus'>
+> & {
+  /** '0,1', 'all' or 'none'; undefined: detect with nvidia-smi. */
+  gpuSpec?: string;
+};
+
+export function parseQueues(text: string): string[] {
+  const queues = [
+    ...new Set(
+      text
+        .split(',')
+        .map((q) => q.trim())
+        .filter(Boolean),
+    ),
+  ];
+  if (queues.length === 0) throw usageError('--queues needs at least one queue name, e.g. -q worker,gpu');
+  return queues;
+}
+
+export async function startWorker(
+  o: ConnectionOptions & { logger: Logger; queues: string[]; concurrency: number } & WorkerSettings,
+): Promise<Daemon> {
+  if (!Number.isInteger(o.concurrency) || o.concurrency < 1)
+    throw usageError('--concurrency must be an integer >= 1');
+  const gpus = await GpuAllocator.fromSpec(o.gpuSpec);
+  const engine = await openEngine(o, {
+    broker: true,
+    migrate: true,
+    logger: o.logger,
+    maxConnections: o.concurrency + 4,
+  });
+  const worker = new Worker({
+    ...o,
+    gpus,
+    db: engine.db,
+    broker: engine.broker!,
+    logger: o.logger,
+    dagsFolder: engine.conn.dagsFolder,
+  });
+  return startOrClose(engine, worker, () => worker.start());
+}
+
+async function startOrClose(engine: Engine, d: Daemon, start: () => Promise<void>): Promise<Daemon> {
+  try {
+    await start();
+  } catch (err) {
+    await d.stop().catch(() => undefined);
+    await engine.close();
+    throw err;
+  }
+  return {
+    async stop() {
+      await d.stop();
+      await engine.close();
+    },
+  };
+}
+
+export async function migrateDb(o: ConnectionOptions) {
+  const engine = await openEngine(o, { migrate: true });
+  await engine.close();
+  return engine.migration!;
+}
+
+export const defaultConcurrency = () => Math.max(2, os.availableParallelism());

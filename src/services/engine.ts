@@ -1,0 +1,90 @@
+/** Opens the store (and the broker when needed) for a service call, with errors a user can act on. */
+import { createBroker } from '../engine/broker/index.js';
+import type { Broker } from '../engine/broker/broker.js';
+import { AirtasksError, ExitCode } from '../engine/errors.js';
+import type { Logger } from '../engine/logger.js';
+import { Db } from '../engine/store/db.js';
+import { migrate, type MigrationResult } from '../engine/store/migrate.js';
+import { resolveConnection, type Connection, type ConnectionOptions } from './config.js';
+
+export interface Engine {
+  conn: Connection;
+  db: Db;
+  broker: Broker | null;
+  /** Set when opened with migrate. */
+  migration?: MigrationResult;
+  close(): Promise<void>;
+}
+
+export async function openEngine(
+  opts: ConnectionOptions,
+  o: { broker?: boolean; migrate?: boolean; logger?: Logger; maxConnections?: number } = {},
+): Promise<Engine> {
+  const conn = resolveConnection(opts);
+  const db = new Db({
+    url: conn.databaseUrl,
+    schema: conn.schema,
+    logger: o.logger,
+    maxConnections: o.maxConnections,
+  });
+  let broker: Broker | null = null;
+  let migration: MigrationResult | undefined;
+  try {
+    if (o.migrate) migration = await migrate(db);
+    else await checkSchema(db);
+    if (o.broker)
+      broker = await createBroker(db, { url: conn.brokerUrl, prefix: conn.queuePrefix, logger: o.logger });
+  } catch (err) {
+    await db.close().catch(() => undefined);
+    throw asUserError(err, conn);
+  }
+  return {
+    conn,
+    db,
+    broker,
+    migration,
+    async close() {
+      await broker?.close().catch(() => undefined);
+      await db.close().catch(() => undefined);
+    },
+  };
+}
+
+async function checkSchema(db: Db) {
+  const r = await db.query<{ ok: boolean }>(`SELECT to_regclass($1) IS NOT NULL AS ok`, [
+    `"${db.schema}".dag_runs`,
+  ]);
+  if (!r.rows[0]?.ok) {
+    throw new AirtasksError(
+      `The database has no airtasks schema "${db.schema}" yet: run \`airtasks db migrate\` (the scheduler does it when it starts).`,
+      ExitCode.UNAVAILABLE,
+    );
+  }
+}
+
+/** Connection failures become messages that say which service and what to check. */
+export function asUserError(err: unknown, conn: Pick<Connection, 'databaseUrl' | 'brokerUrl'>): Error {
+  if (err instanceof AirtasksError) return err;
+  const e = err as NodeJS.ErrnoException;
+  const code = e?.code ?? '';
+  if (['ECONNREFUSED', 'ENOTFOUND', 'ETIMEDOUT', 'EHOSTUNREACH', '28P01', '3D000', '28000'].includes(code)) {
+    const which =
+      /amqp/i.test(e.message) || e.message?.includes('5672')
+        ? `broker ${redact(conn.brokerUrl)}`
+        : `database ${redact(conn.databaseUrl)}`;
+    return new AirtasksError(`Cannot reach the ${which}: ${e.message}`, ExitCode.UNAVAILABLE, { cause: err });
+  }
+  return err instanceof Error ? err : new Error(String(err));
+}
+
+/** A URL without its password, for messages and logs. */
+export function redact(url: string | undefined): string {
+  if (!url) return '(none)';
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return '(unparseable URL)';
+  }
+}

@@ -1,0 +1,139 @@
+/** Inspecting runs, task instances and logs. */
+import { notFound } from '../engine/errors.js';
+import { readLogs } from '../engine/store/logs.js';
+import * as runs from '../engine/store/runs.js';
+import * as tis from '../engine/store/task-instances.js';
+import type { ConnectionOptions } from './config.js';
+import { openEngine } from './engine.js';
+
+export interface RunListItem {
+  runId: string;
+  dagId: string;
+  state: runs.RunState;
+  runType: string;
+  createdAt: string;
+  startedAt: string | null;
+  endedAt: string | null;
+}
+
+const iso = (d: Date | null) => (d ? d.toISOString() : null);
+
+export async function listRuns(
+  o: ConnectionOptions & { dagId?: string; state?: string; limit?: number },
+): Promise<RunListItem[]> {
+  const e = await openEngine(o);
+  try {
+    return (await runs.listRuns(e.db, o)).map((r) => ({
+      runId: r.run_id,
+      dagId: r.dag_id,
+      state: r.state,
+      runType: r.run_type,
+      createdAt: r.created_at.toISOString(),
+      startedAt: iso(r.started_at),
+      endedAt: iso(r.ended_at),
+    }));
+  } finally {
+    await e.close();
+  }
+}
+
+export interface RunDetail extends RunListItem {
+  conf: Record<string, unknown>;
+  dagHash: string;
+  logicalDate: string;
+  tasks: Array<{
+    taskId: string;
+    state: tis.TaskState;
+    tryNumber: number;
+    queue: string;
+    workerId: string | null;
+    startedAt: string | null;
+    endedAt: string | null;
+    exitCode: number | null;
+    output: unknown;
+    error: string | null;
+    tries: Array<{
+      tryNumber: number;
+      state: string;
+      workerId: string | null;
+      startedAt: string | null;
+      endedAt: string | null;
+      error: string | null;
+    }>;
+  }>;
+}
+
+export async function showRun(o: ConnectionOptions & { runId: string }): Promise<RunDetail> {
+  const e = await openEngine(o);
+  try {
+    const r = await runs.getRun(e.db, o.runId);
+    if (!r) throw notFound(`unknown run "${o.runId}"`);
+    const tries = await tis.listTries(e.db, o.runId);
+    const list = await tis.listTaskInstances(e.db, o.runId);
+    return {
+      runId: r.run_id,
+      dagId: r.dag_id,
+      state: r.state,
+      runType: r.run_type,
+      createdAt: r.created_at.toISOString(),
+      startedAt: iso(r.started_at),
+      endedAt: iso(r.ended_at),
+      conf: r.conf,
+      dagHash: r.dag_hash,
+      logicalDate: r.logical_date.toISOString(),
+      tasks: list.map((t) => ({
+        taskId: t.task_id,
+        state: t.state,
+        tryNumber: t.try_number,
+        queue: t.queue,
+        workerId: t.worker_id,
+        startedAt: iso(t.started_at),
+        endedAt: iso(t.ended_at),
+        exitCode: t.exit_code,
+        output: t.output,
+        error: t.error,
+        tries: tries
+          .filter((x) => x.task_id === t.task_id)
+          .map((x) => ({
+            tryNumber: x.try_number,
+            state: x.state,
+            workerId: x.worker_id,
+            startedAt: iso(x.started_at),
+            endedAt: iso(x.ended_at),
+            error: x.error,
+          })),
+      })),
+    };
+  } finally {
+    await e.close();
+  }
+}
+
+export interface TaskLogs {
+  runId: string;
+  taskId: string;
+  lines: Array<{ tryNumber: number; stream: string; ts: string; line: string }>;
+}
+
+export async function taskLogs(
+  o: ConnectionOptions & { runId: string; taskId: string; tryNumber?: number },
+): Promise<TaskLogs> {
+  const e = await openEngine(o);
+  try {
+    const ti = await tis.getTaskInstance(e.db, o.runId, o.taskId);
+    if (!ti) throw notFound(`run "${o.runId}" has no task "${o.taskId}"`);
+    const rows = await readLogs(e.db, o.runId, o.taskId, { tryNumber: o.tryNumber });
+    return {
+      runId: o.runId,
+      taskId: o.taskId,
+      lines: rows.map((l) => ({
+        tryNumber: l.try_number,
+        stream: l.stream,
+        ts: l.ts.toISOString(),
+        line: l.line,
+      })),
+    };
+  } finally {
+    await e.close();
+  }
+}

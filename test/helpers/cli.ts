@@ -1,0 +1,84 @@
+/** Runs the built CLI (bin/run.js) as a subprocess, as a user would. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { uniqueName } from './env.js';
+
+export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+export const BIN = path.join(ROOT, 'bin', 'run.js');
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+export function runCli(args: string[], env: NodeJS.ProcessEnv, timeoutMs = 60_000): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, cwd: ROOT });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const t = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`airtasks ${args.join(' ')} did not end within ${timeoutMs} ms\n${stderr}`));
+    }, timeoutMs);
+    child.on('close', (code) => {
+      clearTimeout(t);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** A long-lived airtasks process (scheduler, worker) with its output kept for failure messages. */
+export class Daemon {
+  readonly child: ChildProcess;
+  output = '';
+  readonly exited: Promise<number | null>;
+
+  constructor(args: string[], env: NodeJS.ProcessEnv) {
+    this.child = spawn(process.execPath, [BIN, ...args], {
+      env: { ...process.env, AIRTASKS_LOG_FORMAT: 'json', ...env },
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.child.stdout!.on('data', (d: Buffer) => (this.output += d.toString()));
+    this.child.stderr!.on('data', (d: Buffer) => (this.output += d.toString()));
+    this.exited = new Promise((resolve) => this.child.on('exit', (code) => resolve(code)));
+  }
+
+  get pid(): number {
+    return this.child.pid!;
+  }
+
+  /** Resolves when a log line containing `text` has been printed. */
+  async waitFor(text: string, timeoutMs = 20_000) {
+    const end = Date.now() + timeoutMs;
+    while (!this.output.includes(text)) {
+      if (Date.now() > end) throw new Error(`no "${text}" within ${timeoutMs} ms; output:\n${this.output}`);
+      if (this.child.exitCode !== null)
+        throw new Error(`process exited (${this.child.exitCode}):\n${this.output}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal);
+    return this.exited;
+  }
+}
+
+/**
+ * A dags folder inside the repository, so that DAG files' `import ... from 'airtasks'` resolves to this
+ * package (Node's package self-reference), as it does in a project that depends on airtasks.
+ */
+export async function tempDagsFolder(
+  files: Record<string, string>,
+): Promise<{ dir: string; remove(): Promise<void> }> {
+  const dir = path.join(ROOT, 'test', '.tmp', uniqueName('dags'));
+  await mkdir(dir, { recursive: true });
+  for (const [name, text] of Object.entries(files)) await writeFile(path.join(dir, name), text);
+  return { dir, remove: () => rm(dir, { recursive: true, force: true }) };
+}
