@@ -41,7 +41,13 @@ describe('decide: branching', () => {
 
   it('runs the none_failed_min_one_success join after the chosen path, and the run succeeds', () => {
     const s = branchDone(['a']);
-    for (const [id, st] of Object.entries({ a: 'success', a2: 'success', b: 'skipped', c: 'skipped', strict: 'skipped' }))
+    for (const [id, st] of Object.entries({
+      a: 'success',
+      a2: 'success',
+      b: 'skipped',
+      c: 'skipped',
+      strict: 'skipped',
+    }))
       s.set(id, { state: st as 'success', nextRetryAt: null });
     const d = decide(BRANCHED, s, NOW);
     expect(d.queue).to.deep.equal([{ taskId: 'join', from: 'none' }]);

@@ -11,11 +11,7 @@ export const BRANCH_OPERATOR = 'branch';
 
 /** What a branch function may return: task ids or references, one or a list; null or [] skips them all. */
 export type BranchChoice =
-  | string
-  | { readonly id: string }
-  | ReadonlyArray<string | { readonly id: string }>
-  | null
-  | undefined;
+  string | { readonly id: string } | ReadonlyArray<string | { readonly id: string }> | null | undefined;
 
 /** The stored choice of a branch task that succeeded (ids of the downstream tasks to run). */
 export function branchChoice(output: unknown): string[] {

@@ -9,7 +9,9 @@ export const branchOperator: Operator = {
     const r = await nodeOperator.execute(ctx);
     try {
       const chosen = resolveBranchChoice(ctx.dag, ctx.task, r.output);
-      ctx.log.system(`branch: ${chosen.length ? `running ${chosen.join(', ')}` : 'skipping every downstream task'}`);
+      ctx.log.system(
+        `branch: ${chosen.length ? `running ${chosen.join(', ')}` : 'skipping every downstream task'}`,
+      );
       return { output: chosen };
     } catch (err) {
       if (err instanceof BranchChoiceError) throw new TaskFailure(err.message);

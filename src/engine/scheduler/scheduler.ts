@@ -299,7 +299,11 @@ export class Scheduler {
         );
         if (r?.stopped)
           this.log.warn(
-            { dagId: t.dagId, runId: t.runId, stoppedTasks: r.tasks.filter((x) => x.from === 'running').length },
+            {
+              dagId: t.dagId,
+              runId: t.runId,
+              stoppedTasks: r.tasks.filter((x) => x.from === 'running').length,
+            },
             reason,
           );
       }
