@@ -39,6 +39,8 @@ export async function listRuns(
 
 export interface RunDetail extends RunListItem {
   conf: Record<string, unknown>;
+  /** Why the run ended early (cancelled, timed out); null otherwise. */
+  error: string | null;
   dagHash: string;
   logicalDate: string;
   tasks: Array<{
@@ -79,6 +81,7 @@ export async function showRun(o: ConnectionOptions & { runId: string }): Promise
       startedAt: iso(r.started_at),
       endedAt: iso(r.ended_at),
       conf: r.conf,
+      error: r.error,
       dagHash: r.dag_hash,
       logicalDate: r.logical_date.toISOString(),
       tasks: list.map((t) => ({

@@ -9,7 +9,8 @@
 import { toMs } from './duration.js';
 import type { TaskContext } from './context.js';
 import { checkId, DagValidationError, validateDag } from './validate.js';
-import type { SerializedDag, SerializedTask, TaskDefaults, TriggerRule } from './types.js';
+import { BRANCH_OPERATOR, type BranchChoice } from './branch.js';
+import type { Duration, SerializedDag, SerializedTask, TaskDefaults, TriggerRule } from './types.js';
 
 const DAG_BRAND = Symbol.for('airtasks.dag');
 export const DEFAULT_QUEUE = 'worker';
@@ -18,6 +19,8 @@ export interface DagOptions {
   description?: string;
   tags?: string[];
   defaults?: TaskDefaults;
+  /** A run still going after this long (from its start) is failed and its running tasks are stopped. */
+  runTimeout?: Duration;
 }
 
 export interface TaskOptions extends TaskDefaults {
@@ -37,6 +40,14 @@ export interface NodeOptions<Conf, T> extends TaskOptions {
 }
 
 export type NodeTaskFn = (ctx: TaskContext<never>) => unknown;
+
+export interface BranchOptions<Conf> extends TaskOptions {
+  /**
+   * Chooses which direct downstream tasks run: a task reference or id, a list of them, or null/[] to
+   * skip them all. The tasks not chosen are skipped, and their downstream follows the trigger rules.
+   */
+  run: (ctx: TaskContext<Conf>) => BranchChoice | Promise<BranchChoice>;
+}
 
 /** A task that runs in a container on the worker's Docker engine; see src/engine/operators/docker.ts. */
 export interface DockerOptions extends TaskOptions {
@@ -163,6 +174,8 @@ export class Dag<Conf = Record<string, unknown>> {
     readonly options: DagOptions = {},
   ) {
     checkId('DAG', id);
+    // A bad duration is reported where the DAG is defined, not later at serialisation.
+    if (options.runTimeout !== undefined) toMs(options.runTimeout, 'runTimeout');
   }
 
   bash(id: string, opts: BashOptions): TaskRef<string> {
@@ -183,6 +196,20 @@ export class Dag<Conf = Record<string, unknown>> {
       throw new DagValidationError(`task "${id}" in DAG "${this.id}": node needs a run function`, this.id);
     }
     const ref = this.task<Awaited<T>>(id, 'node', { source: opts.run.toString() }, opts);
+    this.functions.set(id, opts.run as NodeTaskFn);
+    return ref;
+  }
+
+  /**
+   * A node task that chooses which of its direct downstream tasks run (Airflow's BranchPythonOperator);
+   * its output is the list of chosen task ids. A task that joins the branches again typically uses the
+   * trigger rule `none_failed_min_one_success`.
+   */
+  branch(id: string, opts: BranchOptions<Conf>): TaskRef<string[]> {
+    if (typeof opts.run !== 'function') {
+      throw new DagValidationError(`task "${id}" in DAG "${this.id}": branch needs a run function`, this.id);
+    }
+    const ref = this.task<string[]>(id, BRANCH_OPERATOR, { source: opts.run.toString() }, opts);
     this.functions.set(id, opts.run as NodeTaskFn);
     return ref;
   }
@@ -231,6 +258,8 @@ export class Dag<Conf = Record<string, unknown>> {
       tags: this.options.tags ?? [],
       tasks: [...this.tasks.values()].map((t) => ({ ...t.spec, upstream: [...t.upstreamIds].sort() })),
     };
+    // Only when set, so that DAGs without it keep the hash they had.
+    if (this.options.runTimeout !== undefined) s.runTimeoutMs = toMs(this.options.runTimeout, 'runTimeout');
     validateDag(s);
     return s;
   }

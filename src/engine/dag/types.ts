@@ -36,6 +36,8 @@ export interface SerializedDag {
   fileloc: string;
   tags: string[];
   tasks: SerializedTask[];
+  /** DagOptions.runTimeout; absent when the DAG has none. */
+  runTimeoutMs?: number;
 }
 
 export type Duration = number | `${number}${'ms' | 's' | 'm' | 'h'}`;
