@@ -4,11 +4,23 @@ export type {
   BashOptions,
   DagOptions,
   DockerOptions,
+  MultiTriggerOptions,
   NodeOptions,
   TaskOptions,
+  TriggerDagOptions,
+  TriggerItems,
 } from './engine/dag/builder.js';
-export type { TaskContext } from './engine/dag/context.js';
+export type { CallbackContext, TaskContext } from './engine/dag/context.js';
+export { defineOperator } from './engine/dag/define-operator.js';
 export type {
+  OperatorDefinition,
+  OperatorFactory,
+  OperatorRunContext,
+  OperatorTaskOptions,
+} from './engine/dag/define-operator.js';
+export type { JsonSchema, ParamsSpec } from './engine/dag/params.js';
+export type {
+  Callback,
   Duration,
   SerializedDag,
   SerializedTask,
