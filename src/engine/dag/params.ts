@@ -57,7 +57,7 @@ function compile(schema: JsonSchema): ValidateFunction {
 
 function isFullSchema(spec: ParamsSpec): boolean {
   // A parameter named "type" or "properties" would have an object as its value, never these.
-  return spec.type === 'object' || typeof spec.$schema === 'string' || isObject(spec.properties);
+  return typeof spec.type === 'string' || typeof spec.$schema === 'string' || isObject(spec.properties);
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {
