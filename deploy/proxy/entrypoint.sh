@@ -7,7 +7,9 @@
 set -eu
 secrets=${AIRTASKS_SECRETS_DIR:-/run/secrets}
 conf=${AIRTASKS_PROXY_CONF:-/etc/nginx/conf.d/default.conf}
+# A blank secret (Docker refuses empty ones, so "off" is stored as a newline) counts as empty.
 read_secret() { [ -s "$secrets/$1" ] && tr -d '\r\n' <"$secrets/$1" || true; }
+blank() { [ -z "$(tr -d ' \t\r\n' <"$secrets/$1" 2>/dev/null)" ]; }
 
 user=$(read_secret basic_auth_username)
 auth=""
@@ -28,7 +30,7 @@ locations="
     location /rabbitmq/ { $auth proxy_pass http://rabbitmq:15672/; }
     location = /healthz { return 200 'ok'; }"
 
-if [ -s "$secrets/ssl_certificate" ] && [ -s "$secrets/ssl_certificate_key" ]; then
+if ! blank ssl_certificate && ! blank ssl_certificate_key; then
   cat >"$conf" <<CONF
 server { listen 80; return 301 https://\$host\$request_uri; }
 server {

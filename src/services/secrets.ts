@@ -10,14 +10,20 @@ import { dockerFor, withEngine, type DockerTarget } from './swarm.js';
 
 export const SECRET_LABEL = 'io.airtasks.secret';
 
+/**
+ * Docker refuses empty secrets, so an empty value is stored as one newline: a blank secret, which
+ * the proxy and the `*_FILE` readers take as empty (the original's `echo '' | docker secret create`).
+ */
 export async function createProjectSecret(
   o: DockerTarget & { name: string; value: Buffer },
-): Promise<{ name: string; id: string; bytes: number }> {
+): Promise<{ name: string; id: string; bytes: number; blank: boolean }> {
   const docker = dockerFor(o);
+  const blank = o.value.toString('utf8').trim() === '';
+  const value = o.value.length === 0 ? Buffer.from('\n') : o.value;
   return withEngine(o, async () => {
     await requireSwarmManager(docker);
-    const id = await createSecret(docker, o.name, o.value, { [SECRET_LABEL]: 'true' });
-    return { name: o.name, id, bytes: o.value.length };
+    const id = await createSecret(docker, o.name, value, { [SECRET_LABEL]: 'true' });
+    return { name: o.name, id, bytes: value.length, blank };
   });
 }
 

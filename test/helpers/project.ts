@@ -50,3 +50,8 @@ export async function installAirtasks(projectDir: string): Promise<void> {
     await run('cp', ['-al', path.join(ROOT, p), path.join(projectDir, p)]);
   }
 }
+
+/** A one-node swarm on this machine's engine (scripts/docker/ensure-swarm.sh, idempotent). */
+export async function ensureSwarm(): Promise<void> {
+  await run('bash', [path.join(ROOT, 'scripts/docker/ensure-swarm.sh')]);
+}

@@ -1,20 +1,13 @@
 /** `airtasks secrets` against the real engine as a one-node swarm manager (scripts/docker/ensure-swarm.sh). */
 import { expect } from 'chai';
-import { execFile } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import type Docker from 'dockerode';
-import { ROOT, runCli } from '../helpers/cli.js';
+import { runCli } from '../helpers/cli.js';
+import { ensureSwarm } from '../helpers/project.js';
 import { requireDocker } from '../helpers/docker.js';
 import { uniqueName } from '../helpers/env.js';
-
-const run = promisify(execFile);
-
-export async function ensureSwarm(): Promise<void> {
-  await run('bash', [path.join(ROOT, 'scripts/docker/ensure-swarm.sh')]);
-}
 
 describe('integration: airtasks secrets', function () {
   this.timeout(60_000);

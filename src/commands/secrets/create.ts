@@ -7,7 +7,7 @@ import { createProjectSecret } from '../../services/secrets.js';
 
 export default class SecretsCreate extends BaseCommand<typeof SecretsCreate> {
   static override summary = 'Create a swarm secret from a file, stdin, or a hidden prompt.';
-  static override description = `The value is sent to the Docker engine only: never printed or logged. Without --file it is read from stdin (bytes as given: \`printf\` adds no newline, \`echo\` does); on a terminal it is asked for with hidden input. An empty value is allowed (the proxy's secrets use it to turn a feature off).`;
+  static override description = `The value is sent to the Docker engine only: never printed or logged. Without --file it is read from stdin (bytes as given: \`printf\` adds no newline, \`echo\` does); on a terminal it is asked for with hidden input. An empty value is stored as a blank line (Docker refuses empty secrets); blank means off for the proxy's secrets.`;
   static override examples = [
     "printf 's3cret' | <%= config.bin %> secrets create postgres_password",
     '<%= config.bin %> secrets create ssl_certificate --file cert.pem',
@@ -25,7 +25,7 @@ export default class SecretsCreate extends BaseCommand<typeof SecretsCreate> {
       value,
       ...(this.flags['docker-host'] ? { dockerHost: this.flags['docker-host'] } : {}),
     });
-    this.log(`created secret ${r.name} (${r.bytes} bytes)`);
+    this.log(`created secret ${r.name} (${r.blank ? 'blank' : `${r.bytes} bytes`})`);
     return r;
   }
 
