@@ -64,7 +64,7 @@ describe('e2e: init -> build -> secrets -> deploy --swarm -> trigger -> undeploy
         .getImage(`${image}:e2e`)
         .remove({ force: true })
         .catch(() => undefined);
-      await runCli(['nodes', 'label', 'self', '--queue', `${project?.name}`, '--remove'], {}, 30_000);
+      await runCli(['nodes', 'label', 'self', '--queue', 'worker', '--remove'], {}, 30_000);
     }
     await db?.drop();
     await project?.remove();
