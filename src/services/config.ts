@@ -26,6 +26,11 @@ export interface ConnectionOptions {
   schema?: string;
   queuePrefix?: string;
   dagsFolder?: string;
+  /**
+   * Names this process's Postgres (application_name) and RabbitMQ (connection_name) connections, so an
+   * operator (or a test) can find and act on exactly them. Default: AIRTASKS_CONNECTION_NAME, else 'airtasks'.
+   */
+  connectionName?: string;
   /** Start looking for the project here (default: cwd). */
   cwd?: string;
 }
@@ -36,6 +41,7 @@ export interface Connection {
   schema: string;
   queuePrefix: string;
   dagsFolder: string;
+  connectionName: string;
   project: Project;
   /** Where the database URL came from, for messages. */
   source: 'option' | 'standalone';
@@ -91,6 +97,18 @@ export function resolveDagsFolder(opts: ConnectionOptions, project = findProject
   return path.resolve(project.root, opts.dagsFolder ?? project.config.dagsFolder);
 }
 
+const CONNECTION_NAME = /^[A-Za-z0-9_.-]{1,50}$/;
+
+export function resolveConnectionName(given = process.env.AIRTASKS_CONNECTION_NAME): string {
+  const name = given || 'airtasks';
+  if (!CONNECTION_NAME.test(name))
+    throw new AirtasksError(
+      `invalid connection name "${name}" (AIRTASKS_CONNECTION_NAME): use 1-50 letters, digits and _ . -`,
+      ExitCode.USAGE,
+    );
+  return name;
+}
+
 export function resolveConnection(opts: ConnectionOptions): Connection {
   const project = findProject(opts.cwd);
   const dagsFolder = resolveDagsFolder(opts, project);
@@ -98,6 +116,7 @@ export function resolveConnection(opts: ConnectionOptions): Connection {
     brokerUrl: opts.brokerUrl || undefined,
     queuePrefix: opts.queuePrefix ?? '',
     dagsFolder,
+    connectionName: resolveConnectionName(opts.connectionName),
     project,
   };
   if (opts.databaseUrl) {

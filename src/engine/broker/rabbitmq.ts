@@ -21,6 +21,8 @@ export interface RabbitOptions {
   /** Prefix of exchange and queue names: lets tests and several installations share one vhost. */
   prefix?: string;
   logger?: Logger;
+  /** Shown by RabbitMQ as the connection's name (client property connection_name). */
+  connectionName?: string;
 }
 
 interface Consumer {
@@ -51,6 +53,7 @@ export class RabbitBroker implements Broker {
   static async connect(opts: RabbitOptions): Promise<RabbitBroker> {
     const b = new RabbitBroker(opts);
     b.conn = await amqp.connect(opts.url, {
+      clientProperties: { connection_name: opts.connectionName ?? 'airtasks' },
       recovery: {
         initialDelay: 100,
         maxDelay: 5000,

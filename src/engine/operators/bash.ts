@@ -24,7 +24,7 @@ export const bashOperator: Operator = {
     // kills the whole group, so no task keeps running unseen after its worker is gone.
     const child = spawn('bash', ['-c', SHIM, 'airtasks-task', command], {
       cwd: args.cwd ?? ctx.dagsFolder,
-      env: { ...process.env, ...taskEnv(ctx), ...args.env },
+      env: { ...workerEnv(), ...taskEnv(ctx), ...args.env },
       stdio: ['pipe', 'pipe', 'pipe'],
       detached: true,
     });
@@ -67,8 +67,17 @@ function killGroup(pid: number | undefined, sig: NodeJS.Signals) {
   }
 }
 
+/** The worker's environment without the secret key: tasks read secrets as variables, never the key. */
+function workerEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  delete env.AIRTASKS_SECRET_KEY;
+  delete env.AIRTASKS_SECRET_KEY_FILE;
+  return env;
+}
+
 function taskEnv(ctx: OperatorContext): Record<string, string> {
   return {
+    ...(ctx.workerId ? { AIRTASKS_WORKER_ID: ctx.workerId } : {}),
     AIRTASKS_DAG_ID: ctx.run.dagId,
     AIRTASKS_RUN_ID: ctx.run.runId,
     AIRTASKS_TASK_ID: ctx.run.taskId,
