@@ -58,6 +58,12 @@ export class Db {
 
   async tx<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
     const c = await this.pool.connect();
+    // The pool listens for errors only on idle clients. A connection lost while checked out, between
+    // two statements of this transaction, would otherwise be an unhandled 'error' event that crashes
+    // the process; with this listener the next statement fails instead, and the transaction with it.
+    const onError = (err: Error) =>
+      this.options.logger?.warn({ err: err.message }, 'database connection lost in a transaction');
+    c.on('error', onError);
     let out: T;
     try {
       await c.query('BEGIN');
@@ -70,9 +76,11 @@ export class Db {
         () => false,
         () => true,
       );
+      c.off('error', onError);
       c.release(broken);
       throw e;
     }
+    c.off('error', onError);
     c.release();
     return out;
   }
