@@ -1,6 +1,7 @@
 /** Runs a templated bash command; non-zero exit fails the task; the last stdout line is the output. */
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
+import { storableText } from '../storable.js';
 import { render, templateContext } from '../template.js';
 import { TaskFailure, type Operator, type OperatorContext, type OperatorResult } from './types.js';
 
@@ -54,7 +55,8 @@ export const bashOperator: Operator = {
       const sig = signal ?? (code !== null && code > 128 ? `signal ${code - 128}` : null);
       throw new TaskFailure(sig ? `bash was killed by ${sig}` : `bash exited with code ${code}`, code);
     }
-    return { output: last, exitCode: 0 };
+    // The last line is a convenience output: a stray NUL byte (binary output) must not fail the task.
+    return { output: storableText(last), exitCode: 0 };
   },
 };
 

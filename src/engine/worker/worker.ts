@@ -19,6 +19,7 @@ import * as tis from '../store/task-instances.js';
 import { readVariable, secretValuesForMasking } from '../variables.js';
 import * as workers from '../store/workers.js';
 import type { GpuAllocator } from './gpus.js';
+import { storableText, unstorableJson } from '../storable.js';
 import { LogSink } from './log-sink.js';
 
 export interface WorkerOptions {
@@ -166,6 +167,7 @@ export class Worker {
         err instanceof TaskFailure ? err : new TaskFailure((err as Error).message ?? String(err));
       sink?.system(`failed: ${failure.message}`);
       result = this.failure(failure, task, claim, abort.signal);
+      if (result.error) result.error = storableText(result.error);
     } finally {
       for (const t of timers) clearTimeout(t);
     }
@@ -203,6 +205,19 @@ export class Worker {
       try {
         return await tis.finishTry(this.o.db, m, token, r, this.o.db.channel('events'));
       } catch (err) {
+        if (!isConnectionError(err) && r.state === 'success') {
+          // The database refused the result itself: retrying would loop for ever. Record a failure.
+          log.error({ err: (err as Error).message }, 'the result could not be stored; the try fails');
+          r = {
+            state: 'failed',
+            exitCode: r.exitCode,
+            output: null,
+            error: storableText(`the task's result could not be stored: ${(err as Error).message}`),
+            nextRetryAt: null,
+            countsAsFailure: true,
+          };
+          continue;
+        }
         log.warn({ err: (err as Error).message, attempt }, 'storing the result failed; retrying');
         await sleep(Math.min(5000, 200 * 2 ** Math.min(attempt, 5)));
       }
@@ -312,6 +327,8 @@ export class Worker {
 function checkOutputSize(output: unknown, cap: number) {
   const json = JSON.stringify(output ?? null);
   if (json === undefined) throw new TaskFailure('the task returned a value that is not JSON-serialisable');
+  const bad = unstorableJson(output);
+  if (bad) throw new TaskFailure(`the task's output cannot be stored: the value at ${bad.at} ${bad.why}`);
   const bytes = Buffer.byteLength(json);
   if (bytes > cap) {
     throw new TaskFailure(

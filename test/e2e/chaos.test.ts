@@ -1,0 +1,41 @@
+/**
+ * The chaos suite, short: a few runs of the interleaved DAG's shape on real scheduler and worker
+ * processes while workers and schedulers are SIGKILLed, connections dropped and messages purged.
+ * `npm run chaos` runs the full version (200 runs). The seed is printed; CHAOS_SEED replays one.
+ */
+import { expect } from 'chai';
+import { requireService } from '../helpers/env.js';
+import { formatReport, runChaos } from '../chaos/harness.js';
+
+describe('e2e: chaos (short)', function () {
+  this.timeout(120_000);
+
+  before(async function () {
+    await requireService(this, 'postgres');
+    await requireService(this, 'rabbitmq');
+  });
+
+  it('loses nothing and runs nothing twice while processes die and connections drop', async () => {
+    const seed = Number(process.env.CHAOS_SEED ?? Math.floor(Math.random() * 2 ** 31));
+    const r = await runChaos({
+      runs: 6,
+      parallelRuns: 6,
+      seed,
+      workers: 2,
+      workerConcurrency: 3,
+      schedulers: 2,
+      broker: 'rabbitmq',
+      faultGapMs: [300, 1200],
+      timeoutMs: 90_000,
+    });
+    const report = formatReport(r);
+    process.stderr.write(`      ${report.replaceAll('\n', '\n      ')}\n`);
+    expect(r.problems, report).to.deep.equal([]);
+    expect(r.runsSucceeded, report).to.equal(6);
+    expect(r.tasks, report).to.equal(6 * 17);
+    expect(r.lost + r.duplicated + r.stuck + r.taskFailures, report).to.equal(0);
+    // Faults did happen (at least a few, of more than one kind).
+    const kinds = Object.values(r.faults).filter((n) => n > 0).length;
+    expect(kinds, report).to.be.at.least(2);
+  });
+});
