@@ -89,7 +89,6 @@ chaos.bash('end_task', { command: cmd, upstream: prints });
 export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
   const log = o.log ?? (() => undefined);
   const rnd = seededRandom(o.seed);
-  const pick = <T>(xs: T[]): T => xs[Math.floor(rnd() * xs.length)]!;
   const started = Date.now();
   const name = uniqueName('chaos'); // connection-name prefix of every process of this harness
   const schema = uniqueName('chaos');
@@ -162,12 +161,23 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     // Faults at seeded random moments, until every run is over.
     const kinds: FaultKind[] = ['worker_kill', 'scheduler_kill', 'db_terminate', 'queue_purge'];
     if (canCloseBroker) kinds.push('broker_close');
+    let round: FaultKind[] = [];
+    const shuffle = <T>(xs: T[]): T[] => {
+      const a = [...xs];
+      for (let i = a.length - 1; i > 0; i--) {
+        const j = Math.floor(rnd() * (i + 1));
+        [a[i], a[j]] = [a[j]!, a[i]!];
+      }
+      return a;
+    };
     faultLoop = (async () => {
       while (!stopFaults) {
         const [lo, hi] = o.faultGapMs;
         await sleep(lo + rnd() * (hi - lo));
         if (stopFaults) break;
-        const kind = pick(kinds);
+        // Every kind once per round, in a seeded random order: even a short run covers them all.
+        if (round.length === 0) round = shuffle(kinds);
+        const kind = round.pop()!;
         try {
           await inject(kind);
           faults[kind]++;
