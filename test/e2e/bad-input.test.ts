@@ -12,6 +12,10 @@ import pg from 'pg';
 import { Daemon, runCli, tempDagsFolder, type CliResult } from '../helpers/cli.js';
 import { DATABASE_URL, requireService, uniqueName } from '../helpers/env.js';
 import { seededRandom } from '../helpers/faults.js';
+import { AirtasksError } from '../../src/engine/errors.js';
+import { showRun } from '../../src/services/runs.js';
+import { triggerDag } from '../../src/services/trigger.js';
+import { exportVariables, importVariables } from '../../src/services/variables.js';
 
 const DAGS = {
   'bad_input.ts': `
@@ -202,30 +206,31 @@ describe('e2e: bad input, huge logs and outputs, secrets', function () {
     );
   });
 
-  it('fuzz: random conf files are either stored exactly or refused with exit 2, nothing in between', async () => {
+  // The fuzz loops call the services the commands call (same checks, same errors), in this process:
+  // a CLI process per case would make the loop slow; the CLI's exit codes are checked above.
+  it('fuzz: random conf is either stored exactly or refused with exit code 2, nothing in between', async () => {
     const seed = Number(process.env.FUZZ_SEED ?? Math.floor(Math.random() * 2 ** 31));
     const rnd = seededRandom(seed);
-    const file = path.join(dags.dir, 'fuzz-conf.json');
+    const conn = { databaseUrl: DATABASE_URL, schema, dagsFolder: dags.dir };
     let accepted = 0;
     let refused = 0;
-    for (let i = 0; i < 6; i++) {
-      const conf = { case: i, v: fuzzValue(rnd, 0) };
-      const text = JSON.stringify(conf);
-      await writeFile(file, text);
+    for (let i = 0; i < 40; i++) {
+      const text = JSON.stringify({ case: i, v: fuzzValue(rnd, 0) });
+      const where = `seed ${seed} case ${i}: ${text.slice(0, 200)}`;
       const before = await runCount();
-      const r = await cli(['trigger', 'dag', 'bi_ok', '--conf-file', file, '--json']);
-      const where = `seed ${seed} case ${i}: ${text.slice(0, 200)}\n${r.stderr}`;
-      if (r.code === 0) {
+      try {
+        const r = await triggerDag({ ...conn, dagId: 'bi_ok', confText: text });
         accepted++;
-        const show = json(await cli(['runs', 'show', json(r).runId, '--json']));
-        expect(show.conf, where).to.deep.equal(JSON.parse(text));
-      } else {
+        expect((await showRun({ ...conn, runId: r.runId })).conf, where).to.deep.equal(JSON.parse(text));
+      } catch (err) {
         refused++;
-        expectRefused(r, 2, /--conf/, where);
+        expect(err, where).to.be.instanceOf(AirtasksError);
+        expect((err as AirtasksError).exitCode, `${where}\n${(err as Error).message}`).to.equal(2);
+        expect((err as Error).message).to.match(/^--conf/);
         expect(await runCount(), where).to.equal(before);
       }
     }
-    expect(accepted + refused).to.equal(6);
+    expect(accepted + refused).to.equal(40);
     // Nothing else was harmed: a run still goes through.
     expect((await cli(['trigger', 'dag', 'bi_ok', '--wait'])).code).to.equal(0);
   });
@@ -233,18 +238,24 @@ describe('e2e: bad input, huge logs and outputs, secrets', function () {
   it('fuzz: variable imports are all or nothing, and stored values come back exactly', async () => {
     const seed = Number(process.env.FUZZ_SEED ?? Math.floor(Math.random() * 2 ** 31));
     const rnd = seededRandom(seed);
+    const conn = { databaseUrl: DATABASE_URL, schema, dagsFolder: dags.dir };
     const file = path.join(dags.dir, 'fuzz-vars.json');
-    for (let i = 0; i < 4; i++) {
+    for (let i = 0; i < 20; i++) {
       const vars: Record<string, string> = {};
       for (let k = 0; k < 3; k++) vars[`fuzz_${i}_${k}`] = fuzzString(rnd);
       await writeFile(file, JSON.stringify(vars));
-      const r = await cli(['variables', 'import', file]);
-      const exported = json(await cli(['variables', 'export', '--json']));
-      const mine = Object.fromEntries(Object.entries(exported).filter(([k]) => k.startsWith(`fuzz_${i}_`)));
-      if (r.code === 0) expect(mine, `seed ${seed} case ${i}`).to.deep.equal(vars);
-      else {
-        expectRefused(r, 2, /the value of "fuzz_/, `seed ${seed} case ${i}`);
-        expect(mine, `seed ${seed} case ${i}: all or nothing`).to.deep.equal({});
+      const where = `seed ${seed} case ${i}`;
+      const outcome = await importVariables({ ...conn, file }).catch((e: unknown) => e);
+      const mine = Object.fromEntries(
+        Object.entries(await exportVariables(conn)).filter(([k]) => k.startsWith(`fuzz_${i}_`)),
+      );
+      if (outcome instanceof Error) {
+        expect(outcome, where).to.be.instanceOf(AirtasksError);
+        expect((outcome as AirtasksError).exitCode, `${where}: ${outcome.message}`).to.equal(2);
+        expect(outcome.message).to.match(/the value of "fuzz_/);
+        expect(mine, `${where}: all or nothing`).to.deep.equal({});
+      } else {
+        expect(mine, where).to.deep.equal(vars);
       }
     }
   });

@@ -186,7 +186,9 @@ for (const kind of ['postgres', 'rabbitmq'] as const) {
       await startWorker();
       expect((await waitForRun(db, runId, 20_000)).state).to.equal('success');
       const ti = await getTaskInstance(db, runId, 'only');
-      expect(ti!.requeues).to.equal(1);
+      // Sent again at least once (more only if the new worker was slower than requeueAfterMs to claim
+      // the re-sent message: harmless, the try still ran once).
+      expect(ti!.requeues).to.be.at.least(1);
       expect(ti!.try_number).to.equal(1);
       await expectExactlyOnce(runId);
     });
