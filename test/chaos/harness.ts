@@ -36,6 +36,11 @@ export interface ChaosOptions {
   /** Pause between two faults, drawn uniformly from [min, max] ms. */
   faultGapMs: [number, number];
   timeoutMs: number;
+  /**
+   * The last run starts only after this many full rounds of faults (every kind once per round), so even
+   * a short suite on a fast machine sees every kind while runs are in flight. Default 0.
+   */
+  minFaultRounds?: number;
   log?: (line: string) => void;
 }
 
@@ -221,7 +226,13 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     const active = new Set<string>();
     const deadline = started + o.timeoutMs;
     while (runIds.length < o.runs || active.size > 0) {
-      while (runIds.length < o.runs && active.size < o.parallelRuns) {
+      const injected = Object.values(faults).reduce((a, b) => a + b, 0);
+      const lastRunMayStart = injected >= (o.minFaultRounds ?? 0) * kinds.length;
+      while (
+        runIds.length < o.runs &&
+        active.size < o.parallelRuns &&
+        (runIds.length < o.runs - 1 || lastRunMayStart)
+      ) {
         const runId = `chaos_${String(runIds.length).padStart(4, '0')}_${uniqueName('r')}`;
         await db.query(
           `INSERT INTO "${schema}".dag_runs (run_id, dag_id, dag_hash, state, conf) VALUES ($1, 'chaos_interleaved', $2, 'queued', '{}')`,
