@@ -81,6 +81,18 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
   }
 
   protected override async catch(err: Error & { exitCode?: number }): Promise<unknown> {
+    if (this.jsonEnabled()) {
+      // oclif's JSON error is `{"error": {"oclif": {...}}}` with exit code 1: keep the message and the
+      // documented exit code. The message goes to stderr too, for a human watching.
+      const exitCode =
+        err instanceof AirtasksError
+          ? err.exitCode
+          : ((err as { oclif?: { exit?: number } }).oclif?.exit ?? ExitCode.ERROR);
+      process.exitCode = exitCode;
+      this.logJson({ error: { message: err.message, exitCode } });
+      process.stderr.write(` ›   Error: ${err.message}\n`);
+      return;
+    }
     if (err instanceof AirtasksError) {
       return super.catch(new Errors.CLIError(err.message, { exit: err.exitCode }));
     }

@@ -16,6 +16,12 @@ export default class SchedulerCommand extends BaseCommand<typeof SchedulerComman
       default: 30,
       min: 1,
     }),
+    'requeue-after': Flags.integer({
+      summary:
+        'Seconds a queued task may stay unclaimed, with its queue empty, before its lost message is sent again.',
+      default: 60,
+      min: 1,
+    }),
     'scan-interval': Flags.integer({
       summary: 'Milliseconds between scans of the dags folder.',
       default: 2000,
@@ -35,6 +41,7 @@ export default class SchedulerCommand extends BaseCommand<typeof SchedulerComman
       logger,
       zombieThresholdMs: this.flags['zombie-threshold'] * 1000,
       dagScanIntervalMs: this.flags['scan-interval'],
+      requeueAfterMs: this.flags['requeue-after'] * 1000,
     });
     await runUntilSignal(
       () => d.stop(),

@@ -26,6 +26,11 @@ export interface ConnectionOptions {
   schema?: string;
   queuePrefix?: string;
   dagsFolder?: string;
+  /**
+   * Names this process's Postgres (application_name) and RabbitMQ (connection_name) connections, so an
+   * operator (or a test) can find and act on exactly them. Default: AIRTASKS_CONNECTION_NAME, else 'airtasks'.
+   */
+  connectionName?: string;
   /** Start looking for the project here (default: cwd). */
   cwd?: string;
 }
@@ -36,6 +41,7 @@ export interface Connection {
   schema: string;
   queuePrefix: string;
   dagsFolder: string;
+  connectionName: string;
   project: Project;
   /** Where the database URL came from, for messages. */
   source: 'option' | 'standalone';
@@ -133,6 +139,18 @@ export function applySecretFiles(
   };
 }
 
+const CONNECTION_NAME = /^[A-Za-z0-9_.-]{1,50}$/;
+
+export function resolveConnectionName(given = process.env.AIRTASKS_CONNECTION_NAME): string {
+  const name = given || 'airtasks';
+  if (!CONNECTION_NAME.test(name))
+    throw new AirtasksError(
+      `invalid connection name "${name}" (AIRTASKS_CONNECTION_NAME): use 1-50 letters, digits and _ . -`,
+      ExitCode.USAGE,
+    );
+  return name;
+}
+
 export function resolveConnection(input: ConnectionOptions): Connection {
   const opts = applySecretFiles(input);
   const project = findProject(opts.cwd);
@@ -141,6 +159,7 @@ export function resolveConnection(input: ConnectionOptions): Connection {
     brokerUrl: opts.brokerUrl || undefined,
     queuePrefix: opts.queuePrefix ?? '',
     dagsFolder,
+    connectionName: resolveConnectionName(opts.connectionName),
     project,
   };
   if (opts.databaseUrl) {

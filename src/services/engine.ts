@@ -26,6 +26,7 @@ export async function openEngine(
     schema: conn.schema,
     logger: o.logger,
     maxConnections: o.maxConnections,
+    applicationName: conn.connectionName,
   });
   let broker: Broker | null = null;
   let migration: MigrationResult | undefined;
@@ -33,7 +34,12 @@ export async function openEngine(
     if (o.migrate) migration = await migrate(db);
     else await checkSchema(db);
     if (o.broker)
-      broker = await createBroker(db, { url: conn.brokerUrl, prefix: conn.queuePrefix, logger: o.logger });
+      broker = await createBroker(db, {
+        url: conn.brokerUrl,
+        prefix: conn.queuePrefix,
+        logger: o.logger,
+        connectionName: conn.connectionName,
+      });
   } catch (err) {
     await db.close().catch(() => undefined);
     throw asUserError(err, conn);

@@ -62,6 +62,7 @@ export interface RunDetail extends RunListItem {
       endedAt: string | null;
       error: string | null;
     }>;
+    requeues: number;
   }>;
 }
 
@@ -95,6 +96,8 @@ export async function showRun(o: ConnectionOptions & { runId: string }): Promise
         exitCode: t.exit_code,
         output: t.output,
         error: t.error,
+        // Times the current try's message was re-sent because it was lost (see the scheduler).
+        requeues: t.requeues,
         tries: tries
           .filter((x) => x.task_id === t.task_id)
           .map((x) => ({

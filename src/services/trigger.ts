@@ -9,6 +9,7 @@ import * as runs from '../engine/store/runs.js';
 import * as tis from '../engine/store/task-instances.js';
 import type { ConnectionOptions } from './config.js';
 import { openEngine } from './engine.js';
+import { checkStorableJson } from './input-checks.js';
 
 export interface TaskSummary {
   taskId: string;
@@ -50,6 +51,7 @@ export function parseConf(text: string | undefined): Record<string, unknown> {
       `--conf must be a JSON object such as '{"name": "value"}', got ${Array.isArray(v) ? 'an array' : JSON.stringify(v)}`,
     );
   }
+  checkStorableJson(v, '--conf');
   return v as Record<string, unknown>;
 }
 

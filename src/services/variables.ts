@@ -1,9 +1,12 @@
 /** Variables shared by all tasks: get, set, list, delete, import, export. */
 import { readFile } from 'node:fs/promises';
 import { notFound, usageError } from '../engine/errors.js';
+import { encryptSecret, requireSecretKey } from '../engine/secrets.js';
 import * as vars from '../engine/store/variables.js';
+import { plainValue } from '../engine/variables.js';
 import type { ConnectionOptions } from './config.js';
 import { openEngine } from './engine.js';
+import { checkStorableText } from './input-checks.js';
 
 const KEY = /^[A-Za-z0-9_.\- ]{1,250}$/;
 
@@ -26,7 +29,7 @@ export async function getVariable(o: ConnectionOptions & { key: string }): Promi
   try {
     const v = await vars.getVariable(e.db, o.key);
     if (!v) throw notFound(`no variable "${o.key}"`);
-    return { key: v.key, value: v.value, secret: v.is_secret, description: v.description };
+    return { key: v.key, value: plainValue(v), secret: v.is_secret, description: v.description };
   } finally {
     await e.close();
   }
@@ -36,9 +39,17 @@ export async function setVariable(
   o: ConnectionOptions & { key: string; value: string; secret?: boolean; description?: string },
 ): Promise<void> {
   checkKey(o.key);
+  checkStorableText(o.value, `the value of "${o.key}"`);
+  // Secret values are encrypted before they leave this process; without a key nothing is written.
+  const key = o.secret ? requireSecretKey(`setting secret variable "${o.key}"`) : null;
+  const value = key ? encryptSecret(o.value, o.key, key) : o.value;
   const e = await openEngine(o);
   try {
-    await vars.setVariable(e.db, o.key, o.value, { secret: o.secret, description: o.description });
+    await vars.setVariable(e.db, o.key, value, {
+      secret: o.secret,
+      description: o.description,
+      encrypted: key !== null,
+    });
   } finally {
     await e.close();
   }
@@ -82,7 +93,10 @@ export async function importVariables(
     throw usageError(`${o.file} must hold a JSON object of key -> value`);
   }
   const entries = Object.entries(parsed as Record<string, unknown>);
-  for (const [k] of entries) checkKey(k);
+  for (const [k, v] of entries) {
+    checkKey(k);
+    checkStorableText(typeof v === 'string' ? v : JSON.stringify(v), `the value of "${k}" in ${o.file}`);
+  }
   const e = await openEngine(o);
   try {
     await e.db.tx(async (c) => {
@@ -103,7 +117,7 @@ export async function exportVariables(
   try {
     const out: Record<string, string> = {};
     for (const v of await vars.listVariables(e.db))
-      if (!v.is_secret || o.includeSecrets) out[v.key] = v.value;
+      if (!v.is_secret || o.includeSecrets) out[v.key] = plainValue(v);
     return out;
   } finally {
     await e.close();

@@ -9,8 +9,14 @@ export type { Broker, Delivery, OutgoingMessage, QueueDepth, Subscription } from
 /** RabbitMQ when a broker URL is given, otherwise the Postgres queue in the same database. */
 export async function createBroker(
   db: Db,
-  opts: { url?: string; prefix?: string; logger?: Logger; leaseMs?: number },
+  opts: { url?: string; prefix?: string; logger?: Logger; leaseMs?: number; connectionName?: string },
 ): Promise<Broker> {
-  if (opts.url) return RabbitBroker.connect({ url: opts.url, prefix: opts.prefix, logger: opts.logger });
+  if (opts.url)
+    return RabbitBroker.connect({
+      url: opts.url,
+      prefix: opts.prefix,
+      logger: opts.logger,
+      connectionName: opts.connectionName,
+    });
   return new PgQueueBroker(db, { logger: opts.logger, leaseMs: opts.leaseMs });
 }

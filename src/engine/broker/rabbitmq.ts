@@ -21,6 +21,8 @@ export interface RabbitOptions {
   /** Prefix of exchange and queue names: lets tests and several installations share one vhost. */
   prefix?: string;
   logger?: Logger;
+  /** Shown by RabbitMQ as the connection's name (client property connection_name). */
+  connectionName?: string;
 }
 
 interface Consumer {
@@ -29,6 +31,8 @@ interface Consumer {
   onDelivery: (d: Delivery) => void;
   channel: Channel | null;
   cancelled: boolean;
+  /** A restart of this consumer is under way (see consumerLost). */
+  restarting?: boolean;
 }
 
 const QUEUE_ARGS = { durable: true, arguments: { 'x-max-priority': 10 } };
@@ -51,6 +55,7 @@ export class RabbitBroker implements Broker {
   static async connect(opts: RabbitOptions): Promise<RabbitBroker> {
     const b = new RabbitBroker(opts);
     b.conn = await amqp.connect(opts.url, {
+      clientProperties: { connection_name: opts.connectionName ?? 'airtasks' },
       recovery: {
         initialDelay: 100,
         maxDelay: 5000,
@@ -74,7 +79,9 @@ export class RabbitBroker implements Broker {
     this.model = model;
     this.publishChannel = null;
     this.asserted.clear();
-    for (const c of this.consumers) if (!c.cancelled) await this.startConsumer(c);
+    // Channels here must come from `model`: the recovering connection hands out channels only after
+    // this setup returns, so asking it would wait for ever (consumers were never re-created).
+    for (const c of this.consumers) if (!c.cancelled) await this.startConsumer(c, model);
     if (!firstTime) this.log.info('broker connection restored');
   }
 
@@ -146,9 +153,10 @@ export class RabbitBroker implements Broker {
     };
   }
 
-  private async startConsumer(c: Consumer) {
-    const ch = await this.conn.createChannel();
+  private async startConsumer(c: Consumer, model?: ChannelModel) {
+    const ch = await (model ?? this.conn).createChannel();
     ch.on('error', (err: Error) => this.log.warn({ err: err.message }, 'consumer channel error'));
+    ch.on('close', () => this.consumerLost(c, ch));
     for (const q of c.queues) await this.assertQueue(ch, q);
     // global=true: the limit is shared by every queue this worker consumes, so it equals the concurrency.
     await ch.prefetch(c.prefetch, true);
@@ -156,7 +164,8 @@ export class RabbitBroker implements Broker {
     for (const q of c.queues) {
       const { consumerTag } = await ch.consume(
         this.queueName(q),
-        (msg) => msg && this.deliver(c, ch, q, msg),
+        // null: the server cancelled the consumer (its queue was deleted): start over on a new channel.
+        (msg) => (msg ? this.deliver(c, ch, q, msg) : void ch.close().catch(() => undefined)),
         {
           noAck: false,
         },
@@ -165,6 +174,23 @@ export class RabbitBroker implements Broker {
     }
     (ch as Channel & { __tags?: string[] }).__tags = tags;
     c.channel = ch;
+  }
+
+  /**
+   * A consumer channel closed while its connection stayed up (a channel error, a cancel by the server):
+   * consume again on a new channel. When the whole connection went, the recovery setup does it instead.
+   */
+  private consumerLost(c: Consumer, ch: Channel) {
+    if (c.channel !== ch) return;
+    c.channel = null;
+    setTimeout(() => {
+      if (c.cancelled || c.channel || c.restarting || !this.model) return;
+      c.restarting = true;
+      this.log.warn({ queues: c.queues }, 'consumer channel closed; consuming again');
+      this.startConsumer(c)
+        .catch((err: Error) => this.log.warn({ err: err.message }, 'restarting a consumer failed'))
+        .finally(() => (c.restarting = false));
+    }, 500).unref();
   }
 
   private deliver(c: Consumer, ch: Channel, queue: string, msg: ConsumeMessage) {

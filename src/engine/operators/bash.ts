@@ -1,6 +1,7 @@
 /** Runs a templated bash command; non-zero exit fails the task; the last stdout line is the output. */
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
+import { storableText } from '../storable.js';
 import { render, templateContext } from '../template.js';
 import { TaskFailure, type Operator, type OperatorContext, type OperatorResult } from './types.js';
 
@@ -24,7 +25,7 @@ export const bashOperator: Operator = {
     // kills the whole group, so no task keeps running unseen after its worker is gone.
     const child = spawn('bash', ['-c', SHIM, 'airtasks-task', command], {
       cwd: args.cwd ?? ctx.dagsFolder,
-      env: { ...process.env, ...taskEnv(ctx), ...args.env },
+      env: { ...workerEnv(), ...taskEnv(ctx), ...args.env },
       stdio: ['pipe', 'pipe', 'pipe'],
       detached: true,
     });
@@ -54,7 +55,8 @@ export const bashOperator: Operator = {
       const sig = signal ?? (code !== null && code > 128 ? `signal ${code - 128}` : null);
       throw new TaskFailure(sig ? `bash was killed by ${sig}` : `bash exited with code ${code}`, code);
     }
-    return { output: last, exitCode: 0 };
+    // The last line is a convenience output: a stray NUL byte (binary output) must not fail the task.
+    return { output: storableText(last), exitCode: 0 };
   },
 };
 
@@ -67,8 +69,17 @@ function killGroup(pid: number | undefined, sig: NodeJS.Signals) {
   }
 }
 
+/** The worker's environment without the secret key: tasks read secrets as variables, never the key. */
+function workerEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  delete env.AIRTASKS_SECRET_KEY;
+  delete env.AIRTASKS_SECRET_KEY_FILE;
+  return env;
+}
+
 function taskEnv(ctx: OperatorContext): Record<string, string> {
   return {
+    ...(ctx.workerId ? { AIRTASKS_WORKER_ID: ctx.workerId } : {}),
     AIRTASKS_DAG_ID: ctx.run.dagId,
     AIRTASKS_RUN_ID: ctx.run.runId,
     AIRTASKS_TASK_ID: ctx.run.taskId,

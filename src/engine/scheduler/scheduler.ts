@@ -33,6 +33,11 @@ export interface SchedulerOptions {
   maxLostTries?: number;
   /** Outbox rows older than this are taken to be left by a dead publisher. */
   outboxStaleMs?: number;
+  /**
+   * A queued try unclaimed for this long, with no outbox row and an empty broker queue, lost its message
+   * (purged queue, broker failure): it is sent again. Default 60 s.
+   */
+  requeueAfterMs?: number;
   pausedOnCreation?: boolean;
   parseTimeoutMs?: number;
   /** How often runs are checked against their DAG's runTimeout. */
@@ -91,6 +96,7 @@ export class Scheduler {
     every(this.o.runTimeoutCheckMs ?? 1000, () => void this.failTimedOutRuns());
     every(Math.max(250, (this.o.zombieThresholdMs ?? 30_000) / 4), () => void this.reapZombies());
     every(Math.max(250, (this.o.outboxStaleMs ?? 5000) / 2), () => void this.republishStaleOutbox());
+    every(Math.max(250, (this.o.requeueAfterMs ?? 60_000) / 2), () => void this.requeueLostMessages());
     if (this.processor) every(this.o.dagScanIntervalMs ?? 2000, () => void this.scanDags());
     this.log.info({ dagsFolder: this.o.dagsFolder, broker: this.o.broker.kind }, 'scheduler started');
     this.wake();
@@ -272,6 +278,39 @@ export class Scheduler {
       });
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'outbox sweep failed');
+    }
+  }
+
+  /**
+   * Sends a new message for queued tries whose message is gone. The rule, per try: queued and unclaimed
+   * for longer than requeueAfterMs since its message last went out, no outbox row for it, and its broker
+   * queue holds no ready message. A queue with a backlog (ready > 0) may still hold the message, so
+   * nothing is re-sent there until it drains: no flood of duplicates. Workers claim a message as soon as
+   * it is delivered, so an empty queue and an old unclaimed try mean the message was lost. A duplicate in
+   * a rare race is harmless: the claim takes one and the other is acked and ignored.
+   */
+  async requeueLostMessages() {
+    if (this.stopping) return;
+    try {
+      const after = this.o.requeueAfterMs ?? 60_000;
+      const stale = await tis.findStaleQueued(this.o.db, after, 1000);
+      if (stale.length === 0) return;
+      const depths = await this.o.broker.depths([...new Set(stale.map((s) => s.queue))]);
+      const empty = new Set(depths.filter((d) => d.ready === 0).map((d) => d.queue));
+      const lost = stale.filter((s) => empty.has(s.queue));
+      if (lost.length === 0) return;
+      const rows = await this.o.db.tx((c) => tis.requeueStale(c, lost, after));
+      if (rows.length === 0) return;
+      this.log.warn(
+        {
+          messages: rows.length,
+          tasks: rows.slice(0, 10).map((r) => `${r.payload.runId}/${r.payload.taskId}`),
+        },
+        'queued tasks lost their messages (empty queue, unclaimed); sent again',
+      );
+      await this.publish(rows);
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'lost-message check failed');
     }
   }
 

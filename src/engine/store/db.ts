@@ -58,17 +58,31 @@ export class Db {
 
   async tx<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
     const c = await this.pool.connect();
+    // The pool listens for errors only on idle clients. A connection lost while checked out, between
+    // two statements of this transaction, would otherwise be an unhandled 'error' event that crashes
+    // the process; with this listener the next statement fails instead, and the transaction with it.
+    const onError = (err: Error) =>
+      this.options.logger?.warn({ err: err.message }, 'database connection lost in a transaction');
+    c.on('error', onError);
+    let out: T;
     try {
       await c.query('BEGIN');
-      const out = await fn(c);
+      out = await fn(c);
       await c.query('COMMIT');
-      return out;
     } catch (e) {
-      await c.query('ROLLBACK').catch(() => undefined);
+      // A connection that cannot even roll back is broken (terminated, network gone): destroy it rather
+      // than hand it back to the pool, where the next caller would fail on it too.
+      const broken = await c.query('ROLLBACK').then(
+        () => false,
+        () => true,
+      );
+      c.off('error', onError);
+      c.release(broken);
       throw e;
-    } finally {
-      c.release();
     }
+    c.off('error', onError);
+    c.release();
+    return out;
   }
 
   listen(channels: string[], onNotify: (channel: string, payload: string) => void, onReconnect?: () => void) {
@@ -100,7 +114,10 @@ export class Listener {
 
   private async connect(attempt: number): Promise<void> {
     if (this.stopped) return;
-    const client = new pg.Client({ connectionString: this.options.url, application_name: 'airtasks-listen' });
+    const client = new pg.Client({
+      connectionString: this.options.url,
+      application_name: `${this.options.applicationName ?? 'airtasks'}-listen`,
+    });
     client.on('notification', (n) => this.onNotify(n.channel, n.payload ?? ''));
     client.on('error', () => this.reconnect(client, 0));
     client.on('end', () => this.reconnect(client, 0));
@@ -144,4 +161,22 @@ export class Listener {
     this.client = null;
     await c?.end().catch(() => undefined);
   }
+}
+
+const CONNECTION_ERROR_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH']);
+
+/**
+ * True when the error says the database could not be reached or the connection died (the server
+ * terminated it, restarted, or the network dropped), as opposed to an error in the statement itself.
+ * Such errors are worth retrying; they are never a task's own failure.
+ */
+export function isConnectionError(err: unknown): boolean {
+  const e = err as { code?: unknown; message?: unknown } | null;
+  const code = typeof e?.code === 'string' ? e.code : '';
+  // 08xxx connection exceptions, 57P01-57P03 admin/crash shutdown, cannot connect now.
+  if (code.startsWith('08') || /^57P0[1-3]$/.test(code) || CONNECTION_ERROR_CODES.has(code)) return true;
+  const msg = typeof e?.message === 'string' ? e.message : '';
+  return /Connection terminated|not queryable|timeout exceeded when trying to connect|terminating connection/i.test(
+    msg,
+  );
 }

@@ -5,6 +5,8 @@ export interface VariableRow {
   key: string;
   value: string;
   is_secret: boolean;
+  /** The value is AES-256-GCM ciphertext (src/engine/secrets.ts). */
+  encrypted: boolean;
   description: string;
   updated_at: Date;
 }
@@ -17,13 +19,13 @@ export async function setVariable(
   q: Queryable,
   key: string,
   value: string,
-  opts: { secret?: boolean; description?: string } = {},
+  opts: { secret?: boolean; description?: string; encrypted?: boolean } = {},
 ) {
   await q.query(
-    `INSERT INTO variables (key, value, is_secret, description) VALUES ($1, $2, $3, $4)
+    `INSERT INTO variables (key, value, is_secret, description, encrypted) VALUES ($1, $2, $3, $4, $5)
      ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, is_secret = EXCLUDED.is_secret,
-       description = EXCLUDED.description, updated_at = now()`,
-    [key, value, opts.secret ?? false, opts.description ?? ''],
+       description = EXCLUDED.description, encrypted = EXCLUDED.encrypted, updated_at = now()`,
+    [key, value, opts.secret ?? false, opts.description ?? '', opts.encrypted ?? false],
   );
 }
 

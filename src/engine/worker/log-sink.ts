@@ -1,5 +1,6 @@
 /** Buffers a try's log lines and writes them to Postgres in batches, up to a size cap. */
 import type { Db } from '../store/db.js';
+import { storableText } from '../storable.js';
 import { appendLogs, type LogLine } from '../store/logs.js';
 
 export interface LogSinkOptions {
@@ -34,7 +35,8 @@ export class LogSink {
 
   private add(stream: LogLine['stream'], raw: string) {
     if (this.truncated) return;
-    let line = raw;
+    // A NUL byte in a line would make PostgreSQL refuse the whole batch.
+    let line = storableText(raw);
     for (const m of this.opts.mask ?? []) if (m) line = line.replaceAll(m, '***');
     this.bytes += Buffer.byteLength(line) + 1;
     if (this.bytes > this.opts.capBytes) {

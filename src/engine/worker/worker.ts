@@ -16,11 +16,12 @@ import { prefixedLog, runCallback } from '../operators/callbacks.js';
 import { resolveOperator } from '../operators/registry.js';
 import { TaskFailure, type RunInfo, type RunLauncher } from '../operators/types.js';
 import { nextRetry } from '../scheduler/decide.js';
-import type { Db, Listener } from '../store/db.js';
+import { isConnectionError, type Db, type Listener } from '../store/db.js';
 import * as tis from '../store/task-instances.js';
-import { getVariable, listVariables } from '../store/variables.js';
+import { readVariable, secretValuesForMasking } from '../variables.js';
 import * as workers from '../store/workers.js';
 import type { GpuAllocator } from './gpus.js';
+import { storableText, unstorableJson } from '../storable.js';
 import { LogSink } from './log-sink.js';
 import { storeRunLauncher } from './run-launcher.js';
 
@@ -59,6 +60,8 @@ export class Worker {
   private subscription: Subscription | null = null;
   private readonly inflight = new Set<Promise<void>>();
   private readonly running = new Map<string, Running>();
+  /** Tokens of claims in flight: known to the heartbeat, so it never takes them for orphans. */
+  private readonly claiming = new Set<string>();
   private heartbeatTimer: NodeJS.Timeout | null = null;
   private claimsListener: Listener | null = null;
   private stopping = false;
@@ -113,39 +116,55 @@ export class Worker {
     if (this.stopping) return d.release();
     const token = randomUUID();
     let claim: tis.Claim | null;
+    this.claiming.add(token);
     try {
       claim = await tis.claimTask(this.o.db, m, this.id, token);
     } catch (err) {
       // The database is unreachable: give the message back a little later (an immediate requeue would spin).
+      // The claim may still have committed with its answer lost: the heartbeat finds such an orphan.
+      this.claiming.delete(token);
       this.log.warn({ ...ids, err: (err as Error).message }, 'claim failed; message released');
       await sleep(1000);
       return d.release();
     }
+    if (claim) this.running.set(token, { message: m, token, abort: new AbortController() });
+    this.claiming.delete(token);
     if (!claim) {
       this.log.debug({ ...ids, redelivered: d.redelivered }, 'stale or duplicate message ignored');
       return d.ack();
     }
-    const abort = new AbortController();
-    this.running.set(token, { message: m, token, abort });
-    const sink = new LogSink(
-      this.o.db,
-      { runId: m.runId, taskId: m.taskId, tryNumber: m.tryNumber },
-      {
-        capBytes: this.o.logCapBytes ?? 10 * 1024 * 1024,
-        mask: await this.secretValues(),
-      },
-    );
+    const abort = this.running.get(token)!.abort;
     const log = this.log.child({ dagId: claim.dagId, ...ids });
+    // Database reads before the task starts wait out a lost connection: that is not the task's failure.
+    const db = <T>(what: string, fn: () => Promise<T>) => this.untilDbAnswers(what, fn, abort.signal, log);
     const runEvent = runCallbackEvent(m.taskId);
-    if (runEvent) return this.handleRunCallback(d, m, token, abort, claim, runEvent, sink, log);
-    log.info('task started');
+    if (runEvent) {
+      const callbackSink = new LogSink(
+        this.o.db,
+        { runId: m.runId, taskId: m.taskId, tryNumber: m.tryNumber },
+        {
+          capBytes: this.o.logCapBytes ?? 10 * 1024 * 1024,
+          mask: await db('reading secrets', () => this.secretValues()),
+        },
+      );
+      return this.handleRunCallback(d, m, token, abort, claim, runEvent, callbackSink, log);
+    }
     let result: tis.TryResult;
     let task: SerializedTask | undefined;
     let dagVersion: SerializedDag | undefined;
     let runInfo: RunInfo | undefined;
     const timers: NodeJS.Timeout[] = [];
+    let sink: LogSink | null = null;
     try {
-      const dag = await this.versions.get(claim.dagHash);
+      // No masks, no run: a task must never log a secret unmasked because the database blinked.
+      const mask = await db('reading secrets', () => this.secretValues());
+      sink = new LogSink(
+        this.o.db,
+        { runId: m.runId, taskId: m.taskId, tryNumber: m.tryNumber },
+        { capBytes: this.o.logCapBytes ?? 10 * 1024 * 1024, mask },
+      );
+      log.info('task started');
+      const dag = await db('reading the DAG version', () => this.versions.get(claim.dagHash));
       task = dag.tasks.find((t) => t.taskId === m.taskId);
       if (!task) throw new TaskFailure(`task ${m.taskId} is not in DAG version ${claim.dagHash}`);
       const op = resolveOperator(task.operator);
@@ -154,7 +173,8 @@ export class Worker {
         timers.push(setTimeout(() => abort.abort(`timed out after ${ms} ms`), ms));
       }
       sink.system(`try ${m.tryNumber} on worker ${this.id}`);
-      const outputs = await tis.outputsOf(this.o.db, m.runId, task.upstream);
+      const upstream = task.upstream;
+      const outputs = await db('reading upstream outputs', () => tis.outputsOf(this.o.db, m.runId, upstream));
       dagVersion = dag;
       runInfo = { ...claim, runId: m.runId, taskId: m.taskId, tryNumber: m.tryNumber, outputs };
       const r = await op.execute({
@@ -165,8 +185,9 @@ export class Worker {
         signal: abort.signal,
         dagsFolder: this.o.dagsFolder,
         gpus: this.o.gpus,
-        variable: this.variable,
+        variable: (key) => db(`reading variable ${key}`, () => this.variable(key)),
         runs: this.launcher,
+        workerId: this.id,
       });
       checkOutputSize(r.output, this.o.outputCapBytes ?? 256 * 1024);
       result = {
@@ -180,12 +201,13 @@ export class Worker {
     } catch (err) {
       const failure =
         err instanceof TaskFailure ? err : new TaskFailure((err as Error).message ?? String(err));
-      sink.system(`failed: ${failure.message}`);
+      sink?.system(`failed: ${failure.message}`);
       result = this.failure(failure, task, claim, abort.signal);
+      if (result.error) result.error = storableText(result.error);
     } finally {
       for (const t of timers) clearTimeout(t);
     }
-    await sink.flush();
+    await sink?.flush();
     const stored = await this.store(m, token, result, log);
     this.running.delete(token);
     if (stored) log.info({ state: result.state, error: result.error ?? undefined }, 'task finished');
@@ -194,7 +216,7 @@ export class Worker {
     // After the result is stored (and acked): a callback can neither change nor delay the task's result.
     const event = taskCallbackEvent(result);
     const spec = event ? task?.callbacks?.[event] : undefined;
-    if (stored && event && spec && task && dagVersion && runInfo) {
+    if (stored && event && spec && task && dagVersion && runInfo && sink) {
       const error = await runCallback({
         spec,
         key: functionKey(task.taskId, event),
@@ -288,7 +310,8 @@ export class Worker {
     await d.ack();
   }
 
-  private readonly variable = async (key: string) => (await getVariable(this.o.db, key))?.value;
+  /** A variable's value, decrypted when it is secret (engine/variables.ts). */
+  private readonly variable = (key: string) => readVariable(this.o.db, key);
 
   private failure(
     f: TaskFailure,
@@ -316,22 +339,55 @@ export class Worker {
       try {
         return await tis.finishTry(this.o.db, m, token, r, this.o.db.channel('events'));
       } catch (err) {
+        if (!isConnectionError(err) && r.state === 'success') {
+          // The database refused the result itself: retrying would loop for ever. Record a failure.
+          log.error({ err: (err as Error).message }, 'the result could not be stored; the try fails');
+          r = {
+            state: 'failed',
+            exitCode: r.exitCode,
+            output: null,
+            error: storableText(`the task's result could not be stored: ${(err as Error).message}`),
+            nextRetryAt: null,
+            countsAsFailure: true,
+          };
+          continue;
+        }
         log.warn({ err: (err as Error).message, attempt }, 'storing the result failed; retrying');
         await sleep(Math.min(5000, 200 * 2 ** Math.min(attempt, 5)));
       }
     }
   }
 
+  /** The values of secret variables, to mask in the task's log; secrets this worker cannot decrypt mask nothing. */
   private async secretValues(): Promise<string[]> {
-    try {
-      return (await listVariables(this.o.db)).filter((v) => v.is_secret).map((v) => v.value);
-    } catch {
-      return [];
+    return secretValuesForMasking(this.o.db);
+  }
+
+  /**
+   * Runs a database step of a claimed try, retrying while the connection is lost; other errors and an
+   * aborted try (claim lost, shutdown) end the wait.
+   */
+  private async untilDbAnswers<T>(
+    what: string,
+    fn: () => Promise<T>,
+    signal: AbortSignal,
+    log: Logger,
+  ): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await fn();
+      } catch (err) {
+        if (!isConnectionError(err) || signal.aborted) throw err;
+        log.warn({ err: (err as Error).message, attempt }, `${what} failed: database unreachable; retrying`);
+        await sleep(Math.min(5000, 200 * 2 ** Math.min(attempt, 5)));
+      }
     }
   }
 
   private async heartbeat() {
     try {
+      const known = [...this.running.keys(), ...this.claiming];
+      await this.releaseOrphans(known);
       const lost = await workers.heartbeat(this.o.db, this.id, [...this.running.keys()]);
       for (const token of lost) {
         const r = this.running.get(token);
@@ -350,6 +406,33 @@ export class Worker {
     const ti = await tis.getTaskInstance(this.o.db, r.message.runId, r.message.taskId).catch(() => undefined);
     if (ti?.state === 'cancelled' && ti.try_number === r.message.tryNumber) return ti.error ?? 'cancelled';
     return 'claim lost (declared dead?)';
+  }
+
+  /**
+   * Claims this worker holds in the database without knowing (the claim committed, its answer was lost
+   * with the connection, the message was released): give them back as lost tries, so they run again
+   * instead of staying 'running' forever behind a live heartbeat.
+   */
+  private async releaseOrphans(known: string[]) {
+    for (const o of await tis.orphanedClaims(this.o.db, this.id, known)) {
+      const ok = await tis.finishTry(
+        this.o.db,
+        o,
+        o.token,
+        {
+          state: 'up_for_retry',
+          exitCode: null,
+          output: null,
+          error: `worker ${this.id} lost the answer to its claim (database connection lost); run again`,
+          nextRetryAt: new Date(),
+          countsAsFailure: false,
+          lost: true,
+        },
+        this.o.db.channel('events'),
+      );
+      if (ok)
+        this.log.warn({ runId: o.runId, taskId: o.taskId, try: o.tryNumber }, 'orphaned claim given back');
+    }
   }
 
   get busy(): number {
@@ -397,6 +480,8 @@ function runCallbackEvent(taskId: string): RunCallbackEvent | null {
 function checkOutputSize(output: unknown, cap: number) {
   const json = JSON.stringify(output ?? null);
   if (json === undefined) throw new TaskFailure('the task returned a value that is not JSON-serialisable');
+  const bad = unstorableJson(output);
+  if (bad) throw new TaskFailure(`the task's output cannot be stored: the value at ${bad.at} ${bad.why}`);
   const bytes = Buffer.byteLength(json);
   if (bytes > cap) {
     throw new TaskFailure(
