@@ -43,6 +43,7 @@ ${EXIT_CODES_HELP}`;
         runId: f['run-id'],
         wait: f.wait,
         timeoutMs: f.timeout ? f.timeout * 1000 : undefined,
+        onNotice: (m) => this.warn(m),
         onTaskChange: (t: TaskSummary) =>
           this.progress(`  ${t.taskId}: ${t.state}${t.tryNumber > 1 ? ` (try ${t.tryNumber})` : ''}`),
       });

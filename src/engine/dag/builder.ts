@@ -9,15 +9,26 @@
 import { toMs } from './duration.js';
 import type { TaskContext } from './context.js';
 import { checkId, DagValidationError, validateDag } from './validate.js';
-import type { SerializedDag, SerializedTask, TaskDefaults, TriggerRule } from './types.js';
+import { normalizeSchedule, type ScheduleOptions } from './schedule.js';
+import type {
+  SerializedDag,
+  SerializedSchedule,
+  SerializedTask,
+  TaskDefaults,
+  TriggerRule,
+} from './types.js';
 
 const DAG_BRAND = Symbol.for('airtasks.dag');
 export const DEFAULT_QUEUE = 'worker';
 
-export interface DagOptions {
+export interface DagOptions extends ScheduleOptions {
   description?: string;
   tags?: string[];
   defaults?: TaskDefaults;
+  /** At most this many runs of this DAG running at once (manual and scheduled); the rest wait queued. */
+  maxActiveRuns?: number;
+  /** At most this many task instances of this DAG (across its runs) queued or running at once. */
+  maxActiveTasks?: number;
 }
 
 export interface TaskOptions extends TaskDefaults {
@@ -157,12 +168,24 @@ export class Dag<Conf = Record<string, unknown>> {
   readonly tasks = new Map<string, TaskRef<unknown>>();
   /** @internal Node task functions by task id; never serialised. */
   readonly functions = new Map<string, NodeTaskFn>();
+  /** @internal Checked when the DAG is declared, so a bad schedule is an import error naming the DAG. */
+  private readonly schedule: SerializedSchedule | undefined;
 
   constructor(
     readonly id: string,
     readonly options: DagOptions = {},
   ) {
     checkId('DAG', id);
+    try {
+      this.schedule = normalizeSchedule(options);
+      for (const k of ['maxActiveRuns', 'maxActiveTasks'] as const) {
+        const v = options[k];
+        if (v !== undefined && (!Number.isInteger(v) || v < 1))
+          throw new Error(`${k} must be an integer >= 1 (leave it out for no limit)`);
+      }
+    } catch (err) {
+      throw new DagValidationError(`DAG "${id}": ${(err as Error).message}`, id);
+    }
   }
 
   bash(id: string, opts: BashOptions): TaskRef<string> {
@@ -231,6 +254,10 @@ export class Dag<Conf = Record<string, unknown>> {
       tags: this.options.tags ?? [],
       tasks: [...this.tasks.values()].map((t) => ({ ...t.spec, upstream: [...t.upstreamIds].sort() })),
     };
+    // Only set keys are written, so DAGs without these options keep the hash they always had.
+    if (this.schedule) s.schedule = this.schedule;
+    if (this.options.maxActiveRuns !== undefined) s.maxActiveRuns = this.options.maxActiveRuns;
+    if (this.options.maxActiveTasks !== undefined) s.maxActiveTasks = this.options.maxActiveTasks;
     validateDag(s);
     return s;
   }
