@@ -2,11 +2,13 @@
 export { dag, Dag, TaskRef, isDag, DEFAULT_QUEUE } from './engine/dag/builder.js';
 export type {
   BashOptions,
+  BranchOptions,
   DagOptions,
   DockerOptions,
   NodeOptions,
   TaskOptions,
 } from './engine/dag/builder.js';
+export type { BranchChoice } from './engine/dag/branch.js';
 export type { TaskContext } from './engine/dag/context.js';
 export type {
   Duration,

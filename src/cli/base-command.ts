@@ -10,7 +10,8 @@ export type CommandArgs<T extends typeof Command> = Interfaces.InferredArgs<T['a
 
 export const EXIT_CODES_HELP = `EXIT CODES
   0 ok · 1 error · 2 usage or invalid input · 3 not found · 4 database/broker unreachable
-  5 invalid DAG files · 10 run failed · 11 run cancelled · 12 wait timed out`;
+  5 invalid DAG files · 6 state conflict (run already ended, task still running)
+  10 run failed · 11 run cancelled · 12 wait timed out`;
 
 export abstract class BaseCommand<T extends typeof Command> extends Command {
   static override enableJsonFlag = true;

@@ -90,6 +90,40 @@ export async function attachOutput(
   return { done, close: () => stream.destroy() };
 }
 
+/**
+ * Reads a container's whole log from its start, line by line, and follows it until the container ends.
+ * For a container this process did not start (adopted from a lost worker), where attaching would miss
+ * what it printed before.
+ */
+export async function followLogs(container: Docker.Container, tty: boolean, on: LineHandlers): Promise<void> {
+  const stream = (await container.logs({ follow: true, stdout: true, stderr: true })) as unknown as Readable;
+  const out = new PassThrough();
+  const err = new PassThrough();
+  const done = Promise.all([lines(out, on.stdout), lines(err, on.stderr)]);
+  if (tty) stream.pipe(out);
+  else container.modem.demuxStream(stream, out, err);
+  const end = () => {
+    out.end();
+    err.end();
+  };
+  stream.on('end', end);
+  stream.on('close', end);
+  stream.on('error', end);
+  await done;
+}
+
+/** The newest container of an earlier try of this task: left behind when its worker died. */
+export async function findEarlierTry(
+  docker: Docker,
+  key: TaskKey,
+): Promise<(Docker.ContainerInfo & { tryNumber: number }) | undefined> {
+  const all = await findTaskContainers(docker, { runId: key.runId, taskId: key.taskId });
+  return all
+    .map((c) => ({ ...c, tryNumber: Number(c.Labels[LABEL.tryNumber]) }))
+    .filter((c) => Number.isInteger(c.tryNumber) && c.tryNumber < key.tryNumber)
+    .sort((a, b) => b.tryNumber - a.tryNumber)[0];
+}
+
 function lines(input: Readable, each: (line: string) => void): Promise<void> {
   return new Promise((resolve) => {
     const rl = createInterface({ input, crlfDelay: Infinity });

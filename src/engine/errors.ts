@@ -9,6 +9,8 @@ export const ExitCode = {
   NOT_FOUND: 3,
   UNAVAILABLE: 4,
   INVALID_DAGS: 5,
+  /** The run or task is not in a state that allows this (cancel an ended run, clear a running task). */
+  CONFLICT: 6,
   RUN_FAILED: 10,
   RUN_CANCELLED: 11,
   WAIT_TIMEOUT: 12,
@@ -28,3 +30,4 @@ export class AirtasksError extends Error {
 
 export const usageError = (msg: string) => new AirtasksError(msg, ExitCode.USAGE);
 export const notFound = (msg: string) => new AirtasksError(msg, ExitCode.NOT_FOUND);
+export const conflict = (msg: string) => new AirtasksError(msg, ExitCode.CONFLICT);

@@ -42,6 +42,8 @@ export async function listRuns(
 
 export interface RunDetail extends RunListItem {
   conf: Record<string, unknown>;
+  /** Why the run ended early (cancelled, timed out); null otherwise. */
+  error: string | null;
   dagHash: string;
   tasks: Array<{
     taskId: string;
@@ -81,6 +83,7 @@ export async function showRun(o: ConnectionOptions & { runId: string }): Promise
       startedAt: iso(r.started_at),
       endedAt: iso(r.ended_at),
       conf: r.conf,
+      error: r.error,
       dagHash: r.dag_hash,
       logicalDate: r.logical_date.toISOString(),
       tasks: list.map((t) => ({

@@ -34,7 +34,64 @@ describe('e2e: commands without services', function () {
       expect(r.code, `${id}: ${r.stderr}`).to.equal(0);
       const out = JSON.parse(r.stdout);
       expect(out.state).to.equal('success');
-      for (const t of out.tasks) expect(t.state, `${id}.${t.taskId}`).to.equal('success');
+      // A branch skips the paths it did not choose.
+      const allowed = id === 'example_branching' ? ['success', 'skipped'] : ['success'];
+      for (const t of out.tasks) expect(t.state, `${id}.${t.taskId}`).to.be.oneOf(allowed);
+    }
+  });
+
+  it('dags test follows a branch: the chosen paths run, the others are skipped, the join runs', async () => {
+    const run = async (conf: string) => {
+      const r = await runCli(
+        ['dags', 'test', 'example_branching', '--dags-folder', EXAMPLES, '--conf', conf, '--json'],
+        NO_SERVICES,
+      );
+      expect(r.code, r.stderr).to.equal(0);
+      const out = JSON.parse(r.stdout);
+      return Object.fromEntries(out.tasks.map((t: { taskId: string; state: string }) => [t.taskId, t.state]));
+    };
+    expect(await run('{"rows": 10}')).to.deep.equal({
+      count_rows: 'success',
+      choose_path: 'success',
+      incremental_load: 'success',
+      bulk_load: 'skipped',
+      vacuum: 'skipped',
+      notify: 'skipped',
+      report: 'success',
+    });
+    expect(await run('{"rows": 5000, "notify": true}')).to.deep.equal({
+      count_rows: 'success',
+      choose_path: 'success',
+      incremental_load: 'skipped',
+      bulk_load: 'success',
+      vacuum: 'success',
+      notify: 'success',
+      report: 'success',
+    });
+  });
+
+  it('dags test fails a branch task that chooses an unknown task, with a clear error', async () => {
+    const dags = await tempDagsFolder({
+      'b.ts': `import { dag } from 'airtasks';
+export const d = dag('local_bad_branch');
+const pick = d.branch('pick', { run: () => 'nowhere' });
+d.bash('here', { command: 'echo here', upstream: pick });
+`,
+    });
+    try {
+      const r = await runCli(
+        ['dags', 'test', 'local_bad_branch', '--dags-folder', dags.dir, '--json'],
+        NO_SERVICES,
+      );
+      expect(r.code).to.equal(10);
+      const out = JSON.parse(r.stdout);
+      const pick = out.tasks.find((t: { taskId: string }) => t.taskId === 'pick');
+      expect(pick.state).to.equal('failed');
+      expect(pick.error).to.equal(
+        'branch task "pick" chose "nowhere", which is not one of its direct downstream tasks (here)',
+      );
+    } finally {
+      await dags.remove();
     }
   });
 

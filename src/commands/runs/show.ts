@@ -10,6 +10,7 @@ export default class RunsShow extends BaseCommand<typeof RunsShow> {
   async run(): Promise<RunDetail> {
     const r = await showRun({ ...this.connection(), runId: this.args.runId });
     this.log(`${r.runId}  dag=${r.dagId}  state=${r.state}  conf=${JSON.stringify(r.conf)}`);
+    if (r.error) this.log(`error: ${r.error}`);
     this.log(
       table(
         ['TASK', 'STATE', 'TRY', 'WORKER', 'ENDED', 'ERROR'],

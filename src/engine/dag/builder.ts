@@ -9,8 +9,10 @@
 import { toMs } from './duration.js';
 import type { TaskContext } from './context.js';
 import { checkId, DagValidationError, validateDag } from './validate.js';
+import { BRANCH_OPERATOR, type BranchChoice } from './branch.js';
 import { normalizeSchedule, type ScheduleOptions } from './schedule.js';
 import type {
+  Duration,
   SerializedDag,
   SerializedSchedule,
   SerializedTask,
@@ -29,6 +31,8 @@ export interface DagOptions extends ScheduleOptions {
   maxActiveRuns?: number;
   /** At most this many task instances of this DAG (across its runs) queued or running at once. */
   maxActiveTasks?: number;
+  /** A run still going after this long (from its start) is failed and its running tasks are stopped. */
+  runTimeout?: Duration;
 }
 
 export interface TaskOptions extends TaskDefaults {
@@ -48,6 +52,14 @@ export interface NodeOptions<Conf, T> extends TaskOptions {
 }
 
 export type NodeTaskFn = (ctx: TaskContext<never>) => unknown;
+
+export interface BranchOptions<Conf> extends TaskOptions {
+  /**
+   * Chooses which direct downstream tasks run: a task reference or id, a list of them, or null/[] to
+   * skip them all. The tasks not chosen are skipped, and their downstream follows the trigger rules.
+   */
+  run: (ctx: TaskContext<Conf>) => BranchChoice | Promise<BranchChoice>;
+}
 
 /** A task that runs in a container on the worker's Docker engine; see src/engine/operators/docker.ts. */
 export interface DockerOptions extends TaskOptions {
@@ -186,6 +198,8 @@ export class Dag<Conf = Record<string, unknown>> {
     } catch (err) {
       throw new DagValidationError(`DAG "${id}": ${(err as Error).message}`, id);
     }
+    // A bad duration is reported where the DAG is defined, not later at serialisation.
+    if (options.runTimeout !== undefined) toMs(options.runTimeout, 'runTimeout');
   }
 
   bash(id: string, opts: BashOptions): TaskRef<string> {
@@ -206,6 +220,20 @@ export class Dag<Conf = Record<string, unknown>> {
       throw new DagValidationError(`task "${id}" in DAG "${this.id}": node needs a run function`, this.id);
     }
     const ref = this.task<Awaited<T>>(id, 'node', { source: opts.run.toString() }, opts);
+    this.functions.set(id, opts.run as NodeTaskFn);
+    return ref;
+  }
+
+  /**
+   * A node task that chooses which of its direct downstream tasks run (Airflow's BranchPythonOperator);
+   * its output is the list of chosen task ids. A task that joins the branches again typically uses the
+   * trigger rule `none_failed_min_one_success`.
+   */
+  branch(id: string, opts: BranchOptions<Conf>): TaskRef<string[]> {
+    if (typeof opts.run !== 'function') {
+      throw new DagValidationError(`task "${id}" in DAG "${this.id}": branch needs a run function`, this.id);
+    }
+    const ref = this.task<string[]>(id, BRANCH_OPERATOR, { source: opts.run.toString() }, opts);
     this.functions.set(id, opts.run as NodeTaskFn);
     return ref;
   }
@@ -258,6 +286,8 @@ export class Dag<Conf = Record<string, unknown>> {
     if (this.schedule) s.schedule = this.schedule;
     if (this.options.maxActiveRuns !== undefined) s.maxActiveRuns = this.options.maxActiveRuns;
     if (this.options.maxActiveTasks !== undefined) s.maxActiveTasks = this.options.maxActiveTasks;
+    // Only when set, so that DAGs without it keep the hash they had.
+    if (this.options.runTimeout !== undefined) s.runTimeoutMs = toMs(this.options.runTimeout, 'runTimeout');
     validateDag(s);
     return s;
   }

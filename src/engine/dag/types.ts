@@ -36,6 +36,8 @@ export interface SerializedDag {
   fileloc: string;
   tags: string[];
   tasks: SerializedTask[];
+  /** DagOptions.runTimeout; absent when the DAG has none. */
+  runTimeoutMs?: number;
   /** When the scheduler creates runs by itself; absent: manual (and triggered) runs only. */
   schedule?: SerializedSchedule;
   /** At most this many runs of the DAG running at once; more stay queued. Absent: no limit. */

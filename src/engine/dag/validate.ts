@@ -1,4 +1,5 @@
 /** Structural checks on a DAG: ids, unknown references, cycles. Pure functions over the serialised form. */
+import { BRANCH_OPERATOR } from './branch.js';
 import { TRIGGER_RULES, type SerializedDag } from './types.js';
 
 export const ID_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,249}$/;
@@ -80,6 +81,12 @@ export function validateDag(d: SerializedDag): void {
     }
   }
   if (d.tasks.length === 0) problems.push('a DAG needs at least one task');
+  if (d.runTimeoutMs !== undefined && !(Number.isFinite(d.runTimeoutMs) && d.runTimeoutMs > 0))
+    problems.push('runTimeout must be a positive duration');
+  for (const t of d.tasks) {
+    if (t.operator === BRANCH_OPERATOR && !d.tasks.some((x) => x.upstream.includes(t.taskId)))
+      problems.push(`branch task "${t.taskId}" has no downstream tasks to choose from`);
+  }
   if (problems.length === 0) {
     const cycle = findCycle(d.tasks);
     if (cycle) problems.push(`cycle: ${cycle.join(' -> ')}`);

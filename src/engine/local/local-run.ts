@@ -93,7 +93,8 @@ export async function runLocally(o: LocalRunOptions): Promise<LocalRunResult> {
     const states = new Map<string, TaskStateBrief>(
       [...results.values()].map((r) => [
         r.taskId,
-        { state: r.state, nextRetryAt: retryAt.get(r.taskId) ?? null },
+        // The output carries a branch task's choice, which decide() applies.
+        { state: r.state, nextRetryAt: retryAt.get(r.taskId) ?? null, output: r.output },
       ]),
     );
     const d = decide(dag, states, new Date());

@@ -17,7 +17,14 @@ import os from 'node:os';
 import path from 'node:path';
 import type Docker from 'dockerode';
 import { parseAuthValue, resolveRegistryAuth, type RegistryAuth } from '../../docker/auth.js';
-import { attachOutput, removeContainer, stopContainer, taskLabels } from '../../docker/containers.js';
+import {
+  attachOutput,
+  findEarlierTry,
+  followLogs,
+  removeContainer,
+  stopContainer,
+  taskLabels,
+} from '../../docker/containers.js';
 import { connectDocker, engineMessage, unreachableMessage } from '../../docker/engine.js';
 import { ensureImage, normalizeImage, PULL_POLICIES, type PullPolicy } from '../../docker/images.js';
 import { nanoCpus, parseBytes } from '../../docker/units.js';
@@ -67,6 +74,11 @@ export const dockerOperator: Operator = {
     }
     if (signal.aborted) throw stopped();
 
+    // A container of an earlier try may outlive its lost worker: take its result rather than run the task twice.
+    const docker = connectDocker({ host: a.dockerHost });
+    const earlier = await findEarlierTry(docker, ctx.run).catch(() => undefined);
+    if (earlier) return adoptEarlierTry(docker, earlier, a, ctx);
+
     const runtime = a.runtime ?? (a.hostConfig?.Runtime as string | undefined);
     let gpuRequest: GpuRequest | undefined = a.gpus;
     if (gpuRequest === undefined && runtime === 'nvidia' && ctx.gpus) {
@@ -107,7 +119,6 @@ export const dockerOperator: Operator = {
       }
 
       // 3. Image.
-      const docker = connectDocker({ host: a.dockerHost });
       const policy = a.pullPolicy ?? 'missing';
       try {
         const { pulled } = await ensureImage(docker, image, {
@@ -203,19 +214,10 @@ export const dockerOperator: Operator = {
         `container ${short} created from ${image}${argv.length ? `: ${argv.join(' ')}` : ' (image default command)'}`,
       );
       if (signal.aborted) throw stopped();
-      const stdoutLines: string[] = [];
-      let last = '';
-      const keepAll = a.output === 'all';
+      const collected = collectOutput(a, ctx);
       let attached: { done: Promise<void>; close(): void };
       try {
-        attached = await attachOutput(container, Boolean(create.Tty), {
-          stdout: (l) => {
-            ctx.log.stdout(l);
-            if (keepAll) stdoutLines.push(l);
-            if (l.trim() !== '') last = l;
-          },
-          stderr: (l) => ctx.log.stderr(l),
-        });
+        attached = await attachOutput(container, Boolean(create.Tty), collected.handlers);
       } catch (err) {
         throw new TaskFailure(`attaching to container ${short} failed: ${engineMessage(err)}`);
       }
@@ -227,31 +229,14 @@ export const dockerOperator: Operator = {
         ctx.log.system(`docker engine: ${msg}`);
         throw new TaskFailure(`starting container ${short} failed: ${msg}`);
       }
-      const waited = (await container.wait()) as { StatusCode?: number; Error?: { Message?: string } | null };
+      const waited = (await container.wait()) as WaitResult;
       await Promise.race([attached.done, sleep(LOGS_DRAIN_MS)]);
       attached.close();
-      const code = waited.StatusCode ?? null;
       if (signal.aborted) {
         ctx.log.system(`container ${short} stopped (${String(signal.reason ?? 'aborted')})`);
         throw stopped();
       }
-      let oom = false;
-      try {
-        oom = Boolean((await container.inspect()).State?.OOMKilled);
-      } catch {
-        // Gone already (removed by someone else): the exit code is all we know.
-      }
-      ctx.log.system(`container ${short} exited with code ${code}${oom ? ' (killed: out of memory)' : ''}`);
-      if (code !== 0) {
-        const why = oom
-          ? ' (out of memory: raise `memory`)'
-          : waited.Error?.Message
-            ? ` (${waited.Error.Message})`
-            : '';
-        throw new TaskFailure(`container exited with code ${code}${why}`, code);
-      }
-      const output = a.output === 'none' ? null : keepAll ? stdoutLines.join('\n') : last;
-      return { output, exitCode: 0 };
+      return await exitResult(container, waited, collected.output(), ctx);
     } catch (err) {
       if (err instanceof TaskFailure) throw err;
       if (signal.aborted) throw stopped();
@@ -274,6 +259,92 @@ export const dockerOperator: Operator = {
     }
   },
 };
+
+/** Output handlers: stdout/stderr to the task log, keeping what the task's output will be made of. */
+function collectOutput(a: DockerArgs, ctx: OperatorContext) {
+  const all: string[] = [];
+  let last = '';
+  const keepAll = a.output === 'all';
+  return {
+    handlers: {
+      stdout: (l: string) => {
+        ctx.log.stdout(l);
+        if (keepAll) all.push(l);
+        if (l.trim() !== '') last = l;
+      },
+      stderr: (l: string) => ctx.log.stderr(l),
+    },
+    output: () => (a.output === 'none' ? null : keepAll ? all.join('\n') : last),
+  };
+}
+
+type WaitResult = { StatusCode?: number; Error?: { Message?: string } | null };
+
+/** The try's result from a container that has exited: output on exit code 0, else a TaskFailure. */
+async function exitResult(
+  container: Docker.Container,
+  waited: WaitResult,
+  output: unknown,
+  ctx: OperatorContext,
+): Promise<OperatorResult> {
+  const code = waited.StatusCode ?? null;
+  let oom = false;
+  try {
+    oom = Boolean((await container.inspect()).State?.OOMKilled);
+  } catch {
+    // Gone already (removed by someone else): the exit code is all we know.
+  }
+  ctx.log.system(
+    `container ${container.id.slice(0, 12)} exited with code ${code}${oom ? ' (killed: out of memory)' : ''}`,
+  );
+  if (code !== 0) {
+    const why = oom
+      ? ' (out of memory: raise `memory`)'
+      : waited.Error?.Message
+        ? ` (${waited.Error.Message})`
+        : '';
+    throw new TaskFailure(`container exited with code ${code}${why}`, code);
+  }
+  return { output, exitCode: 0 };
+}
+
+/**
+ * Takes over the container of an earlier try whose worker was lost: follows it to its end if it still
+ * runs, or reads what it printed and its exit code if it has ended, then removes it (unless kept).
+ * Only containers on this worker's engine can be found; on another host the task runs again.
+ */
+async function adoptEarlierTry(
+  docker: Docker,
+  info: Docker.ContainerInfo & { tryNumber: number },
+  a: DockerArgs,
+  ctx: OperatorContext,
+): Promise<OperatorResult> {
+  const container = docker.getContainer(info.Id);
+  const short = info.Id.slice(0, 12);
+  ctx.log.system(
+    `container ${short} of try ${info.tryNumber} is ${info.State} (its worker was lost): ` +
+      'taking its result instead of starting the task again',
+  );
+  const onAbort = () => void stopContainer(container, a.stopTimeout ?? 1).catch(() => undefined);
+  ctx.signal.addEventListener('abort', onAbort, { once: true });
+  try {
+    const collected = collectOutput(a, ctx);
+    const tty = Boolean((await container.inspect()).Config?.Tty);
+    await followLogs(container, tty, collected.handlers);
+    const waited = (await container.wait()) as WaitResult;
+    if (ctx.signal.aborted) throw new TaskFailure(`stopped: ${String(ctx.signal.reason ?? 'aborted')}`);
+    return await exitResult(container, waited, collected.output(), ctx);
+  } catch (err) {
+    if (err instanceof TaskFailure) throw err;
+    throw new TaskFailure(
+      `following container ${short} of try ${info.tryNumber} failed: ${engineMessage(err)}`,
+    );
+  } finally {
+    ctx.signal.removeEventListener('abort', onAbort);
+    if (a.keepContainer) ctx.log.system(`container ${short} kept (keepContainer)`);
+    else await removeContainer(container).catch(() => undefined);
+  }
+}
 
 function checkArgs(raw: Record<string, unknown>): DockerArgs {
   const a = raw as unknown as DockerArgs;

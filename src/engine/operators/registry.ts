@@ -1,10 +1,11 @@
 import { bashOperator } from './bash.js';
+import { branchOperator } from './branch.js';
 import { dockerOperator } from './docker.js';
 import { nodeOperator } from './node.js';
 import type { Operator } from './types.js';
 
 const operators = new Map<string, Operator>(
-  [bashOperator, nodeOperator, dockerOperator].map((o) => [o.name, o]),
+  [bashOperator, nodeOperator, branchOperator, dockerOperator].map((o) => [o.name, o]),
 );
 
 export function getOperator(name: string): Operator | undefined {

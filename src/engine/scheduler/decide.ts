@@ -3,6 +3,7 @@
  * Follows Airflow's trigger-rule semantics so that upstream_failed and skipped propagate as its users expect.
  */
 import type { SerializedDag, SerializedTask, TriggerRule } from '../dag/types.js';
+import { BRANCH_OPERATOR, branchChoice } from '../dag/branch.js';
 import { topologicalOrder } from '../dag/validate.js';
 import type { RunState } from '../store/runs.js';
 import type { TaskState } from '../store/task-instances.js';
@@ -10,6 +11,8 @@ import type { TaskState } from '../store/task-instances.js';
 export interface TaskStateBrief {
   state: TaskState;
   nextRetryAt: Date | null;
+  /** The stored output; needed only for branch tasks (the ids of the downstream tasks they chose). */
+  output?: unknown;
 }
 
 export interface Decision {
@@ -24,12 +27,18 @@ export interface Decision {
 interface Counts {
   total: number;
   success: number;
-  failed: number; // failed or upstream_failed
+  failed: number; // failed, upstream_failed or cancelled
   skipped: number;
   done: number;
 }
 
-const FINISHED: ReadonlySet<TaskState> = new Set(['success', 'failed', 'upstream_failed', 'skipped']);
+const FINISHED: ReadonlySet<TaskState> = new Set([
+  'success',
+  'failed',
+  'upstream_failed',
+  'skipped',
+  'cancelled',
+]);
 
 export function decide(dag: SerializedDag, states: Map<string, TaskStateBrief>, now: Date): Decision {
   const tasks = new Map(dag.tasks.map((t) => [t.taskId, t]));
@@ -47,6 +56,12 @@ export function decide(dag: SerializedDag, states: Map<string, TaskStateBrief>, 
       continue;
     }
     if (st !== 'none') continue;
+    // A branch that succeeded without choosing this task skips it, whatever its trigger rule (as in Airflow).
+    if (notChosenByBranch(task, tasks, eff, states)) {
+      out.settle.push({ taskId: id, state: 'skipped' });
+      eff.set(id, 'skipped');
+      continue;
+    }
     const verdict = evaluate(task.triggerRule, count(task, eff));
     if (verdict === 'run') {
       out.queue.push({ taskId: id, from: 'none' });
@@ -61,12 +76,26 @@ export function decide(dag: SerializedDag, states: Map<string, TaskStateBrief>, 
   return out;
 }
 
+function notChosenByBranch(
+  task: SerializedTask,
+  tasks: Map<string, SerializedTask>,
+  eff: Map<string, TaskState>,
+  states: Map<string, TaskStateBrief>,
+): boolean {
+  return task.upstream.some(
+    (up) =>
+      tasks.get(up)?.operator === BRANCH_OPERATOR &&
+      eff.get(up) === 'success' &&
+      !branchChoice(states.get(up)?.output).includes(task.taskId),
+  );
+}
+
 function count(task: SerializedTask, eff: Map<string, TaskState>): Counts {
   const c: Counts = { total: task.upstream.length, success: 0, failed: 0, skipped: 0, done: 0 };
   for (const up of task.upstream) {
     const s = eff.get(up);
     if (s === 'success') c.success++;
-    else if (s === 'failed' || s === 'upstream_failed') c.failed++;
+    else if (s === 'failed' || s === 'upstream_failed' || s === 'cancelled') c.failed++;
     else if (s === 'skipped') c.skipped++;
     if (s && FINISHED.has(s)) c.done++;
   }

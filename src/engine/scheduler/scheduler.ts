@@ -13,7 +13,10 @@ import { silentLogger } from '../logger.js';
 import * as runs from '../store/runs.js';
 import * as tis from '../store/task-instances.js';
 import { deleteOutbox, lockStaleOutbox } from '../store/outbox.js';
-import { decide, nextRetry } from './decide.js';
+import { BRANCH_OPERATOR } from '../dag/branch.js';
+import type { SerializedDag } from '../dag/types.js';
+import { stopRun } from '../store/run-control.js';
+import { decide, nextRetry, type TaskStateBrief } from './decide.js';
 import { createScheduledRuns } from './scheduled-runs.js';
 
 export interface SchedulerOptions {
@@ -37,6 +40,8 @@ export interface SchedulerOptions {
   scheduleIntervalMs?: number;
   /** The time schedules are computed against (tests pass a fixed clock). */
   clock?: () => Date;
+  /** How often runs are checked against their DAG's runTimeout. */
+  runTimeoutCheckMs?: number;
 }
 
 const RUNS_PER_TICK = 200;
@@ -97,6 +102,7 @@ export class Scheduler {
     });
     every(1000, () => void this.checkDueRetries());
     every(this.o.scheduleIntervalMs ?? 1000, () => void this.scheduleRuns());
+    every(this.o.runTimeoutCheckMs ?? 1000, () => void this.failTimedOutRuns());
     every(Math.max(250, (this.o.zombieThresholdMs ?? 30_000) / 4), () => void this.reapZombies());
     every(Math.max(250, (this.o.outboxStaleMs ?? 5000) / 2), () => void this.republishStaleOutbox());
     if (this.processor) every(this.o.dagScanIntervalMs ?? 2000, () => void this.scanDags());
@@ -204,23 +210,29 @@ export class Scheduler {
     locked: runs.RunRow[],
   ): Promise<tis.OutboxRow[]> {
     if (locked.length === 0) return [];
+    const dags = new Map<string, SerializedDag>();
+    for (const r of locked) dags.set(r.dag_hash, await this.versions.get(r.dag_hash));
+    // decide() reads the choices of branch tasks from their outputs.
+    const branchIds = [...dags.values()].flatMap((d) =>
+      d.tasks.filter((t) => t.operator === BRANCH_OPERATOR).map((t) => t.taskId),
+    );
     const briefs = await tis.briefsForRuns(
       c,
       locked.map((r) => r.run_id),
+      [...new Set(branchIds)],
     );
-    const byRun = new Map<string, Map<string, { state: tis.TaskState; nextRetryAt: Date | null }>>();
+    const byRun = new Map<string, Map<string, TaskStateBrief>>();
     for (const b of briefs) {
       let m = byRun.get(b.run_id);
       if (!m) byRun.set(b.run_id, (m = new Map()));
-      m.set(b.task_id, { state: b.state, nextRetryAt: b.next_retry_at });
+      m.set(b.task_id, { state: b.state, nextRetryAt: b.next_retry_at, output: b.output });
     }
     const now = new Date();
     const toQueue: tis.QueueRequest[] = [];
     const toSettle: Array<{ runId: string; taskId: string; state: 'skipped' | 'upstream_failed' }> = [];
     const finished: Array<{ run: runs.RunRow; state: 'success' | 'failed' }> = [];
     for (const r of locked) {
-      const dag = await this.versions.get(r.dag_hash);
-      const d = decide(dag, byRun.get(r.run_id) ?? new Map(), now);
+      const d = decide(dags.get(r.dag_hash)!, byRun.get(r.run_id) ?? new Map(), now);
       for (const q of d.queue) toQueue.push({ runId: r.run_id, ...q });
       for (const s of d.settle) toSettle.push({ runId: r.run_id, ...s });
       if (d.runState) finished.push({ run: r, state: d.runState });
@@ -324,6 +336,35 @@ export class Scheduler {
     }
   }
 
+  /** Fails runs that exceeded their DAG's runTimeout and stops their running tasks (as a cancel does). */
+  async failTimedOutRuns() {
+    if (this.stopping) return;
+    try {
+      for (const t of await runs.timedOutRuns(this.o.db)) {
+        const reason = `run timed out after ${formatMs(t.timeoutMs)} (runTimeout)`;
+        const r = await this.o.db.tx((c) =>
+          stopRun(c, t.runId, {
+            runState: 'failed',
+            reason,
+            eventsChannel: this.o.db.channel('events'),
+            claimsChannel: this.o.db.channel('claims'),
+          }),
+        );
+        if (r?.stopped)
+          this.log.warn(
+            {
+              dagId: t.dagId,
+              runId: t.runId,
+              stoppedTasks: r.tasks.filter((x) => x.from === 'running').length,
+            },
+            reason,
+          );
+      }
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'run timeout check failed');
+    }
+  }
+
   /** Tries whose worker stopped heartbeating: re-run them (a lost try is not the task's failure). */
   async reapZombies() {
     if (this.stopping) return;
@@ -370,6 +411,10 @@ export class Scheduler {
     })();
     return this.stopped;
   }
+}
+
+function formatMs(ms: number): string {
+  return ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
 }
 
 function sleep(ms: number) {

@@ -15,6 +15,8 @@ export interface RunRow {
   created_at: Date;
   started_at: Date | null;
   ended_at: Date | null;
+  /** Why the run ended early (cancelled, timed out); null otherwise. */
+  error: string | null;
 }
 
 export interface NewRun {
@@ -202,4 +204,23 @@ export async function runsWithDueRetries(q: Queryable): Promise<string[]> {
       `SELECT DISTINCT run_id FROM task_instances WHERE state = 'up_for_retry' AND next_retry_at <= now()`,
     )
   ).rows.map((r) => r.run_id);
+}
+
+export interface TimedOutRun {
+  runId: string;
+  dagId: string;
+  timeoutMs: number;
+}
+
+/** Running runs that have run longer than their DAG version's runTimeoutMs. */
+export async function timedOutRuns(q: Queryable, limit = 100): Promise<TimedOutRun[]> {
+  const r = await q.query<{ run_id: string; dag_id: string; timeout_ms: number }>(
+    `SELECT r.run_id, r.dag_id, (v.serialized->>'runTimeoutMs')::bigint AS timeout_ms
+     FROM dag_runs r JOIN dag_versions v ON v.hash = r.dag_hash
+     WHERE r.state = 'running' AND v.serialized->>'runTimeoutMs' IS NOT NULL
+       AND r.started_at + make_interval(secs => (v.serialized->>'runTimeoutMs')::double precision / 1000) <= now()
+     ORDER BY r.started_at LIMIT $1`,
+    [limit],
+  );
+  return r.rows.map((x) => ({ runId: x.run_id, dagId: x.dag_id, timeoutMs: x.timeout_ms }));
 }

@@ -3,9 +3,26 @@ import type { SerializedTask } from '../dag/types.js';
 import type { Queryable } from './db.js';
 
 export type TaskState =
-  'none' | 'queued' | 'running' | 'success' | 'failed' | 'upstream_failed' | 'skipped' | 'up_for_retry';
+  | 'none'
+  | 'queued'
+  | 'running'
+  | 'success'
+  | 'failed'
+  | 'upstream_failed'
+  | 'skipped'
+  | 'up_for_retry'
+  /** Stopped, or never started, because its run was cancelled or timed out. */
+  | 'cancelled';
 
-export const TERMINAL_TASK_STATES: readonly TaskState[] = ['success', 'failed', 'upstream_failed', 'skipped'];
+export const TERMINAL_TASK_STATES: readonly TaskState[] = [
+  'success',
+  'failed',
+  'upstream_failed',
+  'skipped',
+  'cancelled',
+];
+/** States of a task that has not ended (and so can be cancelled). */
+export const UNFINISHED_TASK_STATES: readonly TaskState[] = ['none', 'queued', 'up_for_retry', 'running'];
 
 export interface TaskInstanceRow {
   run_id: string;
@@ -27,10 +44,10 @@ export interface TaskInstanceRow {
   error: string | null;
 }
 
-/** The fields the scheduler decides on. */
+/** The fields the scheduler decides on; `output` only for the branch tasks asked for. */
 export type TaskInstanceBrief = Pick<
   TaskInstanceRow,
-  'run_id' | 'task_id' | 'state' | 'try_number' | 'failed_tries' | 'next_retry_at'
+  'run_id' | 'task_id' | 'state' | 'try_number' | 'failed_tries' | 'next_retry_at' | 'output'
 >;
 
 export interface TaskMessage {
@@ -56,12 +73,18 @@ export async function createTaskInstances(q: Queryable, runId: string, tasks: Se
   );
 }
 
-export async function briefsForRuns(q: Queryable, runIds: string[]): Promise<TaskInstanceBrief[]> {
+/** Briefs of every task of the runs; outputs are read only for `withOutput` tasks (branch choices). */
+export async function briefsForRuns(
+  q: Queryable,
+  runIds: string[],
+  withOutput: string[] = [],
+): Promise<TaskInstanceBrief[]> {
   return (
     await q.query<TaskInstanceBrief>(
-      `SELECT run_id, task_id, state, try_number, failed_tries, next_retry_at
+      `SELECT run_id, task_id, state, try_number, failed_tries, next_retry_at,
+              CASE WHEN task_id = ANY($2) THEN output END AS output
        FROM task_instances WHERE run_id = ANY($1)`,
-      [runIds],
+      [runIds, withOutput],
     )
   ).rows;
 }

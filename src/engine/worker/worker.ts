@@ -14,7 +14,7 @@ import { silentLogger } from '../logger.js';
 import { getOperator } from '../operators/registry.js';
 import { TaskFailure } from '../operators/types.js';
 import { nextRetry } from '../scheduler/decide.js';
-import type { Db } from '../store/db.js';
+import type { Db, Listener } from '../store/db.js';
 import * as tis from '../store/task-instances.js';
 import { getVariable, listVariables } from '../store/variables.js';
 import * as workers from '../store/workers.js';
@@ -52,6 +52,7 @@ export class Worker {
   private readonly inflight = new Set<Promise<void>>();
   private readonly running = new Map<string, Running>();
   private heartbeatTimer: NodeJS.Timeout | null = null;
+  private claimsListener: Listener | null = null;
   private stopping = false;
   private stopped: Promise<void> | null = null;
 
@@ -70,6 +71,16 @@ export class Worker {
       concurrency: this.o.concurrency,
     });
     this.heartbeatTimer = setInterval(() => void this.heartbeat(), this.o.heartbeatMs ?? 2000);
+    // A cancelled or timed-out run announces itself here, so its tasks stop now rather than at the next
+    // heartbeat (which remains the fallback if a notification is missed).
+    this.claimsListener = this.o.db.listen(
+      [this.o.db.channel('claims')],
+      (_ch, runId) => {
+        if ([...this.running.values()].some((r) => r.message.runId === runId)) void this.heartbeat();
+      },
+      () => void this.heartbeat(),
+    );
+    await this.claimsListener.ready;
     this.subscription = await this.o.broker.subscribe(this.o.queues, this.o.concurrency, (d) =>
       this.accept(d),
     );
@@ -212,16 +223,21 @@ export class Worker {
       const lost = await workers.heartbeat(this.o.db, this.id, [...this.running.keys()]);
       for (const token of lost) {
         const r = this.running.get(token);
-        if (!r) continue;
-        this.log.warn(
-          { runId: r.message.runId, taskId: r.message.taskId },
-          'claim lost (declared dead?); stopping task',
-        );
-        r.abort.abort('claim lost');
+        if (!r || r.abort.signal.aborted) continue;
+        const reason = await this.lostReason(r);
+        this.log.warn({ runId: r.message.runId, taskId: r.message.taskId }, `${reason}; stopping task`);
+        r.abort.abort(reason);
       }
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'heartbeat failed');
     }
+  }
+
+  /** Why a claim is gone: the run was cancelled or timed out, or this worker was declared lost. */
+  private async lostReason(r: Running): Promise<string> {
+    const ti = await tis.getTaskInstance(this.o.db, r.message.runId, r.message.taskId).catch(() => undefined);
+    if (ti?.state === 'cancelled' && ti.try_number === r.message.tryNumber) return ti.error ?? 'cancelled';
+    return 'claim lost (declared dead?)';
   }
 
   get busy(): number {
@@ -245,6 +261,7 @@ export class Worker {
         await Promise.allSettled([...this.inflight]);
       }
       if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+      await this.claimsListener?.close();
       await workers.stopWorker(this.o.db, this.id).catch(() => undefined);
       this.log.info('worker stopped');
     })();
