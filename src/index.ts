@@ -5,12 +5,24 @@ export type {
   BranchOptions,
   DagOptions,
   DockerOptions,
+  MultiTriggerOptions,
   NodeOptions,
   TaskOptions,
+  TriggerDagOptions,
+  TriggerItems,
 } from './engine/dag/builder.js';
 export type { BranchChoice } from './engine/dag/branch.js';
-export type { TaskContext } from './engine/dag/context.js';
+export type { CallbackContext, TaskContext } from './engine/dag/context.js';
+export { defineOperator } from './engine/dag/define-operator.js';
 export type {
+  OperatorDefinition,
+  OperatorFactory,
+  OperatorRunContext,
+  OperatorTaskOptions,
+} from './engine/dag/define-operator.js';
+export type { JsonSchema, ParamsSpec } from './engine/dag/params.js';
+export type {
+  Callback,
   Duration,
   SerializedDag,
   SerializedTask,

@@ -35,10 +35,21 @@ export function templateContext(run: RunInfo): Record<string, unknown> {
     ds: iso.slice(0, 10),
     ds_nodash: iso.slice(0, 10).replaceAll('-', ''),
     outputs: Object.fromEntries(run.outputs),
+    ...run.templateVars,
   };
 }
 
 export function render(template: string, context: Record<string, unknown>): string {
   if (!template.includes('{{') && !template.includes('{%') && !template.includes('{##')) return template;
   return env.renderString(template, context);
+}
+
+/** Renders every string inside a JSON value (object keys stay as they are). */
+export function renderDeep(value: unknown, context: Record<string, unknown>): unknown {
+  if (typeof value === 'string') return render(value, context);
+  if (Array.isArray(value)) return value.map((v) => renderDeep(v, context));
+  if (value && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, renderDeep(v, context)]));
+  }
+  return value;
 }

@@ -2,6 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { AirtasksError, ExitCode, notFound, usageError } from '../engine/errors.js';
+import { applyParams, ConfValidationError } from '../engine/dag/params.js';
 import type { Db } from '../engine/store/db.js';
 import * as dags from '../engine/store/dags.js';
 import * as runs from '../engine/store/runs.js';
@@ -86,10 +87,12 @@ export async function triggerDag(o: TriggerOptions): Promise<RunSummary> {
           (errors.length ? `; ${errors.length} file(s) failed to import (airtasks dags list)` : ''),
       );
     }
+    const version = await dags.getVersion(engine.db, dag.hash);
+    const runConf = checkConf(version?.params, conf, dag.dag_id);
     const runId = o.runId ?? newRunId();
     const created = await runs.createRun(
       engine.db,
-      { runId, dagId: dag.dag_id, dagHash: dag.hash, conf },
+      { runId, dagId: dag.dag_id, dagHash: dag.hash, conf: runConf },
       engine.db.channel('events'),
     );
     if (!created) throw usageError(`a run with id "${runId}" already exists`);
@@ -103,6 +106,22 @@ export async function triggerDag(o: TriggerOptions): Promise<RunSummary> {
     return await waitForRun(engine.db, runId, { timeoutMs: o.timeoutMs, onTaskChange: o.onTaskChange });
   } finally {
     await engine.close();
+  }
+}
+
+/** The conf with the DAG's param defaults merged in, or a usage error naming every invalid field. */
+export function checkConf(
+  schema: Record<string, unknown> | undefined,
+  conf: Record<string, unknown>,
+  dagId: string,
+): Record<string, unknown> {
+  try {
+    return applyParams(schema, conf, dagId);
+  } catch (err) {
+    if (err instanceof ConfValidationError) {
+      throw usageError(`${err.message} (airtasks dags show ${dagId} lists its params)`);
+    }
+    throw err;
   }
 }
 

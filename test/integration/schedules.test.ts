@@ -84,8 +84,13 @@ describe('schedules and concurrency limits', function () {
 
   it('creates a run per missed interval with catchup, each knowing its logical date, and runs them', async () => {
     now = new Date('2024-01-04T05:00:00Z');
-    const d = dag('daily_catchup', { schedule: '@daily', startDate: '2024-01-01', catchup: true });
-    d.bash('report', { command: 'echo "{{ ds }} {{ logical_date }} {{ run_id }}"' });
+    const d = dag('daily_catchup', {
+      schedule: '@daily',
+      startDate: '2024-01-01',
+      catchup: true,
+      params: { region: { type: 'string', default: 'eu' } },
+    });
+    d.bash('report', { command: 'echo "{{ ds }} {{ logical_date }} {{ run_id }} {{ conf.region }}"' });
     await insertDag(db, d);
 
     const expected = ['2024-01-01', '2024-01-02', '2024-01-03'].map((x) => `${x}T00:00:00.000Z`);
@@ -98,7 +103,8 @@ describe('schedules and concurrency limits', function () {
       expect(done.state).to.equal('success');
       const [ti] = await listTaskInstances(db, r.run_id);
       const iso = r.logical_date.toISOString();
-      expect(ti!.output).to.equal(`${iso.slice(0, 10)} ${iso} ${r.run_id}`);
+      expect(ti!.output).to.equal(`${iso.slice(0, 10)} ${iso} ${r.run_id} eu`);
+      expect(r.conf).to.deep.equal({ region: 'eu' }); // the params' defaults
     }
     const row = await getDag(db, 'daily_catchup');
     expect(row!.last_scheduled_logical_date?.toISOString()).to.equal(expected[2]);

@@ -276,6 +276,24 @@ describe('schedules', () => {
       });
     }
 
+    it('refuses a scheduled DAG whose params have no valid defaults, and accepts one whose do', () => {
+      expect(() =>
+        dag('needs_n', { schedule: '@daily', startDate: '2024-01-01', params: { n: { type: 'integer' } } }),
+      ).to.throw(
+        DagValidationError,
+        /DAG "needs_n": scheduled runs get only the params' defaults.*\/n is required/,
+      );
+      expect(() =>
+        dag('has_n', {
+          schedule: '@daily',
+          startDate: '2024-01-01',
+          params: { n: { type: 'integer', default: 1 } },
+        }),
+      ).to.not.throw();
+      // Without a schedule, required params are fine: a manual trigger gives them.
+      expect(() => dag('manual_n', { params: { n: { type: 'integer' } } })).to.not.throw();
+    });
+
     it('accepts presets and 6-field expressions with seconds', () => {
       expect(normalizeSchedule({ schedule: '@hourly', startDate: '2024-01-01' })?.cron).to.equal('@hourly');
       expect(normalizeSchedule({ schedule: '*/10 * * * * *', startDate: '2024-01-01' })?.cron).to.equal(

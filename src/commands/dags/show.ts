@@ -1,6 +1,7 @@
 import { Args } from '@oclif/core';
 import { BaseCommand } from '../../cli/base-command.js';
 import { table } from '../../cli/table.js';
+import { paramsOf } from '../../engine/dag/params.js';
 import { showDag } from '../../services/dags.js';
 
 export default class DagsShow extends BaseCommand<typeof DagsShow> {
@@ -31,6 +32,29 @@ export default class DagsShow extends BaseCommand<typeof DagsShow> {
         d.tasks.map((t) => [t.taskId, t.operator, t.queue, t.retries, t.triggerRule, t.upstream.join(', ')]),
       ),
     );
+    const params = paramsOf(d.params);
+    if (params.length > 0) {
+      this.log('');
+      this.log(
+        table(
+          ['PARAM', 'TYPE', 'REQUIRED', 'DEFAULT', 'DESCRIPTION'],
+          params.map((p) => [
+            p.name,
+            p.type,
+            p.required ? 'yes' : 'no',
+            'default' in p ? JSON.stringify(p.default) : '',
+            p.description ?? '',
+          ]),
+        ),
+      );
+    }
+    const callbacks = [
+      ...Object.keys(d.runCallbacks ?? {})
+        .filter((k) => k !== 'queue')
+        .map((k) => `${k} (run)`),
+      ...d.tasks.flatMap((t) => Object.keys(t.callbacks ?? {}).map((k) => `${k} (${t.taskId})`)),
+    ];
+    if (callbacks.length > 0) this.log(`\ncallbacks: ${callbacks.join(', ')}`);
     return d;
   }
 }

@@ -7,7 +7,7 @@ import { exitCodeFor, readConfFile } from '../../services/trigger.js';
 export default class DagsTest extends BaseCommand<typeof DagsTest> {
   static override summary =
     'Run a DAG once in this process, with no database or broker, printing each task’s log.';
-  static override description = `For DAG authors and CI: same trigger rules, retries and operators as the workers. Exit code = outcome.
+  static override description = `For DAG authors and CI: same trigger rules, retries, operators and callbacks as the workers. The conf is checked against the DAG's params first (exit 2). Runs that trigger tasks start are run here too, after the DAG's own run; the exit code is the DAG's own outcome.
 
 ${EXIT_CODES_HELP}`;
   static override examples = [`<%= config.bin %> dags test example_conf --conf '{"message": 1}'`];
@@ -34,6 +34,12 @@ ${EXIT_CODES_HELP}`;
         this.progress(`--- ${task}: ${state}${tryNumber > 1 ? ` (try ${tryNumber})` : ''}`),
     });
     for (const t of r.tasks) this.log(`${t.state.padEnd(16)} ${t.taskId}${t.error ? `  ${t.error}` : ''}`);
+    if (r.triggeredRuns?.length) {
+      const byState = new Map<string, number>();
+      for (const t of r.triggeredRuns) byState.set(t.state, (byState.get(t.state) ?? 0) + 1);
+      const counts = [...byState].map(([s, n]) => `${n} ${s}`).join(', ');
+      this.log(`triggered runs: ${r.triggeredRuns.length} (${counts})`);
+    }
     this.log(`${r.dagId}: ${r.state}`);
     this.setExitCode(exitCodeFor(r.state));
     return r;

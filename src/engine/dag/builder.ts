@@ -7,15 +7,22 @@
  *   export default d;
  */
 import { toMs } from './duration.js';
+import type { Duration } from './types.js';
 import type { TaskContext } from './context.js';
+import { applyParams, normalizeParams, type JsonSchema, type ParamsSpec } from './params.js';
 import { checkId, DagValidationError, validateDag } from './validate.js';
 import { BRANCH_OPERATOR, type BranchChoice } from './branch.js';
 import { normalizeSchedule, type ScheduleOptions } from './schedule.js';
 import type {
-  Duration,
+  Callback,
+  CallbackSpec,
+  RunCallbackEvent,
+  RunCallbacks,
   SerializedDag,
   SerializedSchedule,
   SerializedTask,
+  TaskCallbackEvent,
+  TaskCallbacks,
   TaskDefaults,
   TriggerRule,
 } from './types.js';
@@ -33,6 +40,59 @@ export interface DagOptions extends ScheduleOptions {
   maxActiveTasks?: number;
   /** A run still going after this long (from its start) is failed and its running tasks are stopped. */
   runTimeout?: Duration;
+  /**
+   * The run parameters (conf) this DAG accepts: { name: JSON schema } (a param without a default is
+   * required) or a full JSON schema of the conf object. Defaults are merged in; invalid conf is refused.
+   */
+  params?: ParamsSpec;
+  /** Runs in a worker (queue: defaults.queue) once a run has failed: a bash command or a function. */
+  onRunFailure?: Callback;
+  /** Runs in a worker once a run has succeeded. */
+  onRunSuccess?: Callback;
+}
+
+export const TASK_CALLBACK_EVENTS: readonly TaskCallbackEvent[] = ['onSuccess', 'onFailure', 'onRetry'];
+export const RUN_CALLBACK_EVENTS: readonly RunCallbackEvent[] = ['onRunSuccess', 'onRunFailure'];
+
+/**
+ * Key of a function of the DAG file in Dag.functions: a task's own function under its id, a task
+ * callback under `<task>#<event>`, a run callback under `#<event>` ('#' is never part of an id).
+ */
+export function functionKey(taskId: string | null, event?: TaskCallbackEvent | RunCallbackEvent): string {
+  return event ? `${taskId ?? ''}#${event}` : (taskId ?? '');
+}
+
+/** Starts one run of another DAG; see src/engine/operators/trigger-dag.ts. */
+export interface TriggerDagOptions<Conf> extends TaskOptions {
+  /** The DAG to start. */
+  dagId: string;
+  /** The run's conf: an object whose strings are templated ({{ conf.x }}, {{ ds }}), or a function computing it. */
+  conf?: Record<string, unknown> | ((ctx: TaskContext<Conf>) => unknown);
+  /** Wait until the started run(s) end; the task fails if one of them failed. Default false. */
+  waitForCompletion?: boolean;
+  /** How often to look at the started runs while waiting (default 2s). */
+  pollInterval?: Duration;
+}
+
+/** The items of a multi-trigger: a list, an iterable (a generator), or a function returning either. */
+export type TriggerItems<Conf> =
+  | readonly unknown[]
+  | Iterable<unknown>
+  | ((ctx: TaskContext<Conf>) => Iterable<unknown> | AsyncIterable<unknown> | Promise<Iterable<unknown>>);
+
+/** Starts one run of another DAG per item; see src/engine/operators/trigger-dag.ts. */
+export interface MultiTriggerOptions<Conf> extends TaskOptions {
+  dagId: string;
+  /**
+   * One run per item; an object item is that run's conf as it is, any other value becomes { item: value }.
+   * A list or generator is read when the DAG file is imported; a function (possibly async, or an async
+   * generator function) is called in the worker when the task runs.
+   */
+  items: TriggerItems<Conf>;
+  waitForCompletion?: boolean;
+  pollInterval?: Duration;
+  /** Refuse more items than this, before starting any run (default 10000). */
+  maxItems?: number;
 }
 
 export interface TaskOptions extends TaskDefaults {
@@ -52,6 +112,10 @@ export interface NodeOptions<Conf, T> extends TaskOptions {
 }
 
 export type NodeTaskFn = (ctx: TaskContext<never>) => unknown;
+/** Any function of a DAG file the worker calls: a node task, a callback, a trigger's conf or items. */
+export type DagFunction = (ctx: never) => unknown;
+
+export const DEFAULT_MAX_ITEMS = 10_000;
 
 export interface BranchOptions<Conf> extends TaskOptions {
   /**
@@ -178,8 +242,11 @@ export class TaskRef<T> {
 export class Dag<Conf = Record<string, unknown>> {
   readonly [DAG_BRAND] = true;
   readonly tasks = new Map<string, TaskRef<unknown>>();
-  /** @internal Node task functions by task id; never serialised. */
-  readonly functions = new Map<string, NodeTaskFn>();
+  /** @internal Functions of the DAG file by functionKey(): node tasks, callbacks, computed trigger conf/items. */
+  readonly functions = new Map<string, DagFunction>();
+  /** The JSON schema of the conf (from options.params), or undefined. */
+  readonly paramsSchema: JsonSchema | undefined;
+  private readonly runCallbacks: RunCallbacks | undefined;
   /** @internal Checked when the DAG is declared, so a bad schedule is an import error naming the DAG. */
   private readonly schedule: SerializedSchedule | undefined;
 
@@ -200,6 +267,117 @@ export class Dag<Conf = Record<string, unknown>> {
     }
     // A bad duration is reported where the DAG is defined, not later at serialisation.
     if (options.runTimeout !== undefined) toMs(options.runTimeout, 'runTimeout');
+    try {
+      this.paramsSchema = options.params === undefined ? undefined : normalizeParams(options.params);
+    } catch (err) {
+      throw new DagValidationError(`DAG "${id}": ${(err as Error).message}`, id);
+    }
+    // Scheduled runs get the params' defaults as their conf (as in Airflow), so those must be valid.
+    if (this.schedule && this.paramsSchema) {
+      try {
+        applyParams(this.paramsSchema, {}, id);
+      } catch (err) {
+        throw new DagValidationError(
+          `DAG "${id}": scheduled runs get only the params' defaults as conf, and those are not valid (${(err as Error).message}); give those params defaults`,
+          id,
+        );
+      }
+    }
+    let rc: RunCallbacks | undefined;
+    for (const event of RUN_CALLBACK_EVENTS) {
+      const cb = options[event];
+      if (cb === undefined) continue;
+      rc ??= { queue: checkId('queue', options.defaults?.queue ?? DEFAULT_QUEUE) };
+      rc[event] = this.callbackSpec(cb, functionKey(null, event), `${event} of DAG "${id}"`);
+    }
+    this.runCallbacks = rc;
+  }
+
+  /** Stores a callback's function (if it is one) and returns its code-free form. */
+  private callbackSpec(cb: Callback, key: string, what: string): CallbackSpec {
+    if (typeof cb === 'string') {
+      if (cb.trim() === '') throw new DagValidationError(`${what}: a bash callback needs a command`, this.id);
+      return { bash: cb };
+    }
+    if (typeof cb !== 'function') {
+      throw new DagValidationError(`${what} must be a bash command (string) or a function`, this.id);
+    }
+    this.functions.set(key, cb);
+    return { node: cb.toString() };
+  }
+
+  /** Starts one run of another DAG; the output is the started run's id. */
+  triggerDag(id: string, opts: TriggerDagOptions<Conf>): TaskRef<string> {
+    const args: Record<string, unknown> = { ...this.triggerArgs(id, opts) };
+    if (typeof opts.conf === 'function') args.confSource = opts.conf.toString();
+    else if (opts.conf !== undefined) args.conf = this.jsonArg(id, 'conf', opts.conf);
+    const ref = this.task<string>(id, 'trigger_dag', args, opts);
+    if (typeof opts.conf === 'function') this.functions.set(id, opts.conf as DagFunction);
+    return ref;
+  }
+
+  /** Starts one run of another DAG per item; the output is the list of run ids, in item order. */
+  multiTrigger(id: string, opts: MultiTriggerOptions<Conf>): TaskRef<string[]> {
+    const args: Record<string, unknown> = { ...this.triggerArgs(id, opts) };
+    const maxItems = opts.maxItems ?? DEFAULT_MAX_ITEMS;
+    if (!Number.isInteger(maxItems) || maxItems < 1) {
+      throw new DagValidationError(
+        `task "${id}" in DAG "${this.id}": maxItems must be an integer >= 1`,
+        this.id,
+      );
+    }
+    args.maxItems = maxItems;
+    const items = opts.items as unknown;
+    let fn: DagFunction | undefined;
+    if (typeof items === 'function') {
+      fn = items as DagFunction;
+      args.itemsSource = items.toString();
+    } else if (items !== null && typeof items === 'object' && Symbol.iterator in items) {
+      // A generator can be read only once, and the worker keeps the imported DAG module for many runs:
+      // read it now, so every run (and every retry) sees the same items.
+      args.items = this.jsonArg(id, 'items', [...(items as Iterable<unknown>)]);
+    } else {
+      throw new DagValidationError(
+        `task "${id}" in DAG "${this.id}": multiTrigger needs items: a list, a generator, or a function returning one (got ${items === undefined ? 'nothing' : items === null ? 'null' : typeof items})`,
+        this.id,
+      );
+    }
+    const ref = this.task<string[]>(id, 'multi_trigger', args, opts);
+    if (fn) this.functions.set(id, fn);
+    return ref;
+  }
+
+  private triggerArgs(id: string, opts: TriggerDagOptions<Conf> | MultiTriggerOptions<Conf>) {
+    checkId('task', id);
+    try {
+      checkId('DAG', opts.dagId);
+    } catch (err) {
+      throw new DagValidationError(
+        `task "${id}" in DAG "${this.id}": target ${(err as Error).message}`,
+        this.id,
+      );
+    }
+    return {
+      dagId: opts.dagId,
+      waitForCompletion: opts.waitForCompletion ?? false,
+      pollIntervalMs: toMs(opts.pollInterval ?? '2s', 'pollInterval'),
+    };
+  }
+
+  private jsonArg(taskId: string, name: string, v: unknown): unknown {
+    let json: string | undefined;
+    try {
+      json = JSON.stringify(v);
+    } catch {
+      json = undefined;
+    }
+    if (json === undefined) {
+      throw new DagValidationError(
+        `task "${taskId}" in DAG "${this.id}": ${name} must be JSON data`,
+        this.id,
+      );
+    }
+    return JSON.parse(json) as unknown;
   }
 
   bash(id: string, opts: BashOptions): TaskRef<string> {
@@ -220,7 +398,7 @@ export class Dag<Conf = Record<string, unknown>> {
       throw new DagValidationError(`task "${id}" in DAG "${this.id}": node needs a run function`, this.id);
     }
     const ref = this.task<Awaited<T>>(id, 'node', { source: opts.run.toString() }, opts);
-    this.functions.set(id, opts.run as NodeTaskFn);
+    this.functions.set(id, opts.run as DagFunction);
     return ref;
   }
 
@@ -267,6 +445,13 @@ export class Dag<Conf = Record<string, unknown>> {
       priorityWeight: d.priorityWeight ?? 1,
       args,
     });
+    const callbacks: TaskCallbacks = {};
+    for (const event of TASK_CALLBACK_EVENTS) {
+      const cb = d[event];
+      if (cb !== undefined)
+        callbacks[event] = this.callbackSpec(cb, functionKey(id, event), `${event} of task "${id}"`);
+    }
+    if (Object.keys(callbacks).length > 0) (ref.spec as { callbacks?: TaskCallbacks }).callbacks = callbacks;
     // Upstreams are checked before the task is registered, so a refused call leaves the DAG unchanged.
     if (opts.upstream) ref.setUpstream(opts.upstream as TaskRef<unknown>);
     this.tasks.set(id, ref as TaskRef<unknown>);
@@ -288,6 +473,9 @@ export class Dag<Conf = Record<string, unknown>> {
     if (this.options.maxActiveTasks !== undefined) s.maxActiveTasks = this.options.maxActiveTasks;
     // Only when set, so that DAGs without it keep the hash they had.
     if (this.options.runTimeout !== undefined) s.runTimeoutMs = toMs(this.options.runTimeout, 'runTimeout');
+    // Only present when used, so the hash of a DAG without them does not change.
+    if (this.paramsSchema) s.params = this.paramsSchema;
+    if (this.runCallbacks) s.runCallbacks = this.runCallbacks;
     validateDag(s);
     return s;
   }

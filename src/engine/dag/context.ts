@@ -25,3 +25,25 @@ export interface TaskRefLike<T> {
   /** Phantom field carrying the output type; never set at runtime. */
   readonly __output?: T;
 }
+
+/** What a callback sees (task callbacks: the try that ended; run callbacks: the run that ended). */
+export interface CallbackContext {
+  event: 'onSuccess' | 'onFailure' | 'onRetry' | 'onRunSuccess' | 'onRunFailure';
+  dagId: string;
+  runId: string;
+  /** The task, for task callbacks; null for run callbacks. */
+  taskId: string | null;
+  /** The try that ended, for task callbacks; null for run callbacks. */
+  tryNumber: number | null;
+  /** The task's state after the try (success, failed, up_for_retry) or the run's final state. */
+  state: string;
+  /** The try's error, or for a failed run its failed tasks and their errors; null on success. */
+  error: string | null;
+  conf: Record<string, unknown>;
+  logicalDate: string;
+  /** Writes a line to the callback's log (the try's task log, or the run callback's own log). */
+  log(...args: unknown[]): void;
+  /** Aborted when the callback runs too long or the worker shuts down. */
+  signal: AbortSignal;
+  variable(key: string): Promise<string | undefined>;
+}

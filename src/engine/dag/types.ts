@@ -1,3 +1,5 @@
+import type { CallbackContext } from './context.js';
+
 /** The serialised, code-free form of a DAG: what the store keeps and the scheduler reads. */
 
 export const TRIGGER_RULES = [
@@ -27,6 +29,20 @@ export interface SerializedTask {
   priorityWeight: number;
   /** Operator arguments; JSON only. Node tasks carry the function's source here so code changes change the hash. */
   args: Record<string, unknown>;
+  /** Run by the worker after a try's result is stored; absent when the task has none. */
+  callbacks?: TaskCallbacks;
+}
+
+/** A callback as stored: a templated bash command, or the source of a function of the DAG file. */
+export type CallbackSpec = { bash: string } | { node: string };
+
+export type TaskCallbackEvent = 'onSuccess' | 'onFailure' | 'onRetry';
+export type RunCallbackEvent = 'onRunSuccess' | 'onRunFailure';
+export type TaskCallbacks = Partial<Record<TaskCallbackEvent, CallbackSpec>>;
+
+export interface RunCallbacks extends Partial<Record<RunCallbackEvent, CallbackSpec>> {
+  /** The queue whose workers run them (the scheduler never runs user code). */
+  queue: string;
 }
 
 export interface SerializedDag {
@@ -38,6 +54,10 @@ export interface SerializedDag {
   tasks: SerializedTask[];
   /** DagOptions.runTimeout; absent when the DAG has none. */
   runTimeoutMs?: number;
+  /** JSON schema of the run's conf (DagOptions.params); absent when the DAG declares none. */
+  params?: Record<string, unknown>;
+  /** Run callbacks; absent when the DAG has none. */
+  runCallbacks?: RunCallbacks;
   /** When the scheduler creates runs by itself; absent: manual (and triggered) runs only. */
   schedule?: SerializedSchedule;
   /** At most this many runs of the DAG running at once; more stay queued. Absent: no limit. */
@@ -71,4 +91,13 @@ export interface TaskDefaults {
   timeout?: Duration;
   triggerRule?: TriggerRule;
   priorityWeight?: number;
+  /** Runs after the task's last try failed: a bash command (templated) or a function. */
+  onFailure?: Callback;
+  /** Runs after the task succeeded. */
+  onSuccess?: Callback;
+  /** Runs after a failed try that will be retried. */
+  onRetry?: Callback;
 }
+
+/** A templated bash command, or a function run in the worker with the callback's context. */
+export type Callback = string | ((ctx: CallbackContext) => unknown);

@@ -18,6 +18,29 @@ export interface RunInfo {
   conf: Record<string, unknown>;
   /** Outputs of the task's direct upstream tasks that succeeded. */
   outputs: Map<string, unknown>;
+  /** Extra template variables (callbacks add `state`, `error`, `event`). */
+  templateVars?: Record<string, unknown>;
+}
+
+/** A run to create for a trigger task. */
+export interface NewTriggeredRun {
+  runId: string;
+  dagId: string;
+  dagHash: string;
+  conf: Record<string, unknown>;
+}
+
+/**
+ * How trigger tasks start runs of other DAGs: the store in a worker, in-process runs in `dags test`.
+ * Creating a run that exists already is not an error (a retried try re-creates the same run ids).
+ */
+export interface RunLauncher {
+  /** The DAG's current version; undefined when no active DAG has this id. */
+  currentVersion(dagId: string): Promise<{ hash: string; dag: SerializedDag } | undefined>;
+  /** Creates the runs that do not exist yet, together; returns every requested run id's DAG id as stored. */
+  createRuns(runs: NewTriggeredRun[]): Promise<{ created: string[]; dagIdOf: Map<string, string> }>;
+  /** The current state of each run (queued, running, success, failed, cancelled). */
+  runStates(runIds: string[]): Promise<Map<string, string>>;
 }
 
 export interface OperatorContext {
@@ -31,6 +54,8 @@ export interface OperatorContext {
   variable(key: string): Promise<string | undefined>;
   /** The worker's GPUs; tasks that ask for GPUs get specific devices from it. Absent: the engine picks. */
   gpus?: GpuAllocator;
+  /** Starts runs of other DAGs (trigger tasks). */
+  runs?: RunLauncher;
 }
 
 export interface OperatorResult {

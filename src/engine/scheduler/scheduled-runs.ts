@@ -3,6 +3,7 @@
  * with a schedule. Safe with several schedulers: each DAG row is taken with SKIP LOCKED, and run ids
  * are deterministic (scheduled__<dag>__<logical date>) so a run is never created twice.
  */
+import { applyParams } from '../dag/params.js';
 import type { VersionCache } from '../dag/versions.js';
 import type { Logger } from '../logger.js';
 import * as dags from '../store/dags.js';
@@ -28,18 +29,21 @@ export async function createScheduledRuns(db: Db, versions: VersionCache, now: D
         continue;
       }
       let plan;
+      let conf: Record<string, unknown> = {};
       try {
         plan = planScheduledRuns(v.schedule, d.last_scheduled_logical_date, now, { seed: d.dag_id });
+        // A scheduled run's conf is the params' defaults (checked to be valid when the file was parsed).
+        conf = applyParams(v.params, {}, d.dag_id);
       } catch (err) {
-        // Checked at parse time, so only a changed time zone database gets here; retried on the next parse.
-        log.error({ dagId: d.dag_id, err: (err as Error).message }, 'cannot compute the schedule');
+        // Only a changed time zone database gets here; tried again when the DAG changes.
+        log.error({ dagId: d.dag_id, err: (err as Error).message }, 'cannot schedule the DAG');
         plan = { logicalDates: [], nextLogicalDate: null, nextRunAt: null };
       }
       for (const logicalDate of plan.logicalDates) {
         const runId = scheduledRunId(d.dag_id, logicalDate);
         const ok = await runs.createRun(
           c,
-          { runId, dagId: d.dag_id, dagHash: d.hash, conf: {}, runType: 'scheduled', logicalDate },
+          { runId, dagId: d.dag_id, dagHash: d.hash, conf, runType: 'scheduled', logicalDate },
           db.channel('events'),
         );
         if (ok) {

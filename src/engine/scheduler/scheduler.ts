@@ -7,6 +7,7 @@
 import { DagProcessor } from '../dag/processor.js';
 import { VersionCache } from '../dag/versions.js';
 import type { Broker } from '../broker/broker.js';
+import type { SerializedDag } from '../dag/types.js';
 import type { Db, Listener } from '../store/db.js';
 import type { Logger } from '../logger.js';
 import { silentLogger } from '../logger.js';
@@ -14,7 +15,6 @@ import * as runs from '../store/runs.js';
 import * as tis from '../store/task-instances.js';
 import { deleteOutbox, lockStaleOutbox } from '../store/outbox.js';
 import { BRANCH_OPERATOR } from '../dag/branch.js';
-import type { SerializedDag } from '../dag/types.js';
 import { stopRun } from '../store/run-control.js';
 import { decide, nextRetry, type TaskStateBrief } from './decide.js';
 import { createScheduledRuns } from './scheduled-runs.js';
@@ -230,12 +230,12 @@ export class Scheduler {
     const now = new Date();
     const toQueue: tis.QueueRequest[] = [];
     const toSettle: Array<{ runId: string; taskId: string; state: 'skipped' | 'upstream_failed' }> = [];
-    const finished: Array<{ run: runs.RunRow; state: 'success' | 'failed' }> = [];
+    const finished: Array<{ run: runs.RunRow; state: 'success' | 'failed'; dag: SerializedDag }> = [];
     for (const r of locked) {
       const d = decide(dags.get(r.dag_hash)!, byRun.get(r.run_id) ?? new Map(), now);
       for (const q of d.queue) toQueue.push({ runId: r.run_id, ...q });
       for (const s of d.settle) toSettle.push({ runId: r.run_id, ...s });
-      if (d.runState) finished.push({ run: r, state: d.runState });
+      if (d.runState) finished.push({ run: r, state: d.runState, dag: dags.get(r.dag_hash)! });
     }
     await tis.settleUnrun(c, toSettle);
     const outbox = await tis.queueTasks(c, await this.withinTaskLimits(c, locked, toQueue));
@@ -243,6 +243,10 @@ export class Scheduler {
       if (await runs.finishRun(c, f.run.run_id, f.state, this.o.db.channel('events'))) {
         this.log.info({ dagId: f.run.dag_id, runId: f.run.run_id, state: f.state }, 'run finished');
         this.tickAgain = true; // a run slot is free: a queued run may start
+        // The scheduler never runs user code: a run callback is queued for a worker, in this transaction.
+        const event = f.state === 'success' ? 'onRunSuccess' : 'onRunFailure';
+        const rc = f.dag.runCallbacks;
+        if (rc?.[event]) outbox.push(...(await tis.queueRunCallback(c, f.run.run_id, `@${event}`, rc.queue)));
       }
     }
     return outbox;
@@ -374,7 +378,9 @@ export class Scheduler {
         const dag = await this.versions.get(z.dagHash);
         const task = dag.tasks.find((t) => t.taskId === z.taskId);
         const now = new Date();
-        const freeRetry = z.lostTries < (this.o.maxLostTries ?? 3);
+        // A run callback (@...) runs after its run ended, so no scheduling pass would queue it again.
+        const isRunCallback = z.taskId.startsWith('@');
+        const freeRetry = !isRunCallback && z.lostTries < (this.o.maxLostTries ?? 3);
         const retryAt = freeRetry ? now : task ? nextRetry(task, z.failedTries, now) : null;
         const error = `worker ${z.workerId ?? '?'} lost: no heartbeat for ${threshold / 1000}s`;
         const ok = await tis.finishTry(

@@ -224,3 +224,49 @@ export async function timedOutRuns(q: Queryable, limit = 100): Promise<TimedOutR
   );
   return r.rows.map((x) => ({ runId: x.run_id, dagId: x.dag_id, timeoutMs: x.timeout_ms }));
 }
+
+/**
+ * Inserts the runs whose ids are free (together, waking the schedulers); returns the ids it created and,
+ * for every requested id, the DAG of the run that now holds it.
+ */
+export async function createRuns(
+  q: Queryable,
+  list: NewRun[],
+  channel: string,
+): Promise<{ created: string[]; dagIdOf: Map<string, string> }> {
+  if (list.length === 0) return { created: [], dagIdOf: new Map() };
+  const ins = await q.query<{ run_id: string }>(
+    `WITH ins AS (
+       INSERT INTO dag_runs (run_id, dag_id, dag_hash, state, run_type, conf)
+       SELECT x.run_id, x.dag_id, x.dag_hash, 'queued', x.run_type, x.conf
+       FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::jsonb[])
+         AS x(run_id, dag_id, dag_hash, run_type, conf)
+       ON CONFLICT (run_id) DO NOTHING RETURNING run_id)
+     SELECT run_id, pg_notify($6, run_id) FROM ins`,
+    [
+      list.map((r) => r.runId),
+      list.map((r) => r.dagId),
+      list.map((r) => r.dagHash),
+      list.map((r) => r.runType ?? 'manual'),
+      list.map((r) => JSON.stringify(r.conf)),
+      channel,
+    ],
+  );
+  // A second statement, so that runs another transaction committed meanwhile are seen too.
+  const all = await q.query<{ run_id: string; dag_id: string }>(
+    `SELECT run_id, dag_id FROM dag_runs WHERE run_id = ANY($1)`,
+    [list.map((r) => r.runId)],
+  );
+  return {
+    created: ins.rows.map((r) => r.run_id),
+    dagIdOf: new Map(all.rows.map((r) => [r.run_id, r.dag_id])),
+  };
+}
+
+export async function runStates(q: Queryable, runIds: string[]): Promise<Map<string, RunState>> {
+  const r = await q.query<{ run_id: string; state: RunState }>(
+    `SELECT run_id, state FROM dag_runs WHERE run_id = ANY($1)`,
+    [runIds],
+  );
+  return new Map(r.rows.map((x) => [x.run_id, x.state]));
+}

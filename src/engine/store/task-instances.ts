@@ -168,7 +168,35 @@ export interface Claim {
   lostTries: number;
 }
 
-/** Claims one try for a worker. Null when the message is stale: another try, already claimed, or run over. */
+/**
+ * Queues a run callback (@onRunSuccess / @onRunFailure) of a run that has just ended, with its message in
+ * the outbox: a task instance of its own, so a worker runs it and its log and outcome are kept like a task's.
+ * Call in the transaction that ends the run.
+ */
+export async function queueRunCallback(
+  q: Queryable,
+  runId: string,
+  taskId: string,
+  queue: string,
+): Promise<OutboxRow[]> {
+  return (
+    await q.query<OutboxRow>(
+      `WITH ti AS (
+         INSERT INTO task_instances (run_id, task_id, state, queue, priority, try_number, queued_at)
+         VALUES ($1, $2, 'queued', $3, 1, 1, now()) ON CONFLICT DO NOTHING
+         RETURNING run_id, task_id, try_number, queue, priority)
+       INSERT INTO outbox (queue, priority, payload)
+       SELECT queue, priority, jsonb_build_object('runId', run_id, 'taskId', task_id, 'tryNumber', try_number)
+       FROM ti RETURNING id, queue, priority, payload`,
+      [runId, taskId, queue],
+    )
+  ).rows;
+}
+
+/**
+ * Claims one try for a worker. Null when the message is stale: another try, already claimed, or run over
+ * (run callbacks, task ids starting with '@', run after their run has ended).
+ */
 export async function claimTask(
   q: Queryable,
   m: TaskMessage,
@@ -186,7 +214,7 @@ export async function claimTask(
     `UPDATE task_instances t SET state = 'running', claim_token = $4, worker_id = $5, started_at = now()
      FROM dag_runs r
      WHERE t.run_id = $1 AND t.task_id = $2 AND t.try_number = $3 AND t.state = 'queued'
-       AND r.run_id = t.run_id AND r.state = 'running'
+       AND r.run_id = t.run_id AND (r.state = 'running' OR starts_with(t.task_id, '@'))
      RETURNING r.dag_id, r.dag_hash, r.conf, r.logical_date, t.failed_tries, t.lost_tries`,
     [m.runId, m.taskId, m.tryNumber, token, workerId],
   );

@@ -7,12 +7,14 @@
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import type { Broker, Delivery, Subscription } from '../broker/broker.js';
-import type { SerializedTask } from '../dag/types.js';
+import { functionKey, RUN_CALLBACK_EVENTS } from '../dag/builder.js';
+import type { RunCallbackEvent, SerializedDag, SerializedTask, TaskCallbackEvent } from '../dag/types.js';
 import { VersionCache } from '../dag/versions.js';
 import type { Logger } from '../logger.js';
 import { silentLogger } from '../logger.js';
-import { getOperator } from '../operators/registry.js';
-import { TaskFailure } from '../operators/types.js';
+import { prefixedLog, runCallback } from '../operators/callbacks.js';
+import { resolveOperator } from '../operators/registry.js';
+import { TaskFailure, type RunInfo, type RunLauncher } from '../operators/types.js';
 import { nextRetry } from '../scheduler/decide.js';
 import type { Db, Listener } from '../store/db.js';
 import * as tis from '../store/task-instances.js';
@@ -20,6 +22,7 @@ import { getVariable, listVariables } from '../store/variables.js';
 import * as workers from '../store/workers.js';
 import type { GpuAllocator } from './gpus.js';
 import { LogSink } from './log-sink.js';
+import { storeRunLauncher } from './run-launcher.js';
 
 export interface WorkerOptions {
   db: Db;
@@ -36,6 +39,8 @@ export interface WorkerOptions {
   outputCapBytes?: number;
   /** This worker's GPUs, handed to container tasks device by device (one allocator per process). */
   gpus?: GpuAllocator;
+  /** How long a callback may run before it is stopped (default 5 minutes). */
+  callbackTimeoutMs?: number;
 }
 
 interface Running {
@@ -48,6 +53,9 @@ export class Worker {
   readonly id: string;
   private readonly log: Logger;
   private readonly versions: VersionCache;
+  private readonly launcher: RunLauncher;
+  /** Aborted when stop() runs out of grace: stops callbacks still running. */
+  private readonly shutdown = new AbortController();
   private subscription: Subscription | null = null;
   private readonly inflight = new Set<Promise<void>>();
   private readonly running = new Map<string, Running>();
@@ -60,6 +68,7 @@ export class Worker {
     this.id = o.workerId ?? `${os.hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
     this.log = (o.logger ?? silentLogger).child({ component: 'worker', workerId: this.id });
     this.versions = new VersionCache(o.db);
+    this.launcher = storeRunLauncher(o.db, this.versions);
   }
 
   async start(): Promise<void> {
@@ -127,31 +136,37 @@ export class Worker {
       },
     );
     const log = this.log.child({ dagId: claim.dagId, ...ids });
+    const runEvent = runCallbackEvent(m.taskId);
+    if (runEvent) return this.handleRunCallback(d, m, token, abort, claim, runEvent, sink, log);
     log.info('task started');
     let result: tis.TryResult;
     let task: SerializedTask | undefined;
+    let dagVersion: SerializedDag | undefined;
+    let runInfo: RunInfo | undefined;
     const timers: NodeJS.Timeout[] = [];
     try {
       const dag = await this.versions.get(claim.dagHash);
       task = dag.tasks.find((t) => t.taskId === m.taskId);
       if (!task) throw new TaskFailure(`task ${m.taskId} is not in DAG version ${claim.dagHash}`);
-      const op = getOperator(task.operator);
-      if (!op) throw new TaskFailure(`no operator "${task.operator}" is registered in this worker`);
+      const op = resolveOperator(task.operator);
       if (task.timeoutMs !== null) {
         const ms = task.timeoutMs;
         timers.push(setTimeout(() => abort.abort(`timed out after ${ms} ms`), ms));
       }
       sink.system(`try ${m.tryNumber} on worker ${this.id}`);
       const outputs = await tis.outputsOf(this.o.db, m.runId, task.upstream);
+      dagVersion = dag;
+      runInfo = { ...claim, runId: m.runId, taskId: m.taskId, tryNumber: m.tryNumber, outputs };
       const r = await op.execute({
         dag,
         task,
-        run: { ...claim, runId: m.runId, taskId: m.taskId, tryNumber: m.tryNumber, outputs },
+        run: runInfo,
         log: sink,
         signal: abort.signal,
         dagsFolder: this.o.dagsFolder,
         gpus: this.o.gpus,
-        variable: async (key) => (await getVariable(this.o.db, key))?.value,
+        variable: this.variable,
+        runs: this.launcher,
       });
       checkOutputSize(r.output, this.o.outputCapBytes ?? 256 * 1024);
       result = {
@@ -176,7 +191,104 @@ export class Worker {
     if (stored) log.info({ state: result.state, error: result.error ?? undefined }, 'task finished');
     else log.warn('claim was lost while the task ran; result discarded (a newer try owns the task)');
     await d.ack();
+    // After the result is stored (and acked): a callback can neither change nor delay the task's result.
+    const event = taskCallbackEvent(result);
+    const spec = event ? task?.callbacks?.[event] : undefined;
+    if (stored && event && spec && task && dagVersion && runInfo) {
+      const error = await runCallback({
+        spec,
+        key: functionKey(task.taskId, event),
+        dag: dagVersion,
+        dagsFolder: this.o.dagsFolder,
+        event,
+        state: result.state,
+        error: result.error,
+        run: runInfo,
+        forTask: true,
+        log: prefixedLog(sink, event),
+        variable: this.variable,
+        timeoutMs: this.o.callbackTimeoutMs,
+        signal: this.shutdown.signal,
+      });
+      if (error) {
+        sink.system(`[${event}] callback failed: ${error} (the task's result stays ${result.state})`);
+        log.warn({ event, err: error }, 'task callback failed');
+      } else log.debug({ event }, 'task callback done');
+      await sink.flush();
+    }
   }
+
+  /**
+   * A run callback: queued by the scheduler as a task instance named @<event> once the run has ended, so
+   * that user code runs in a worker, never in the scheduler. Its try records the callback's own outcome;
+   * the run's state is final already and nothing here can change it.
+   */
+  private async handleRunCallback(
+    d: Delivery,
+    m: tis.TaskMessage,
+    token: string,
+    abort: AbortController,
+    claim: tis.Claim,
+    event: RunCallbackEvent,
+    sink: LogSink,
+    log: Logger,
+  ): Promise<void> {
+    const state = event === 'onRunSuccess' ? 'success' : 'failed';
+    let error: string | null;
+    try {
+      const dag = await this.versions.get(claim.dagHash);
+      const spec = dag.runCallbacks?.[event];
+      if (!spec) throw new Error(`DAG version ${claim.dagHash} has no ${event} callback`);
+      const failed = (await tis.listTaskInstances(this.o.db, m.runId)).filter(
+        (t) => t.state === 'failed' || t.state === 'upstream_failed',
+      );
+      const runError =
+        state === 'failed'
+          ? `failed tasks: ${failed.map((t) => `${t.task_id} (${t.error ?? t.state})`).join(', ') || 'none'}`
+          : null;
+      sink.system(`${event} of run ${m.runId} on worker ${this.id}`);
+      error = await runCallback({
+        spec,
+        key: functionKey(null, event),
+        dag,
+        dagsFolder: this.o.dagsFolder,
+        event,
+        state,
+        error: runError,
+        run: { ...claim, runId: m.runId, taskId: m.taskId, tryNumber: m.tryNumber, outputs: new Map() },
+        forTask: false,
+        log: sink,
+        variable: this.variable,
+        timeoutMs: this.o.callbackTimeoutMs,
+        signal: AbortSignal.any([abort.signal, this.shutdown.signal]),
+      });
+    } catch (err) {
+      error = (err as Error).message;
+    }
+    if (error) {
+      sink.system(`callback failed: ${error} (the run's result stays ${state})`);
+      log.warn({ event, err: error }, 'run callback failed');
+    }
+    await sink.flush();
+    const stored = await this.store(
+      m,
+      token,
+      {
+        state: error ? 'failed' : 'success',
+        exitCode: null,
+        output: null,
+        error,
+        nextRetryAt: null,
+        countsAsFailure: Boolean(error),
+      },
+      log,
+    );
+    this.running.delete(token);
+    if (stored) log.info({ event, ok: !error }, 'run callback finished');
+    await d.ack();
+  }
+
+  private readonly variable = async (key: string) => (await getVariable(this.o.db, key))?.value;
 
   private failure(
     f: TaskFailure,
@@ -257,6 +369,7 @@ export class Worker {
       ]);
       clearTimeout(graceTimer);
       if (late) {
+        this.shutdown.abort('worker shutting down');
         for (const r of this.running.values()) r.abort.abort('worker shutting down');
         await Promise.allSettled([...this.inflight]);
       }
@@ -267,6 +380,18 @@ export class Worker {
     })();
     return this.stopped;
   }
+}
+
+/** The task callback a try's result calls for (none for a try lost with its worker or to a shutdown). */
+function taskCallbackEvent(r: tis.TryResult): TaskCallbackEvent | null {
+  if (r.state === 'success') return 'onSuccess';
+  if (r.state === 'failed') return 'onFailure';
+  return r.countsAsFailure ? 'onRetry' : null;
+}
+
+/** Run callbacks are task instances named @onRunSuccess / @onRunFailure ('@' is never part of a task id). */
+function runCallbackEvent(taskId: string): RunCallbackEvent | null {
+  return RUN_CALLBACK_EVENTS.find((e) => taskId === `@${e}`) ?? null;
 }
 
 function checkOutputSize(output: unknown, cap: number) {
