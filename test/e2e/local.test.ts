@@ -20,7 +20,9 @@ describe('e2e: commands without services', function () {
     ]);
   });
 
-  it('runs every shipped example with dags test', async () => {
+  it('runs every shipped example with dags test', async function () {
+    // One CLI process per example, one after another: the budget grows with the examples (and machine load).
+    this.timeout(240_000);
     const ids = JSON.parse(
       (await runCli(['dags', 'validate', '--dags-folder', EXAMPLES, '--json'], NO_SERVICES)).stdout,
     )
