@@ -118,7 +118,50 @@ export function resolvePausedOnCreation(project: Project, env: NodeJS.ProcessEnv
   return c;
 }
 
-export function resolveConnection(opts: ConnectionOptions): Connection {
+/**
+ * Secrets as files (Docker secrets, `*_FILE` style): AIRTASKS_DATABASE_URL_FILE / AIRTASKS_BROKER_URL_FILE
+ * hold a whole URL; AIRTASKS_DATABASE_PASSWORD_FILE / AIRTASKS_BROKER_PASSWORD_FILE a password put
+ * into the URL given otherwise. The files' content never appears in messages.
+ */
+export function applySecretFiles(
+  opts: ConnectionOptions,
+  env: NodeJS.ProcessEnv = process.env,
+): ConnectionOptions {
+  const fromFile = (name: string): string | undefined => {
+    const file = env[name];
+    if (!file) return undefined;
+    try {
+      return readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+    } catch (err) {
+      throw new AirtasksError(
+        `${name} names ${file}, which cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'}): ` +
+          'create the secret or fix the path',
+        ExitCode.UNAVAILABLE,
+      );
+    }
+  };
+  const withPassword = (url: string | undefined, name: string): string | undefined => {
+    const password = fromFile(name);
+    if (!url || password === undefined) return url;
+    try {
+      const u = new URL(url);
+      u.password = encodeURIComponent(password);
+      return u.toString();
+    } catch {
+      throw new AirtasksError(`${name} is set but the URL it belongs to is not a valid URL`, ExitCode.USAGE);
+    }
+  };
+  const databaseUrl = opts.databaseUrl || fromFile('AIRTASKS_DATABASE_URL_FILE');
+  const brokerUrl = opts.brokerUrl || fromFile('AIRTASKS_BROKER_URL_FILE');
+  return {
+    ...opts,
+    databaseUrl: withPassword(databaseUrl, 'AIRTASKS_DATABASE_PASSWORD_FILE'),
+    brokerUrl: withPassword(brokerUrl, 'AIRTASKS_BROKER_PASSWORD_FILE'),
+  };
+}
+
+export function resolveConnection(input: ConnectionOptions): Connection {
+  const opts = applySecretFiles(input);
   const project = findProject(opts.cwd);
   const dagsFolder = resolveDagsFolder(opts, project);
   const base = {

@@ -1,0 +1,52 @@
+import { Flags } from '@oclif/core';
+import { BaseCommand } from '../cli/base-command.js';
+import { usageError } from '../engine/errors.js';
+import { deployProject, type DeployResult } from '../services/deploy.js';
+
+export default class Deploy extends BaseCommand<typeof Deploy> {
+  static override summary = "Deploy the project's deploy/stack.yml to a Docker Swarm.";
+  static override description = `Checks that every secret the stack names exists (and names the missing ones), then runs \`docker stack deploy\`. On one machine, make it a one-node swarm first: \`docker swarm init --advertise-addr 127.0.0.1\`.
+--dev bind-mounts ./dags and ./plugins into the scheduler and workers (a generated override; the stack file is not edited). -f adds compose files merged over the stack file.`;
+  static override examples = [
+    '<%= config.bin %> deploy --swarm',
+    '<%= config.bin %> deploy --swarm --stack staging -f deploy/staging.yml',
+    '<%= config.bin %> deploy --swarm --dev',
+  ];
+  static override flags = {
+    swarm: Flags.boolean({
+      summary: 'Deploy as a swarm stack (the only target so far).',
+      default: true,
+      allowNo: true,
+    }),
+    stack: Flags.string({ summary: "Stack name (default: airtasks.json's stackName)." }),
+    dev: Flags.boolean({ summary: 'Mount ./dags and ./plugins into the airtasks services.' }),
+    file: Flags.string({
+      char: 'f',
+      summary: 'A compose file merged over deploy/stack.yml (repeatable).',
+      multiple: true,
+    }),
+    'resolve-image': Flags.string({
+      summary: 'Query the registry for image digests (default: never for an image without registry).',
+      options: ['always', 'changed', 'never'],
+    }),
+    'docker-host': Flags.string({ env: 'DOCKER_HOST', summary: 'Docker engine address (a swarm manager).' }),
+  };
+
+  async run(): Promise<DeployResult> {
+    const f = this.flags;
+    if (!f.swarm)
+      throw usageError(
+        'only swarm deploys exist so far: on one machine run `docker swarm init --advertise-addr 127.0.0.1`, then `airtasks deploy --swarm`',
+      );
+    const r = await deployProject({
+      ...(f.stack ? { stack: f.stack } : {}),
+      dev: f.dev,
+      files: f.file ?? [],
+      ...(f['resolve-image'] ? { resolveImage: f['resolve-image'] as 'always' | 'changed' | 'never' } : {}),
+      ...(f['docker-host'] ? { dockerHost: f['docker-host'] } : {}),
+      onProgress: (l) => this.progress(l),
+    });
+    this.log(`deployed stack ${r.stack}: ${r.services.join(', ')}`);
+    return r;
+  }
+}

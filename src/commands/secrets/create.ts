@@ -1,0 +1,51 @@
+import { readFile } from 'node:fs/promises';
+import { Args, Flags } from '@oclif/core';
+import { password } from '@inquirer/prompts';
+import { BaseCommand } from '../../cli/base-command.js';
+import { usageError } from '../../engine/errors.js';
+import { createProjectSecret } from '../../services/secrets.js';
+
+export default class SecretsCreate extends BaseCommand<typeof SecretsCreate> {
+  static override summary = 'Create a swarm secret from a file, stdin, or a hidden prompt.';
+  static override description = `The value is sent to the Docker engine only: never printed or logged. Without --file it is read from stdin (bytes as given: \`printf\` adds no newline, \`echo\` does); on a terminal it is asked for with hidden input. An empty value is stored as a blank line (Docker refuses empty secrets); blank means off for the proxy's secrets.`;
+  static override examples = [
+    "printf 's3cret' | <%= config.bin %> secrets create postgres_password",
+    '<%= config.bin %> secrets create ssl_certificate --file cert.pem',
+  ];
+  static override args = { name: Args.string({ required: true, description: 'secret name' }) };
+  static override flags = {
+    file: Flags.string({ char: 'f', summary: 'Read the value from this file.' }),
+    'docker-host': Flags.string({ env: 'DOCKER_HOST', summary: 'Docker engine address (a swarm manager).' }),
+  };
+
+  async run() {
+    const value = await this.readValue();
+    const r = await createProjectSecret({
+      name: this.args.name,
+      value,
+      ...(this.flags['docker-host'] ? { dockerHost: this.flags['docker-host'] } : {}),
+    });
+    this.log(`created secret ${r.name} (${r.blank ? 'blank' : `${r.bytes} bytes`})`);
+    return r;
+  }
+
+  private async readValue(): Promise<Buffer> {
+    if (this.flags.file) {
+      try {
+        return await readFile(this.flags.file);
+      } catch (err) {
+        throw usageError(`cannot read ${this.flags.file}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+      }
+    }
+    if (process.stdin.isTTY) {
+      const v = await password(
+        { message: `Value of ${this.args.name}`, mask: true },
+        { output: process.stderr },
+      );
+      return Buffer.from(v, 'utf8');
+    }
+    const chunks: Buffer[] = [];
+    for await (const c of process.stdin) chunks.push(c as Buffer);
+    return Buffer.concat(chunks);
+  }
+}

@@ -1,0 +1,46 @@
+import { Flags } from '@oclif/core';
+import { BaseCommand } from '../cli/base-command.js';
+import { table } from '../cli/table.js';
+import { stackStatus, type StatusResult } from '../services/deploy.js';
+
+export default class Status extends BaseCommand<typeof Status> {
+  static override summary = "The deployed stack's services and replicas, and the depth of each queue.";
+  static override description =
+    'Queue depths need the database and broker (connection flags or env); without them the services are still shown.';
+  static override flags = {
+    stack: Flags.string({ summary: "Stack name (default: airtasks.json's stackName)." }),
+    'docker-host': Flags.string({ env: 'DOCKER_HOST', summary: 'Docker engine address (a swarm manager).' }),
+  };
+
+  async run(): Promise<StatusResult> {
+    const r = await stackStatus({
+      ...this.connection(),
+      ...(this.flags.stack ? { stack: this.flags.stack } : {}),
+      ...(this.flags['docker-host'] ? { dockerHost: this.flags['docker-host'] } : {}),
+    });
+    this.log(`stack ${r.stack}${r.services.length === 0 ? ': not deployed' : ''}`);
+    if (r.services.length > 0)
+      this.log(
+        table(
+          ['SERVICE', 'MODE', 'REPLICAS', 'IMAGE'],
+          r.services.map((s) => [s.name, s.mode, `${s.running}/${s.desired}`, s.image]),
+        ),
+      );
+    this.log('');
+    this.log(
+      table(
+        ['QUEUE', 'CONCURRENCY', 'READY', 'UNACKED', 'CONSUMERS', 'SERVICES'],
+        r.queues.map((q) => [
+          q.queue,
+          q.concurrency,
+          q.depth?.ready ?? '?',
+          q.depth?.unacked ?? '?',
+          q.depth?.consumers ?? '?',
+          q.services.join(','),
+        ]),
+      ),
+    );
+    if (r.depthError) this.progress(`queue depths unavailable: ${r.depthError}`);
+    return r;
+  }
+}

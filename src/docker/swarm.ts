@@ -1,0 +1,208 @@
+/**
+ * Docker Swarm through the engine API: the manager check, secrets, node labels and the state of a
+ * stack's services. Secret values are only ever sent to the engine; nothing here logs them.
+ */
+import type Docker from 'dockerode';
+import { engineMessage, statusCode } from './engine.js';
+
+export const STACK_NAMESPACE_LABEL = 'com.docker.stack.namespace';
+export const SECRET_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+
+export class SwarmError extends Error {
+  constructor(
+    message: string,
+    readonly kind: 'not-manager' | 'exists' | 'not-found' | 'invalid' | 'engine',
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'SwarmError';
+  }
+}
+
+/** Throws a SwarmError saying how to make one when the engine is not a swarm manager. */
+export async function requireSwarmManager(docker: Docker): Promise<void> {
+  const info = (await docker.info()) as { Swarm?: { LocalNodeState?: string; ControlAvailable?: boolean } };
+  const state = info.Swarm?.LocalNodeState ?? 'inactive';
+  if (state !== 'active' || !info.Swarm?.ControlAvailable)
+    throw new SwarmError(
+      state === 'active'
+        ? 'this Docker engine is a swarm worker, not a manager: run the command against a manager (DOCKER_HOST)'
+        : 'this Docker engine is not part of a swarm: run `docker swarm init` (one machine: ' +
+            '`docker swarm init --advertise-addr 127.0.0.1`, or scripts/docker/ensure-swarm.sh)',
+      'not-manager',
+    );
+}
+
+export interface SecretInfo {
+  id: string;
+  name: string;
+  createdAt: string;
+  labels: Record<string, string>;
+}
+
+export async function createSecret(
+  docker: Docker,
+  name: string,
+  value: Buffer,
+  labels: Record<string, string> = {},
+): Promise<string> {
+  if (!SECRET_NAME.test(name))
+    throw new SwarmError(
+      `invalid secret name "${name}": letters, digits, "_", ".", "-" (at most 64), starting with a letter or digit`,
+      'invalid',
+    );
+  if (value.length > 500 * 1024)
+    throw new SwarmError(
+      `the value of ${name} is ${value.length} bytes; Docker secrets hold at most 500 KiB`,
+      'invalid',
+    );
+  try {
+    const r = (await docker.createSecret({ Name: name, Data: value.toString('base64'), Labels: labels })) as {
+      id?: string;
+      ID?: string;
+    };
+    return r.id ?? r.ID ?? '';
+  } catch (err) {
+    if (statusCode(err) === 409)
+      throw new SwarmError(
+        `secret ${name} already exists; secrets cannot change: remove it first (\`airtasks secrets rm ${name}\`, after removing the services that use it) or use another name`,
+        'exists',
+        { cause: err },
+      );
+    throw new SwarmError(`creating secret ${name} failed: ${engineMessage(err)}`, 'engine', { cause: err });
+  }
+}
+
+export async function listSecrets(docker: Docker): Promise<SecretInfo[]> {
+  const list = (await docker.listSecrets()) as Array<{
+    ID: string;
+    CreatedAt: string;
+    Spec?: { Name?: string; Labels?: Record<string, string> };
+  }>;
+  return list
+    .map((s) => ({
+      id: s.ID,
+      name: s.Spec?.Name ?? '',
+      createdAt: s.CreatedAt,
+      labels: s.Spec?.Labels ?? {},
+    }))
+    .sort((a, b) => a.name.localeCompare(b.name));
+}
+
+export async function removeSecret(docker: Docker, name: string): Promise<void> {
+  try {
+    await docker.getSecret(name).remove();
+  } catch (err) {
+    if (statusCode(err) === 404) throw new SwarmError(`no secret named ${name}`, 'not-found', { cause: err });
+    throw new SwarmError(`removing secret ${name} failed: ${engineMessage(err)}`, 'engine', { cause: err });
+  }
+}
+
+export interface NodeInfo {
+  id: string;
+  hostname: string;
+  role: string;
+  availability: string;
+  state: string;
+  labels: Record<string, string>;
+}
+
+interface RawNode {
+  ID: string;
+  Version: { Index: number };
+  Spec: { Labels?: Record<string, string>; Role?: string; Availability?: string; Name?: string };
+  Description?: { Hostname?: string };
+  Status?: { State?: string };
+}
+
+export async function listNodes(docker: Docker): Promise<NodeInfo[]> {
+  const nodes = (await docker.listNodes()) as RawNode[];
+  return nodes.map((n) => ({
+    id: n.ID,
+    hostname: n.Description?.Hostname ?? '',
+    role: n.Spec.Role ?? '',
+    availability: n.Spec.Availability ?? '',
+    state: n.Status?.State ?? '',
+    labels: n.Spec.Labels ?? {},
+  }));
+}
+
+/** Sets and removes labels of a node (by id, id prefix or hostname); returns its labels afterwards. */
+export async function updateNodeLabels(
+  docker: Docker,
+  node: string,
+  set: Record<string, string>,
+  remove: string[] = [],
+): Promise<NodeInfo> {
+  const nodes = (await docker.listNodes()) as RawNode[];
+  const matches = nodes.filter(
+    (n) => n.ID === node || n.Description?.Hostname === node || (node.length >= 3 && n.ID.startsWith(node)),
+  );
+  if (matches.length !== 1)
+    throw new SwarmError(
+      matches.length === 0
+        ? `no swarm node "${node}": \`docker node ls\` lists them (id or hostname)`
+        : `"${node}" matches ${matches.length} nodes: use the node id`,
+      'not-found',
+    );
+  const n = matches[0]!;
+  const labels = { ...(n.Spec.Labels ?? {}), ...set };
+  for (const k of remove) delete labels[k];
+  await docker.getNode(n.ID).update({ version: n.Version.Index, ...n.Spec, Labels: labels });
+  const after = (await docker.getNode(n.ID).inspect()) as RawNode;
+  return {
+    id: after.ID,
+    hostname: after.Description?.Hostname ?? '',
+    role: after.Spec.Role ?? '',
+    availability: after.Spec.Availability ?? '',
+    state: after.Status?.State ?? '',
+    labels: after.Spec.Labels ?? {},
+  };
+}
+
+export interface StackServiceState {
+  name: string;
+  id: string;
+  image: string;
+  mode: 'replicated' | 'global';
+  /** Tasks running now. */
+  running: number;
+  /** Replicas asked for (replicated), or tasks that should run (global). */
+  desired: number;
+  labels: Record<string, string>;
+}
+
+/** The services of a stack with their running and desired task counts. */
+export async function stackServices(docker: Docker, stack: string): Promise<StackServiceState[]> {
+  const services = (await docker.listServices({
+    filters: { label: [`${STACK_NAMESPACE_LABEL}=${stack}`] },
+  })) as Array<{
+    ID: string;
+    Spec: {
+      Name: string;
+      Labels?: Record<string, string>;
+      Mode?: { Replicated?: { Replicas?: number }; Global?: object };
+      TaskTemplate?: { ContainerSpec?: { Image?: string } };
+    };
+  }>;
+  const tasks = (await docker.listTasks({
+    filters: { label: [`${STACK_NAMESPACE_LABEL}=${stack}`] },
+  })) as Array<{ ServiceID: string; DesiredState?: string; Status?: { State?: string } }>;
+  return services
+    .map((s) => {
+      const mine = tasks.filter((t) => t.ServiceID === s.ID);
+      const global = !!s.Spec.Mode?.Global;
+      return {
+        name: s.Spec.Name,
+        id: s.ID,
+        image: (s.Spec.TaskTemplate?.ContainerSpec?.Image ?? '').replace(/@sha256:.*$/, ''),
+        mode: global ? ('global' as const) : ('replicated' as const),
+        running: mine.filter((t) => t.Status?.State === 'running').length,
+        desired: global
+          ? mine.filter((t) => t.DesiredState === 'running').length
+          : (s.Spec.Mode?.Replicated?.Replicas ?? 0),
+        labels: s.Spec.Labels ?? {},
+      };
+    })
+    .sort((a, b) => a.name.localeCompare(b.name));
+}

@@ -1,0 +1,162 @@
+/**
+ * `airtasks build`: the project image through the Docker engine (context tar honouring
+ * .dockerignore), an optional push, then the new tag written into every airtasks service of the
+ * stack file. Progress is a listr2 task list on stderr.
+ */
+import { existsSync, lstatSync, realpathSync } from 'node:fs';
+import path from 'node:path';
+import { Listr, ProcessOutput } from 'listr2';
+import { resolveRegistryAuth } from '../docker/auth.js';
+import { BuildError, buildImage, packContext, pushImage } from '../docker/build.js';
+import { connectDocker, unreachableMessage } from '../docker/engine.js';
+import { AirtasksError, ExitCode, usageError } from '../engine/errors.js';
+import { findProject, type Project } from './config.js';
+import { STACK_FILE } from './scaffold.js';
+import {
+  airtasksServices,
+  loadStackDocument,
+  saveStackDocument,
+  setServiceImages,
+  stackValue,
+} from './stack-file.js';
+
+export type ProgressRenderer = 'default' | 'simple' | 'silent';
+
+export interface BuildProjectOptions {
+  cwd?: string;
+  /** Tag (default `latest`); the repository is airtasks.json's `image`. */
+  tag?: string;
+  push?: boolean;
+  buildArgs?: Record<string, string>;
+  dockerHost?: string;
+  /** Rewrite the stack file's images (default true). */
+  updateStack?: boolean;
+  renderer?: ProgressRenderer;
+}
+
+export interface BuildResult {
+  imageId: string;
+  image: string;
+  tags: string[];
+  pushed: boolean;
+  stackFile: string | null;
+  servicesUpdated: string[];
+}
+
+const TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
+
+export function projectImage(project: Project): string {
+  const image = project.config.image;
+  if (typeof image !== 'string' || image === '')
+    throw usageError(
+      `${project.configFile ?? 'airtasks.json'} has no "image": add the image repository (e.g. "image": "my-dags"), or create the project with \`airtasks init\``,
+    );
+  return image;
+}
+
+/** The checks that make an offline build possible; each error says how to fix it. */
+export function checkBuildContext(root: string): void {
+  if (!existsSync(path.join(root, 'Dockerfile')))
+    throw usageError(`${root} has no Dockerfile: run \`airtasks init\` there, or add one`);
+  const pkg = path.join(root, 'node_modules', 'airtasks');
+  if (!existsSync(pkg))
+    throw usageError(
+      `${pkg} is missing: the image copies node_modules (its build needs no network), so run \`npm ci --omit=dev\` first`,
+    );
+  if (lstatSync(pkg).isSymbolicLink()) {
+    const target = realpathSync(pkg);
+    if (path.relative(root, target).startsWith('..'))
+      throw usageError(
+        `node_modules/airtasks links to ${target}, outside the build context (npm link or a file: dependency): ` +
+          'install a packed airtasks instead (`npm pack` in that checkout, then `npm install ./airtasks-<version>.tgz`)',
+      );
+  }
+}
+
+export async function buildProject(o: BuildProjectOptions): Promise<BuildResult> {
+  const project = findProject(o.cwd);
+  if (!project.configFile)
+    throw usageError(
+      'no airtasks.json here or above: run `airtasks build` inside a project (`airtasks init` makes one)',
+    );
+  const image = projectImage(project);
+  const tag = o.tag ?? 'latest';
+  if (!TAG.test(tag)) throw usageError(`invalid tag "${tag}": letters, digits, "_", ".", "-" (at most 128)`);
+  const ref = `${image}:${tag}`;
+  checkBuildContext(project.root);
+  const docker = connectDocker(o.dockerHost ? { host: o.dockerHost } : {});
+  const stackFile = path.join(project.root, STACK_FILE);
+  const result: BuildResult = {
+    imageId: '',
+    image: ref,
+    tags: [ref],
+    pushed: false,
+    stackFile: null,
+    servicesUpdated: [],
+  };
+
+  const tasks = new Listr(
+    [
+      {
+        title: `Build ${ref}`,
+        task: async (_ctx, task) => {
+          try {
+            result.imageId = await buildImage(docker, packContext(project.root), {
+              tags: [ref],
+              buildArgs: o.buildArgs ?? {},
+              labels: {
+                'io.airtasks.project': String(project.config.stackName ?? path.basename(project.root)),
+              },
+              onLine: (line) => (task.output = line),
+            });
+          } catch (err) {
+            throw engineError(err, o.dockerHost);
+          }
+          task.title = `Built ${ref} (${result.imageId.replace('sha256:', '').slice(0, 12)})`;
+        },
+      },
+      {
+        title: `Push ${ref}`,
+        enabled: () => !!o.push,
+        task: async (_ctx, task) => {
+          const auth = await resolveRegistryAuth(ref, { onWarning: (m) => (task.output = m) });
+          try {
+            await pushImage(docker, ref, { ...(auth ? { auth } : {}), onLine: (l) => (task.output = l) });
+          } catch (err) {
+            throw engineError(err, o.dockerHost);
+          }
+          result.pushed = true;
+        },
+      },
+      {
+        title: `Update ${STACK_FILE}`,
+        enabled: () => o.updateStack !== false && existsSync(stackFile),
+        task: async (_ctx, task) => {
+          const doc = await loadStackDocument(stackFile);
+          const services = airtasksServices(stackValue(doc), image);
+          result.servicesUpdated = setServiceImages(doc, services, ref);
+          await saveStackDocument(stackFile, doc);
+          result.stackFile = stackFile;
+          task.title = `${STACK_FILE}: ${services.join(', ')} use ${ref}`;
+        },
+      },
+    ],
+    {
+      renderer: o.renderer ?? 'default',
+      fallbackRenderer: o.renderer === 'silent' ? 'silent' : 'simple',
+      rendererOptions: { collapseSubtasks: false, persistentOutput: false } as never,
+      registerSignalListeners: false,
+      exitOnError: true,
+      processOutput: new ProcessOutput(process.stderr, process.stderr),
+    } as never,
+  );
+  await tasks.run();
+  return result;
+}
+
+function engineError(err: unknown, host?: string): Error {
+  const unreachable = unreachableMessage(err, host);
+  if (unreachable) return new AirtasksError(unreachable, ExitCode.UNAVAILABLE, { cause: err });
+  if (err instanceof BuildError) return new AirtasksError(err.message, ExitCode.ERROR, { cause: err });
+  return err as Error;
+}

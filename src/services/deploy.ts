@@ -1,0 +1,252 @@
+/**
+ * `airtasks deploy --swarm | undeploy | status`: the project's deploy/stack.yml on a Docker Swarm.
+ * Before deploying, every external secret the stack names must exist (the missing ones are listed
+ * with the command that creates them). `--dev` adds a generated override that bind-mounts ./dags
+ * and ./plugins into the airtasks services, so the stack file itself never needs editing.
+ */
+import { existsSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { execa } from 'execa';
+import { stringify } from 'yaml';
+import {
+  listNodes,
+  listSecrets,
+  requireSwarmManager,
+  stackServices,
+  updateNodeLabels,
+  type NodeInfo,
+  type StackServiceState,
+} from '../docker/swarm.js';
+import type { QueueDepth } from '../engine/broker/broker.js';
+import { AirtasksError, ExitCode, usageError } from '../engine/errors.js';
+import { findProject, type ConnectionOptions, type Project } from './config.js';
+import { openEngine } from './engine.js';
+import { STACK_FILE } from './scaffold.js';
+import {
+  airtasksServices,
+  loadStackDocument,
+  QUEUE_LABEL,
+  stackValue,
+  type StackFile,
+} from './stack-file.js';
+import { dockerFor, withEngine, type DockerTarget } from './swarm.js';
+
+export const QUEUE_NODE_LABEL = (queue: string) => `airtasks.queue.${queue}`;
+
+export interface StackTarget extends DockerTarget {
+  cwd?: string;
+  /** Stack name (default: airtasks.json's stackName, else the project folder's name). */
+  stack?: string;
+}
+
+export interface DeployOptions extends StackTarget {
+  dev?: boolean;
+  /** More compose files merged over deploy/stack.yml, in order. */
+  files?: string[];
+  /** docker stack deploy --resolve-image (default: never when the image has no registry, else always). */
+  resolveImage?: 'always' | 'changed' | 'never';
+  onProgress?: (line: string) => void;
+}
+
+export interface DeployResult {
+  stack: string;
+  files: string[];
+  services: string[];
+  secrets: string[];
+}
+
+function projectOf(o: StackTarget): { project: Project; stack: string; stackFile: string } {
+  const project = findProject(o.cwd);
+  if (!project.configFile)
+    throw usageError('no airtasks.json here or above: run this inside a project (`airtasks init` makes one)');
+  const configured = project.config.stackName;
+  const stack =
+    o.stack ?? (typeof configured === 'string' && configured ? configured : path.basename(project.root));
+  if (!/^[A-Za-z0-9][A-Za-z0-9_-]*$/.test(stack)) throw usageError(`invalid stack name "${stack}"`);
+  return { project, stack, stackFile: path.join(project.root, STACK_FILE) };
+}
+
+/** External secrets the merged stack needs, by their real names. */
+export function requiredSecrets(stacks: StackFile[]): string[] {
+  const merged = new Map<string, { external?: boolean; name?: string; file?: string }>();
+  for (const s of stacks)
+    for (const [k, v] of Object.entries(s.secrets ?? {})) merged.set(k, { ...merged.get(k), ...(v ?? {}) });
+  return [...merged.entries()].filter(([, v]) => v.external).map(([k, v]) => v.name ?? k);
+}
+
+export async function deployProject(o: DeployOptions): Promise<DeployResult> {
+  const { project, stack, stackFile } = projectOf(o);
+  const files = [stackFile, ...(o.files ?? []).map((f) => path.resolve(f))];
+  for (const f of files)
+    if (!existsSync(f)) throw new AirtasksError(`${f} does not exist`, ExitCode.NOT_FOUND);
+  const docs = await Promise.all(files.map(async (f) => stackValue(await loadStackDocument(f))));
+  const base = docs[0]!;
+  if (o.dev) {
+    const override = path.join(project.root, '.airtasks', 'dev.override.yml');
+    await mkdir(path.dirname(override), { recursive: true });
+    await writeFile(override, devOverride(project.root, airtasksServices(base)));
+    files.push(override);
+  }
+  const docker = dockerFor(o);
+  const needed = requiredSecrets(docs);
+  await withEngine(o, async () => {
+    await requireSwarmManager(docker);
+    const have = new Set((await listSecrets(docker)).map((s) => s.name));
+    const missing = needed.filter((n) => !have.has(n));
+    if (missing.length > 0)
+      throw new AirtasksError(
+        `the stack needs secrets that do not exist: ${missing.join(', ')}. Create each with ` +
+          '`airtasks secrets create NAME` (value from stdin or --file; an empty value turns a proxy feature off)',
+        ExitCode.NOT_FOUND,
+      );
+  });
+  const image = typeof project.config.image === 'string' ? project.config.image : '';
+  const resolve = o.resolveImage ?? (image.split('/')[0]?.match(/[.:]/) ? 'always' : 'never');
+  const args = ['stack', 'deploy', ...files.flatMap((f) => ['-c', f]), '--resolve-image', resolve];
+  if (resolve !== 'never') args.push('--with-registry-auth');
+  args.push(stack);
+  o.onProgress?.(`docker ${args.join(' ')}`);
+  const r = await execa('docker', args, {
+    cwd: path.dirname(stackFile),
+    env: o.dockerHost ? { DOCKER_HOST: o.dockerHost } : {},
+    reject: false,
+    all: true,
+  });
+  if (r.exitCode !== 0)
+    throw new AirtasksError(
+      `docker stack deploy failed (exit ${r.exitCode}):\n${r.all ?? ''}`.trim(),
+      ExitCode.ERROR,
+    );
+  for (const line of (r.all ?? '').split('\n')) if (line.trim()) o.onProgress?.(line);
+  return { stack, files, services: Object.keys(base.services), secrets: needed };
+}
+
+/** Bind mounts of the project's dags/ and plugins/ into every airtasks service (this node's files). */
+export function devOverride(root: string, services: string[]): string {
+  const volumes = [
+    `${path.join(root, 'dags')}:/app/dags:ro`,
+    `${path.join(root, 'plugins')}:/app/plugins:ro`,
+  ];
+  return (
+    '# Written by `airtasks deploy --dev`: live DAGs and plugins from this folder (bind mounts work on\n' +
+    '# the node that has these files; use it on one machine). Regenerated on every --dev deploy.\n' +
+    stringify({ version: '3.8', services: Object.fromEntries(services.map((s) => [s, { volumes }])) })
+  );
+}
+
+export async function undeployProject(
+  o: StackTarget & { waitMs?: number; onProgress?: (line: string) => void },
+): Promise<{ stack: string; removed: string[] }> {
+  const { stack } = projectOf(o);
+  const docker = dockerFor(o);
+  const before = await withEngine(o, async () => {
+    await requireSwarmManager(docker);
+    return stackServices(docker, stack);
+  });
+  if (before.length === 0) throw new AirtasksError(`no stack named ${stack} is deployed`, ExitCode.NOT_FOUND);
+  const r = await execa('docker', ['stack', 'rm', stack], {
+    env: o.dockerHost ? { DOCKER_HOST: o.dockerHost } : {},
+    reject: false,
+    all: true,
+  });
+  if (r.exitCode !== 0)
+    throw new AirtasksError(
+      `docker stack rm failed (exit ${r.exitCode}):\n${r.all ?? ''}`.trim(),
+      ExitCode.ERROR,
+    );
+  // Services go at once; their containers (and so the stack's networks) shortly after.
+  const end = Date.now() + (o.waitMs ?? 60_000);
+  for (;;) {
+    const left = await docker.listContainers({
+      all: true,
+      filters: { label: [`com.docker.stack.namespace=${stack}`] },
+    });
+    if (left.length === 0 && (await stackServices(docker, stack)).length === 0) break;
+    if (Date.now() > end) {
+      o.onProgress?.(`${left.length} container(s) of ${stack} are still stopping`);
+      break;
+    }
+    await new Promise((res) => setTimeout(res, 500));
+  }
+  return { stack, removed: before.map((s) => s.name) };
+}
+
+export interface QueueStatus {
+  queue: string;
+  concurrency: number | null;
+  /** Worker services of this queue and their running/desired tasks. */
+  services: string[];
+  depth: QueueDepth | null;
+}
+
+export interface StatusResult {
+  stack: string;
+  services: StackServiceState[];
+  queues: QueueStatus[];
+  /** Why queue depths are missing (no database/broker configured, or unreachable). */
+  depthError: string | null;
+}
+
+export async function stackStatus(o: StackTarget & ConnectionOptions): Promise<StatusResult> {
+  const { project, stack } = projectOf(o);
+  const docker = dockerFor(o);
+  const services = await withEngine(o, async () => {
+    await requireSwarmManager(docker);
+    return stackServices(docker, stack);
+  });
+  const queueNames = [
+    ...new Set([
+      ...Object.keys(project.config.queues ?? {}),
+      ...services.map((s) => s.labels[QUEUE_LABEL]).filter((q): q is string => !!q),
+    ]),
+  ];
+  let depths: QueueDepth[] | null = null;
+  let depthError: string | null = null;
+  try {
+    const engine = await openEngine({ ...o, cwd: o.cwd ?? project.root }, { broker: true });
+    try {
+      depths = await engine.broker!.depths(queueNames);
+    } finally {
+      await engine.close();
+    }
+  } catch (err) {
+    depthError = (err as Error).message;
+  }
+  return {
+    stack,
+    services,
+    queues: queueNames.map((q) => ({
+      queue: q,
+      concurrency: project.config.queues?.[q]?.concurrency ?? null,
+      services: services.filter((s) => s.labels[QUEUE_LABEL] === q).map((s) => s.name),
+      depth: depths?.find((d) => d.queue === q) ?? null,
+    })),
+    depthError,
+  };
+}
+
+export async function labelNodeForQueue(
+  o: DockerTarget & { node: string; queues: string[]; remove?: boolean },
+): Promise<NodeInfo> {
+  const docker = dockerFor(o);
+  for (const q of o.queues)
+    if (!/^[A-Za-z0-9_.-]{1,100}$/.test(q)) throw usageError(`invalid queue name "${q}"`);
+  return withEngine(o, async () => {
+    await requireSwarmManager(docker);
+    const labels = o.queues.map(QUEUE_NODE_LABEL);
+    const node =
+      o.node === 'self' ? ((await docker.info()) as { Swarm: { NodeID: string } }).Swarm.NodeID : o.node;
+    return o.remove
+      ? updateNodeLabels(docker, node, {}, labels)
+      : updateNodeLabels(docker, node, Object.fromEntries(labels.map((l) => [l, 'true'])));
+  });
+}
+
+export async function swarmNodes(o: DockerTarget): Promise<NodeInfo[]> {
+  const docker = dockerFor(o);
+  return withEngine(o, async () => {
+    await requireSwarmManager(docker);
+    return listNodes(docker);
+  });
+}

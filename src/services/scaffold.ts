@@ -1,0 +1,171 @@
+/**
+ * `airtasks init`: writes a new project from templates/project (and the stack from deploy/) with the
+ * answers given. Templates ending in `.njk` are rendered with nunjucks (DAG files wrap their own
+ * run-time `{{ }}` templates in `{% raw %}`); `_gitignore`/`_dockerignore` become dot files (npm
+ * drops dot files named .gitignore from packages).
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import nunjucks from 'nunjucks';
+import { AirtasksError, ExitCode, usageError } from '../engine/errors.js';
+import { CONFIG_FILE } from './config.js';
+
+/** The airtasks package root (the same from src/services and dist/services). */
+export const PACKAGE_ROOT = path.resolve(import.meta.dirname, '..', '..');
+const TEMPLATES = path.join(PACKAGE_ROOT, 'templates', 'project');
+const STACK_TEMPLATE = path.join(PACKAGE_ROOT, 'deploy', 'stack.yml.njk');
+const PROXY_ENTRYPOINT = path.join(PACKAGE_ROOT, 'deploy', 'proxy', 'entrypoint.sh');
+
+export const STACK_FILE = 'deploy/stack.yml';
+const NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+const QUEUE = /^[A-Za-z0-9_.-]{1,100}$/;
+// A Docker image repository: lower-case path components, optionally a registry host[:port] first.
+const IMAGE =
+  /^(?:[a-z0-9.-]+(?::[0-9]+)?\/)?[a-z0-9]+(?:[._-][a-z0-9]+)*(?:\/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$/;
+
+export interface QueueSpec {
+  name: string;
+  concurrency: number;
+}
+
+export interface ScaffoldOptions {
+  dir: string;
+  /** Project name: lower-case letters, digits, `-`, `_` (also the stack name). */
+  name: string;
+  /** Image repository without tag, e.g. `my-dags` or `registry.example.com/team/my-dags`. */
+  image: string;
+  queues: QueueSpec[];
+  gpuExample: boolean;
+  /** Registry host to push to (`registry.example.com:5000`); prefixed to the image when it has none. */
+  registry?: string;
+  /** Write into a non-empty directory. */
+  force?: boolean;
+}
+
+export interface ProjectFileConfig {
+  dagsFolder: string;
+  queues: Record<string, { concurrency: number }>;
+  image: string;
+  stackName: string;
+  registry?: string;
+}
+
+export interface ScaffoldResult {
+  dir: string;
+  files: string[];
+  config: ProjectFileConfig;
+}
+
+export const GPU_QUEUE = 'gpu';
+
+/** Checks and normalises the answers; throws a usage error naming what is wrong. */
+export function normalizeScaffoldOptions(o: ScaffoldOptions): ScaffoldOptions & { imageRef: string } {
+  const name = o.name.trim();
+  if (!NAME.test(name))
+    throw usageError(
+      `invalid project name "${o.name}": use lower-case letters, digits, "-" and "_" (it is also the stack name)`,
+    );
+  const registry = o.registry?.trim().replace(/\/+$/, '') || undefined;
+  let image = o.image.trim() || name;
+  if (registry && !image.startsWith(`${registry}/`)) image = `${registry}/${image}`;
+  if (!IMAGE.test(image))
+    throw usageError(
+      `invalid image name "${image}": use lower-case letters, digits, ".", "_", "-" and "/", no tag`,
+    );
+  const queues: QueueSpec[] = [];
+  for (const q of o.queues) {
+    if (!QUEUE.test(q.name))
+      throw usageError(`invalid queue name "${q.name}": use letters, digits, "_", ".", "-"`);
+    if (!Number.isInteger(q.concurrency) || q.concurrency < 1)
+      throw usageError(`the concurrency of queue "${q.name}" must be an integer >= 1`);
+    if (queues.some((x) => x.name === q.name)) throw usageError(`queue "${q.name}" is given twice`);
+    queues.push(q);
+  }
+  if (queues.length === 0) throw usageError('give at least one queue, e.g. --queues worker:2');
+  if (o.gpuExample && !queues.some((q) => q.name === GPU_QUEUE))
+    queues.push({ name: GPU_QUEUE, concurrency: 1 });
+  return { ...o, name, image, queues, ...(registry ? { registry } : {}), imageRef: `${image}:latest` };
+}
+
+/** Parses `worker:4,gpu:1` (concurrency 1 when left out). */
+export function parseQueueSpecs(text: string): QueueSpec[] {
+  return text
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map((s) => {
+      const [name = '', c] = s.split(':');
+      const concurrency = c === undefined ? 1 : Number(c);
+      if (!Number.isInteger(concurrency) || concurrency < 1)
+        throw usageError(`invalid queue "${s}": write name or name:concurrency, e.g. worker:4`);
+      return { name: name.trim(), concurrency };
+    });
+}
+
+export async function scaffoldProject(input: ScaffoldOptions): Promise<ScaffoldResult> {
+  const o = normalizeScaffoldOptions(input);
+  const dir = path.resolve(o.dir);
+  if (existsSync(dir)) {
+    const entries = await readdir(dir);
+    if (entries.length > 0 && !o.force)
+      throw new AirtasksError(
+        `${dir} is not empty (${entries.slice(0, 3).join(', ')}${entries.length > 3 ? ', ...' : ''}): ` +
+          'choose an empty or new directory, or pass --force to write over files of the same name',
+        ExitCode.USAGE,
+      );
+  }
+  const defaultQueue = o.queues.find((q) => q.name !== GPU_QUEUE)?.name ?? o.queues[0]!.name;
+  const airtasksVersion = (
+    JSON.parse(readFileSync(path.join(PACKAGE_ROOT, 'package.json'), 'utf8')) as {
+      version: string;
+    }
+  ).version;
+  const vars = {
+    name: o.name,
+    packageName: o.name.replaceAll('_', '-'),
+    image: o.image,
+    imageRef: o.imageRef,
+    airtasksRange: `^${airtasksVersion}`,
+    defaultQueue,
+    gpuQueue: GPU_QUEUE,
+    queues: o.queues.map((q) => ({ ...q, gpu: q.name === GPU_QUEUE })),
+  };
+  const env = new nunjucks.Environment(null, { autoescape: false, throwOnUndefined: true });
+  const written: string[] = [];
+  const write = async (rel: string, text: string, mode?: number) => {
+    const file = path.join(dir, rel);
+    await mkdir(path.dirname(file), { recursive: true });
+    await writeFile(file, text, mode ? { mode } : {});
+    written.push(rel);
+  };
+
+  for (const rel of await listFiles(TEMPLATES)) {
+    if (rel === 'dags/gpu.ts.njk' && !o.gpuExample) continue;
+    const text = await readFile(path.join(TEMPLATES, rel), 'utf8');
+    const out = rel.replace(/\.njk$/, '').replace(/(^|\/)_(gitignore|dockerignore)$/, '$1.$2');
+    await write(out, rel.endsWith('.njk') ? env.renderString(text, vars) : text);
+  }
+  await write(STACK_FILE, env.renderString(await readFile(STACK_TEMPLATE, 'utf8'), vars));
+  await write('deploy/proxy/entrypoint.sh', await readFile(PROXY_ENTRYPOINT, 'utf8'), 0o755);
+
+  const config: ProjectFileConfig = {
+    dagsFolder: 'dags',
+    queues: Object.fromEntries(o.queues.map((q) => [q.name, { concurrency: q.concurrency }])),
+    image: o.image,
+    stackName: o.name,
+    ...(o.registry ? { registry: o.registry } : {}),
+  };
+  await write(CONFIG_FILE, JSON.stringify(config, null, 2) + '\n');
+  return { dir, files: written.sort(), config };
+}
+
+async function listFiles(root: string, rel = ''): Promise<string[]> {
+  const out: string[] = [];
+  for (const e of await readdir(path.join(root, rel), { withFileTypes: true })) {
+    const r = rel ? `${rel}/${e.name}` : e.name;
+    if (e.isDirectory()) out.push(...(await listFiles(root, r)));
+    else if (e.isFile()) out.push(r);
+  }
+  return out;
+}
