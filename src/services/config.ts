@@ -10,6 +10,8 @@ import { AirtasksError, ExitCode } from '../engine/errors.js';
 export interface ProjectConfig {
   /** Relative to the project root. */
   dagsFolder: string;
+  /** New DAGs start paused (env AIRTASKS_DAGS_PAUSED_ON_CREATION wins); default false. */
+  pausedOnCreation?: boolean;
   queues: Record<string, { concurrency?: number; min?: number; max?: number }>;
   [key: string]: unknown;
 }
@@ -95,6 +97,31 @@ export function runningStandalone(project: Project): StandaloneState | null {
 
 export function resolveDagsFolder(opts: ConnectionOptions, project = findProject(opts.cwd)): string {
   return path.resolve(project.root, opts.dagsFolder ?? project.config.dagsFolder);
+}
+
+const TRUE = ['1', 'true', 'yes', 'on'];
+const FALSE = ['0', 'false', 'no', 'off'];
+
+/** Whether DAGs seen for the first time start paused: env AIRTASKS_DAGS_PAUSED_ON_CREATION, then airtasks.json, else false. */
+export function resolvePausedOnCreation(project: Project, env: NodeJS.ProcessEnv = process.env): boolean {
+  const e = env.AIRTASKS_DAGS_PAUSED_ON_CREATION?.trim().toLowerCase();
+  if (e) {
+    if (TRUE.includes(e)) return true;
+    if (FALSE.includes(e)) return false;
+    throw new AirtasksError(
+      `AIRTASKS_DAGS_PAUSED_ON_CREATION must be true or false, got "${env.AIRTASKS_DAGS_PAUSED_ON_CREATION}"`,
+      ExitCode.USAGE,
+    );
+  }
+  const c = project.config.pausedOnCreation;
+  if (c === undefined) return false;
+  if (typeof c !== 'boolean') {
+    throw new AirtasksError(
+      `"pausedOnCreation" in ${project.configFile ?? CONFIG_FILE} must be true or false`,
+      ExitCode.USAGE,
+    );
+  }
+  return c;
 }
 
 /**

@@ -5,7 +5,7 @@ import { Scheduler, type SchedulerOptions } from '../engine/scheduler/scheduler.
 import { GpuAllocator } from '../engine/worker/gpus.js';
 import { Worker, type WorkerOptions } from '../engine/worker/worker.js';
 import { usageError } from '../engine/errors.js';
-import type { ConnectionOptions } from './config.js';
+import { findProject, resolvePausedOnCreation, type ConnectionOptions } from './config.js';
 import { openEngine, type Engine } from './engine.js';
 
 export interface Daemon {
@@ -17,9 +17,11 @@ export type SchedulerSettings = Partial<Omit<SchedulerOptions, 'db' | 'broker' |
 export async function startScheduler(
   o: ConnectionOptions & { logger: Logger } & SchedulerSettings,
 ): Promise<Daemon> {
+  const pausedOnCreation = o.pausedOnCreation ?? resolvePausedOnCreation(findProject(o.cwd));
   const engine = await openEngine(o, { broker: true, migrate: true, logger: o.logger });
   const scheduler = new Scheduler({
     ...o,
+    pausedOnCreation,
     db: engine.db,
     broker: engine.broker!,
     logger: o.logger,

@@ -6,16 +6,48 @@ import * as dags from '../engine/store/dags.js';
 import { resolveDagsFolder, type ConnectionOptions } from './config.js';
 import { openEngine } from './engine.js';
 
+/** A DAG's schedule and pause state as the store knows it. */
+export interface DagScheduleState {
+  dagId: string;
+  paused: boolean;
+  /** Cron expression or preset; null: manual runs only. */
+  schedule: string | null;
+  timezone: string | null;
+  maxActiveRuns: number | null;
+  maxActiveTasks: number | null;
+  /** Logical date of the next scheduled run, and when it will be created (the end of its interval). */
+  nextLogicalDate: string | null;
+  nextRunAt: string | null;
+  lastScheduledLogicalDate: string | null;
+}
+
 export interface DagListing {
-  dags: Array<{
-    dagId: string;
-    fileloc: string;
-    hash: string;
-    paused: boolean;
-    tasks: number;
-    updatedAt: string;
-  }>;
+  dags: Array<
+    DagScheduleState & {
+      fileloc: string;
+      hash: string;
+      tasks: number;
+      updatedAt: string;
+    }
+  >;
   importErrors: Array<{ fileloc: string; message: string }>;
+}
+
+function scheduleState(r: dags.DagRow): DagScheduleState {
+  const iso = (d: Date | null) => (d ? d.toISOString() : null);
+  const scheduled = r.schedule !== null;
+  return {
+    dagId: r.dag_id,
+    paused: r.is_paused,
+    schedule: r.schedule,
+    timezone: r.timezone,
+    maxActiveRuns: r.max_active_runs,
+    maxActiveTasks: r.max_active_tasks,
+    // Computed by a scheduler for the current version; stale values of an older version are not shown.
+    nextLogicalDate: scheduled && r.scheduled_hash === r.hash ? iso(r.next_logical_date) : null,
+    nextRunAt: scheduled && r.scheduled_hash === r.hash ? iso(r.next_run_at) : null,
+    lastScheduledLogicalDate: iso(r.last_scheduled_logical_date),
+  };
 }
 
 export async function listDags(o: ConnectionOptions): Promise<DagListing> {
@@ -26,10 +58,9 @@ export async function listDags(o: ConnectionOptions): Promise<DagListing> {
     for (const r of rows) {
       const v = await dags.getVersion(e.db, r.hash);
       out.dags.push({
-        dagId: r.dag_id,
+        ...scheduleState(r),
         fileloc: r.fileloc,
         hash: r.hash,
-        paused: r.is_paused,
         tasks: v?.tasks.length ?? 0,
         updatedAt: r.updated_at.toISOString(),
       });
@@ -44,16 +75,51 @@ export async function listDags(o: ConnectionOptions): Promise<DagListing> {
   }
 }
 
-export async function showDag(
-  o: ConnectionOptions & { dagId: string },
-): Promise<SerializedDag & { hash: string; paused: boolean }> {
+/** A DAG's stored version (its schedule and limits included) and its state in the store. */
+export type DagDetails = SerializedDag & { hash: string } & Pick<
+    DagScheduleState,
+    'paused' | 'nextLogicalDate' | 'nextRunAt' | 'lastScheduledLogicalDate'
+  >;
+
+export async function showDag(o: ConnectionOptions & { dagId: string }): Promise<DagDetails> {
   const e = await openEngine(o);
   try {
     const row = await dags.getDag(e.db, o.dagId);
     if (!row) throw notFound(`unknown DAG "${o.dagId}"`);
     const v = await dags.getVersion(e.db, row.hash);
     if (!v) throw notFound(`DAG "${o.dagId}" has no stored version`);
-    return { ...v, hash: row.hash, paused: row.is_paused };
+    const st = scheduleState(row);
+    return {
+      ...v,
+      hash: row.hash,
+      paused: st.paused,
+      nextLogicalDate: st.nextLogicalDate,
+      nextRunAt: st.nextRunAt,
+      lastScheduledLogicalDate: st.lastScheduledLogicalDate,
+    };
+  } finally {
+    await e.close();
+  }
+}
+
+/**
+ * Pauses or unpauses a DAG. A paused DAG gets no scheduled runs, and its queued runs (manual ones
+ * included) wait until it is unpaused; runs already running go on to their end.
+ */
+export async function setDagPaused(
+  o: ConnectionOptions & { dagId: string; paused: boolean },
+): Promise<DagScheduleState> {
+  const e = await openEngine(o);
+  try {
+    const row = await dags.setPaused(e.db, o.dagId, o.paused, e.db.channel('events'));
+    if (!row) {
+      const known = (await dags.listDags(e.db)).map((d) => d.dag_id);
+      throw notFound(
+        `unknown DAG "${o.dagId}"` +
+          (known.length ? `; known DAGs: ${known.join(', ')}` : '; no DAGs are known yet'),
+      );
+    }
+    return scheduleState(row);
   } finally {
     await e.close();
   }

@@ -11,6 +11,8 @@ export interface RunListItem {
   dagId: string;
   state: runs.RunState;
   runType: string;
+  /** For scheduled runs the start of the interval the run covers; for manual runs when it was triggered. */
+  logicalDate: string;
   createdAt: string;
   startedAt: string | null;
   endedAt: string | null;
@@ -28,6 +30,7 @@ export async function listRuns(
       dagId: r.dag_id,
       state: r.state,
       runType: r.run_type,
+      logicalDate: r.logical_date.toISOString(),
       createdAt: r.created_at.toISOString(),
       startedAt: iso(r.started_at),
       endedAt: iso(r.ended_at),
@@ -42,7 +45,6 @@ export interface RunDetail extends RunListItem {
   /** Why the run ended early (cancelled, timed out); null otherwise. */
   error: string | null;
   dagHash: string;
-  logicalDate: string;
   tasks: Array<{
     taskId: string;
     state: tis.TaskState;

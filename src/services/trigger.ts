@@ -33,6 +33,8 @@ export interface TriggerOptions extends ConnectionOptions {
   wait?: boolean;
   timeoutMs?: number;
   onTaskChange?: (t: TaskSummary) => void;
+  /** Told things the caller should know, e.g. that the DAG is paused so the run waits queued. */
+  onNotice?: (message: string) => void;
 }
 
 const RUN_ID = /^[A-Za-z0-9_.:+-]{1,250}$/;
@@ -96,6 +98,12 @@ export async function triggerDag(o: TriggerOptions): Promise<RunSummary> {
       engine.db.channel('events'),
     );
     if (!created) throw usageError(`a run with id "${runId}" already exists`);
+    if (dag.is_paused) {
+      // As in Airflow: the run is accepted and starts once the DAG is unpaused.
+      o.onNotice?.(
+        `DAG "${dag.dag_id}" is paused: run ${runId} stays queued until \`airtasks dags unpause ${dag.dag_id}\``,
+      );
+    }
     if (!o.wait) return await summarize(engine.db, runId);
     return await waitForRun(engine.db, runId, { timeoutMs: o.timeoutMs, onTaskChange: o.onTaskChange });
   } finally {

@@ -9,8 +9,16 @@ export default class DagsList extends BaseCommand<typeof DagsList> {
     const r = await listDags(this.connection());
     this.log(
       table(
-        ['DAG', 'TASKS', 'PAUSED', 'FILE', 'UPDATED'],
-        r.dags.map((d) => [d.dagId, d.tasks, d.paused ? 'yes' : 'no', d.fileloc, d.updatedAt]),
+        ['DAG', 'TASKS', 'PAUSED', 'SCHEDULE', 'NEXT RUN', 'FILE', 'UPDATED'],
+        r.dags.map((d) => [
+          d.dagId,
+          d.tasks,
+          d.paused ? 'yes' : 'no',
+          d.schedule ? `${d.schedule}${d.timezone && d.timezone !== 'UTC' ? ` (${d.timezone})` : ''}` : '-',
+          d.nextRunAt ?? '-',
+          d.fileloc,
+          d.updatedAt,
+        ]),
       ),
     );
     if (r.importErrors.length > 0) {

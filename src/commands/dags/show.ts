@@ -12,6 +12,20 @@ export default class DagsShow extends BaseCommand<typeof DagsShow> {
     const d = await showDag({ ...this.connection(), dagId: this.args.dagId });
     this.log(`${d.dagId}  (${d.fileloc}, version ${d.hash}${d.paused ? ', paused' : ''})`);
     if (d.description) this.log(d.description);
+    if (d.schedule) {
+      const s = d.schedule;
+      this.log(
+        `schedule: ${s.cron} in ${s.timezone}, from ${s.startDate}${s.endDate ? ` to ${s.endDate}` : ''}, catchup ${s.catchup ? 'on' : 'off'}`,
+      );
+      if (d.nextRunAt)
+        this.log(
+          `next run: logical date ${d.nextLogicalDate ?? '?'}, created at ${d.nextRunAt}${d.paused ? ' (once unpaused)' : ''}`,
+        );
+    } else this.log('schedule: none (manual runs only)');
+    if (d.maxActiveRuns !== undefined || d.maxActiveTasks !== undefined)
+      this.log(
+        `max active runs: ${d.maxActiveRuns ?? 'no limit'}, max active tasks: ${d.maxActiveTasks ?? 'no limit'}`,
+      );
     this.log(
       table(
         ['TASK', 'OPERATOR', 'QUEUE', 'RETRIES', 'TRIGGER RULE', 'UPSTREAM'],

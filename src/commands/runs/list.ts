@@ -23,8 +23,8 @@ export default class RunsList extends BaseCommand<typeof RunsList> {
     });
     this.log(
       table(
-        ['RUN', 'DAG', 'STATE', 'CREATED', 'ENDED'],
-        rows.map((r) => [r.runId, r.dagId, r.state, r.createdAt, r.endedAt]),
+        ['RUN', 'DAG', 'STATE', 'TYPE', 'LOGICAL DATE', 'CREATED', 'ENDED'],
+        rows.map((r) => [r.runId, r.dagId, r.state, r.runType, r.logicalDate, r.createdAt, r.endedAt]),
       ),
     );
     return rows;

@@ -43,6 +43,8 @@ ${EXIT_CODES_HELP}`;
         runId: f['run-id'],
         wait: f.wait,
         timeoutMs: f.timeout ? f.timeout * 1000 : undefined,
+        // stderr even under --json (oclif's warn() is silent there): a run that will not start is news.
+        onNotice: (m) => process.stderr.write(`Warning: ${m}\n`),
         onTaskChange: (t: TaskSummary) =>
           this.progress(`  ${t.taskId}: ${t.state}${t.tryNumber > 1 ? ` (try ${t.tryNumber})` : ''}`),
       });

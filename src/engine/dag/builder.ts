@@ -9,15 +9,17 @@
 import { toMs } from './duration.js';
 import type { Duration } from './types.js';
 import type { TaskContext } from './context.js';
-import { normalizeParams, type JsonSchema, type ParamsSpec } from './params.js';
+import { applyParams, normalizeParams, type JsonSchema, type ParamsSpec } from './params.js';
 import { checkId, DagValidationError, validateDag } from './validate.js';
 import { BRANCH_OPERATOR, type BranchChoice } from './branch.js';
+import { normalizeSchedule, type ScheduleOptions } from './schedule.js';
 import type {
   Callback,
   CallbackSpec,
   RunCallbackEvent,
   RunCallbacks,
   SerializedDag,
+  SerializedSchedule,
   SerializedTask,
   TaskCallbackEvent,
   TaskCallbacks,
@@ -28,10 +30,14 @@ import type {
 const DAG_BRAND = Symbol.for('airtasks.dag');
 export const DEFAULT_QUEUE = 'worker';
 
-export interface DagOptions {
+export interface DagOptions extends ScheduleOptions {
   description?: string;
   tags?: string[];
   defaults?: TaskDefaults;
+  /** At most this many runs of this DAG running at once (manual and scheduled); the rest wait queued. */
+  maxActiveRuns?: number;
+  /** At most this many task instances of this DAG (across its runs) queued or running at once. */
+  maxActiveTasks?: number;
   /** A run still going after this long (from its start) is failed and its running tasks are stopped. */
   runTimeout?: Duration;
   /**
@@ -241,18 +247,41 @@ export class Dag<Conf = Record<string, unknown>> {
   /** The JSON schema of the conf (from options.params), or undefined. */
   readonly paramsSchema: JsonSchema | undefined;
   private readonly runCallbacks: RunCallbacks | undefined;
+  /** @internal Checked when the DAG is declared, so a bad schedule is an import error naming the DAG. */
+  private readonly schedule: SerializedSchedule | undefined;
 
   constructor(
     readonly id: string,
     readonly options: DagOptions = {},
   ) {
     checkId('DAG', id);
+    try {
+      this.schedule = normalizeSchedule(options);
+      for (const k of ['maxActiveRuns', 'maxActiveTasks'] as const) {
+        const v = options[k];
+        if (v !== undefined && (!Number.isInteger(v) || v < 1))
+          throw new Error(`${k} must be an integer >= 1 (leave it out for no limit)`);
+      }
+    } catch (err) {
+      throw new DagValidationError(`DAG "${id}": ${(err as Error).message}`, id);
+    }
     // A bad duration is reported where the DAG is defined, not later at serialisation.
     if (options.runTimeout !== undefined) toMs(options.runTimeout, 'runTimeout');
     try {
       this.paramsSchema = options.params === undefined ? undefined : normalizeParams(options.params);
     } catch (err) {
       throw new DagValidationError(`DAG "${id}": ${(err as Error).message}`, id);
+    }
+    // Scheduled runs get the params' defaults as their conf (as in Airflow), so those must be valid.
+    if (this.schedule && this.paramsSchema) {
+      try {
+        applyParams(this.paramsSchema, {}, id);
+      } catch (err) {
+        throw new DagValidationError(
+          `DAG "${id}": scheduled runs get only the params' defaults as conf, and those are not valid (${(err as Error).message}); give those params defaults`,
+          id,
+        );
+      }
     }
     let rc: RunCallbacks | undefined;
     for (const event of RUN_CALLBACK_EVENTS) {
@@ -438,6 +467,10 @@ export class Dag<Conf = Record<string, unknown>> {
       tags: this.options.tags ?? [],
       tasks: [...this.tasks.values()].map((t) => ({ ...t.spec, upstream: [...t.upstreamIds].sort() })),
     };
+    // Only set keys are written, so DAGs without these options keep the hash they always had.
+    if (this.schedule) s.schedule = this.schedule;
+    if (this.options.maxActiveRuns !== undefined) s.maxActiveRuns = this.options.maxActiveRuns;
+    if (this.options.maxActiveTasks !== undefined) s.maxActiveTasks = this.options.maxActiveTasks;
     // Only when set, so that DAGs without it keep the hash they had.
     if (this.options.runTimeout !== undefined) s.runTimeoutMs = toMs(this.options.runTimeout, 'runTimeout');
     // Only present when used, so the hash of a DAG without them does not change.

@@ -58,6 +58,26 @@ export interface SerializedDag {
   params?: Record<string, unknown>;
   /** Run callbacks; absent when the DAG has none. */
   runCallbacks?: RunCallbacks;
+  /** When the scheduler creates runs by itself; absent: manual (and triggered) runs only. */
+  schedule?: SerializedSchedule;
+  /** At most this many runs of the DAG running at once; more stay queued. Absent: no limit. */
+  maxActiveRuns?: number;
+  /** At most this many task instances of the DAG (all runs) queued or running at once. Absent: no limit. */
+  maxActiveTasks?: number;
+}
+
+/** A DAG's schedule, normalised at parse time (dates as UTC ISO strings). */
+export interface SerializedSchedule {
+  /** Cron expression (5 fields, or 6 with seconds first) or a preset such as @daily. */
+  cron: string;
+  /** IANA time zone the cron expression is read in. */
+  timezone: string;
+  /** No interval starts before this instant. */
+  startDate: string;
+  /** No interval starts after this instant; null: no end. */
+  endDate: string | null;
+  /** Create a run for every interval missed since the last one (true) or only the latest (false). */
+  catchup: boolean;
 }
 
 export type Duration = number | `${number}${'ms' | 's' | 'm' | 'h'}`;

@@ -17,6 +17,7 @@ import { deleteOutbox, lockStaleOutbox } from '../store/outbox.js';
 import { BRANCH_OPERATOR } from '../dag/branch.js';
 import { stopRun } from '../store/run-control.js';
 import { decide, nextRetry, type TaskStateBrief } from './decide.js';
+import { createScheduledRuns } from './scheduled-runs.js';
 
 export interface SchedulerOptions {
   db: Db;
@@ -40,6 +41,10 @@ export interface SchedulerOptions {
   requeueAfterMs?: number;
   pausedOnCreation?: boolean;
   parseTimeoutMs?: number;
+  /** How often due scheduled runs are looked for. */
+  scheduleIntervalMs?: number;
+  /** The time schedules are computed against (tests pass a fixed clock). */
+  clock?: () => Date;
   /** How often runs are checked against their DAG's runTimeout. */
   runTimeoutCheckMs?: number;
 }
@@ -59,6 +64,7 @@ export class Scheduler {
   private stopping = false;
   private stopped: Promise<void> | null = null;
   private scanning = false;
+  private scheduling = false;
 
   constructor(private readonly o: SchedulerOptions) {
     this.log = (o.logger ?? silentLogger).child({ component: 'scheduler' });
@@ -77,6 +83,12 @@ export class Scheduler {
       [this.o.db.channel('events')],
       (_ch, payload) => {
         if (payload.startsWith('run:')) return;
+        if (payload.startsWith('dag:')) {
+          // A DAG was paused or unpaused: its queued runs may start, its schedule may be due.
+          void this.scheduleRuns();
+          this.wake();
+          return;
+        }
         this.dirty.add(payload);
         this.wake();
       },
@@ -87,12 +99,14 @@ export class Scheduler {
     );
     await this.listener.ready;
     if (this.processor) await this.scanDags();
+    await this.scheduleRuns();
     const every = (ms: number, fn: () => void) => this.timers.push(setInterval(fn, ms));
     every(this.o.sweepIntervalMs ?? 5000, () => {
       this.fullSweep = true;
       this.wake();
     });
     every(1000, () => void this.checkDueRetries());
+    every(this.o.scheduleIntervalMs ?? 1000, () => void this.scheduleRuns());
     every(this.o.runTimeoutCheckMs ?? 1000, () => void this.failTimedOutRuns());
     every(Math.max(250, (this.o.zombieThresholdMs ?? 30_000) / 4), () => void this.reapZombies());
     every(Math.max(250, (this.o.outboxStaleMs ?? 5000) / 2), () => void this.republishStaleOutbox());
@@ -142,7 +156,9 @@ export class Scheduler {
   async tick(): Promise<void> {
     const full = this.fullSweep;
     this.fullSweep = false;
-    const ids = full ? await runs.runningRunIds(this.o.db) : [...this.dirty];
+    const ids = full
+      ? await runs.runningRunIds(this.o.db)
+      : await runs.withCappedSiblings(this.o.db, [...this.dirty]);
     this.dirty.clear();
     while ((await this.startQueuedRuns()) === RUNS_PER_TICK);
     for (let i = 0; i < ids.length; i += RUNS_PER_TICK) {
@@ -152,7 +168,8 @@ export class Scheduler {
           const locked = await runs.lockRunningRuns(c, chunk, RUNS_PER_TICK);
           // Runs another scheduler holds right now are looked at again shortly.
           const got = new Set(locked.map((r) => r.run_id));
-          for (const id of chunk) if (!got.has(id)) this.deferDirty(id);
+          const missed = chunk.filter((id) => !got.has(id));
+          for (const id of await runs.filterRunning(c, missed)) this.deferDirty(id);
           return this.evaluate(c, locked);
         })
         .catch((err) => {
@@ -175,7 +192,8 @@ export class Scheduler {
   private async startQueuedRuns(): Promise<number> {
     let started = 0;
     const outbox = await this.o.db.tx(async (c) => {
-      const queued = await runs.lockQueuedRuns(c, RUNS_PER_TICK);
+      // Runs of paused DAGs, and beyond a DAG's max_active_runs, stay queued.
+      const queued = await runs.lockStartableRuns(c, RUNS_PER_TICK);
       for (const r of queued) {
         const dag = await this.versions.get(r.dag_hash);
         await tis.createTaskInstances(c, r.run_id, dag.tasks);
@@ -226,10 +244,11 @@ export class Scheduler {
       if (d.runState) finished.push({ run: r, state: d.runState, dag: dags.get(r.dag_hash)! });
     }
     await tis.settleUnrun(c, toSettle);
-    const outbox = await tis.queueTasks(c, toQueue);
+    const outbox = await tis.queueTasks(c, await this.withinTaskLimits(c, locked, toQueue));
     for (const f of finished) {
       if (await runs.finishRun(c, f.run.run_id, f.state, this.o.db.channel('events'))) {
         this.log.info({ dagId: f.run.dag_id, runId: f.run.run_id, state: f.state }, 'run finished');
+        this.tickAgain = true; // a run slot is free: a queued run may start
         // The scheduler never runs user code: a run callback is queued for a worker, in this transaction.
         const event = f.state === 'success' ? 'onRunSuccess' : 'onRunFailure';
         const rc = f.dag.runCallbacks;
@@ -237,6 +256,40 @@ export class Scheduler {
       }
     }
     return outbox;
+  }
+
+  /** Keeps of the tasks to queue only as many as each DAG's max_active_tasks has free slots for. */
+  private async withinTaskLimits(
+    c: Parameters<Parameters<Db['tx']>[0]>[0],
+    locked: runs.RunRow[],
+    toQueue: tis.QueueRequest[],
+  ): Promise<tis.QueueRequest[]> {
+    if (toQueue.length === 0) return toQueue;
+    const dagOf = new Map(locked.map((r) => [r.run_id, r.dag_id]));
+    const free = await tis.lockTaskSlots(c, [...new Set(toQueue.map((q) => dagOf.get(q.runId)!))]);
+    if (free.size === 0) return toQueue;
+    // Oldest runs first (locked is in creation order); the rest wait for a sibling to finish.
+    return toQueue.filter((q) => {
+      const dagId = dagOf.get(q.runId)!;
+      const left = free.get(dagId);
+      if (left === undefined) return true;
+      free.set(dagId, left - 1);
+      return left > 0;
+    });
+  }
+
+  /** Creates the scheduled runs that have come due (also called on a timer). */
+  async scheduleRuns() {
+    if (this.stopping || this.scheduling) return;
+    this.scheduling = true;
+    try {
+      const now = this.o.clock?.() ?? new Date();
+      if ((await createScheduledRuns(this.o.db, this.versions, now, this.log)) > 0) this.wake();
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'schedule pass failed');
+    } finally {
+      this.scheduling = false;
+    }
   }
 
   /** Publishes freshly written outbox rows, then removes them. A failure leaves them for the stale sweep. */

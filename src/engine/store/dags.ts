@@ -12,6 +12,14 @@ export interface DagRow {
   tags: string[];
   updated_at: Date;
   last_parsed_at: Date;
+  schedule: string | null;
+  timezone: string | null;
+  max_active_runs: number | null;
+  max_active_tasks: number | null;
+  last_scheduled_logical_date: Date | null;
+  next_logical_date: Date | null;
+  next_run_at: Date | null;
+  scheduled_hash: string | null;
 }
 
 export interface ImportErrorRow {
@@ -27,14 +35,28 @@ export async function upsertDag(q: Queryable, s: SerializedDag, hash: string, pa
     [hash, s.dagId, JSON.stringify(s)],
   );
   const r = await q.query<{ changed: boolean }>(
-    `INSERT INTO dags (dag_id, fileloc, hash, is_paused, description, tags)
-     VALUES ($1, $2, $3, $4, $5, $6)
+    `INSERT INTO dags (dag_id, fileloc, hash, is_paused, description, tags,
+                       schedule, timezone, max_active_runs, max_active_tasks)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
      ON CONFLICT (dag_id) DO UPDATE SET
        fileloc = EXCLUDED.fileloc, hash = EXCLUDED.hash, description = EXCLUDED.description,
        tags = EXCLUDED.tags, is_active = true, last_parsed_at = now(),
+       schedule = EXCLUDED.schedule, timezone = EXCLUDED.timezone,
+       max_active_runs = EXCLUDED.max_active_runs, max_active_tasks = EXCLUDED.max_active_tasks,
        updated_at = CASE WHEN dags.hash IS DISTINCT FROM EXCLUDED.hash THEN now() ELSE dags.updated_at END
      RETURNING (xmax = 0 OR updated_at = now()) AS changed`,
-    [s.dagId, s.fileloc, hash, pausedOnCreation, s.description, s.tags],
+    [
+      s.dagId,
+      s.fileloc,
+      hash,
+      pausedOnCreation,
+      s.description,
+      s.tags,
+      s.schedule?.cron ?? null,
+      s.schedule?.timezone ?? null,
+      s.maxActiveRuns ?? null,
+      s.maxActiveTasks ?? null,
+    ],
   );
   return r.rows[0]?.changed ?? false;
 }
@@ -88,8 +110,51 @@ export async function getVersion(q: Queryable, hash: string): Promise<Serialized
   ).rows[0]?.serialized;
 }
 
-export async function setPaused(q: Queryable, dagId: string, paused: boolean): Promise<boolean> {
+/** Pauses or unpauses a DAG and wakes the schedulers; returns the row, or undefined for an unknown DAG. */
+export async function setPaused(
+  q: Queryable,
+  dagId: string,
+  paused: boolean,
+  channel?: string,
+): Promise<DagRow | undefined> {
+  const row = (
+    await q.query<DagRow>(`UPDATE dags SET is_paused = $2 WHERE dag_id = $1 RETURNING *`, [dagId, paused])
+  ).rows[0];
+  if (row && channel) await q.query(`SELECT pg_notify($1, $2)`, [channel, `dag:${dagId}`]);
+  return row;
+}
+
+/**
+ * Active, unpaused DAGs with a schedule whose next run is due at `now` (or whose version changed since
+ * it was computed), locked so that a second scheduler skips them.
+ */
+export async function lockDueSchedules(q: Queryable, now: Date, limit: number): Promise<DagRow[]> {
   return (
-    ((await q.query(`UPDATE dags SET is_paused = $2 WHERE dag_id = $1`, [dagId, paused])).rowCount ?? 0) > 0
+    await q.query<DagRow>(
+      `SELECT * FROM dags
+       WHERE schedule IS NOT NULL AND is_active AND NOT is_paused
+         AND (scheduled_hash IS DISTINCT FROM hash OR next_run_at <= $1)
+       ORDER BY next_run_at NULLS FIRST LIMIT $2 FOR UPDATE SKIP LOCKED`,
+      [now, limit],
+    )
+  ).rows;
+}
+
+/** Records what the scheduler created for a DAG and when its next scheduled run is due. */
+export async function setScheduleState(
+  q: Queryable,
+  dagId: string,
+  st: {
+    hash: string;
+    lastLogicalDate: Date | null;
+    nextLogicalDate: Date | null;
+    nextRunAt: Date | null;
+  },
+) {
+  await q.query(
+    `UPDATE dags SET scheduled_hash = $2, next_logical_date = $4, next_run_at = $5,
+       last_scheduled_logical_date = GREATEST(last_scheduled_logical_date, $3)
+     WHERE dag_id = $1`,
+    [dagId, st.hash, st.lastLogicalDate, st.nextLogicalDate, st.nextRunAt],
   );
 }

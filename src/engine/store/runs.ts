@@ -49,14 +49,94 @@ export async function createRun(q: Queryable, r: NewRun, channel: string): Promi
   return (res.rowCount ?? 0) > 0;
 }
 
-/** Queued runs, locked so that a second scheduler skips them. */
-export async function lockQueuedRuns(q: Queryable, limit: number): Promise<RunRow[]> {
-  return (
-    await q.query<RunRow>(
-      `SELECT * FROM dag_runs WHERE state = 'queued' ORDER BY created_at LIMIT $1 FOR UPDATE SKIP LOCKED`,
+/**
+ * Queued runs that may start now, locked so that a second scheduler skips them: their DAG is not paused
+ * and has a free slot under its max_active_runs. Runs beyond the free slots stay queued.
+ */
+export async function lockStartableRuns(q: Queryable, limit: number): Promise<RunRow[]> {
+  const queued = (
+    await q.query<RunRow & { limited: boolean }>(
+      `SELECT r.*, (d.max_active_runs IS NOT NULL OR d.max_active_tasks IS NOT NULL) AS limited
+       FROM dag_runs r LEFT JOIN dags d ON d.dag_id = r.dag_id
+       WHERE r.state = 'queued' AND NOT COALESCE(d.is_paused, false)
+         AND (d.max_active_runs IS NULL OR d.max_active_runs >
+              (SELECT count(*) FROM dag_runs x WHERE x.dag_id = r.dag_id AND x.state = 'running'))
+       ORDER BY r.created_at LIMIT $1 FOR UPDATE OF r SKIP LOCKED`,
       [limit],
     )
   ).rows;
+  const limited = [...new Set(queued.filter((r) => r.limited).map((r) => r.dag_id))];
+  const free = await lockDagSlots(q, limited);
+  const out: RunRow[] = [];
+  for (const { limited: _, ...r } of queued) {
+    const left = free.get(r.dag_id);
+    if (left === undefined || left === null) out.push(r);
+    else if (left > 0) {
+      free.set(r.dag_id, left - 1);
+      out.push(r);
+    }
+  }
+  return out;
+}
+
+/**
+ * Locks the rows of DAGs with concurrency limits, in id order (so two schedulers cannot deadlock), for
+ * the rest of the transaction: starting runs and queueing tasks of one DAG is then serialised across
+ * schedulers. Returns the free run slots of each DAG (null: no run limit).
+ */
+export async function lockDagSlots(q: Queryable, dagIds: string[]): Promise<Map<string, number | null>> {
+  if (dagIds.length === 0) return new Map();
+  const locked = (
+    await q.query<{ dag_id: string; max_active_runs: number | null }>(
+      `SELECT dag_id, max_active_runs FROM dags WHERE dag_id = ANY($1) ORDER BY dag_id FOR UPDATE`,
+      [dagIds],
+    )
+  ).rows;
+  // Counted in a statement of its own, after the lock: it sees what the previous holder committed.
+  const running = new Map(
+    (
+      await q.query<{ dag_id: string; n: number }>(
+        `SELECT dag_id, count(*)::int AS n FROM dag_runs WHERE dag_id = ANY($1) AND state = 'running'
+         GROUP BY dag_id`,
+        [dagIds],
+      )
+    ).rows.map((r) => [r.dag_id, r.n]),
+  );
+  return new Map(
+    locked.map((d) => [
+      d.dag_id,
+      d.max_active_runs === null ? null : Math.max(0, d.max_active_runs - (running.get(d.dag_id) ?? 0)),
+    ]),
+  );
+}
+
+/** Of the given run ids, those still running (the others need no further scheduling). */
+export async function filterRunning(q: Queryable, ids: string[]): Promise<string[]> {
+  if (ids.length === 0) return [];
+  return (
+    await q.query<{ run_id: string }>(
+      `SELECT run_id FROM dag_runs WHERE run_id = ANY($1) AND state = 'running'`,
+      [ids],
+    )
+  ).rows.map((r) => r.run_id);
+}
+
+/**
+ * The given run ids plus every other running run of the same DAGs where those DAGs limit their active
+ * tasks: a task ending in one run may free a slot that a task of a sibling run waits for.
+ */
+export async function withCappedSiblings(q: Queryable, ids: string[]): Promise<string[]> {
+  if (ids.length === 0) return ids;
+  const extra = (
+    await q.query<{ run_id: string }>(
+      `SELECT x.run_id FROM dag_runs x
+       WHERE x.state = 'running' AND NOT (x.run_id = ANY($1)) AND x.dag_id IN (
+         SELECT r.dag_id FROM dag_runs r JOIN dags d ON d.dag_id = r.dag_id
+         WHERE r.run_id = ANY($1) AND d.max_active_tasks IS NOT NULL)`,
+      [ids],
+    )
+  ).rows.map((r) => r.run_id);
+  return extra.length === 0 ? ids : [...ids, ...extra];
 }
 
 export async function runningRunIds(q: Queryable): Promise<string[]> {

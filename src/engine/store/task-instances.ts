@@ -99,6 +99,36 @@ export interface QueueRequest {
   from: 'none' | 'up_for_retry';
 }
 
+/**
+ * Free task slots of those DAGs that set max_active_tasks: the limit minus their task instances queued
+ * or running, across all runs. The DAG rows are locked (in id order) until the transaction ends, so two
+ * schedulers cannot hand out the same slot. DAGs without a limit are absent from the result.
+ */
+export async function lockTaskSlots(q: Queryable, dagIds: string[]): Promise<Map<string, number>> {
+  if (dagIds.length === 0) return new Map();
+  const limited = (
+    await q.query<{ dag_id: string; max_active_tasks: number }>(
+      `SELECT dag_id, max_active_tasks FROM dags
+       WHERE dag_id = ANY($1) AND max_active_tasks IS NOT NULL ORDER BY dag_id FOR UPDATE`,
+      [dagIds],
+    )
+  ).rows;
+  if (limited.length === 0) return new Map();
+  // Counted after the lock, in a statement of its own: it sees what the previous holder committed.
+  const active = new Map(
+    (
+      await q.query<{ dag_id: string; n: number }>(
+        `SELECT r.dag_id, count(*)::int AS n FROM task_instances t JOIN dag_runs r ON r.run_id = t.run_id
+         WHERE r.dag_id = ANY($1) AND t.state IN ('queued', 'running') GROUP BY r.dag_id`,
+        [limited.map((d) => d.dag_id)],
+      )
+    ).rows.map((r) => [r.dag_id, r.n]),
+  );
+  return new Map(
+    limited.map((d) => [d.dag_id, Math.max(0, d.max_active_tasks - (active.get(d.dag_id) ?? 0))]),
+  );
+}
+
 /** Moves tasks to 'queued' (next try) and writes their messages to the outbox, in one statement. */
 export async function queueTasks(q: Queryable, reqs: QueueRequest[]): Promise<OutboxRow[]> {
   if (reqs.length === 0) return [];
