@@ -75,18 +75,7 @@ export async function attachOutput(
     stdout: true,
     stderr: true,
   })) as unknown as Readable;
-  const out = new PassThrough();
-  const err = new PassThrough();
-  const done = Promise.all([lines(out, on.stdout), lines(err, on.stderr)]).then(() => undefined);
-  if (tty) stream.pipe(out);
-  else container.modem.demuxStream(stream, out, err);
-  const end = () => {
-    out.end();
-    err.end();
-  };
-  stream.on('end', end);
-  stream.on('close', end);
-  stream.on('error', end);
+  const done = splitLines(container, stream, tty, on);
   return { done, close: () => stream.destroy() };
 }
 
@@ -97,19 +86,7 @@ export async function attachOutput(
  */
 export async function followLogs(container: Docker.Container, tty: boolean, on: LineHandlers): Promise<void> {
   const stream = (await container.logs({ follow: true, stdout: true, stderr: true })) as unknown as Readable;
-  const out = new PassThrough();
-  const err = new PassThrough();
-  const done = Promise.all([lines(out, on.stdout), lines(err, on.stderr)]);
-  if (tty) stream.pipe(out);
-  else container.modem.demuxStream(stream, out, err);
-  const end = () => {
-    out.end();
-    err.end();
-  };
-  stream.on('end', end);
-  stream.on('close', end);
-  stream.on('error', end);
-  await done;
+  await splitLines(container, stream, tty, on);
 }
 
 /** The newest container of an earlier try of this task: left behind when its worker died. */
@@ -122,6 +99,28 @@ export async function findEarlierTry(
     .map((c) => ({ ...c, tryNumber: Number(c.Labels[LABEL.tryNumber]) }))
     .filter((c) => Number.isInteger(c.tryNumber) && c.tryNumber < key.tryNumber)
     .sort((a, b) => b.tryNumber - a.tryNumber)[0];
+}
+
+/** Splits a container's output stream (multiplexed unless it has a TTY) into stdout and stderr lines. */
+function splitLines(
+  container: Docker.Container,
+  stream: Readable,
+  tty: boolean,
+  on: LineHandlers,
+): Promise<void> {
+  const out = new PassThrough();
+  const err = new PassThrough();
+  const done = Promise.all([lines(out, on.stdout), lines(err, on.stderr)]).then(() => undefined);
+  if (tty) stream.pipe(out);
+  else container.modem.demuxStream(stream, out, err);
+  const end = () => {
+    out.end();
+    err.end();
+  };
+  stream.on('end', end);
+  stream.on('close', end);
+  stream.on('error', end);
+  return done;
 }
 
 function lines(input: Readable, each: (line: string) => void): Promise<void> {
