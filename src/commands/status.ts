@@ -4,7 +4,8 @@ import { table } from '../cli/table.js';
 import { stackStatus, type StatusResult } from '../services/deploy.js';
 
 export default class Status extends BaseCommand<typeof Status> {
-  static override summary = "The deployed stack's services and replicas, and the depth of each queue.";
+  static override summary =
+    "The deployed stack's services and replicas; each queue's waiting tasks, live workers and depth.";
   static override description =
     'Queue depths need the database and broker (connection flags or env); without them the services are still shown.';
   static override flags = {
@@ -18,7 +19,8 @@ export default class Status extends BaseCommand<typeof Status> {
       ...(this.flags.stack ? { stack: this.flags.stack } : {}),
       ...(this.flags['docker-host'] ? { dockerHost: this.flags['docker-host'] } : {}),
     });
-    this.log(`stack ${r.stack}${r.services.length === 0 ? ': not deployed' : ''}`);
+    if (r.servicesError) this.log(`stack ${r.stack}: services unknown (${r.servicesError.split('\n')[0]})`);
+    else this.log(`stack ${r.stack}${r.services.length === 0 ? ': not deployed' : ''}`);
     if (r.services.length > 0)
       this.log(
         table(
@@ -29,9 +31,11 @@ export default class Status extends BaseCommand<typeof Status> {
     this.log('');
     this.log(
       table(
-        ['QUEUE', 'CONCURRENCY', 'READY', 'UNACKED', 'CONSUMERS', 'SERVICES'],
+        ['QUEUE', 'QUEUED TASKS', 'WORKERS', 'CONCURRENCY', 'READY', 'UNACKED', 'CONSUMERS', 'SERVICES'],
         r.queues.map((q) => [
           q.queue,
+          q.queuedTasks ?? '?',
+          q.workers ?? '?',
           q.concurrency,
           q.depth?.ready ?? '?',
           q.depth?.unacked ?? '?',
@@ -41,6 +45,7 @@ export default class Status extends BaseCommand<typeof Status> {
       ),
     );
     if (r.depthError) this.progress(`queue depths unavailable: ${r.depthError}`);
+    for (const w of r.warnings) this.progress(`warning: ${w}`);
     return r;
   }
 }

@@ -21,6 +21,8 @@ import {
 import type { QueueDepth } from '../engine/broker/broker.js';
 import { AirtasksError, ExitCode, usageError } from '../engine/errors.js';
 import { findProject, type ConnectionOptions, type Project } from './config.js';
+import { queuedByQueue } from '../engine/store/task-instances.js';
+import { listWorkers } from '../engine/store/workers.js';
 import { openEngine } from './engine.js';
 import { STACK_FILE } from './scaffold.js';
 import {
@@ -178,6 +180,10 @@ export interface QueueStatus {
   /** Worker services of this queue and their running/desired tasks. */
   services: string[];
   depth: QueueDepth | null;
+  /** Task instances waiting in this queue (from Postgres); null when the database is not reachable. */
+  queuedTasks: number | null;
+  /** Live workers (heartbeat within the last minute) that consume this queue. */
+  workers: number | null;
 }
 
 export interface StatusResult {
@@ -186,26 +192,44 @@ export interface StatusResult {
   queues: QueueStatus[];
   /** Why queue depths are missing (no database/broker configured, or unreachable). */
   depthError: string | null;
+  /** Why services are missing (no engine, or not a swarm manager); queues are still shown. */
+  servicesError: string | null;
+  /** Queues with waiting tasks that no live worker consumes: those tasks will never start. */
+  warnings: string[];
 }
 
 export async function stackStatus(o: StackTarget & ConnectionOptions): Promise<StatusResult> {
   const { project, stack } = projectOf(o);
   const docker = dockerFor(o);
-  const services = await withEngine(o, async () => {
-    await requireSwarmManager(docker);
-    return stackServices(docker, stack);
-  });
-  const queueNames = [
-    ...new Set([
-      ...Object.keys(project.config.queues ?? {}),
-      ...services.map((s) => s.labels[QUEUE_LABEL]).filter((q): q is string => !!q),
-    ]),
-  ];
+  let services: StackServiceState[] = [];
+  let servicesError: string | null = null;
+  try {
+    services = await withEngine(o, async () => {
+      await requireSwarmManager(docker);
+      return stackServices(docker, stack);
+    });
+  } catch (err) {
+    // Standalone and bare installs have no swarm: their queues are still worth showing.
+    servicesError = (err as Error).message;
+  }
   let depths: QueueDepth[] | null = null;
+  let queued: Map<string, number> | null = null;
+  let workerQueues: string[][] | null = null;
   let depthError: string | null = null;
+  const configured = [
+    ...Object.keys(project.config.queues ?? {}),
+    ...services.map((s) => s.labels[QUEUE_LABEL]).filter((q): q is string => !!q),
+  ];
+  let queueNames = [...new Set(configured)];
   try {
     const engine = await openEngine({ ...o, cwd: o.cwd ?? project.root }, { broker: true });
     try {
+      queued = await queuedByQueue(engine.db);
+      workerQueues = (await listWorkers(engine.db, 60_000)).map((w) => w.queues);
+      // Queues that tasks wait in, or that workers consume, count even when no config names them.
+      queueNames = [
+        ...new Set([...queueNames, ...queued.keys(), ...workerQueues.flat().filter((q) => q !== '*')]),
+      ];
       depths = await engine.broker!.depths(queueNames);
     } finally {
       await engine.close();
@@ -213,17 +237,22 @@ export async function stackStatus(o: StackTarget & ConnectionOptions): Promise<S
   } catch (err) {
     depthError = (err as Error).message;
   }
-  return {
-    stack,
-    services,
-    queues: queueNames.map((q) => ({
-      queue: q,
-      concurrency: project.config.queues?.[q]?.concurrency ?? null,
-      services: services.filter((s) => s.labels[QUEUE_LABEL] === q).map((s) => s.name),
-      depth: depths?.find((d) => d.queue === q) ?? null,
-    })),
-    depthError,
-  };
+  const queues = queueNames.sort().map((q) => ({
+    queue: q,
+    concurrency: project.config.queues?.[q]?.concurrency ?? null,
+    services: services.filter((s) => s.labels[QUEUE_LABEL] === q).map((s) => s.name),
+    depth: depths?.find((d) => d.queue === q) ?? null,
+    queuedTasks: queued ? (queued.get(q) ?? 0) : null,
+    workers: workerQueues ? workerQueues.filter((qs) => qs.includes(q) || qs.includes('*')).length : null,
+  }));
+  const warnings = queues
+    .filter((q) => (q.queuedTasks ?? 0) > 0 && q.workers === 0)
+    .map(
+      (q) =>
+        `${q.queuedTasks} task(s) queued on "${q.queue}", and no live worker consumes it: ` +
+        `start one (airtasks worker -q ${q.queue}) or label a node for it (airtasks nodes label <node> --queue ${q.queue})`,
+    );
+  return { stack, services, queues, depthError, servicesError, warnings };
 }
 
 export async function labelNodeForQueue(

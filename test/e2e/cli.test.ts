@@ -30,6 +30,10 @@ slow.bash('slow_task', {
   command: 'echo "start {{ try_number }} {{ run_id }}" >> "$LEDGER"; sleep {{ conf.seconds }}; echo "end {{ try_number }} {{ run_id }}" >> "$LEDGER"',
   env: { LEDGER: process.env.E2E_LEDGER ?? '/dev/null' },
 });
+// A queue no worker consumes: the task waits, and \`airtasks status\` must say so.
+export const orphan = dag('e2e_orphan_queue');
+orphan.bash('waits', { command: 'true', queue: 'nobody_listens' });
+
 slow.bash('after_slow', { command: 'echo after', upstream: slow.tasks.get('slow_task')! });
 `,
 };
@@ -91,7 +95,7 @@ describe('e2e: CLI with scheduler and workers as subprocesses', function () {
     await dags?.remove();
     if (env) {
       const rabbit = await RabbitBroker.connect({ url: BROKER_URL, prefix });
-      await rabbit.deleteQueues(['worker']);
+      await rabbit.deleteQueues(['worker', 'nobody_listens']);
       await rabbit.close();
     }
   });
@@ -129,6 +133,27 @@ describe('e2e: CLI with scheduler and workers as subprocesses', function () {
     // A second message for a task would reach a worker and be logged as stale or duplicate.
     for (const w of workers) expect(w.output).to.not.include('stale or duplicate message');
     for (const w of workers) expect(w.output).to.include('task finished');
+  });
+
+  it('shows a queue nobody listens to in status, with its waiting task and a warning', async () => {
+    const t = await runCli(['trigger', 'dag', 'e2e_orphan_queue'], env);
+    expect(t.code, t.stderr).to.equal(0);
+    let q: { queuedTasks: number; workers: number; depth: { ready: number } | null } | undefined;
+    let status: { warnings: string[]; queues: Array<{ queue: string }> } | undefined;
+    for (let i = 0; i < 100 && !q?.queuedTasks; i++) {
+      const r = await runCli(['status', '--json'], env);
+      expect(r.code, r.stderr).to.equal(0);
+      status = JSON.parse(r.stdout);
+      q = (status!.queues as Array<{ queue: string } & typeof q>).find((x) => x!.queue === 'nobody_listens');
+      if (!q?.queuedTasks) await new Promise((res) => setTimeout(res, 100));
+    }
+    expect(q).to.deep.include({ queuedTasks: 1, workers: 0 });
+    expect(q!.depth?.ready).to.equal(1);
+    expect(status!.warnings.join('\n')).to.include(
+      'queued on "nobody_listens", and no live worker consumes it',
+    );
+    const worker = status!.queues.find((x) => x.queue === 'worker') as unknown as { workers: number };
+    expect(worker.workers).to.be.greaterThan(0);
   });
 
   it('exits 10 when the run fails, the failed task and its downstream recorded', async () => {

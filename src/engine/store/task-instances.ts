@@ -456,3 +456,11 @@ export async function orphanedClaims(
     token: x.claim_token,
   }));
 }
+
+/** How many task instances wait in each queue (state 'queued'): what `airtasks status` compares with its workers. */
+export async function queuedByQueue(q: Queryable): Promise<Map<string, number>> {
+  const r = await q.query<{ queue: string; n: number }>(
+    `SELECT queue, count(*)::int AS n FROM task_instances WHERE state = 'queued' GROUP BY queue`,
+  );
+  return new Map(r.rows.map((x) => [x.queue, x.n]));
+}
