@@ -5,13 +5,12 @@
  */
 import { existsSync, lstatSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import dockerignore from '@balena/dockerignore';
 import type Docker from 'dockerode';
 import tar from 'tar-fs';
 import type { RegistryAuth } from './auth.js';
-import { engineMessage } from './engine.js';
+import { engineEvents, engineMessage, eventError } from './engine.js';
 import { splitReference } from './images.js';
 
 export class BuildError extends Error {
@@ -99,15 +98,8 @@ export async function buildImage(docker: Docker, context: Readable, o: BuildOpti
   }
   let imageId: string | undefined;
   const tail: string[] = [];
-  for await (const raw of createInterface({ input: stream, crlfDelay: Infinity })) {
-    if (!raw.trim()) continue;
-    let ev: BuildEvent;
-    try {
-      ev = JSON.parse(raw) as BuildEvent;
-    } catch {
-      continue;
-    }
-    const error = ev.errorDetail?.message ?? ev.error;
+  for await (const ev of engineEvents<BuildEvent>(stream)) {
+    const error = eventError(ev);
     if (error) {
       throw new BuildError(
         `the image build failed: ${error.trim()}${tail.length ? `\n  last output:\n    ${tail.join('\n    ')}` : ''}`,
@@ -152,15 +144,8 @@ export async function pushImage(
     throw new BuildError(`pushing ${ref} failed: ${engineMessage(err)}`, { cause: err });
   }
   const seen = new Map<string, string>();
-  for await (const raw of createInterface({ input: stream, crlfDelay: Infinity })) {
-    if (!raw.trim()) continue;
-    let ev: BuildEvent & { id?: string };
-    try {
-      ev = JSON.parse(raw) as BuildEvent & { id?: string };
-    } catch {
-      continue;
-    }
-    const error = ev.errorDetail?.message ?? ev.error;
+  for await (const ev of engineEvents<BuildEvent & { id?: string }>(stream)) {
+    const error = eventError(ev);
     if (error) throw new BuildError(`pushing ${ref} failed: ${error}`);
     if (ev.status && seen.get(ev.id ?? '') !== ev.status) {
       seen.set(ev.id ?? '', ev.status);

@@ -7,6 +7,8 @@
  *   connectDocker({ host: 'tcp://127.0.0.1:2375' })
  *   connectDocker({ socketPath: '/var/run/docker.sock' })
  */
+import { createInterface } from 'node:readline';
+import type { Readable } from 'node:stream';
 import Docker from 'dockerode';
 
 export type { default as Docker } from 'dockerode';
@@ -127,4 +129,28 @@ export function unreachableMessage(err: unknown, host?: string): string | undefi
     `cannot reach the Docker engine at ${where} (${e.code}): start dockerd there, ` +
     `or point DOCKER_HOST (or the task's dockerHost) at a running engine`
   );
+}
+
+/** What every event of an engine progress stream (build, pull) may carry. */
+export interface EngineEvent {
+  error?: string;
+  errorDetail?: { message?: string };
+}
+
+/** The events of an engine progress stream: one JSON object per line; blank and unparsable lines are skipped. */
+export async function* engineEvents<T extends EngineEvent>(stream: Readable): AsyncGenerator<T> {
+  for await (const raw of createInterface({ input: stream, crlfDelay: Infinity })) {
+    const line = raw.trim();
+    if (!line) continue;
+    try {
+      yield JSON.parse(line) as T;
+    } catch {
+      // A partial or non-JSON line: the engine's streams carry progress, nothing is lost by skipping it.
+    }
+  }
+}
+
+/** The error an engine event reports, if any. */
+export function eventError(ev: EngineEvent): string | undefined {
+  return ev.errorDetail?.message ?? ev.error;
 }

@@ -1,9 +1,8 @@
 /** Images: reference normalisation, the pull policy, and pulls that report progress and fail clearly. */
-import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import type Docker from 'dockerode';
 import type { RegistryAuth } from './auth.js';
-import { engineMessage, statusCode } from './engine.js';
+import { engineEvents, engineMessage, eventError, statusCode } from './engine.js';
 
 /** missing: pull only when the image is not on the engine; always: pull every time; never: only use a local image. */
 export type PullPolicy = 'missing' | 'always' | 'never';
@@ -83,16 +82,8 @@ export async function pullImage(docker: Docker, image: string, opts: PullOptions
   const abort = () => stream.destroy(new Error(`pull of ${image} stopped`));
   opts.signal?.addEventListener('abort', abort, { once: true });
   try {
-    for await (const raw of createInterface({ input: stream, crlfDelay: Infinity })) {
-      const line = raw.trim();
-      if (!line) continue;
-      let ev: ProgressEvent;
-      try {
-        ev = JSON.parse(line) as ProgressEvent;
-      } catch {
-        continue;
-      }
-      const error = ev.errorDetail?.message ?? ev.error;
+    for await (const ev of engineEvents<ProgressEvent>(stream)) {
+      const error = eventError(ev);
       if (error) throw new ImageError(`pulling ${image} failed: ${error}`);
       if (!opts.onProgress || !ev.status) continue;
       const key = ev.id ?? '';

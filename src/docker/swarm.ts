@@ -117,14 +117,18 @@ interface RawNode {
 
 export async function listNodes(docker: Docker): Promise<NodeInfo[]> {
   const nodes = (await docker.listNodes()) as RawNode[];
-  return nodes.map((n) => ({
+  return nodes.map(toNodeInfo);
+}
+
+function toNodeInfo(n: RawNode): NodeInfo {
+  return {
     id: n.ID,
     hostname: n.Description?.Hostname ?? '',
     role: n.Spec.Role ?? '',
     availability: n.Spec.Availability ?? '',
     state: n.Status?.State ?? '',
     labels: n.Spec.Labels ?? {},
-  }));
+  };
 }
 
 /** Sets and removes labels of a node (by id, id prefix or hostname); returns its labels afterwards. */
@@ -149,15 +153,7 @@ export async function updateNodeLabels(
   const labels = { ...(n.Spec.Labels ?? {}), ...set };
   for (const k of remove) delete labels[k];
   await docker.getNode(n.ID).update({ version: n.Version.Index, ...n.Spec, Labels: labels });
-  const after = (await docker.getNode(n.ID).inspect()) as RawNode;
-  return {
-    id: after.ID,
-    hostname: after.Description?.Hostname ?? '',
-    role: after.Spec.Role ?? '',
-    availability: after.Spec.Availability ?? '',
-    state: after.Status?.State ?? '',
-    labels: after.Spec.Labels ?? {},
-  };
+  return toNodeInfo((await docker.getNode(n.ID).inspect()) as RawNode);
 }
 
 export interface StackServiceState {
