@@ -1,8 +1,7 @@
 /** Run params from the CLI: `trigger dag` refuses invalid conf (exit 2) before writing anything; `dags show` lists them. */
 import { expect } from 'chai';
-import pg from 'pg';
-import { Daemon, runCli, tempDagsFolder } from '../helpers/cli.js';
-import { DATABASE_URL, requireService, uniqueName } from '../helpers/env.js';
+import { E2eProject, runCli } from '../helpers/cli.js';
+import { requireService } from '../helpers/env.js';
 
 const DAGS = {
   'params.ts': `
@@ -20,39 +19,21 @@ p.bash('print', { command: 'echo "{{ conf.message }} x{{ conf.count }}"' });
 
 describe('e2e: run params', function () {
   this.timeout(60_000);
-  const schema = uniqueName('e2e');
+  const project = new E2eProject();
   let env: NodeJS.ProcessEnv;
-  let dags: Awaited<ReturnType<typeof tempDagsFolder>>;
-  let scheduler: Daemon | undefined;
-  let db: pg.Client | undefined;
 
   before(async function () {
     await requireService(this, 'postgres');
-    dags = await tempDagsFolder(DAGS);
-    env = {
-      AIRTASKS_DATABASE_URL: DATABASE_URL,
-      AIRTASKS_BROKER_URL: '',
-      AIRTASKS_DB_SCHEMA: schema,
-      AIRTASKS_DAGS_FOLDER: dags.dir,
-    };
-    expect((await runCli(['db', 'migrate'], env)).code).to.equal(0);
-    scheduler = new Daemon(['scheduler', '--scan-interval', '200'], env);
-    await scheduler.waitFor('scheduler started');
-    db = new pg.Client({ connectionString: DATABASE_URL });
-    await db.connect();
+    env = (await project.create(DAGS)).env;
+    await project.start(['scheduler', '--scan-interval', '200'], 'scheduler started');
   });
 
-  after(async () => {
-    await scheduler?.stop();
-    if (db) {
-      await db.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-      await db.end();
-    }
-    await dags?.remove();
-  });
+  after(() => project.remove());
 
   const runCount = async () =>
-    Number((await db!.query(`SELECT count(*) AS n FROM "${schema}".dag_runs`)).rows[0].n);
+    Number(
+      (await (await project.db()).query(`SELECT count(*) AS n FROM "${project.schema}".dag_runs`)).rows[0].n,
+    );
 
   it('refuses invalid conf with exit 2, naming the field, and writes no run', async () => {
     for (const [conf, message] of [
@@ -87,7 +68,7 @@ describe('e2e: run params', function () {
   it('dags test refuses invalid conf the same way', async () => {
     const r = await runCli(['dags', 'test', 'e2e_params', '--conf', '{"count": 0}'], {
       AIRTASKS_DATABASE_URL: '',
-      AIRTASKS_DAGS_FOLDER: dags.dir,
+      AIRTASKS_DAGS_FOLDER: env.AIRTASKS_DAGS_FOLDER,
     });
     expect(r.code).to.equal(2);
     expect(r.stderr).to.include('/count must be >= 1');

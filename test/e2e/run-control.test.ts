@@ -5,8 +5,8 @@
  */
 import { expect } from 'chai';
 import pg from 'pg';
-import { Daemon, runCli, tempDagsFolder } from '../helpers/cli.js';
-import { DATABASE_URL, requireService, uniqueName } from '../helpers/env.js';
+import { E2eProject, runCli } from '../helpers/cli.js';
+import { requireService, uniqueName } from '../helpers/env.js';
 
 const DAGS = {
   'control.ts': `
@@ -24,10 +24,9 @@ quick.bash('second', { command: 'echo "second {{ try_number }}"', upstream: firs
 
 describe('e2e: runs cancel and tasks clear', function () {
   this.timeout(90_000);
-  const schema = uniqueName('e2ectl');
+  const project = new E2eProject();
+  const schema = project.schema;
   let env: NodeJS.ProcessEnv;
-  let dags: Awaited<ReturnType<typeof tempDagsFolder>>;
-  let daemons: Daemon[] = [];
   let db: pg.Client;
 
   const taskState = async (runId: string, taskId: string) =>
@@ -48,37 +47,17 @@ describe('e2e: runs cancel and tasks clear', function () {
 
   before(async function () {
     await requireService(this, 'postgres');
-    dags = await tempDagsFolder(DAGS);
-    env = {
-      AIRTASKS_DATABASE_URL: DATABASE_URL,
-      AIRTASKS_BROKER_URL: '',
-      AIRTASKS_DB_SCHEMA: schema,
-      AIRTASKS_DAGS_FOLDER: dags.dir,
-    };
-    const m = await runCli(['db', 'migrate'], env);
-    expect(m.code, m.stderr).to.equal(0);
-    const scheduler = new Daemon(['scheduler', '--scan-interval', '200'], env);
-    await scheduler.waitFor('scheduler started');
+    env = (await project.create(DAGS)).env;
     // A heartbeat far apart: the cancelled task must stop because the worker was told, not by polling.
-    const worker = new Daemon(['worker', '-q', 'worker', '-c', '2', '--heartbeat-interval', '60000'], env);
-    await worker.waitFor('worker started');
-    daemons = [scheduler, worker];
-    db = new pg.Client({ connectionString: DATABASE_URL });
-    await db.connect();
+    await project.startEngine(['--heartbeat-interval', '60000']);
+    db = await project.db();
     await until('the DAGs to be parsed', async () => {
       const r = await runCli(['dags', 'list', '--json'], env);
       return r.code === 0 && r.stdout.includes('ctl_quick') && r.stdout.includes('ctl_slow');
     });
   });
 
-  after(async () => {
-    for (const d of daemons) await d.stop();
-    if (db) {
-      await db.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-      await db.end();
-    }
-    await dags?.remove();
-  });
+  after(() => project.remove());
 
   it('cancel: trigger --wait exits 11, a second cancel exits 0, an ended run exits 6, an unknown one 3', async () => {
     const runId = uniqueName('cancel');
@@ -111,7 +90,9 @@ describe('e2e: runs cancel and tasks clear', function () {
     expect(wait.state).to.equal('cancelled');
     expect(wait.tries.map((t: { state: string }) => t.state)).to.deep.equal(['cancelled']);
     // The worker stopped the task (its heartbeat is a minute away) and logged why.
-    await until('the worker to stop the task', async () => daemons[1]!.output.includes('stopping task'));
+    await until('the worker to stop the task', async () =>
+      project.daemons[1]!.output.includes('stopping task'),
+    );
 
     const done = uniqueName('done');
     const q = await runCli(['trigger', 'dag', 'ctl_quick', '--run-id', done, '--wait'], env);

@@ -3,10 +3,9 @@
  * waits queued, `dags unpause` releasing it and starting the schedule, `dags pause`, and `dags list/show`.
  */
 import { expect } from 'chai';
-import pg from 'pg';
-import { Daemon, runCli, tempDagsFolder } from '../helpers/cli.js';
+import { E2eProject, runCli } from '../helpers/cli.js';
 import { sleep } from '../helpers/engine.js';
-import { DATABASE_URL, requireService, uniqueName } from '../helpers/env.js';
+import { requireService } from '../helpers/env.js';
 
 const DAGS = {
   'sched.ts': `
@@ -21,10 +20,8 @@ const yesterday = (t: number) => new Date(Math.floor(t / 86_400_000) * 86_400_00
 
 describe('e2e: schedules, pause and unpause', function () {
   this.timeout(90_000);
-  const schema = uniqueName('e2es');
+  const project = new E2eProject();
   let env: NodeJS.ProcessEnv;
-  let dags: Awaited<ReturnType<typeof tempDagsFolder>>;
-  const daemons: Daemon[] = [];
 
   const cli = async (args: string[]) => {
     const r = await runCli([...args, '--json'], env);
@@ -41,32 +38,11 @@ describe('e2e: schedules, pause and unpause', function () {
 
   before(async function () {
     await requireService(this, 'postgres');
-    dags = await tempDagsFolder(DAGS);
-    env = {
-      AIRTASKS_DATABASE_URL: DATABASE_URL,
-      AIRTASKS_BROKER_URL: '', // the Postgres queue
-      AIRTASKS_DB_SCHEMA: schema,
-      AIRTASKS_DAGS_FOLDER: dags.dir,
-      AIRTASKS_DAGS_PAUSED_ON_CREATION: 'true',
-    };
-    const m = await runCli(['db', 'migrate'], env);
-    expect(m.code, m.stderr).to.equal(0);
-    const s = new Daemon(['scheduler', '--scan-interval', '200'], env);
-    daemons.push(s);
-    await s.waitFor('scheduler started');
-    const w = new Daemon(['worker', '-q', 'worker', '-c', '2'], env);
-    daemons.push(w);
-    await w.waitFor('worker started');
+    env = (await project.create(DAGS, { AIRTASKS_DAGS_PAUSED_ON_CREATION: 'true' })).env;
+    await project.startEngine();
   });
 
-  after(async () => {
-    for (const d of daemons.reverse()) await d.stop();
-    const db = new pg.Client({ connectionString: DATABASE_URL });
-    await db.connect();
-    await db.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-    await db.end();
-    await dags?.remove();
-  });
+  after(() => project.remove());
 
   it('creates the DAG paused, holds a manual run queued, and unpause starts it and the schedule', async () => {
     const listed = await poll(async () => {

@@ -3,7 +3,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { uniqueName } from './env.js';
+import pg from 'pg';
+import { DATABASE_URL, uniqueName } from './env.js';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const BIN = path.join(ROOT, 'bin', 'run.js');
@@ -90,4 +91,64 @@ export async function tempDagsFolder(
   await mkdir(dir, { recursive: true });
   for (const [name, text] of Object.entries(files)) await writeFile(path.join(dir, name), text);
   return { dir, remove: () => rm(dir, { recursive: true, force: true }) };
+}
+
+/**
+ * An e2e fixture: DAG files in a temporary folder, a schema of their own on this machine's Postgres
+ * (migrated), the Postgres queue, and the daemons started for it; `remove()` stops the daemons (last
+ * started first), drops the schema and the folder.
+ */
+export class E2eProject {
+  readonly schema = uniqueName('e2e');
+  readonly daemons: Daemon[] = [];
+  env: NodeJS.ProcessEnv = {};
+  private dags: { dir: string; remove(): Promise<void> } | undefined;
+  private client: pg.Client | undefined;
+
+  /** Call in before(), after requireService(this, 'postgres'). */
+  async create(files: Record<string, string>, env: NodeJS.ProcessEnv = {}): Promise<this> {
+    this.dags = await tempDagsFolder(files);
+    this.env = {
+      AIRTASKS_DATABASE_URL: DATABASE_URL,
+      AIRTASKS_BROKER_URL: '', // the Postgres queue
+      AIRTASKS_DB_SCHEMA: this.schema,
+      AIRTASKS_DAGS_FOLDER: this.dags.dir,
+      ...env,
+    };
+    const m = await runCli(['db', 'migrate'], this.env);
+    if (m.code !== 0) throw new Error(`db migrate exited ${m.code}: ${m.stderr}`);
+    return this;
+  }
+
+  /** Starts a daemon (`scheduler ...`, `worker ...`) and waits for its start line. */
+  async start(args: string[], startedLine: string): Promise<Daemon> {
+    const d = new Daemon(args, this.env);
+    this.daemons.push(d);
+    await d.waitFor(startedLine);
+    return d;
+  }
+
+  /** A scheduler (scanning the folder every 200 ms) and a worker of queue `worker` with concurrency 2. */
+  async startEngine(workerArgs: string[] = []): Promise<void> {
+    await this.start(['scheduler', '--scan-interval', '200'], 'scheduler started');
+    await this.start(['worker', '-q', 'worker', '-c', '2', ...workerArgs], 'worker started');
+  }
+
+  /** A client on the project's database, for assertions (SQL names the schema: `${p.schema}.table`). */
+  async db(): Promise<pg.Client> {
+    if (!this.client) {
+      this.client = new pg.Client({ connectionString: DATABASE_URL });
+      await this.client.connect();
+    }
+    return this.client;
+  }
+
+  async remove(): Promise<void> {
+    for (const d of [...this.daemons].reverse()) await d.stop();
+    if (!this.dags) return; // skipped before create(): nothing was made
+    const c = await this.db();
+    await c.query(`DROP SCHEMA IF EXISTS "${this.schema}" CASCADE`);
+    await c.end();
+    await this.dags?.remove();
+  }
 }

@@ -28,8 +28,17 @@ export default class DagsShow extends BaseCommand<typeof DagsShow> {
       );
     this.log(
       table(
-        ['TASK', 'OPERATOR', 'QUEUE', 'RETRIES', 'TRIGGER RULE', 'UPSTREAM'],
-        d.tasks.map((t) => [t.taskId, t.operator, t.queue, t.retries, t.triggerRule, t.upstream.join(', ')]),
+        ['TASK', 'OPERATOR', 'QUEUE', 'POOL', 'WEIGHT', 'RETRIES', 'TRIGGER RULE', 'UPSTREAM'],
+        d.tasks.map((t) => [
+          t.taskId,
+          t.operator,
+          t.queue,
+          t.pool ? (t.poolSlots === 1 ? t.pool : `${t.pool} x${t.poolSlots}`) : '',
+          t.priorityWeight,
+          t.retries,
+          t.triggerRule,
+          t.upstream.join(', '),
+        ]),
       ),
     );
     const params = paramsOf(d.params);

@@ -10,7 +10,8 @@ import { toMs } from './duration.js';
 import type { Duration } from './types.js';
 import type { TaskContext } from './context.js';
 import { applyParams, normalizeParams, type JsonSchema, type ParamsSpec } from './params.js';
-import { checkId, DagValidationError, validateDag } from './validate.js';
+import { checkId, DagValidationError, findCycle, validateDag } from './validate.js';
+import { applyWeightRules } from './weights.js';
 import { BRANCH_OPERATOR, type BranchChoice } from './branch.js';
 import { normalizeSchedule, type ScheduleOptions } from './schedule.js';
 import type {
@@ -25,7 +26,9 @@ import type {
   TaskCallbacks,
   TaskDefaults,
   TriggerRule,
+  WeightRule,
 } from './types.js';
+import { WEIGHT_RULES } from './types.js';
 
 const DAG_BRAND = Symbol.for('airtasks.dag');
 export const DEFAULT_QUEUE = 'worker';
@@ -247,6 +250,8 @@ export class Dag<Conf = Record<string, unknown>> {
   /** The JSON schema of the conf (from options.params), or undefined. */
   readonly paramsSchema: JsonSchema | undefined;
   private readonly runCallbacks: RunCallbacks | undefined;
+  /** Tasks whose weightRule was set; applied at serialisation, when the whole graph is known. */
+  private readonly weightRules = new Map<string, WeightRule>();
   /** @internal Checked when the DAG is declared, so a bad schedule is an import error naming the DAG. */
   private readonly schedule: SerializedSchedule | undefined;
 
@@ -445,6 +450,21 @@ export class Dag<Conf = Record<string, unknown>> {
       priorityWeight: d.priorityWeight ?? 1,
       args,
     });
+    if (d.poolSlots !== undefined && d.pool === undefined)
+      throw new DagValidationError(`task "${id}" in DAG "${this.id}": poolSlots needs a pool`, this.id);
+    if (d.pool !== undefined) {
+      const spec = ref.spec as { pool?: string; poolSlots?: number };
+      spec.pool = checkId('pool', d.pool);
+      spec.poolSlots = d.poolSlots ?? 1;
+    }
+    if (d.weightRule !== undefined) {
+      if (!WEIGHT_RULES.includes(d.weightRule))
+        throw new DagValidationError(
+          `task "${id}" in DAG "${this.id}": unknown weightRule "${d.weightRule}" (one of ${WEIGHT_RULES.join(', ')})`,
+          this.id,
+        );
+      this.weightRules.set(id, d.weightRule);
+    }
     const callbacks: TaskCallbacks = {};
     for (const event of TASK_CALLBACK_EVENTS) {
       const cb = d[event];
@@ -467,6 +487,9 @@ export class Dag<Conf = Record<string, unknown>> {
       tags: this.options.tags ?? [],
       tasks: [...this.tasks.values()].map((t) => ({ ...t.spec, upstream: [...t.upstreamIds].sort() })),
     };
+    // Only tasks with a weightRule other than 'absolute' change, so other DAGs keep their hash.
+    if (this.weightRules.size > 0 && !findCycle(s.tasks))
+      s.tasks = applyWeightRules(s.tasks, this.weightRules);
     // Only set keys are written, so DAGs without these options keep the hash they always had.
     if (this.schedule) s.schedule = this.schedule;
     if (this.options.maxActiveRuns !== undefined) s.maxActiveRuns = this.options.maxActiveRuns;

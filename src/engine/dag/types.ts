@@ -15,6 +15,9 @@ export const TRIGGER_RULES = [
 ] as const;
 export type TriggerRule = (typeof TRIGGER_RULES)[number];
 
+export const WEIGHT_RULES = ['absolute', 'downstream', 'upstream'] as const;
+export type WeightRule = (typeof WEIGHT_RULES)[number];
+
 export interface SerializedTask {
   taskId: string;
   operator: string;
@@ -26,7 +29,12 @@ export interface SerializedTask {
   maxRetryDelayMs: number;
   timeoutMs: number | null;
   triggerRule: TriggerRule;
+  /** The task's weight, after its DAG's weightRule: ready tasks with more weight are queued and delivered first. */
   priorityWeight: number;
+  /** The pool whose slots the task takes while queued or running; absent: no pool. */
+  pool?: string;
+  /** Slots of the pool it takes (default 1); absent when the task has no pool. */
+  poolSlots?: number;
   /** Operator arguments; JSON only. Node tasks carry the function's source here so code changes change the hash. */
   args: Record<string, unknown>;
   /** Run by the worker after a try's result is stored; absent when the task has none. */
@@ -91,6 +99,16 @@ export interface TaskDefaults {
   timeout?: Duration;
   triggerRule?: TriggerRule;
   priorityWeight?: number;
+  /**
+   * How the weight the scheduler orders by is computed: 'absolute' (the task's own priorityWeight, the
+   * default), 'downstream' (plus every task downstream of it, so work that unblocks more goes first) or
+   * 'upstream' (plus every task upstream of it, so runs that are further along finish first).
+   */
+  weightRule?: WeightRule;
+  /** A pool (created with `airtasks pools set`) whose slots the task takes while queued or running. */
+  pool?: string;
+  /** How many of the pool's slots the task takes (default 1). */
+  poolSlots?: number;
   /** Runs after the task's last try failed: a bash command (templated) or a function. */
   onFailure?: Callback;
   /** Runs after the task succeeded. */

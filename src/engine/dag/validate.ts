@@ -14,7 +14,7 @@ export class DagValidationError extends Error {
   }
 }
 
-export function checkId(kind: 'DAG' | 'task' | 'queue', id: unknown): string {
+export function checkId(kind: 'DAG' | 'task' | 'queue' | 'pool', id: unknown): string {
   if (typeof id !== 'string' || !ID_PATTERN.test(id)) {
     throw new DagValidationError(
       `invalid ${kind} id ${JSON.stringify(id)}: use 1-250 letters, digits, '_', '.' or '-', not starting with '.' or '-'`,
@@ -73,6 +73,12 @@ export function validateDag(d: SerializedDag): void {
     }
     if (!Number.isInteger(t.retries) || t.retries < 0)
       problems.push(`task "${t.taskId}": retries must be an integer >= 0`);
+    if (!Number.isInteger(t.priorityWeight))
+      problems.push(`task "${t.taskId}": priorityWeight must be an integer`);
+    if (t.pool !== undefined && !ID_PATTERN.test(t.pool))
+      problems.push(`task "${t.taskId}": invalid pool name ${JSON.stringify(t.pool)}`);
+    if (t.poolSlots !== undefined && !(Number.isInteger(t.poolSlots) && t.poolSlots >= 1))
+      problems.push(`task "${t.taskId}": poolSlots must be an integer >= 1`);
   }
   for (const t of d.tasks) {
     for (const up of t.upstream) {

@@ -7,13 +7,14 @@
 import { DagProcessor } from '../dag/processor.js';
 import { VersionCache } from '../dag/versions.js';
 import type { Broker } from '../broker/broker.js';
-import type { SerializedDag } from '../dag/types.js';
+import type { SerializedDag, SerializedTask } from '../dag/types.js';
 import type { Db, Listener } from '../store/db.js';
 import type { Logger } from '../logger.js';
 import { silentLogger } from '../logger.js';
 import * as runs from '../store/runs.js';
 import * as tis from '../store/task-instances.js';
 import { deleteOutbox, lockStaleOutbox } from '../store/outbox.js';
+import { lockPoolSlots } from '../store/pools.js';
 import { BRANCH_OPERATOR } from '../dag/branch.js';
 import { stopRun } from '../store/run-control.js';
 import { decide, nextRetry, type TaskStateBrief } from './decide.js';
@@ -65,6 +66,7 @@ export class Scheduler {
   private stopped: Promise<void> | null = null;
   private scanning = false;
   private scheduling = false;
+  private readonly warned = new Map<string, number>();
 
   constructor(private readonly o: SchedulerOptions) {
     this.log = (o.logger ?? silentLogger).child({ component: 'scheduler' });
@@ -83,6 +85,12 @@ export class Scheduler {
       [this.o.db.channel('events')],
       (_ch, payload) => {
         if (payload.startsWith('run:')) return;
+        if (payload.startsWith('pool:')) {
+          // A pool was created or resized: tasks of any run may be waiting for its slots.
+          this.fullSweep = true;
+          this.wake();
+          return;
+        }
         if (payload.startsWith('dag:')) {
           // A DAG was paused or unpaused: its queued runs may start, its schedule may be due.
           void this.scheduleRuns();
@@ -244,7 +252,7 @@ export class Scheduler {
       if (d.runState) finished.push({ run: r, state: d.runState, dag: dags.get(r.dag_hash)! });
     }
     await tis.settleUnrun(c, toSettle);
-    const outbox = await tis.queueTasks(c, await this.withinTaskLimits(c, locked, toQueue));
+    const outbox = await tis.queueTasks(c, await this.withinLimits(c, locked, dags, toQueue));
     for (const f of finished) {
       if (await runs.finishRun(c, f.run.run_id, f.state, this.o.db.channel('events'))) {
         this.log.info({ dagId: f.run.dag_id, runId: f.run.run_id, state: f.state }, 'run finished');
@@ -258,24 +266,78 @@ export class Scheduler {
     return outbox;
   }
 
-  /** Keeps of the tasks to queue only as many as each DAG's max_active_tasks has free slots for. */
-  private async withinTaskLimits(
+  /**
+   * Keeps of the tasks to queue those that fit: under their DAG's max_active_tasks and with enough free
+   * slots in their pool. Candidates go by priority weight (highest first), then run age, so when slots
+   * are scarce the heaviest ready tasks get them; a task that needs more slots than are free waits and
+   * lighter ones that fit go ahead of it (as in Airflow).
+   */
+  private async withinLimits(
     c: Parameters<Parameters<Db['tx']>[0]>[0],
     locked: runs.RunRow[],
+    dags: ReadonlyMap<string, SerializedDag>,
     toQueue: tis.QueueRequest[],
   ): Promise<tis.QueueRequest[]> {
     if (toQueue.length === 0) return toQueue;
-    const dagOf = new Map(locked.map((r) => [r.run_id, r.dag_id]));
-    const free = await tis.lockTaskSlots(c, [...new Set(toQueue.map((q) => dagOf.get(q.runId)!))]);
-    if (free.size === 0) return toQueue;
-    // Oldest runs first (locked is in creation order); the rest wait for a sibling to finish.
-    return toQueue.filter((q) => {
-      const dagId = dagOf.get(q.runId)!;
-      const left = free.get(dagId);
-      if (left === undefined) return true;
-      free.set(dagId, left - 1);
-      return left > 0;
-    });
+    const runOf = new Map(locked.map((r, i) => [r.run_id, { run: r, age: i }]));
+    const specs = new Map<string, Map<string, SerializedTask>>();
+    const spec = (runId: string, taskId: string) => {
+      const hash = runOf.get(runId)!.run.dag_hash;
+      let m = specs.get(hash);
+      if (!m) specs.set(hash, (m = new Map(dags.get(hash)!.tasks.map((t) => [t.taskId, t]))));
+      return m.get(taskId);
+    };
+    const candidates = toQueue
+      .map((q) => ({
+        q,
+        dagId: runOf.get(q.runId)!.run.dag_id,
+        age: runOf.get(q.runId)!.age,
+        t: spec(q.runId, q.taskId),
+      }))
+      .sort((a, b) => (b.t?.priorityWeight ?? 0) - (a.t?.priorityWeight ?? 0) || a.age - b.age);
+    // Locks in a fixed order (DAG rows, then pool rows) so two schedulers never deadlock.
+    const dagFree = await tis.lockTaskSlots(c, [...new Set(candidates.map((x) => x.dagId))]);
+    const poolNames = [...new Set(candidates.flatMap((x) => (x.t?.pool ? [x.t.pool] : [])))];
+    const pools = await lockPoolSlots(c, poolNames);
+    const kept: tis.QueueRequest[] = [];
+    for (const x of candidates) {
+      const dagLeft = dagFree.get(x.dagId);
+      if (dagLeft !== undefined && dagLeft <= 0) continue;
+      const poolName = x.t?.pool;
+      if (poolName) {
+        const need = x.t?.poolSlots ?? 1;
+        const pool = pools.get(poolName);
+        if (!pool) {
+          this.warnOnce(
+            `missing:${poolName}`,
+            { pool: poolName, taskId: x.q.taskId, runId: x.q.runId },
+            `task waits for pool "${poolName}", which does not exist: create it with \`airtasks pools set ${poolName} <slots>\``,
+          );
+          continue;
+        }
+        if (need > pool.slots) {
+          this.warnOnce(
+            `size:${poolName}:${need}`,
+            { pool: poolName, slots: pool.slots, needs: need, taskId: x.q.taskId },
+            `task needs more slots than pool "${poolName}" has; it waits until the pool is made bigger`,
+          );
+          continue;
+        }
+        if (need > pool.free) continue;
+        pool.free -= need;
+      }
+      if (dagLeft !== undefined) dagFree.set(x.dagId, dagLeft - 1);
+      kept.push(x.q);
+    }
+    return kept;
+  }
+
+  /** Logs a warning at most once a minute per key: a waiting task is looked at on every pass. */
+  private warnOnce(key: string, fields: Record<string, unknown>, message: string) {
+    const now = Date.now();
+    if ((this.warned.get(key) ?? 0) > now - 60_000) return;
+    this.warned.set(key, now);
+    this.log.warn(fields, message);
   }
 
   /** Creates the scheduled runs that have come due (also called on a timer). */
@@ -295,9 +357,11 @@ export class Scheduler {
   /** Publishes freshly written outbox rows, then removes them. A failure leaves them for the stale sweep. */
   private async publish(rows: tis.OutboxRow[]) {
     if (rows.length === 0) return;
+    // Heaviest first: a worker that takes the first message before the rest arrive takes the right one.
+    const ordered = [...rows].sort((a, b) => b.priority - a.priority);
     try {
       await this.o.broker.publish(
-        rows.map((r) => ({ queue: r.queue, priority: r.priority, body: r.payload })),
+        ordered.map((r) => ({ queue: r.queue, priority: r.priority, body: r.payload })),
       );
       await deleteOutbox(
         this.o.db,

@@ -122,8 +122,9 @@ export async function filterRunning(q: Queryable, ids: string[]): Promise<string
 }
 
 /**
- * The given run ids plus every other running run of the same DAGs where those DAGs limit their active
- * tasks: a task ending in one run may free a slot that a task of a sibling run waits for.
+ * The given run ids plus the other running runs that may wait for a slot those runs freed: runs of the
+ * same DAGs where those DAGs limit their active tasks, and runs with tasks waiting for a pool that the
+ * given runs' tasks use.
  */
 export async function withCappedSiblings(q: Queryable, ids: string[]): Promise<string[]> {
   if (ids.length === 0) return ids;
@@ -132,7 +133,11 @@ export async function withCappedSiblings(q: Queryable, ids: string[]): Promise<s
       `SELECT x.run_id FROM dag_runs x
        WHERE x.state = 'running' AND NOT (x.run_id = ANY($1)) AND x.dag_id IN (
          SELECT r.dag_id FROM dag_runs r JOIN dags d ON d.dag_id = r.dag_id
-         WHERE r.run_id = ANY($1) AND d.max_active_tasks IS NOT NULL)`,
+         WHERE r.run_id = ANY($1) AND d.max_active_tasks IS NOT NULL)
+       UNION
+       SELECT DISTINCT w.run_id FROM task_instances w JOIN dag_runs x ON x.run_id = w.run_id
+       WHERE x.state = 'running' AND NOT (w.run_id = ANY($1)) AND w.state IN ('none', 'up_for_retry')
+         AND w.pool IN (SELECT pool FROM task_instances WHERE run_id = ANY($1) AND pool IS NOT NULL)`,
       [ids],
     )
   ).rows.map((r) => r.run_id);

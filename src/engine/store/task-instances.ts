@@ -69,11 +69,19 @@ export interface OutboxRow {
 
 export async function createTaskInstances(q: Queryable, runId: string, tasks: SerializedTask[]) {
   await q.query(
-    `INSERT INTO task_instances (run_id, task_id, state, queue, priority)
-     SELECT $1, t.task_id, 'none', t.queue, t.priority
-     FROM unnest($2::text[], $3::text[], $4::int[]) AS t(task_id, queue, priority)
+    `INSERT INTO task_instances (run_id, task_id, state, queue, priority, pool, pool_slots)
+     SELECT $1, t.task_id, 'none', t.queue, t.priority, t.pool, t.pool_slots
+     FROM unnest($2::text[], $3::text[], $4::int[], $5::text[], $6::int[])
+       AS t(task_id, queue, priority, pool, pool_slots)
      ON CONFLICT DO NOTHING`,
-    [runId, tasks.map((t) => t.taskId), tasks.map((t) => t.queue), tasks.map((t) => t.priorityWeight)],
+    [
+      runId,
+      tasks.map((t) => t.taskId),
+      tasks.map((t) => t.queue),
+      tasks.map((t) => t.priorityWeight),
+      tasks.map((t) => t.pool ?? null),
+      tasks.map((t) => t.poolSlots ?? 1),
+    ],
   );
 }
 

@@ -1,0 +1,84 @@
+/** Pools: named slot counts shared by every DAG (`airtasks pools set | list | delete`). */
+import { conflict, notFound, usageError } from '../engine/errors.js';
+import { ID_PATTERN } from '../engine/dag/validate.js';
+import * as pools from '../engine/store/pools.js';
+import type { ConnectionOptions } from './config.js';
+import { openEngine } from './engine.js';
+import { checkStorableText } from './input-checks.js';
+
+/** Slots a pool may have: 0 (closed, tasks wait) up to a bound that keeps the count an int4. */
+const MAX_SLOTS = 1_000_000;
+
+export interface PoolItem {
+  name: string;
+  slots: number;
+  /** Slots taken by running tasks. */
+  running: number;
+  /** Slots taken by queued tasks. */
+  queued: number;
+  /** Slots nobody holds (negative slots are shown as 0 after a pool was made smaller). */
+  open: number;
+  /** Task instances waiting for slots of this pool. */
+  waiting: number;
+  description: string;
+}
+
+function item(p: pools.PoolUsage): PoolItem {
+  return {
+    name: p.name,
+    slots: p.slots,
+    running: p.running,
+    queued: p.queued,
+    open: Math.max(0, p.slots - p.running - p.queued),
+    waiting: p.waiting,
+    description: p.description,
+  };
+}
+
+function checkName(name: string) {
+  if (!ID_PATTERN.test(name))
+    throw usageError(
+      `invalid pool name "${name}": use 1-250 letters, digits, '_', '.' or '-', not starting with '.' or '-'`,
+    );
+}
+
+export async function setPool(
+  o: ConnectionOptions & { name: string; slots: string | number; description?: string },
+): Promise<PoolItem> {
+  checkName(o.name);
+  const slots = Number(o.slots);
+  if (!Number.isInteger(slots) || slots < 0 || slots > MAX_SLOTS)
+    throw usageError(`invalid slot count "${o.slots}": give an integer from 0 to ${MAX_SLOTS}`);
+  if (o.description !== undefined) checkStorableText(o.description, 'the description');
+  const e = await openEngine(o);
+  try {
+    await pools.setPool(e.db, o.name, slots, o.description, e.db.channel('events'));
+    return item((await pools.getPool(e.db, o.name))!);
+  } finally {
+    await e.close();
+  }
+}
+
+export async function listPools(o: ConnectionOptions): Promise<PoolItem[]> {
+  const e = await openEngine(o);
+  try {
+    return (await pools.listPools(e.db)).map(item);
+  } finally {
+    await e.close();
+  }
+}
+
+/** Deletes a pool; refused (exit 6) while tasks hold its slots, so no running task loses its pool. */
+export async function deletePool(o: ConnectionOptions & { name: string }): Promise<void> {
+  const e = await openEngine(o);
+  try {
+    const r = await e.db.tx((c) => pools.deletePool(c, o.name));
+    if (r === 'missing') throw notFound(`no pool "${o.name}"`);
+    if (r === 'busy')
+      throw conflict(
+        `pool "${o.name}" has queued or running tasks; delete it once they end (tasks waiting for it keep waiting until it exists again)`,
+      );
+  } finally {
+    await e.close();
+  }
+}
