@@ -182,7 +182,7 @@ for (const kind of ['postgres', 'rabbitmq'] as const) {
             exitCode: 0,
             output: 'late',
             error: null,
-            nextRetryAt: null,
+            retryInMs: null,
             countsAsFailure: false,
           },
           db.channel('events'),

@@ -23,7 +23,7 @@ const SUCCESS: TryResult = {
   exitCode: 0,
   output: 'done',
   error: null,
-  nextRetryAt: null,
+  retryInMs: null,
   countsAsFailure: false,
 };
 
@@ -200,10 +200,13 @@ describe('store semantics', function () {
         exitCode: 1,
         output: null,
         error: 'exit 1',
-        nextRetryAt: new Date(),
+        retryInMs: 250,
         countsAsFailure: true,
       };
       expect(await finishTry(db, row!.payload, token, retry, db.channel('events'))).to.equal(true);
+      // The delay is added to the database's clock, the one ended_at comes from: no worker clock skew.
+      const failed = (await getTaskInstance(db, runId, 'a'))!;
+      expect(failed.next_retry_at!.getTime() - failed.ended_at!.getTime()).to.equal(250);
       expect(await queueTasks(db, [{ runId, taskId: 'a', from: 'none' }])).to.deep.equal([]);
 
       const [again] = await queueTasks(db, [{ runId, taskId: 'a', from: 'up_for_retry' }]);

@@ -148,11 +148,16 @@ function runOutcome(dag: SerializedDag, eff: Map<string, TaskState>): 'success' 
   return leaves.every((t) => ['success', 'skipped'].includes(eff.get(t.taskId)!)) ? 'success' : 'failed';
 }
 
-/** When the next try of a failed task may start; null when it has no retries left. */
-export function nextRetry(task: SerializedTask, failedTriesSoFar: number, now: Date): Date | null {
+/** How long after a failed try the next one may start; null when the task has no retries left. */
+export function retryDelayMs(task: SerializedTask, failedTriesSoFar: number): number | null {
   const failures = failedTriesSoFar + 1;
   if (failures > task.retries) return null;
   const factor = task.retryExponentialBackoff ? 2 ** (failures - 1) : 1;
-  const delay = Math.min(task.retryDelayMs * factor, task.maxRetryDelayMs);
-  return new Date(now.getTime() + delay);
+  return Math.min(task.retryDelayMs * factor, task.maxRetryDelayMs);
+}
+
+/** When the next try of a failed task may start; null when it has no retries left. */
+export function nextRetry(task: SerializedTask, failedTriesSoFar: number, now: Date): Date | null {
+  const delay = retryDelayMs(task, failedTriesSoFar);
+  return delay === null ? null : new Date(now.getTime() + delay);
 }

@@ -17,7 +17,7 @@ import { deleteOutbox, lockStaleOutbox } from '../store/outbox.js';
 import { lockPoolSlots } from '../store/pools.js';
 import { BRANCH_OPERATOR } from '../dag/branch.js';
 import { stopRun } from '../store/run-control.js';
-import { decide, nextRetry, type TaskStateBrief } from './decide.js';
+import { decide, retryDelayMs, type TaskStateBrief } from './decide.js';
 import { createScheduledRuns } from './scheduled-runs.js';
 
 export interface SchedulerOptions {
@@ -480,29 +480,31 @@ export class Scheduler {
       for (const z of await tis.findZombies(this.o.db, threshold)) {
         const dag = await this.versions.get(z.dagHash);
         const task = dag.tasks.find((t) => t.taskId === z.taskId);
-        const now = new Date();
         // A run callback (@...) runs after its run ended, so no scheduling pass would queue it again.
         const isRunCallback = z.taskId.startsWith('@');
         const freeRetry = !isRunCallback && z.lostTries < (this.o.maxLostTries ?? 3);
-        const retryAt = freeRetry ? now : task ? nextRetry(task, z.failedTries, now) : null;
+        const retryIn = freeRetry ? 0 : task ? retryDelayMs(task, z.failedTries) : null;
         const error = `worker ${z.workerId ?? '?'} lost: no heartbeat for ${threshold / 1000}s`;
         const ok = await tis.finishTry(
           this.o.db,
           z,
           z.token,
           {
-            state: retryAt ? 'up_for_retry' : 'failed',
+            state: retryIn !== null ? 'up_for_retry' : 'failed',
             exitCode: null,
             output: null,
             error,
-            nextRetryAt: retryAt,
+            retryInMs: retryIn,
             countsAsFailure: !freeRetry,
             lost: true,
           },
           this.o.db.channel('events'),
         );
         if (ok)
-          this.log.warn({ runId: z.runId, taskId: z.taskId, try: z.tryNumber, retry: !!retryAt }, error);
+          this.log.warn(
+            { runId: z.runId, taskId: z.taskId, try: z.tryNumber, retry: retryIn !== null },
+            error,
+          );
       }
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'zombie check failed');

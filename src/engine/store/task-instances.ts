@@ -247,7 +247,11 @@ export interface TryResult {
   exitCode: number | null;
   output: unknown;
   error: string | null;
-  nextRetryAt: Date | null;
+  /**
+   * For up_for_retry: how long after the result is stored the next try may start. The database adds it
+   * to its own clock (the clock ended_at comes from), so worker clocks never shift a retry.
+   */
+  retryInMs: number | null;
   /** True when the try counts against the task's retries (its own failure, not a lost worker). */
   countsAsFailure: boolean;
   lost?: boolean;
@@ -267,7 +271,7 @@ export async function finishTry(
   const r = await q.query(
     `WITH upd AS (
        UPDATE task_instances SET state = $5, ended_at = now(), exit_code = $6, output = $7, error = $8,
-         next_retry_at = $9, failed_tries = failed_tries + $10, lost_tries = lost_tries + $11
+         next_retry_at = now() + make_interval(secs => $9::float8 / 1000), failed_tries = failed_tries + $10, lost_tries = lost_tries + $11
        WHERE run_id = $1 AND task_id = $2 AND try_number = $3 AND claim_token = $4 AND state = 'running'
        RETURNING run_id, task_id, try_number, worker_id, started_at, ended_at, exit_code, error),
      tries AS (
@@ -285,7 +289,7 @@ export async function finishTry(
       res.exitCode,
       res.output === undefined ? null : JSON.stringify(res.output),
       res.error,
-      res.nextRetryAt,
+      res.retryInMs,
       res.countsAsFailure ? 1 : 0,
       res.lost ? 1 : 0,
       channel,

@@ -15,7 +15,7 @@ import { silentLogger } from '../logger.js';
 import { prefixedLog, runCallback } from '../operators/callbacks.js';
 import { resolveOperator } from '../operators/registry.js';
 import { TaskFailure, type RunInfo, type RunLauncher } from '../operators/types.js';
-import { nextRetry } from '../scheduler/decide.js';
+import { retryDelayMs } from '../scheduler/decide.js';
 import { isConnectionError, type Db, type Listener } from '../store/db.js';
 import * as tis from '../store/task-instances.js';
 import { readVariable, secretValuesForMasking } from '../variables.js';
@@ -195,7 +195,7 @@ export class Worker {
         exitCode: r.exitCode ?? null,
         output: r.output,
         error: null,
-        nextRetryAt: null,
+        retryInMs: null,
         countsAsFailure: false,
       };
     } catch (err) {
@@ -300,7 +300,7 @@ export class Worker {
         exitCode: null,
         output: null,
         error,
-        nextRetryAt: null,
+        retryInMs: null,
         countsAsFailure: Boolean(error),
       },
       log,
@@ -322,13 +322,13 @@ export class Worker {
     const base = { exitCode: f.exitCode, output: null, error: f.message };
     // Stopped by this worker's shutdown: not the task's fault, run it again elsewhere.
     if (signal.aborted && this.stopping) {
-      return { ...base, state: 'up_for_retry', nextRetryAt: new Date(), countsAsFailure: false, lost: true };
+      return { ...base, state: 'up_for_retry', retryInMs: 0, countsAsFailure: false, lost: true };
     }
-    const retryAt = task ? nextRetry(task, claim.failedTries, new Date()) : null;
+    const retryIn = task ? retryDelayMs(task, claim.failedTries) : null;
     return {
       ...base,
-      state: retryAt ? 'up_for_retry' : 'failed',
-      nextRetryAt: retryAt,
+      state: retryIn !== null ? 'up_for_retry' : 'failed',
+      retryInMs: retryIn,
       countsAsFailure: true,
     };
   }
@@ -347,7 +347,7 @@ export class Worker {
             exitCode: r.exitCode,
             output: null,
             error: storableText(`the task's result could not be stored: ${(err as Error).message}`),
-            nextRetryAt: null,
+            retryInMs: null,
             countsAsFailure: true,
           };
           continue;
@@ -424,7 +424,7 @@ export class Worker {
           exitCode: null,
           output: null,
           error: `worker ${this.id} lost the answer to its claim (database connection lost); run again`,
-          nextRetryAt: new Date(),
+          retryInMs: 0,
           countsAsFailure: false,
           lost: true,
         },
