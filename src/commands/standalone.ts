@@ -61,6 +61,7 @@ ${EXIT_CODES_HELP}`;
         dagId: f.run,
         confText,
         timeoutMs: f.timeout ? f.timeout * 1000 : undefined,
+        onNotice: (m) => process.stderr.write(`Warning: ${m}\n`),
         onTaskChange: (t) =>
           this.progress(`  ${t.taskId}: ${t.state}${t.tryNumber > 1 ? ` (try ${t.tryNumber})` : ''}`),
       });

@@ -91,6 +91,8 @@ export async function runDagStandalone(
     confText?: string;
     timeoutMs?: number;
     onTaskChange?: (t: TaskSummary) => void;
+    /** Told why the run may not start (paused DAG, missing pool): --run would otherwise wait silently. */
+    onNotice?: (message: string) => void;
   },
 ): Promise<RunSummary> {
   const sa = await startStandalone(o);
@@ -105,6 +107,7 @@ export async function runDagStandalone(
       wait: true,
       timeoutMs: o.timeoutMs,
       onTaskChange: o.onTaskChange,
+      onNotice: o.onNotice,
     });
   } finally {
     await sa.stop();

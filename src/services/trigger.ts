@@ -3,7 +3,9 @@ import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { AirtasksError, ExitCode, notFound, usageError } from '../engine/errors.js';
 import { applyParams, ConfValidationError } from '../engine/dag/params.js';
-import type { Db } from '../engine/store/db.js';
+import type { SerializedDag } from '../engine/dag/types.js';
+import type { Db, Queryable } from '../engine/store/db.js';
+import { poolSizes } from '../engine/store/pools.js';
 import * as dags from '../engine/store/dags.js';
 import * as runs from '../engine/store/runs.js';
 import * as tis from '../engine/store/task-instances.js';
@@ -104,11 +106,39 @@ export async function triggerDag(o: TriggerOptions): Promise<RunSummary> {
         `DAG "${dag.dag_id}" is paused: run ${runId} stays queued until \`airtasks dags unpause ${dag.dag_id}\``,
       );
     }
+    for (const notice of await poolNotices(engine.db, version)) o.onNotice?.(notice);
     if (!o.wait) return await summarize(engine.db, runId);
     return await waitForRun(engine.db, runId, { timeoutMs: o.timeoutMs, onTaskChange: o.onTaskChange });
   } finally {
     await engine.close();
   }
+}
+
+/** What keeps tasks of the DAG waiting for pools: a pool that does not exist, or one too small for a task. */
+async function poolNotices(db: Queryable, dag: SerializedDag | undefined): Promise<string[]> {
+  const wanted = new Map<string, Array<{ taskId: string; slots: number }>>();
+  for (const t of dag?.tasks ?? [])
+    if (t.pool)
+      wanted.set(t.pool, [...(wanted.get(t.pool) ?? []), { taskId: t.taskId, slots: t.poolSlots ?? 1 }]);
+  if (wanted.size === 0) return [];
+  const existing = await poolSizes(db, [...wanted.keys()]);
+  const notices: string[] = [];
+  for (const [pool, tasks] of wanted) {
+    const slots = existing.get(pool);
+    const ids = tasks.map((t) => t.taskId).join(', ');
+    if (slots === undefined)
+      notices.push(
+        `pool "${pool}" does not exist: task(s) ${ids} wait until \`airtasks pools set ${pool} <slots>\``,
+      );
+    else {
+      const tooBig = tasks.filter((t) => t.slots > slots);
+      if (tooBig.length > 0)
+        notices.push(
+          `pool "${pool}" has ${slots} slot(s): task(s) ${tooBig.map((t) => `${t.taskId} (needs ${t.slots})`).join(', ')} wait until it is made bigger`,
+        );
+    }
+  }
+  return notices;
 }
 
 /** The conf with the DAG's param defaults merged in, or a usage error naming every invalid field. */

@@ -10,6 +10,10 @@ import { dag } from 'airtasks';
 export const p = dag('e2e_pooled', { defaults: { pool: 'licenses' } });
 const a = p.bash('a', { command: 'echo a', priorityWeight: 5 });
 p.bash('b', { command: 'echo b', poolSlots: 2, upstream: a });
+
+export const m = dag('e2e_pool_missing');
+m.bash('x', { command: 'echo x', pool: 'absent' });
+m.bash('y', { command: 'echo y', pool: 'licenses', poolSlots: 3 });
 `,
 };
 
@@ -71,5 +75,18 @@ describe('e2e: pools', function () {
     const run = await runCli(['trigger', 'dag', 'e2e_pooled', '--wait', '--json'], env);
     expect(run.code, run.stderr).to.equal(0);
     expect(JSON.parse(run.stdout).state).to.equal('success');
+  });
+
+  it('warns at trigger time about tasks that will wait for a missing or too small pool', async () => {
+    const r = await runCli(['trigger', 'dag', 'e2e_pool_missing', '--json'], env);
+    expect(r.code, r.stderr).to.equal(0);
+    expect(r.stderr).to.contain(
+      'pool "absent" does not exist: task(s) x wait until `airtasks pools set absent <slots>`',
+    );
+    expect(r.stderr).to.contain(
+      'pool "licenses" has 2 slot(s): task(s) y (needs 3) wait until it is made bigger',
+    );
+    const runId = JSON.parse(r.stdout).runId;
+    expect((await runCli(['runs', 'cancel', runId], env)).code).to.equal(0);
   });
 });

@@ -52,6 +52,15 @@ export async function getPool(q: Queryable, name: string): Promise<PoolUsage | u
   return (await q.query<PoolUsage>(`${USAGE} WHERE p.name = $1 GROUP BY p.name`, [name])).rows[0];
 }
 
+/** Slot counts of those of the named pools that exist. */
+export async function poolSizes(q: Queryable, names: string[]): Promise<Map<string, number>> {
+  const r = await q.query<{ name: string; slots: number }>(
+    `SELECT name, slots FROM pools WHERE name = ANY($1)`,
+    [names],
+  );
+  return new Map(r.rows.map((p) => [p.name, p.slots]));
+}
+
 /**
  * Deletes a pool unless task instances occupy it (queued or running). The row is locked first, so a
  * scheduler cannot hand out one of its slots in between. Returns 'deleted', 'missing' or 'busy'.
