@@ -14,7 +14,11 @@ import type { Db } from '../../src/engine/store/db.js';
 import { upsertDag } from '../../src/engine/store/dags.js';
 import { createRun, getRun, TERMINAL_RUN_STATES, type RunRow } from '../../src/engine/store/runs.js';
 import { listTaskInstances } from '../../src/engine/store/task-instances.js';
-import { DATABASE_URL, uniqueName } from './env.js';
+import { PgQueueBroker } from '../../src/engine/broker/pg-queue.js';
+import { RabbitBroker } from '../../src/engine/broker/rabbitmq.js';
+import { Scheduler, type SchedulerOptions } from '../../src/engine/scheduler/scheduler.js';
+import { Worker, type WorkerOptions } from '../../src/engine/worker/worker.js';
+import { BROKER_URL, DATABASE_URL, freshDb, uniqueName } from './env.js';
 
 /** Absolute file URL of the DAG authoring API, for DAG files written by tests (no build needed). */
 export const BUILDER_URL = new URL('../../src/engine/dag/builder.ts', import.meta.url).href;
@@ -122,4 +126,64 @@ export async function dropSchema(schema: string) {
   } finally {
     await c.end();
   }
+}
+
+export interface EngineHarness {
+  db: Awaited<ReturnType<typeof freshDb>>;
+  broker: PgQueueBroker | RabbitBroker;
+  /** The workers' DAG folder (node tasks and plugins load from it). */
+  folder: string;
+  scheduler: Scheduler;
+  worker: Worker;
+  /** Stops worker, scheduler and broker (in that order), deletes queues, drops the schema and the folder. */
+  stop(): Promise<void>;
+}
+
+/**
+ * A scheduler and a worker in this process on a schema of their own: the harness most integration tests
+ * share. `setup` runs before they start (write DAG files, store DAGs); options override the defaults.
+ */
+export async function startEngine(
+  o: {
+    broker?: 'postgres' | 'rabbitmq';
+    scheduler?: Partial<SchedulerOptions>;
+    worker?: Partial<WorkerOptions>;
+    setup?: (db: EngineHarness['db'], folder: string) => Promise<void>;
+  } = {},
+): Promise<EngineHarness> {
+  const db = await freshDb();
+  const folder = await tempDir('airtasks-engine-');
+  const broker =
+    o.broker === 'rabbitmq'
+      ? await RabbitBroker.connect({ url: BROKER_URL, prefix: `${uniqueName('test')}.` })
+      : new PgQueueBroker(db, { pollMs: 100 });
+  await o.setup?.(db, folder);
+  const scheduler = new Scheduler({ db, broker, dagsFolder: null, sweepIntervalMs: 500, ...o.scheduler });
+  const queues = o.worker?.queues ?? ['worker'];
+  const worker = new Worker({
+    db,
+    broker,
+    queues,
+    concurrency: 4,
+    dagsFolder: folder,
+    heartbeatMs: 300,
+    ...o.worker,
+  });
+  await scheduler.start();
+  await worker.start();
+  return {
+    db,
+    broker,
+    folder,
+    scheduler,
+    worker,
+    async stop() {
+      await worker.stop();
+      await scheduler.stop();
+      if (broker instanceof RabbitBroker) await broker.deleteQueues(queues);
+      await broker.close();
+      await db.drop();
+      await removeDir(folder);
+    },
+  };
 }

@@ -5,23 +5,20 @@
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { expect } from 'chai';
-import { PgQueueBroker } from '../../src/engine/broker/pg-queue.js';
-import { Scheduler } from '../../src/engine/scheduler/scheduler.js';
 import { readLogs } from '../../src/engine/store/logs.js';
 import { getRun } from '../../src/engine/store/runs.js';
 import { getTaskInstance } from '../../src/engine/store/task-instances.js';
-import { Worker } from '../../src/engine/worker/worker.js';
 import {
   insertDagFile,
-  removeDir,
+  startEngine,
   startRun,
-  tempDir,
   waitFor,
   waitForRun,
   writeDagFile,
+  type EngineHarness,
   type StoredDag,
 } from '../helpers/engine.js';
-import { freshDb, requireService } from '../helpers/env.js';
+import { requireService } from '../helpers/env.js';
 
 const DAGS = `
 export const failing = dag('cb_fail', {
@@ -52,41 +49,23 @@ ok.node('x', { run: () => 1, onSuccess: (ctx) => { throw new Error('callback bug
 
 describe('callbacks through scheduler and worker', function () {
   this.timeout(60_000);
-  let db: Awaited<ReturnType<typeof freshDb>>;
-  let broker: PgQueueBroker;
-  let scheduler: Scheduler;
-  let worker: Worker;
-  let folder: string;
+  let engine: EngineHarness;
+  let db: EngineHarness['db'];
   let dags: Map<string, StoredDag>;
 
   before(async function () {
     await requireService(this, 'postgres');
-    db = await freshDb();
-    folder = await tempDir('airtasks-callbacks-');
-    await writeFile(path.join(folder, 'package.json'), JSON.stringify({ type: 'module' }));
-    await writeDagFile(folder, 'callbacks.ts', DAGS);
-    dags = await insertDagFile(db, folder, 'callbacks.ts');
-    broker = new PgQueueBroker(db, { pollMs: 100 });
-    scheduler = new Scheduler({ db, broker, dagsFolder: null, sweepIntervalMs: 500 });
-    worker = new Worker({
-      db,
-      broker,
-      queues: ['worker'],
-      concurrency: 4,
-      dagsFolder: folder,
-      heartbeatMs: 300,
+    engine = await startEngine({
+      setup: async (d, folder) => {
+        await writeFile(path.join(folder, 'package.json'), JSON.stringify({ type: 'module' }));
+        await writeDagFile(folder, 'callbacks.ts', DAGS);
+        dags = await insertDagFile(d, folder, 'callbacks.ts');
+      },
     });
-    await scheduler.start();
-    await worker.start();
+    db = engine.db;
   });
 
-  after(async () => {
-    await worker?.stop();
-    await scheduler?.stop();
-    await broker?.close();
-    await db?.drop();
-    await removeDir(folder);
-  });
+  after(() => engine?.stop());
 
   const logText = async (runId: string, taskId: string, tryNumber?: number) =>
     (await readLogs(db, runId, taskId, { tryNumber })).map((l) => l.line).join('\n');
@@ -135,7 +114,7 @@ describe('callbacks through scheduler and worker', function () {
       const ti = await getTaskInstance(db, runId, '@onRunFailure');
       return ti?.state === 'success' && ti;
     }, 'the onRunFailure callback');
-    expect(cb.worker_id).to.equal(worker.id);
+    expect(cb.worker_id).to.equal(engine.worker.id);
     expect(await logText(runId, '@onRunFailure')).to.include(
       `run ${runId} failed: failed tasks: boom (bash exited with code 3), after (upstream_failed)`,
     );

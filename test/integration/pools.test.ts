@@ -6,57 +6,43 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { expect } from 'chai';
-import { RabbitBroker } from '../../src/engine/broker/rabbitmq.js';
 import { dag } from '../../src/engine/dag/builder.js';
 import { AirtasksError, ExitCode } from '../../src/engine/errors.js';
-import { Scheduler } from '../../src/engine/scheduler/scheduler.js';
 import { getRun } from '../../src/engine/store/runs.js';
 import { getTaskInstance } from '../../src/engine/store/task-instances.js';
-import { Worker } from '../../src/engine/worker/worker.js';
 import { deletePool, listPools, setPool } from '../../src/services/pools.js';
-import { insertDag, removeDir, sleep, startRun, tempDir, waitFor, waitForRun } from '../helpers/engine.js';
-import { BROKER_URL, DATABASE_URL, freshDb, requireService, uniqueName } from '../helpers/env.js';
-
-type TestDb = Awaited<ReturnType<typeof freshDb>>;
+import {
+  insertDag,
+  sleep,
+  startEngine,
+  startRun,
+  waitFor,
+  waitForRun,
+  type EngineHarness,
+} from '../helpers/engine.js';
+import { DATABASE_URL, requireService } from '../helpers/env.js';
 
 describe('pools and priority weight', function () {
   this.timeout(40_000);
-  let db: TestDb;
-  let broker: RabbitBroker;
-  let scheduler: Scheduler;
-  let worker: Worker;
+  let engine: EngineHarness;
+  let db: EngineHarness['db'];
   let folder: string;
   let conn: { databaseUrl: string; schema: string };
 
   before(async function () {
     await requireService(this, 'postgres');
     await requireService(this, 'rabbitmq');
-    db = await freshDb();
-    conn = { databaseUrl: DATABASE_URL, schema: db.schema };
-    folder = await tempDir('airtasks-pools-');
-    broker = await RabbitBroker.connect({ url: BROKER_URL, prefix: `${uniqueName('pools')}.` });
-    scheduler = new Scheduler({ db, broker, dagsFolder: null, sweepIntervalMs: 2000 });
     // More worker slots than any pool has: only the pools limit what runs at once.
-    worker = new Worker({
-      db,
-      broker,
-      queues: ['worker'],
-      concurrency: 8,
-      dagsFolder: folder,
-      heartbeatMs: 200,
+    engine = await startEngine({
+      broker: 'rabbitmq',
+      scheduler: { sweepIntervalMs: 2000 },
+      worker: { concurrency: 8, heartbeatMs: 200 },
     });
-    await scheduler.start();
-    await worker.start();
+    ({ db, folder } = engine);
+    conn = { databaseUrl: DATABASE_URL, schema: db.schema };
   });
 
-  after(async () => {
-    await worker?.stop();
-    await scheduler?.stop();
-    await broker?.deleteQueues(['worker']);
-    await broker?.close();
-    await db?.drop();
-    await removeDir(folder);
-  });
+  after(() => engine?.stop());
 
   /** A bash command that records its start and end (ns) and the slots it holds. */
   const span = (log: string, slots: number, sleepS = 0.3) =>

@@ -6,7 +6,6 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { expect } from 'chai';
-import { PgQueueBroker } from '../../src/engine/broker/pg-queue.js';
 import { dag } from '../../src/engine/dag/builder.js';
 import { VersionCache } from '../../src/engine/dag/versions.js';
 import { silentLogger } from '../../src/engine/logger.js';
@@ -16,62 +15,38 @@ import { dagHash } from '../../src/engine/dag/serialize.js';
 import { getDag, setPaused, upsertDag } from '../../src/engine/store/dags.js';
 import { getRun, listRuns, type RunRow } from '../../src/engine/store/runs.js';
 import { listTaskInstances } from '../../src/engine/store/task-instances.js';
-import { Worker } from '../../src/engine/worker/worker.js';
 import { listDags, validateDags } from '../../src/services/dags.js';
 import {
   insertDag,
   removeDir,
+  startEngine,
   startRun,
   tempDir,
   waitFor,
   waitForRun,
   writeDagFile,
+  type EngineHarness,
 } from '../helpers/engine.js';
-import { DATABASE_URL, freshDb, requireService } from '../helpers/env.js';
-
-type TestDb = Awaited<ReturnType<typeof freshDb>>;
+import { DATABASE_URL, requireService } from '../helpers/env.js';
 
 describe('schedules and concurrency limits', function () {
   this.timeout(30_000);
-  let db: TestDb;
-  let broker: PgQueueBroker;
-  let scheduler: Scheduler;
-  let worker: Worker;
+  let engine: EngineHarness;
+  let db: EngineHarness['db'];
+  let broker: EngineHarness['broker'];
   let folder: string;
   let now = new Date('2024-01-04T05:00:00Z');
 
   before(async function () {
     await requireService(this, 'postgres');
-    db = await freshDb();
-    folder = await tempDir('airtasks-sched-');
-    broker = new PgQueueBroker(db, { pollMs: 100 });
-    scheduler = new Scheduler({
-      db,
-      broker,
-      dagsFolder: null,
-      sweepIntervalMs: 500,
-      scheduleIntervalMs: 100,
-      clock: () => now,
+    engine = await startEngine({
+      scheduler: { scheduleIntervalMs: 100, clock: () => now },
+      worker: { concurrency: 6, heartbeatMs: 200 },
     });
-    worker = new Worker({
-      db,
-      broker,
-      queues: ['worker'],
-      concurrency: 6,
-      dagsFolder: folder,
-      heartbeatMs: 200,
-    });
-    await scheduler.start();
-    await worker.start();
+    ({ db, broker, folder } = engine);
   });
 
-  after(async () => {
-    await worker?.stop();
-    await scheduler?.stop();
-    await broker?.close();
-    await db?.drop();
-    await removeDir(folder);
-  });
+  after(() => engine?.stop());
 
   const runsOf = async (dagId: string): Promise<RunRow[]> =>
     (await listRuns(db, { dagId, limit: 1000 })).sort(
@@ -152,7 +127,7 @@ describe('schedules and concurrency limits', function () {
     const s = d.serialize('pausable.ts');
     await upsertDag(db, s, dagHash(s), true);
     expect(await schedulePass()).to.equal(0);
-    for (let i = 0; i < 3; i++) await scheduler.scheduleRuns();
+    for (let i = 0; i < 3; i++) await engine.scheduler.scheduleRuns();
     expect(await runsOf('pausable')).to.deep.equal([]);
 
     await setPaused(db, 'pausable', false, db.channel('events'));
@@ -172,7 +147,7 @@ describe('schedules and concurrency limits', function () {
     await setPaused(db, stored.dagId, true, db.channel('events'));
     const runId = await startRun(db, stored);
     // Several scheduling passes, in this process: the run is not started.
-    for (let i = 0; i < 3; i++) await scheduler.tick();
+    for (let i = 0; i < 3; i++) await engine.scheduler.tick();
     expect((await getRun(db, runId))!.state).to.equal('queued');
     expect(await listTaskInstances(db, runId)).to.deep.equal([]);
 
