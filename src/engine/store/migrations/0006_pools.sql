@@ -13,5 +13,7 @@ ALTER TABLE task_instances
   ADD COLUMN pool text,
   ADD COLUMN pool_slots integer NOT NULL DEFAULT 1;
 
--- Occupancy (queued, running) and waiters (none, up_for_retry) of a pool.
+-- Occupancy (queued, running) and waiters (none, up_for_retry) of a pool; and the pools a run's tasks use,
+-- asked on every scheduling pass: both partial, so DAGs without pools add nothing to them.
 CREATE INDEX task_instances_pool_idx ON task_instances (pool, state) WHERE pool IS NOT NULL;
+CREATE INDEX task_instances_pooled_run_idx ON task_instances (run_id) WHERE pool IS NOT NULL;
