@@ -20,8 +20,9 @@ With --swarm: \`docker stack deploy\` with swarm secrets (\`airtasks secrets cre
   ];
   static override flags = {
     swarm: Flags.boolean({
-      summary: 'Deploy as a swarm stack (default: Docker Compose on this engine).',
+      summary: 'Deploy as a swarm stack (default, or --no-swarm: Docker Compose on this engine).',
       default: false,
+      allowNo: true,
     }),
     stack: Flags.string({ summary: "Stack name (default: airtasks.json's stackName)." }),
     dev: Flags.boolean({ summary: 'Mount ./dags and ./plugins into the airtasks services.' }),

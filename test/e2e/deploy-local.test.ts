@@ -8,27 +8,18 @@
  */
 import { expect } from 'chai';
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import type Docker from 'dockerode';
-import { stringify } from 'yaml';
 import { runCli } from '../helpers/cli.js';
+import { buildTestImage, STACK_SECRETS, testSecretValue, writeHostOverride } from '../helpers/deploy.js';
 import { ensureBaseImage, requireDocker, sleep } from '../helpers/docker.js';
 import { BROKER_URL, DATABASE_URL, freshDb, requireService, uniqueName } from '../helpers/env.js';
-import { installAirtasks, scaffoldTestProject, type TestProject } from '../helpers/project.js';
+import { scaffoldTestProject, type TestProject } from '../helpers/project.js';
 
 const run = promisify(execFile);
-
-const SECRETS = [
-  'postgres_password',
-  'rabbitmq_password',
-  'basic_auth_username',
-  'basic_auth_password',
-  'ssl_certificate',
-  'ssl_certificate_key',
-];
 
 async function composeInstalled(): Promise<boolean> {
   for (const [file, args] of [
@@ -104,42 +95,11 @@ describe('e2e: init -> build -> local secrets -> deploy --dev (compose) -> trigg
 
   it('runs DAGs, one added after the deploy, on a worker in a compose container', async () => {
     const cwd = project.dir;
-    const cfgFile = path.join(cwd, 'airtasks.json');
-    const cfg = JSON.parse(await readFile(cfgFile, 'utf8'));
-    await writeFile(cfgFile, JSON.stringify({ ...cfg, image }, null, 2));
-    await installAirtasks(cwd);
-
-    const b = await runCli(
-      ['build', '--tag', 'e2e', '--build-arg', 'BASE_IMAGE=airtasks-test/node-base:local', '--json'],
-      {},
-      180_000,
-      { cwd },
-    );
-    expect(b.code, b.stderr).to.equal(0);
+    await buildTestImage(cwd, image, 180_000);
 
     // The swarm test's override, as is: compose gets it through the same conversion as the stack.
     const override = path.join(cwd, 'test.override.yml');
-    const airtasksEnv = {
-      AIRTASKS_DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/test',
-      AIRTASKS_BROKER_URL: 'amqp://guest@127.0.0.1:5672',
-      AIRTASKS_DB_SCHEMA: env.AIRTASKS_DB_SCHEMA,
-      AIRTASKS_QUEUE_PREFIX: env.AIRTASKS_QUEUE_PREFIX,
-    };
-    const scaledToZero = { image: 'airtasks-test/node-base:local', deploy: { replicas: 0 } };
-    await writeFile(
-      override,
-      stringify({
-        version: '3.8',
-        services: {
-          postgres: scaledToZero,
-          rabbitmq: scaledToZero,
-          proxy: scaledToZero,
-          scheduler: { networks: ['hostnet'], environment: airtasksEnv },
-          'worker-worker': { networks: ['hostnet'], environment: airtasksEnv },
-        },
-        networks: { hostnet: { external: true, name: 'host' } },
-      }),
-    );
+    await writeHostOverride(override, { schema: db.schema, queuePrefix: env.AIRTASKS_QUEUE_PREFIX! });
 
     // Missing secrets are named before anything else happens.
     const early = await runCli(['deploy', '-f', override], {}, 60_000, { cwd });
@@ -150,11 +110,11 @@ describe('e2e: init -> build -> local secrets -> deploy --dev (compose) -> trigg
     expect(unwrap(early.stderr)).to.include('airtasks secrets create --local NAME');
 
     await Promise.all(
-      SECRETS.map(async (s) => {
-        // rabbitmq_password is the broker password the workers read from /run/secrets (*_FILE).
-        const value =
-          s === 'rabbitmq_password' ? 'guest' : s.startsWith('ssl') || s.startsWith('basic') ? '' : 'unused';
-        const r = await runCli(['secrets', 'create', '--local', s], {}, 30_000, { cwd, stdin: value });
+      STACK_SECRETS.map(async (s) => {
+        const r = await runCli(['secrets', 'create', '--local', s], {}, 30_000, {
+          cwd,
+          stdin: testSecretValue(s),
+        });
         expect(r.code, r.stderr).to.equal(0);
       }),
     );
@@ -162,7 +122,7 @@ describe('e2e: init -> build -> local secrets -> deploy --dev (compose) -> trigg
     expect((await stat(secretFile)).mode & 0o777).to.equal(0o600);
     expect((await stat(path.dirname(secretFile))).mode & 0o777).to.equal(0o700);
     const ls = await runCli(['secrets', 'ls', '--local', '--json'], {}, 30_000, { cwd });
-    expect(JSON.parse(ls.stdout).secrets.map((s: { name: string }) => s.name)).to.have.members(SECRETS);
+    expect(JSON.parse(ls.stdout).secrets.map((s: { name: string }) => s.name)).to.have.members(STACK_SECRETS);
     expect(ls.stdout).to.not.include('guest');
 
     // Neither compose on PATH: exit 4, saying how to install one.
