@@ -14,10 +14,17 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import type Docker from 'dockerode';
 import { runCli } from '../helpers/cli.js';
-import { buildTestImage, STACK_SECRETS, testSecretValue, writeHostOverride } from '../helpers/deploy.js';
-import { ensureBaseImage, requireDocker, sleep } from '../helpers/docker.js';
-import { BROKER_URL, DATABASE_URL, freshDb, requireService, uniqueName } from '../helpers/env.js';
-import { scaffoldTestProject, type TestProject } from '../helpers/project.js';
+import {
+  buildTestImage,
+  startDeployTest,
+  STACK_SECRETS,
+  testSecretValue,
+  writeHostOverride,
+  type DeployTest,
+} from '../helpers/deploy.js';
+import { requireDocker, sleep } from '../helpers/docker.js';
+import { requireService } from '../helpers/env.js';
+import { type TestProject } from '../helpers/project.js';
 
 const run = promisify(execFile);
 
@@ -55,8 +62,8 @@ live.node('hello', {
 describe('e2e: init -> build -> local secrets -> deploy --dev (compose) -> trigger -> undeploy', function () {
   this.timeout(300_000);
   let d: Docker;
+  let setup: DeployTest;
   let project: TestProject;
-  let db: Awaited<ReturnType<typeof freshDb>>;
   let image: string;
   let env: NodeJS.ProcessEnv;
   let deployed = false;
@@ -70,27 +77,13 @@ describe('e2e: init -> build -> local secrets -> deploy --dev (compose) -> trigg
         throw new Error('Docker Compose is not installed; CI installs docker-compose (.ci/run)');
       this.skip();
     }
-    await ensureBaseImage(d);
-    db = await freshDb();
-    project = await scaffoldTestProject(['--queues', 'worker:2']);
-    image = `airtasks-test/${project.name}`;
-    env = {
-      AIRTASKS_DATABASE_URL: DATABASE_URL,
-      AIRTASKS_BROKER_URL: BROKER_URL,
-      AIRTASKS_DB_SCHEMA: db.schema,
-      AIRTASKS_QUEUE_PREFIX: uniqueName('q'),
-    };
+    setup = await startDeployTest(d);
+    ({ project, image, env } = setup);
   });
 
   after(async () => {
     if (deployed) await runCli(['undeploy', '--no-swarm'], {}, 120_000, { cwd: project.dir });
-    if (d)
-      await d
-        .getImage(`${image}:e2e`)
-        .remove({ force: true })
-        .catch(() => undefined);
-    await db?.drop();
-    await project?.remove();
+    await setup?.cleanup();
   });
 
   it('runs DAGs, one added after the deploy, on a worker in a compose container', async () => {
@@ -99,7 +92,7 @@ describe('e2e: init -> build -> local secrets -> deploy --dev (compose) -> trigg
 
     // The swarm test's override, as is: compose gets it through the same conversion as the stack.
     const override = path.join(cwd, 'test.override.yml');
-    await writeHostOverride(override, { schema: db.schema, queuePrefix: env.AIRTASKS_QUEUE_PREFIX! });
+    await writeHostOverride(override, { schema: setup.db.schema, queuePrefix: setup.queuePrefix });
 
     // Missing secrets are named before anything else happens.
     const early = await runCli(['deploy', '-f', override], {}, 60_000, { cwd });

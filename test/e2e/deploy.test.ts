@@ -9,18 +9,24 @@ import { expect } from 'chai';
 import path from 'node:path';
 import type Docker from 'dockerode';
 import { runCli } from '../helpers/cli.js';
-import { buildTestImage, STACK_SECRETS, testSecretValue, writeHostOverride } from '../helpers/deploy.js';
-import { ensureBaseImage, requireDocker, sleep } from '../helpers/docker.js';
-import { BROKER_URL, DATABASE_URL, freshDb, requireService, uniqueName } from '../helpers/env.js';
-import { ensureSwarm, scaffoldTestProject, type TestProject } from '../helpers/project.js';
+import {
+  buildTestImage,
+  startDeployTest,
+  STACK_SECRETS,
+  testSecretValue,
+  writeHostOverride,
+  type DeployTest,
+} from '../helpers/deploy.js';
+import { requireDocker, sleep } from '../helpers/docker.js';
+import { requireService } from '../helpers/env.js';
+import { ensureSwarm, type TestProject } from '../helpers/project.js';
 
 describe('e2e: init -> build -> secrets -> deploy --swarm -> trigger -> undeploy', function () {
   this.timeout(600_000);
   let d: Docker;
+  let setup: DeployTest;
   let project: TestProject;
-  let db: Awaited<ReturnType<typeof freshDb>>;
   let image: string;
-  let prefix: string;
   let env: NodeJS.ProcessEnv;
   let deployed = false;
 
@@ -29,17 +35,8 @@ describe('e2e: init -> build -> secrets -> deploy --swarm -> trigger -> undeploy
     await requireService(this, 'rabbitmq');
     d = await requireDocker(this);
     await ensureSwarm();
-    await ensureBaseImage(d);
-    db = await freshDb();
-    prefix = uniqueName('q');
-    project = await scaffoldTestProject(['--queues', 'worker:2']);
-    image = `airtasks-test/${project.name}`;
-    env = {
-      AIRTASKS_DATABASE_URL: DATABASE_URL,
-      AIRTASKS_BROKER_URL: BROKER_URL,
-      AIRTASKS_DB_SCHEMA: db.schema,
-      AIRTASKS_QUEUE_PREFIX: prefix,
-    };
+    setup = await startDeployTest(d);
+    ({ project, image, env } = setup);
   });
 
   after(async () => {
@@ -50,14 +47,9 @@ describe('e2e: init -> build -> secrets -> deploy --swarm -> trigger -> undeploy
           .getSecret(`${project.name}_${s}`)
           .remove()
           .catch(() => undefined);
-      await d
-        .getImage(`${image}:e2e`)
-        .remove({ force: true })
-        .catch(() => undefined);
       await runCli(['nodes', 'label', 'self', '--queue', 'worker', '--remove'], {}, 30_000);
     }
-    await db?.drop();
-    await project?.remove();
+    await setup?.cleanup();
   });
 
   it('runs a DAG on a worker deployed as a swarm service', async () => {
@@ -67,8 +59,8 @@ describe('e2e: init -> build -> secrets -> deploy --swarm -> trigger -> undeploy
     // The test's secrets have names of their own (the swarm is shared); the override maps them.
     const override = path.join(cwd, 'test.override.yml');
     await writeHostOverride(override, {
-      schema: db.schema,
-      queuePrefix: prefix,
+      schema: setup.db.schema,
+      queuePrefix: setup.queuePrefix,
       secretName: (s) => `${project.name}_${s}`,
     });
 

@@ -8,9 +8,52 @@ import { expect } from 'chai';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { stringify } from 'yaml';
+import type Docker from 'dockerode';
 import { runCli } from './cli.js';
-import { BASE_IMAGE } from './docker.js';
-import { installAirtasks } from './project.js';
+import { BASE_IMAGE, ensureBaseImage } from './docker.js';
+import { BROKER_URL, DATABASE_URL, freshDb, uniqueName } from './env.js';
+import { installAirtasks, scaffoldTestProject, type TestProject } from './project.js';
+
+export interface DeployTest {
+  project: TestProject;
+  db: Awaited<ReturnType<typeof freshDb>>;
+  /** The project image's repository (built with tag e2e). */
+  image: string;
+  queuePrefix: string;
+  /** The CLI's environment on this machine: the test's schema and queue prefix. */
+  env: NodeJS.ProcessEnv;
+  /** Removes the image, the schema and the project folder. */
+  cleanup(): Promise<void>;
+}
+
+/** A scaffolded project (queue worker, concurrency 2) with its own schema and queue prefix. */
+export async function startDeployTest(d: Docker): Promise<DeployTest> {
+  await ensureBaseImage(d);
+  const db = await freshDb();
+  const queuePrefix = uniqueName('q');
+  const project = await scaffoldTestProject(['--queues', 'worker:2']);
+  const image = `airtasks-test/${project.name}`;
+  return {
+    project,
+    db,
+    image,
+    queuePrefix,
+    env: {
+      AIRTASKS_DATABASE_URL: DATABASE_URL,
+      AIRTASKS_BROKER_URL: BROKER_URL,
+      AIRTASKS_DB_SCHEMA: db.schema,
+      AIRTASKS_QUEUE_PREFIX: queuePrefix,
+    },
+    cleanup: async () => {
+      await d
+        .getImage(`${image}:e2e`)
+        .remove({ force: true })
+        .catch(() => undefined);
+      await db.drop();
+      await project.remove();
+    },
+  };
+}
 
 export const STACK_SECRETS = [
   'postgres_password',
