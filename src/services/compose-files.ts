@@ -5,8 +5,10 @@
  * - external secrets become file secrets under the project's local secrets folder;
  * - configs (ignored by compose v1) become read-only bind mounts of their files;
  * - deploy.labels (ignored by compose) become container labels, so `status` finds queues;
- * - deploy.placement and deploy.mode are dropped (one engine: every service runs here, once);
- * - a network named `host` (as swarm overrides attach it) becomes `network_mode: host`;
+ * - deploy.placement, deploy.mode and the rolling-update settings are dropped (one engine: every
+ *   service runs here, once);
+ * - a network named `host` (as swarm overrides attach it) becomes `network_mode: host`, and an
+ *   overlay network the stack defines becomes a bridge (overlays need a swarm);
  * - relative bind mounts and files become absolute, since the rendered files live elsewhere;
  * - the first file's services restart unless stopped (swarm restarts failed tasks; compose does
  *   not, and a scheduler started before its database is up must try again).
@@ -80,7 +82,9 @@ export function toComposeFiles(sources: SourceStack[], ctx: ComposeContext): Sta
     }
     if (value.networks) {
       const networks = Object.fromEntries(
-        Object.entries(value.networks as Entry).filter(([k]) => !hostNetworks.has(k)),
+        Object.entries(value.networks as Record<string, Entry | null>)
+          .filter(([k]) => !hostNetworks.has(k))
+          .map(([k, v]) => [k, v?.driver === 'overlay' && !v.external ? bridged(v) : v]),
       );
       if (Object.keys(networks).length > 0) out.networks = networks;
       else delete out.networks;
@@ -122,13 +126,19 @@ function composeService(
     if (Object.keys(labels).length > 0)
       out.labels = { ...labelsOf(svc.labels as Entry | string[] | undefined), ...labels };
     const deploy: Entry = { ...svc.deploy };
-    for (const k of ['labels', 'placement', 'mode']) delete deploy[k];
+    for (const k of ['labels', 'placement', 'mode', 'update_config', 'rollback_config', 'endpoint_mode'])
+      delete deploy[k];
     if (Object.keys(deploy).length > 0) out.deploy = deploy as StackService['deploy'];
     else delete out.deploy;
   }
   if (Array.isArray(svc.env_file)) out.env_file = (svc.env_file as string[]).map((f) => absolute(dir, f));
   else if (typeof svc.env_file === 'string') out.env_file = absolute(dir, svc.env_file);
   return out;
+}
+
+function bridged(network: Entry): Entry {
+  const { driver: _driver, attachable: _attachable, driver_opts: _opts, ...rest } = network;
+  return rest;
 }
 
 function labelsOf(l: Entry | string[] | undefined): Record<string, string> {

@@ -17,6 +17,7 @@ describe('deploy without swarm: the stack rewritten for Docker Compose', () => {
           labels: { 'io.airtasks.queue': 'q' },
           placement: { constraints: ['node.labels.q == true'] },
           resources: { limits: { cpus: '1' } },
+          update_config: { parallelism: 1, order: 'start-first' },
         } as StackFile['services'][string]['deploy'],
       },
       proxy: {
@@ -66,7 +67,17 @@ describe('deploy without swarm: the stack rewritten for Docker Compose', () => {
         worker: { networks: ['hostnet'], environment: { A: '1' } },
         proxy: { deploy: { replicas: 0 } },
       },
-      networks: { hostnet: { external: true, name: 'host' }, other: { driver: 'bridge' } },
+      networks: {
+        hostnet: { external: true, name: 'host' },
+        other: { driver: 'bridge' },
+        backend: {
+          driver: 'overlay',
+          attachable: true,
+          driver_opts: { encrypted: 'true' },
+          labels: { a: 'b' },
+        },
+        shared: { driver: 'overlay', external: true },
+      },
       secrets: { pg: { external: true, name: 'test_pg' } },
     };
     const [base, over] = toComposeFiles(
@@ -79,7 +90,11 @@ describe('deploy without swarm: the stack rewritten for Docker Compose', () => {
     expect(base!.secrets!.pg).to.deep.equal({ file: '/proj/.airtasks/secrets/test_pg' });
     expect(over!.secrets).to.deep.equal({ pg: { file: '/proj/.airtasks/secrets/test_pg' } });
     expect(over!.services.worker).to.deep.equal({ network_mode: 'host', environment: { A: '1' } });
-    expect(over!.networks).to.deep.equal({ other: { driver: 'bridge' } });
+    expect(over!.networks).to.deep.equal({
+      other: { driver: 'bridge' },
+      backend: { labels: { a: 'b' } },
+      shared: { driver: 'overlay', external: true },
+    });
     expect(over!.services.proxy).to.deep.equal({ deploy: { replicas: 0 } });
     expect(over!.services.proxy, 'only the first file sets restart').to.not.have.property('restart');
   });
