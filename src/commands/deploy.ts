@@ -2,20 +2,26 @@ import { Flags } from '@oclif/core';
 import { BaseCommand } from '../cli/base-command.js';
 import { usageError } from '../engine/errors.js';
 import { deployProject, type DeployResult } from '../services/deploy.js';
+import { deployLocal } from '../services/deploy-local.js';
 
 export default class Deploy extends BaseCommand<typeof Deploy> {
-  static override summary = "Deploy the project's deploy/stack.yml to a Docker Swarm.";
-  static override description = `Checks that every secret the stack names exists (and names the missing ones), then runs \`docker stack deploy\`. On one machine, make it a one-node swarm first: \`docker swarm init --advertise-addr 127.0.0.1\`.
+  static override summary =
+    "Deploy the project's deploy/stack.yml on this machine (Docker Compose) or to a Docker Swarm (--swarm).";
+  static override description = `Checks that every secret the stack names exists (and names the missing ones), then deploys.
+Without --swarm: the stack runs on this engine with \`docker compose\` (or \`docker-compose\`), from a compose version of the stack file written under .airtasks/compose/ (swarm-only keys turned into their compose equivalents); secrets are the project's local ones (\`airtasks secrets create --local NAME\`).
+With --swarm: \`docker stack deploy\` with swarm secrets (\`airtasks secrets create NAME\`). On one machine, make it a one-node swarm first: \`docker swarm init --advertise-addr 127.0.0.1\`.
 --dev bind-mounts ./dags and ./plugins into the scheduler and workers (a generated override; the stack file is not edited). -f adds compose files merged over the stack file.`;
   static override examples = [
+    '<%= config.bin %> deploy',
+    '<%= config.bin %> deploy --dev',
     '<%= config.bin %> deploy --swarm',
     '<%= config.bin %> deploy --swarm --stack staging -f deploy/staging.yml',
     '<%= config.bin %> deploy --swarm --dev',
   ];
   static override flags = {
     swarm: Flags.boolean({
-      summary: 'Deploy as a swarm stack (the only target so far).',
-      default: true,
+      summary: 'Deploy as a swarm stack (default, or --no-swarm: Docker Compose on this engine).',
+      default: false,
       allowNo: true,
     }),
     stack: Flags.string({ summary: "Stack name (default: airtasks.json's stackName)." }),
@@ -26,19 +32,19 @@ export default class Deploy extends BaseCommand<typeof Deploy> {
       multiple: true,
     }),
     'resolve-image': Flags.string({
-      summary: 'Query the registry for image digests (default: never for an image without registry).',
+      summary: 'Swarm: query the registry for image digests (default: never for an image without registry).',
       options: ['always', 'changed', 'never'],
     }),
-    'docker-host': Flags.string({ env: 'DOCKER_HOST', summary: 'Docker engine address (a swarm manager).' }),
+    'docker-host': Flags.string({
+      env: 'DOCKER_HOST',
+      summary: 'Docker engine address (with --swarm: a swarm manager).',
+    }),
   };
 
   async run(): Promise<DeployResult> {
     const f = this.flags;
-    if (!f.swarm)
-      throw usageError(
-        'only swarm deploys exist so far: on one machine run `docker swarm init --advertise-addr 127.0.0.1`, then `airtasks deploy --swarm`',
-      );
-    const r = await deployProject({
+    if (!f.swarm && f['resolve-image']) throw usageError('--resolve-image is for swarm deploys (--swarm)');
+    const r = await (f.swarm ? deployProject : deployLocal)({
       ...(f.stack ? { stack: f.stack } : {}),
       dev: f.dev,
       files: f.file ?? [],
@@ -46,7 +52,7 @@ export default class Deploy extends BaseCommand<typeof Deploy> {
       ...(f['docker-host'] ? { dockerHost: f['docker-host'] } : {}),
       onProgress: (l) => this.progress(l),
     });
-    this.log(`deployed stack ${r.stack}: ${r.services.join(', ')}`);
+    this.log(`deployed stack ${r.stack} (${r.target}): ${r.services.join(', ')}`);
     return r;
   }
 }

@@ -1,21 +1,28 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../cli/base-command.js';
-import { undeployProject } from '../services/deploy.js';
+import { undeployAny } from '../services/deploy-local.js';
 
 export default class Undeploy extends BaseCommand<typeof Undeploy> {
   static override summary = 'Remove the deployed stack (its volumes and secrets stay).';
+  static override description =
+    "Without --swarm or --no-swarm: this project's local (compose) deployment when there is one on the engine, else the swarm stack.";
   static override flags = {
+    swarm: Flags.boolean({
+      summary: 'Remove the swarm stack (--no-swarm: the local compose deployment).',
+      allowNo: true,
+    }),
     stack: Flags.string({ summary: "Stack name (default: airtasks.json's stackName)." }),
     'docker-host': Flags.string({ env: 'DOCKER_HOST', summary: 'Docker engine address (a swarm manager).' }),
   };
 
   async run() {
-    const r = await undeployProject({
+    const r = await undeployAny({
+      ...(this.flags.swarm !== undefined ? { swarm: this.flags.swarm } : {}),
       ...(this.flags.stack ? { stack: this.flags.stack } : {}),
       ...(this.flags['docker-host'] ? { dockerHost: this.flags['docker-host'] } : {}),
       onProgress: (l) => this.progress(l),
     });
-    this.log(`removed stack ${r.stack}: ${r.removed.join(', ')}`);
+    this.log(`removed stack ${r.stack} (${r.target}): ${r.removed.join(', ')}`);
     return r;
   }
 }

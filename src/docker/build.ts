@@ -127,12 +127,15 @@ export async function buildImage(docker: Docker, context: Readable, o: BuildOpti
   return imageId;
 }
 
+/** The push stream's last event carries the manifest digest the registry stored. */
+type PushEvent = BuildEvent & { id?: string; aux?: { Tag?: string; Digest?: string } };
+
 /** Pushes one tagged reference; throws BuildError with the registry's message on failure. */
 export async function pushImage(
   docker: Docker,
   ref: string,
   o: { auth?: RegistryAuth; onLine?: (line: string) => void } = {},
-): Promise<void> {
+): Promise<string | null> {
   const { repository, tag } = splitReference(ref);
   let stream: Readable;
   try {
@@ -144,12 +147,15 @@ export async function pushImage(
     throw new BuildError(`pushing ${ref} failed: ${engineMessage(err)}`, { cause: err });
   }
   const seen = new Map<string, string>();
-  for await (const ev of engineEvents<BuildEvent & { id?: string }>(stream)) {
+  let digest: string | null = null;
+  for await (const ev of engineEvents<PushEvent>(stream)) {
     const error = eventError(ev);
     if (error) throw new BuildError(`pushing ${ref} failed: ${error}`);
+    if (ev.aux?.Digest) digest = ev.aux.Digest;
     if (ev.status && seen.get(ev.id ?? '') !== ev.status) {
       seen.set(ev.id ?? '', ev.status);
       o.onLine?.(ev.id ? `${ev.id}: ${ev.status}` : ev.status);
     }
   }
+  return digest;
 }

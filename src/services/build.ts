@@ -39,6 +39,8 @@ export interface BuildResult {
   image: string;
   tags: string[];
   pushed: boolean;
+  /** With --push: the pushed tag and `repository@sha256:...`, the manifest the registry stored. */
+  pushedRefs: string[];
   stackFile: string | null;
   servicesUpdated: string[];
 }
@@ -91,6 +93,7 @@ export async function buildProject(o: BuildProjectOptions): Promise<BuildResult>
     image: ref,
     tags: [ref],
     pushed: false,
+    pushedRefs: [],
     stackFile: null,
     servicesUpdated: [],
   };
@@ -120,12 +123,18 @@ export async function buildProject(o: BuildProjectOptions): Promise<BuildResult>
         enabled: () => !!o.push,
         task: async (_ctx, task) => {
           const auth = await resolveRegistryAuth(ref, { onWarning: (m) => (task.output = m) });
+          let digest: string | null;
           try {
-            await pushImage(docker, ref, { ...(auth ? { auth } : {}), onLine: (l) => (task.output = l) });
+            digest = await pushImage(docker, ref, {
+              ...(auth ? { auth } : {}),
+              onLine: (l) => (task.output = l),
+            });
           } catch (err) {
             throw engineError(err, o.dockerHost);
           }
           result.pushed = true;
+          result.pushedRefs = digest ? [ref, `${image}@${digest}`] : [ref];
+          task.title = `Pushed ${result.pushedRefs.join(' ')}`;
         },
       },
       {

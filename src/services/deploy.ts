@@ -9,6 +9,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
 import { stringify } from 'yaml';
+import { composeProjectName, composeServices, type ComposeServiceState } from '../docker/compose.js';
 import {
   listNodes,
   listSecrets,
@@ -53,12 +54,13 @@ export interface DeployOptions extends StackTarget {
 
 export interface DeployResult {
   stack: string;
+  target: 'swarm' | 'compose';
   files: string[];
   services: string[];
   secrets: string[];
 }
 
-function projectOf(o: StackTarget): { project: Project; stack: string; stackFile: string } {
+export function projectOf(o: StackTarget): { project: Project; stack: string; stackFile: string } {
   const project = findProject(o.cwd);
   if (!project.configFile)
     throw usageError('no airtasks.json here or above: run this inside a project (`airtasks init` makes one)');
@@ -121,7 +123,7 @@ export async function deployProject(o: DeployOptions): Promise<DeployResult> {
       ExitCode.ERROR,
     );
   for (const line of (r.all ?? '').split('\n')) if (line.trim()) o.onProgress?.(line);
-  return { stack, files, services: Object.keys(base.services), secrets: needed };
+  return { stack, target: 'swarm', files, services: Object.keys(base.services), secrets: needed };
 }
 
 /** Bind mounts of the project's dags/ and plugins/ into every airtasks service (this node's files). */
@@ -188,7 +190,8 @@ export interface QueueStatus {
 
 export interface StatusResult {
   stack: string;
-  services: StackServiceState[];
+  /** Swarm services of the stack, and the compose services of a local deployment (mode "compose"). */
+  services: Array<StackServiceState | ComposeServiceState>;
   queues: QueueStatus[];
   /** Why queue depths are missing (no database/broker configured, or unreachable). */
   depthError: string | null;
@@ -201,12 +204,19 @@ export interface StatusResult {
 export async function stackStatus(o: StackTarget & ConnectionOptions): Promise<StatusResult> {
   const { project, stack } = projectOf(o);
   const docker = dockerFor(o);
-  let services: StackServiceState[] = [];
+  let services: Array<StackServiceState | ComposeServiceState> = [];
   let servicesError: string | null = null;
   try {
     services = await withEngine(o, async () => {
-      await requireSwarmManager(docker);
-      return stackServices(docker, stack);
+      const local = await composeServices(docker, composeProjectName(stack));
+      try {
+        await requireSwarmManager(docker);
+      } catch (err) {
+        // No swarm here: a local (compose) deployment is all there can be.
+        if (local.length > 0) return local;
+        throw err;
+      }
+      return [...(await stackServices(docker, stack)), ...local];
     });
   } catch (err) {
     // Standalone and bare installs have no swarm: their queues are still worth showing.

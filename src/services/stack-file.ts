@@ -39,7 +39,12 @@ export interface StackService {
   command?: string[] | string;
   environment?: Record<string, unknown> | string[];
   secrets?: Array<string | { source: string }>;
-  deploy?: { labels?: Record<string, string> | string[]; replicas?: number; mode?: string };
+  deploy?: {
+    labels?: Record<string, string> | string[];
+    replicas?: number;
+    mode?: string;
+    restart_policy?: unknown;
+  };
   [key: string]: unknown;
 }
 export interface StackFile {

@@ -6,31 +6,27 @@
  * running as a swarm service -> status -> undeploy. All traffic stays on loopback.
  */
 import { expect } from 'chai';
-import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type Docker from 'dockerode';
-import { stringify } from 'yaml';
 import { runCli } from '../helpers/cli.js';
-import { ensureBaseImage, requireDocker, sleep } from '../helpers/docker.js';
-import { BROKER_URL, DATABASE_URL, freshDb, requireService, uniqueName } from '../helpers/env.js';
-import { ensureSwarm, installAirtasks, scaffoldTestProject, type TestProject } from '../helpers/project.js';
-
-const SECRETS = [
-  'postgres_password',
-  'rabbitmq_password',
-  'basic_auth_username',
-  'basic_auth_password',
-  'ssl_certificate',
-  'ssl_certificate_key',
-];
+import {
+  buildTestImage,
+  startDeployTest,
+  STACK_SECRETS,
+  testSecretValue,
+  writeHostOverride,
+  type DeployTest,
+} from '../helpers/deploy.js';
+import { requireDocker, sleep } from '../helpers/docker.js';
+import { requireService } from '../helpers/env.js';
+import { ensureSwarm, type TestProject } from '../helpers/project.js';
 
 describe('e2e: init -> build -> secrets -> deploy --swarm -> trigger -> undeploy', function () {
   this.timeout(600_000);
   let d: Docker;
+  let setup: DeployTest;
   let project: TestProject;
-  let db: Awaited<ReturnType<typeof freshDb>>;
   let image: string;
-  let prefix: string;
   let env: NodeJS.ProcessEnv;
   let deployed = false;
 
@@ -39,89 +35,44 @@ describe('e2e: init -> build -> secrets -> deploy --swarm -> trigger -> undeploy
     await requireService(this, 'rabbitmq');
     d = await requireDocker(this);
     await ensureSwarm();
-    await ensureBaseImage(d);
-    db = await freshDb();
-    prefix = uniqueName('q');
-    project = await scaffoldTestProject(['--queues', 'worker:2']);
-    image = `airtasks-test/${project.name}`;
-    env = {
-      AIRTASKS_DATABASE_URL: DATABASE_URL,
-      AIRTASKS_BROKER_URL: BROKER_URL,
-      AIRTASKS_DB_SCHEMA: db.schema,
-      AIRTASKS_QUEUE_PREFIX: prefix,
-    };
+    setup = await startDeployTest(d);
+    ({ project, image, env } = setup);
   });
 
   after(async () => {
     if (deployed) await runCli(['undeploy'], {}, 120_000, { cwd: project.dir });
     if (d) {
-      for (const s of SECRETS)
+      for (const s of STACK_SECRETS)
         await d
           .getSecret(`${project.name}_${s}`)
           .remove()
           .catch(() => undefined);
-      await d
-        .getImage(`${image}:e2e`)
-        .remove({ force: true })
-        .catch(() => undefined);
       await runCli(['nodes', 'label', 'self', '--queue', 'worker', '--remove'], {}, 30_000);
     }
-    await db?.drop();
-    await project?.remove();
+    await setup?.cleanup();
   });
 
   it('runs a DAG on a worker deployed as a swarm service', async () => {
     const cwd = project.dir;
-    const cfgFile = path.join(cwd, 'airtasks.json');
-    const cfg = JSON.parse(await readFile(cfgFile, 'utf8'));
-    await writeFile(cfgFile, JSON.stringify({ ...cfg, image }, null, 2));
-    await installAirtasks(cwd);
-
-    const b = await runCli(
-      ['build', '--tag', 'e2e', '--build-arg', 'BASE_IMAGE=airtasks-test/node-base:local', '--json'],
-      {},
-      300_000,
-      { cwd },
-    );
-    expect(b.code, b.stderr).to.equal(0);
+    await buildTestImage(cwd, image, 300_000);
 
     // The test's secrets have names of their own (the swarm is shared); the override maps them.
     const override = path.join(cwd, 'test.override.yml');
-    const airtasksEnv = {
-      AIRTASKS_DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/test',
-      AIRTASKS_BROKER_URL: 'amqp://guest@127.0.0.1:5672',
-      AIRTASKS_DB_SCHEMA: db.schema,
-      AIRTASKS_QUEUE_PREFIX: prefix,
-    };
-    const scaledToZero = { image: 'airtasks-test/node-base:local', deploy: { replicas: 0 } };
-    await writeFile(
-      override,
-      stringify({
-        version: '3.8',
-        services: {
-          postgres: scaledToZero,
-          rabbitmq: scaledToZero,
-          proxy: scaledToZero,
-          scheduler: { networks: ['hostnet'], environment: airtasksEnv },
-          'worker-worker': { networks: ['hostnet'], environment: airtasksEnv },
-        },
-        networks: { hostnet: { external: true, name: 'host' } },
-        secrets: Object.fromEntries(
-          SECRETS.map((s) => [s, { external: true, name: `${project.name}_${s}` }]),
-        ),
-      }),
-    );
+    await writeHostOverride(override, {
+      schema: setup.db.schema,
+      queuePrefix: setup.queuePrefix,
+      secretName: (s) => `${project.name}_${s}`,
+    });
 
     // Missing secrets are named before anything is deployed.
     const early = await runCli(['deploy', '--swarm', '-f', override], {}, 60_000, { cwd });
     expect(early.code).to.equal(3);
     expect(early.stderr).to.include(`${project.name}_postgres_password`).and.include('secrets create');
 
-    for (const s of SECRETS) {
-      // rabbitmq_password is the broker password the workers read from /run/secrets (*_FILE).
-      const value =
-        s === 'rabbitmq_password' ? 'guest' : s.startsWith('ssl') || s.startsWith('basic') ? '' : 'unused';
-      const r = await runCli(['secrets', 'create', `${project.name}_${s}`], {}, 30_000, { stdin: value });
+    for (const s of STACK_SECRETS) {
+      const r = await runCli(['secrets', 'create', `${project.name}_${s}`], {}, 30_000, {
+        stdin: testSecretValue(s),
+      });
       expect(r.code, r.stderr).to.equal(0);
     }
     const label = await runCli(['nodes', 'label', 'self', '--queue', 'worker', '--json'], {}, 30_000);

@@ -220,6 +220,10 @@ export interface FakeRegistry {
   host: string;
   /** Paths requested, in order (to see that a pull happened). */
   requests: string[];
+  /** Manifests pushed to it: `<name>:<tag>` -> the manifest's digest. */
+  pushed: Map<string, string>;
+  /** A pushed blob (layer or config) by digest, for tests that read a pushed image back. */
+  blob(digest: string): Buffer | undefined;
   close(): Promise<void>;
 }
 
@@ -227,6 +231,8 @@ export interface FakeRegistry {
  * A minimal Docker registry (API v2, schema 2 manifests) on 127.0.0.1 serving one image
  * `<host>/<name>:<tag>` made of a static busybox, optionally behind Basic auth. The engine treats
  * 127.0.0.0/8 registries as insecure (plain HTTP) by default, so no TLS is needed.
+ * It also takes pushes of any repository (monolithic or chunked blob uploads, then the manifest),
+ * kept in memory and served back, with the digests checked as a registry does.
  */
 export async function startFakeRegistry(opts: {
   name: string;
@@ -273,9 +279,18 @@ export async function startFakeRegistry(opts: {
       ? `Basic ${Buffer.from(`${opts.username}:${opts.password ?? ''}`).toString('base64')}`
       : null;
   const requests: string[] = [];
+  const uploads = new Map<string, Buffer[]>();
+  const manifests = new Map<string, { body: Buffer; type: string }>();
+  const pushed = new Map<string, string>();
+  let nextUpload = 0;
   const server = http.createServer((req, res) => {
     const url = req.url ?? '';
     requests.push(`${req.method} ${url}`);
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => handle(req, res, url, Buffer.concat(chunks)));
+  });
+  const handle = (req: http.IncomingMessage, res: http.ServerResponse, url: string, payload: Buffer) => {
     res.setHeader('Docker-Distribution-API-Version', 'registry/2.0');
     if (expected && req.headers.authorization !== expected) {
       res.writeHead(401, {
@@ -290,14 +305,25 @@ export async function startFakeRegistry(opts: {
       res.end('{}');
       return;
     }
+    if (pushHandled(req, res, url, payload)) return;
     const m = /^\/v2\/(.+)\/(manifests|blobs)\/([^/?]+)/.exec(url);
     let body: Buffer | undefined;
     let type = 'application/octet-stream';
-    if (m && m[1] === opts.name && m[2] === 'manifests' && (m[3] === opts.tag || m[3] === digest(manifest))) {
+    const stored = m?.[2] === 'manifests' ? manifests.get(`${m[1]}:${m[3]}`) : undefined;
+    if (stored) {
+      body = stored.body;
+      type = stored.type;
+      res.setHeader('Docker-Content-Digest', digest(body));
+    } else if (
+      m &&
+      m[1] === opts.name &&
+      m[2] === 'manifests' &&
+      (m[3] === opts.tag || m[3] === digest(manifest))
+    ) {
       body = manifest;
       type = 'application/vnd.docker.distribution.manifest.v2+json';
       res.setHeader('Docker-Content-Digest', digest(manifest));
-    } else if (m && m[1] === opts.name && m[2] === 'blobs') {
+    } else if (m && m[2] === 'blobs') {
       body = blobs.get(m[3]!);
       if (body) res.setHeader('Docker-Content-Digest', m[3]!);
     }
@@ -312,12 +338,94 @@ export async function startFakeRegistry(opts: {
     }
     res.writeHead(200, { 'Content-Type': type, 'Content-Length': body.length });
     res.end(req.method === 'HEAD' ? undefined : body);
-  });
+  };
+  /** The upload side of the API: POST starts an upload, PATCH appends, PUT ends it (digest checked). */
+  const pushHandled = (
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    url: string,
+    payload: Buffer,
+  ): boolean => {
+    const start = /^\/v2\/(.+)\/blobs\/uploads\/?(\?.*)?$/.exec(url);
+    if (start && req.method === 'POST') {
+      // Cross-repository mounts are declined: the engine then uploads the blob.
+      const id = `u${++nextUpload}`;
+      uploads.set(id, []);
+      res.writeHead(202, {
+        Location: `/v2/${start[1]}/blobs/uploads/${id}`,
+        'Docker-Upload-UUID': id,
+        Range: '0-0',
+        'Content-Length': 0,
+      });
+      res.end();
+      return true;
+    }
+    const up = /^\/v2\/(.+)\/blobs\/uploads\/([^/?]+)(\?.*)?$/.exec(url);
+    if (up && uploads.has(up[2]!) && (req.method === 'PATCH' || req.method === 'PUT')) {
+      const parts = uploads.get(up[2]!)!;
+      parts.push(payload);
+      const size = parts.reduce((n, b) => n + b.length, 0);
+      if (req.method === 'PATCH') {
+        res.writeHead(202, {
+          Location: `/v2/${up[1]}/blobs/uploads/${up[2]}`,
+          'Docker-Upload-UUID': up[2],
+          Range: `0-${Math.max(size - 1, 0)}`,
+          'Content-Length': 0,
+        });
+        res.end();
+        return true;
+      }
+      const want = new URLSearchParams(up[3]?.slice(1) ?? '').get('digest');
+      const blob = Buffer.concat(parts);
+      uploads.delete(up[2]!);
+      if (want !== digest(blob)) {
+        res.writeHead(400, { 'Content-Type': 'application/json' });
+        res.end(JSON.stringify({ errors: [{ code: 'DIGEST_INVALID', message: 'digest mismatch' }] }));
+        return true;
+      }
+      blobs.set(want, blob);
+      res.writeHead(201, {
+        Location: `/v2/${up[1]}/blobs/${want}`,
+        'Docker-Content-Digest': want,
+        'Content-Length': 0,
+      });
+      res.end();
+      return true;
+    }
+    const man = /^\/v2\/(.+)\/manifests\/([^/?]+)$/.exec(url);
+    if (man && req.method === 'PUT') {
+      const type = req.headers['content-type'] ?? 'application/vnd.docker.distribution.manifest.v2+json';
+      const parsed = JSON.parse(payload.toString('utf8')) as {
+        config?: { digest: string };
+        layers?: Array<{ digest: string }>;
+      };
+      const missing = [parsed.config, ...(parsed.layers ?? [])].filter((d) => d && !blobs.has(d.digest));
+      if (missing.length > 0) {
+        res.writeHead(400, { 'Content-Type': 'application/json' });
+        res.end(JSON.stringify({ errors: [{ code: 'MANIFEST_BLOB_UNKNOWN', message: 'blob unknown' }] }));
+        return true;
+      }
+      const d = digest(payload);
+      manifests.set(`${man[1]}:${man[2]}`, { body: payload, type });
+      manifests.set(`${man[1]}:${d}`, { body: payload, type });
+      pushed.set(`${man[1]}:${man[2]}`, d);
+      res.writeHead(201, {
+        Location: `/v2/${man[1]}/manifests/${d}`,
+        'Docker-Content-Digest': d,
+        'Content-Length': 0,
+      });
+      res.end();
+      return true;
+    }
+    return false;
+  };
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as AddressInfo).port;
   return {
     host: `127.0.0.1:${port}`,
     requests,
+    pushed,
+    blob: (d: string) => blobs.get(d),
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();

@@ -9,7 +9,7 @@ import path from 'node:path';
 import type Docker from 'dockerode';
 import { parse } from 'yaml';
 import { runCli } from '../helpers/cli.js';
-import { ensureBaseImage, requireDocker } from '../helpers/docker.js';
+import { ensureBaseImage, requireDocker, startFakeRegistry } from '../helpers/docker.js';
 import { installAirtasks, scaffoldTestProject, type TestProject } from '../helpers/project.js';
 
 /** Runs a command in a container of the image (no network); returns its exit code and output. */
@@ -53,10 +53,11 @@ describe('integration: airtasks build', function () {
     const cfg = JSON.parse(await readFile(cfgFile, 'utf8'));
     await writeFile(cfgFile, JSON.stringify({ ...cfg, image }, null, 2));
   });
+  const pushedImages: string[] = [];
   after(async () => {
-    if (d && image)
+    for (const ref of [`${image}:t1`, ...pushedImages])
       await d
-        .getImage(`${image}:t1`)
+        ?.getImage(ref)
         .remove({ force: true })
         .catch(() => undefined);
     await project?.remove();
@@ -128,6 +129,37 @@ describe('integration: airtasks build', function () {
     } finally {
       await writeFile(dockerfile, original);
       await rm(path.join(project.dir, 'broken'), { recursive: true, force: true });
+    }
+  });
+
+  it('--push sends the image to its registry and reports the pushed tag and digest', async () => {
+    // A registry on loopback (the engine speaks plain HTTP to 127.0.0.0/8) that keeps what is pushed.
+    const registry = await startFakeRegistry({ name: 'unused', tag: 'unused' });
+    const cfgFile = path.join(project.dir, 'airtasks.json');
+    const original = await readFile(cfgFile, 'utf8');
+    const repo = `${registry.host}/airtasks-test/${project.name}`;
+    pushedImages.push(`${repo}:t2`);
+    try {
+      await writeFile(cfgFile, JSON.stringify({ ...JSON.parse(original), image: repo }, null, 2));
+      const r = await runCli(
+        ['build', '--tag', 't2', '--push', '--build-arg', `BASE_IMAGE=${base}`, '--no-stack', '--json'],
+        {},
+        240_000,
+        { cwd: project.dir },
+      );
+      expect(r.code, r.stderr).to.equal(0);
+      const result = JSON.parse(r.stdout) as { imageId: string; pushed: boolean; pushedRefs: string[] };
+      const digest = registry.pushed.get(`airtasks-test/${project.name}:t2`);
+      expect(digest, registry.requests.join('\n')).to.match(/^sha256:[0-9a-f]{64}$/);
+      expect(result.pushed).to.equal(true);
+      expect(result.pushedRefs).to.deep.equal([`${repo}:t2`, `${repo}@${digest}`]);
+      // The registry holds the image that was built: its config blob is the image id.
+      expect(registry.blob(result.imageId), 'config blob').to.not.equal(undefined);
+      const inspect = await d.getImage(`${repo}:t2`).inspect();
+      expect(inspect.RepoDigests).to.include(`${repo}@${digest}`);
+    } finally {
+      await writeFile(cfgFile, original);
+      await registry.close();
     }
   });
 });

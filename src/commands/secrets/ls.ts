@@ -1,15 +1,30 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../../cli/base-command.js';
 import { table } from '../../cli/table.js';
+import { listLocalSecrets } from '../../services/local-secrets.js';
 import { listProjectSecrets } from '../../services/secrets.js';
 
 export default class SecretsLs extends BaseCommand<typeof SecretsLs> {
-  static override summary = 'List swarm secrets (names and dates; values cannot be read back).';
+  static override summary =
+    'List swarm secrets, or with --local the local ones (names and dates, never values).';
   static override flags = {
+    local: Flags.boolean({
+      summary: "The project's local secrets (.airtasks/secrets/, for `airtasks deploy` without --swarm).",
+    }),
     'docker-host': Flags.string({ env: 'DOCKER_HOST', summary: 'Docker engine address (a swarm manager).' }),
   };
 
   async run() {
+    if (this.flags.local) {
+      const local = await listLocalSecrets({});
+      this.log(
+        table(
+          ['NAME', 'CREATED'],
+          local.map((s) => [s.name, s.createdAt]),
+        ),
+      );
+      return { secrets: local.map((s) => ({ name: s.name, createdAt: s.createdAt })) };
+    }
     const secrets = await listProjectSecrets(
       this.flags['docker-host'] ? { dockerHost: this.flags['docker-host'] } : {},
     );

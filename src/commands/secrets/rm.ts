@@ -1,21 +1,29 @@
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../../cli/base-command.js';
+import { removeLocalSecrets } from '../../services/local-secrets.js';
 import { removeProjectSecrets } from '../../services/secrets.js';
 
 export default class SecretsRm extends BaseCommand<typeof SecretsRm> {
-  static override summary = 'Remove swarm secrets (services using one must be removed first).';
+  static override summary =
+    'Remove swarm secrets (services using one must be removed first), or with --local local ones.';
   static override strict = false;
   static override args = { name: Args.string({ required: true, description: 'secret name(s)' }) };
   static override flags = {
+    local: Flags.boolean({
+      summary: "The project's local secrets (.airtasks/secrets/, for `airtasks deploy` without --swarm).",
+    }),
     'docker-host': Flags.string({ env: 'DOCKER_HOST', summary: 'Docker engine address (a swarm manager).' }),
   };
 
   async run() {
     const { argv } = await this.parse(SecretsRm);
-    const removed = await removeProjectSecrets({
-      names: argv as string[],
-      ...(this.flags['docker-host'] ? { dockerHost: this.flags['docker-host'] } : {}),
-    });
+    const names = argv as string[];
+    const removed = this.flags.local
+      ? await removeLocalSecrets({ names })
+      : await removeProjectSecrets({
+          names,
+          ...(this.flags['docker-host'] ? { dockerHost: this.flags['docker-host'] } : {}),
+        });
     for (const n of removed) this.log(`removed secret ${n}`);
     return { removed };
   }
