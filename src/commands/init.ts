@@ -13,7 +13,7 @@ import {
 
 export default class Init extends BaseCommand<typeof Init> {
   static override summary = 'Create a new airtasks project (DAGs, plugins, Dockerfile, stack file).';
-  static override description = `Asks for the project name, the image, the queues and their worker concurrency, the GPU example and a registry; --yes takes flags and defaults instead (for CI: without a terminal and without --yes it stops rather than wait for answers).
+  static override description = `Asks for the project name, the image, the queues and their worker concurrency, the GPU example, a registry and the swarm secrets to import as variables; --yes takes flags and defaults instead (for CI: without a terminal and without --yes it stops rather than wait for answers).
 
 Refuses a non-empty directory unless --force.`;
   static override examples = [
@@ -33,6 +33,9 @@ Refuses a non-empty directory unless --force.`;
     registry: Flags.string({
       summary: 'Registry host the image is pushed to, e.g. registry.example.com:5000.',
     }),
+    'secret-variables': Flags.string({
+      summary: 'Swarm secrets the deployed scheduler imports as secret variables, comma-separated.',
+    }),
     yes: Flags.boolean({ char: 'y', summary: 'Ask nothing: use the flags and the defaults.' }),
     force: Flags.boolean({
       summary: 'Write into a non-empty directory (files of the same name are replaced).',
@@ -50,6 +53,7 @@ Refuses a non-empty directory unless --force.`;
       gpuExample: f.gpu ?? false,
       ...(f.registry ? { registry: f.registry } : {}),
       force: f.force,
+      secretVariables: splitList(f['secret-variables'] ?? ''),
     };
     let answers = defaults;
     if (!f.yes) {
@@ -94,6 +98,13 @@ async function ask(d: ScaffoldOptions): Promise<ScaffoldOptions> {
     { message: 'Registry to push to (empty: none)', default: d.registry ?? '' },
     ctx,
   );
+  const secretVariables = await input(
+    {
+      message: 'Swarm secrets to import as variables, comma-separated (empty: none)',
+      default: (d.secretVariables ?? []).join(','),
+    },
+    ctx,
+  );
   return {
     ...d,
     name,
@@ -101,7 +112,15 @@ async function ask(d: ScaffoldOptions): Promise<ScaffoldOptions> {
     queues: parseQueueSpecs(queuesText),
     gpuExample,
     ...(registry.trim() ? { registry: registry.trim() } : {}),
+    secretVariables: splitList(secretVariables),
   };
+}
+
+function splitList(text: string): string[] {
+  return text
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
 }
 
 function validName(v: string): true | string {

@@ -7,6 +7,7 @@ import { Worker, type WorkerOptions } from '../engine/worker/worker.js';
 import { usageError } from '../engine/errors.js';
 import { findProject, resolvePausedOnCreation, type ConnectionOptions } from './config.js';
 import { openEngine, type Engine } from './engine.js';
+import { importSecretVariables, SECRETS_DIR_ENV, secretVariableNames } from './secret-variables.js';
 
 export interface Daemon {
   stop(): Promise<void>;
@@ -18,7 +19,16 @@ export async function startScheduler(
   o: ConnectionOptions & { logger: Logger } & SchedulerSettings,
 ): Promise<Daemon> {
   const pausedOnCreation = o.pausedOnCreation ?? resolvePausedOnCreation(findProject(o.cwd));
+  const secretNames = secretVariableNames();
   const engine = await openEngine(o, { broker: true, migrate: true, logger: o.logger });
+  try {
+    await engine.db.tx((c) =>
+      importSecretVariables(c, secretNames, { dir: process.env[SECRETS_DIR_ENV], logger: o.logger }),
+    );
+  } catch (err) {
+    await engine.close();
+    throw err;
+  }
   const scheduler = new Scheduler({
     ...o,
     pausedOnCreation,

@@ -41,6 +41,8 @@ export interface ScaffoldOptions {
   registry?: string;
   /** Write into a non-empty directory. */
   force?: boolean;
+  /** Swarm secrets the deployed scheduler imports as secret variables. */
+  secretVariables?: string[];
 }
 
 export interface ProjectFileConfig {
@@ -58,6 +60,17 @@ export interface ScaffoldResult {
 }
 
 export const GPU_QUEUE = 'gpu';
+const SECRET_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
+/** The stack's own secrets: not available as names of secret variables. */
+const RESERVED_SECRETS = [
+  'postgres_password',
+  'rabbitmq_password',
+  'airtasks_secret_key',
+  'basic_auth_username',
+  'basic_auth_password',
+  'ssl_certificate',
+  'ssl_certificate_key',
+];
 
 /** Checks and normalises the answers; throws a usage error naming what is wrong. */
 export function normalizeScaffoldOptions(o: ScaffoldOptions): ScaffoldOptions & { imageRef: string } {
@@ -85,7 +98,22 @@ export function normalizeScaffoldOptions(o: ScaffoldOptions): ScaffoldOptions & 
   if (queues.length === 0) throw usageError('give at least one queue, e.g. --queues worker:2');
   if (o.gpuExample && !queues.some((q) => q.name === GPU_QUEUE))
     queues.push({ name: GPU_QUEUE, concurrency: 1 });
-  return { ...o, name, image, queues, ...(registry ? { registry } : {}), imageRef: `${image}:latest` };
+  const secretVariables = [...new Set((o.secretVariables ?? []).map((v) => v.trim()).filter(Boolean))];
+  for (const v of secretVariables) {
+    if (!SECRET_NAME.test(v) || RESERVED_SECRETS.includes(v))
+      throw usageError(
+        `invalid secret variable "${v}": use letters, digits, "_", ".", "-", and none of ${RESERVED_SECRETS.join(', ')}`,
+      );
+  }
+  return {
+    ...o,
+    name,
+    image,
+    queues,
+    secretVariables,
+    ...(registry ? { registry } : {}),
+    imageRef: `${image}:latest`,
+  };
 }
 
 /** Parses `worker:4,gpu:1` (concurrency 1 when left out). */
@@ -130,6 +158,7 @@ export async function scaffoldProject(input: ScaffoldOptions): Promise<ScaffoldR
     defaultQueue,
     gpuQueue: GPU_QUEUE,
     queues: o.queues.map((q) => ({ ...q, gpu: q.name === GPU_QUEUE })),
+    secretVariables: o.secretVariables ?? [],
   };
   const env = new nunjucks.Environment(null, { autoescape: false, throwOnUndefined: true });
   const written: string[] = [];

@@ -16,6 +16,7 @@ import type Docker from 'dockerode';
 import { runCli } from '../helpers/cli.js';
 import {
   buildTestImage,
+  expectSecretVariable,
   startDeployTest,
   STACK_SECRETS,
   testSecretValue,
@@ -99,7 +100,7 @@ describe('e2e: init -> build -> local secrets -> deploy --dev (compose) -> trigg
     expect(early.code).to.equal(3);
     // oclif wraps long messages: join the lines back.
     const unwrap = (t: string) => t.replace(/\s*\n ›\s*/g, ' ');
-    expect(unwrap(early.stderr)).to.include('postgres_password, rabbitmq_password, basic_auth_username');
+    expect(unwrap(early.stderr)).to.include(STACK_SECRETS.join(', '));
     expect(unwrap(early.stderr)).to.include('airtasks secrets create --local NAME');
 
     await Promise.all(
@@ -186,6 +187,7 @@ describe('e2e: init -> build -> local secrets -> deploy --dev (compose) -> trigg
     const r1 = await trigger('example_greetings', '{"name": "compose"}');
     expect(r1.state).to.equal('success');
     expect(r1.tasks.map((x) => x.state)).to.deep.equal(['success', 'success']);
+    await expectSecretVariable(env, cwd);
 
     // --dev: a DAG file written on the host now is seen by the deployed scheduler and worker.
     await writeFile(path.join(cwd, 'dags', 'live_edit.ts'), LIVE_DAG);

@@ -11,6 +11,7 @@ import type Docker from 'dockerode';
 import { runCli } from '../helpers/cli.js';
 import {
   buildTestImage,
+  expectSecretVariable,
   startDeployTest,
   STACK_SECRETS,
   testSecretValue,
@@ -119,6 +120,7 @@ describe('e2e: init -> build -> secrets -> deploy --swarm -> trigger -> undeploy
     const run = JSON.parse(t.stdout) as { state: string; tasks: Array<{ taskId: string; state: string }> };
     expect(run.state).to.equal('success');
     expect(run.tasks.map((x) => x.state)).to.deep.equal(['success', 'success']);
+    await expectSecretVariable(env, cwd);
 
     const st = await runCli(['status', '--json'], env, 60_000, { cwd });
     expect(st.code, st.stderr).to.equal(0);

@@ -31,7 +31,7 @@ export async function startDeployTest(d: Docker): Promise<DeployTest> {
   await ensureBaseImage(d);
   const db = await freshDb();
   const queuePrefix = uniqueName('q');
-  const project = await scaffoldTestProject(['--queues', 'worker:2']);
+  const project = await scaffoldTestProject(['--queues', 'worker:2', '--secret-variables', SECRET_VARIABLE]);
   const image = `airtasks-test/${project.name}`;
   return {
     project,
@@ -55,9 +55,16 @@ export async function startDeployTest(d: Docker): Promise<DeployTest> {
   };
 }
 
+/** A swarm secret the deployed scheduler imports as a secret variable (init --secret-variables). */
+export const SECRET_VARIABLE = 'e2e_token';
+/** The stack's airtasks_secret_key in the tests: the CLI needs it to read the imported variable back. */
+export const TEST_SECRET_KEY = 'a1'.repeat(32);
+
 export const STACK_SECRETS = [
   'postgres_password',
   'rabbitmq_password',
+  'airtasks_secret_key',
+  SECRET_VARIABLE,
   'basic_auth_username',
   'basic_auth_password',
   'ssl_certificate',
@@ -67,6 +74,8 @@ export const STACK_SECRETS = [
 /** rabbitmq_password is the broker password the workers read from /run/secrets (*_FILE); blank proxy secrets. */
 export function testSecretValue(secret: string): string {
   if (secret === 'rabbitmq_password') return 'guest';
+  if (secret === 'airtasks_secret_key') return TEST_SECRET_KEY;
+  if (secret === SECRET_VARIABLE) return 'token from a secret\nsecond line';
   return secret.startsWith('ssl') || secret.startsWith('basic') ? '' : 'unused';
 }
 
@@ -119,4 +128,20 @@ export async function writeHostOverride(
         : {}),
     }),
   );
+}
+
+/** The deployed scheduler imported the secret into a secret variable, readable with the stack's key. */
+export async function expectSecretVariable(env: NodeJS.ProcessEnv, cwd: string): Promise<void> {
+  const v = await runCli(
+    ['variables', 'get', SECRET_VARIABLE, '--json'],
+    { ...env, AIRTASKS_SECRET_KEY: TEST_SECRET_KEY },
+    30_000,
+    { cwd },
+  );
+  expect(v.code, v.stderr).to.equal(0);
+  expect(JSON.parse(v.stdout)).to.include({
+    key: SECRET_VARIABLE,
+    value: testSecretValue(SECRET_VARIABLE),
+    secret: true,
+  });
 }
