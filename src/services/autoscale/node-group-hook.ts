@@ -20,22 +20,34 @@ export async function runNodeGroupHook(
   command: string,
   o: { queue: string; desiredNodes: number; timeoutMs?: number; env?: NodeJS.ProcessEnv },
 ): Promise<HookResult> {
-  const r = await execa('sh', ['-c', command, 'airtasks-node-group-hook', String(o.desiredNodes)], {
+  const timeoutMs = o.timeoutMs ?? DEFAULT_HOOK_TIMEOUT_MS;
+  // Its own process group, so a timeout stops the whole tree (a cloud CLI and what it started).
+  const child = execa('sh', ['-c', command, 'airtasks-node-group-hook', String(o.desiredNodes)], {
     env: { ...o.env, AIRTASKS_QUEUE: o.queue, AIRTASKS_DESIRED_NODES: String(o.desiredNodes) },
-    timeout: o.timeoutMs ?? DEFAULT_HOOK_TIMEOUT_MS,
-    forceKillAfterDelay: 5000,
+    detached: true,
     stdin: 'ignore',
     all: true,
     reject: false,
   });
+  let timedOut = false;
+  const killGroup = (signal: NodeJS.Signals) => {
+    try {
+      if (child.pid) process.kill(-child.pid, signal);
+    } catch {
+      // already gone
+    }
+  };
+  let forceTimer: NodeJS.Timeout | undefined;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    killGroup('SIGTERM');
+    forceTimer = setTimeout(() => killGroup('SIGKILL'), 5000);
+  }, timeoutMs);
+  const r = await child;
+  clearTimeout(timer);
+  clearTimeout(forceTimer);
   const output = (r.all ?? '').split('\n').slice(-20).join('\n').trim();
-  if (r.timedOut)
-    return {
-      ok: false,
-      exitCode: null,
-      output,
-      error: `timed out after ${(o.timeoutMs ?? DEFAULT_HOOK_TIMEOUT_MS) / 1000}s`,
-    };
+  if (timedOut) return { ok: false, exitCode: null, output, error: `timed out after ${timeoutMs / 1000}s` };
   if (r.failed)
     return {
       ok: false,
