@@ -38,7 +38,7 @@ function stackOf(project: Project, given: string | undefined): string {
   return stack;
 }
 
-async function prepare(o: AutoscaleOptions) {
+async function prepare(o: AutoscaleOptions, idleWhenNone = false) {
   const conn = resolveConnection(o);
   if (!conn.project.configFile)
     throw usageError('no airtasks.json here or above: the autoscaler reads its queues from the project');
@@ -48,6 +48,7 @@ async function prepare(o: AutoscaleOptions) {
     { stack, cooldownMs: o.cooldownMs ?? DEFAULT_COOLDOWN_MS },
     o.queues,
   );
+  if (queues.length === 0 && idleWhenNone) return { stack, queues, active: null };
   if (queues.length === 0)
     throw usageError(
       `no queue to autoscale: give a queue of ${conn.project.configFile} a "max" ` +
@@ -64,12 +65,13 @@ async function prepare(o: AutoscaleOptions) {
     dryRun: o.dryRun,
     hookTimeoutMs: o.hookTimeoutMs,
   });
-  return { stack, queues, inputs, scaler };
+  return { stack, queues, active: { inputs, scaler } };
 }
 
 /** One pass: decide for every queue and (unless dryRun) act; a scale-down needs cooldown 0 here. */
 export async function autoscaleOnce(o: AutoscaleOptions): Promise<AutoscalePass> {
-  const { stack, inputs, scaler } = await prepare(o);
+  const { stack, active } = await prepare(o);
+  const { inputs, scaler } = active!; // without idleWhenNone, prepare() throws when no queue autoscales
   try {
     const queues = await scaler.pass();
     return { stack, dryRun: !!o.dryRun, at: new Date().toISOString(), queues };
@@ -79,8 +81,18 @@ export async function autoscaleOnce(o: AutoscaleOptions): Promise<AutoscalePass>
 }
 
 /** The long-lived autoscaler; stop() finishes the pass in progress and closes its connections. */
-export async function startAutoscaler(o: AutoscaleOptions & { intervalMs: number }): Promise<AutoscaleLoop> {
-  const { stack, queues, inputs, scaler } = await prepare(o);
+export async function startAutoscaler(
+  o: AutoscaleOptions & { intervalMs: number },
+): Promise<{ stop(): Promise<void> }> {
+  const { stack, queues, active } = await prepare(o, true);
+  if (!active) {
+    // A deployed stack whose project autoscales nothing: stay up and quiet rather than restart forever.
+    o.logger.warn(
+      { stack },
+      'no queue of airtasks.json has a "max": nothing to autoscale (the autoscaler idles until stopped)',
+    );
+    return { stop: () => Promise.resolve() };
+  }
   o.logger.info(
     {
       stack,
@@ -98,7 +110,7 @@ export async function startAutoscaler(o: AutoscaleOptions & { intervalMs: number
     },
     'autoscaler started',
   );
-  const loop = new AutoscaleLoop(scaler, o.intervalMs, o.logger, () => inputs.close());
+  const loop = new AutoscaleLoop(active.scaler, o.intervalMs, o.logger, () => active.inputs.close());
   loop.start();
   return loop;
 }

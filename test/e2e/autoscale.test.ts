@@ -1,0 +1,205 @@
+/**
+ * The autoscaler on this machine's one-node swarm: a worker service `<stack>_worker-q` (the locally
+ * built base image running this checkout's CLI from a bind mount, host networking) starts at min;
+ * a run of N slow node tasks on queue q makes `airtasks autoscale` raise it to max, every task ends,
+ * and after the cooldown it falls back to min. Each task appends a start and an end line to a ledger
+ * on a host bind mount: exactly one of each per task means none was lost or run twice (scaling down
+ * stops surplus workers with SIGTERM, and they drain: one task outlasts the others, so the scale-down
+ * comes while it runs, and swarm may pick its worker).
+ */
+import { expect } from 'chai';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type Docker from 'dockerode';
+import { Daemon, ROOT, runCli } from '../helpers/cli.js';
+import { ensureBaseImage, requireDocker } from '../helpers/docker.js';
+import { sleep } from '../helpers/engine.js';
+import { BROKER_URL, DATABASE_URL, freshDb, requireService, uniqueName } from '../helpers/env.js';
+import { ensureSwarm } from '../helpers/project.js';
+
+const TASKS = 7;
+const TASK_MS = 3000;
+/** One task outlasts the others: the scale-down after their end finds it running, so a worker drains. */
+const LONG_MS = 20_000;
+const MIN = 1;
+const MAX = 3;
+
+describe('e2e: autoscale a swarm worker service to the backlog and back', function () {
+  this.timeout(180_000);
+  let d: Docker;
+  let db: Awaited<ReturnType<typeof freshDb>>;
+  let dir: string;
+  let stack: string;
+  let service: string;
+  let env: NodeJS.ProcessEnv;
+  const daemons: Daemon[] = [];
+
+  before(async function () {
+    await requireService(this, 'postgres');
+    await requireService(this, 'rabbitmq');
+    d = await requireDocker(this);
+    await ensureSwarm();
+    const image = await ensureBaseImage(d);
+    db = await freshDb();
+    stack = uniqueName('as').replaceAll('_', '-');
+    service = `${stack}_worker-q`;
+    // Inside the repository, so the DAG file's `import 'airtasks'` resolves to this package.
+    dir = path.join(ROOT, 'test', '.tmp', stack);
+    await mkdir(path.join(dir, 'dags'), { recursive: true });
+    const ledger = path.join(dir, 'ledger');
+    await writeFile(
+      path.join(dir, 'dags', 'slow.ts'),
+      `import { appendFileSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { dag } from 'airtasks';
+// Imported once per worker process: tells the workers (containers) apart in the ledger.
+const worker = randomUUID();
+export const slow = dag('slow_fanout', { defaults: { queue: 'q' } });
+for (let i = 0; i < ${TASKS}; i++)
+  slow.node('t' + i, {
+    run: async (ctx) => {
+      const line = (what: string) => appendFileSync(${JSON.stringify(ledger)}, [what, ctx.runId, ctx.taskId, ctx.tryNumber, worker].join(' ') + '\\n');
+      line('start');
+      await new Promise((r) => setTimeout(r, i === 0 ? ${LONG_MS} : ${TASK_MS}));
+      line('end');
+      return ctx.taskId;
+    },
+  });
+`,
+    );
+    await writeFile(
+      path.join(dir, 'airtasks.json'),
+      JSON.stringify({
+        dagsFolder: 'dags',
+        stackName: stack,
+        queues: { q: { concurrency: 1, min: MIN, max: MAX, cooldown: '4s' } },
+      }),
+    );
+    env = {
+      AIRTASKS_DATABASE_URL: DATABASE_URL,
+      AIRTASKS_BROKER_URL: BROKER_URL,
+      AIRTASKS_DB_SCHEMA: db.schema,
+      AIRTASKS_QUEUE_PREFIX: uniqueName('as'),
+      AIRTASKS_DAGS_FOLDER: path.join(dir, 'dags'),
+    };
+    // What the stack's worker-<queue> service is, minus the image build: same CLI, same command.
+    await d.createService({
+      Name: service,
+      Labels: { 'io.airtasks.component': 'worker', 'io.airtasks.queue': 'q' },
+      TaskTemplate: {
+        ContainerSpec: {
+          Image: image,
+          Command: ['node', path.join(ROOT, 'bin/run.js')],
+          Args: [
+            'worker',
+            '-q',
+            'q',
+            '-c',
+            '1',
+            '--grace',
+            '30',
+            '--gpus',
+            'none',
+            '--heartbeat-interval',
+            '1000',
+          ],
+          Env: Object.entries({ ...env, AIRTASKS_LOG_FORMAT: 'json' }).map(([k, v]) => `${k}=${v}`),
+          Mounts: [{ Type: 'bind', Source: ROOT, Target: ROOT }],
+          // Longer than the worker's --grace: a surplus worker drains before swarm would kill it.
+          StopGracePeriod: 40e9,
+        },
+        Networks: [{ Target: 'host' }],
+        RestartPolicy: { Condition: 'on-failure' },
+      },
+      Mode: { Replicated: { Replicas: MIN } },
+    });
+  });
+
+  after(async () => {
+    for (const x of daemons.reverse()) await x.stop();
+    await d
+      ?.getService(service)
+      .remove()
+      .catch(() => undefined);
+    await db?.drop();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  const replicas = async () =>
+    ((await d.getService(service).inspect()) as { Spec: { Mode: { Replicated: { Replicas: number } } } }).Spec
+      .Mode.Replicated.Replicas;
+
+  it('rises to max, runs every task once, falls back to min after the cooldown', async () => {
+    const scheduler = new Daemon(['scheduler', '--scan-interval', '500'], env, { cwd: dir });
+    daemons.push(scheduler);
+    await scheduler.waitFor('slow_fanout', 30_000).catch(() => undefined);
+    const autoscaler = new Daemon(['autoscale', '--interval', '1s', '--log-level', 'debug'], env, {
+      cwd: dir,
+    });
+    daemons.push(autoscaler);
+    await autoscaler.waitFor('autoscaler started', 30_000);
+
+    // The scheduler registers the DAG; then one run queues TASKS tasks on q.
+    let trig = await runCli(['trigger', 'dag', 'slow_fanout', '--json'], env, 30_000, { cwd: dir });
+    for (let i = 0; trig.code === 3 && i < 40; i++) {
+      await sleep(500);
+      trig = await runCli(['trigger', 'dag', 'slow_fanout', '--json'], env, 30_000, { cwd: dir });
+    }
+    expect(trig.code, trig.stdout + trig.stderr).to.equal(0);
+    const runId = (JSON.parse(trig.stdout) as { runId: string }).runId;
+
+    let peak = 0;
+    let done = false;
+    const end = Date.now() + 120_000;
+    const states = async () =>
+      (
+        await db.query<{ task_id: string; state: string; try_number: number }>(
+          'SELECT task_id, state, try_number FROM task_instances WHERE run_id = $1 ORDER BY task_id',
+          [runId],
+        )
+      ).rows;
+    while (!done || (await replicas()) !== MIN) {
+      peak = Math.max(peak, await replicas());
+      const rows = await states();
+      done = rows.length === TASKS && rows.every((r) => r.state === 'success');
+      if (Date.now() > end)
+        throw new Error(
+          `peak ${peak}, replicas ${await replicas()}, tasks ${JSON.stringify(rows)}\n` +
+            autoscaler.output.slice(-4000),
+        );
+      await sleep(250);
+    }
+    expect(peak, autoscaler.output.slice(-4000)).to.equal(MAX);
+    const rows = await states();
+    expect(rows.map((r) => [r.state, r.try_number])).to.deep.equal(Array(TASKS).fill(['success', 1]));
+
+    // The autoscaler logged its decisions with their inputs.
+    const decisions = autoscaler.output
+      .split('\n')
+      .filter((l) => l.includes('"action"'))
+      .map((l) => JSON.parse(l) as { action: string; ready?: number; running?: number; target: number });
+    expect(decisions.some((x) => x.action === 'up' && x.target === MAX)).to.equal(true);
+    expect(decisions.some((x) => x.action === 'down' && x.target === MIN)).to.equal(true);
+    expect(decisions.every((x) => x.action === 'read-failed' || typeof x.running === 'number')).to.equal(
+      true,
+    );
+    // The scale-down came while the long task still ran: a stopped worker had to drain, not kill it.
+    expect(decisions.some((x) => x.action === 'down' && (x.running ?? 0) > 0)).to.equal(true);
+
+    // Exactly one start and one end per task: none lost, none run twice.
+    const ledger = (await readFile(path.join(dir, 'ledger'), 'utf8')).trim().split('\n');
+    const count = (what: string) =>
+      Object.values(
+        ledger
+          .filter((l) => l.startsWith(what + ' '))
+          .reduce<Record<string, number>>(
+            (m, l) => ({ ...m, [l.split(' ')[2]!]: (m[l.split(' ')[2]!] ?? 0) + 1 }),
+            {},
+          ),
+      );
+    expect(count('start'), ledger.join('\n')).to.deep.equal(Array(TASKS).fill(1));
+    expect(count('end'), ledger.join('\n')).to.deep.equal(Array(TASKS).fill(1));
+    // The work was spread over several workers (containers), as the scale-up meant.
+    expect(new Set(ledger.map((l) => l.split(' ')[4])).size).to.be.greaterThan(1);
+  });
+});
