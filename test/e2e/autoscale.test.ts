@@ -12,10 +12,9 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type Docker from 'dockerode';
 import { Daemon, ROOT, runCli } from '../helpers/cli.js';
-import { ensureBaseImage, requireDocker } from '../helpers/docker.js';
+import { swarmQueueFixture } from '../helpers/autoscale.js';
 import { sleep } from '../helpers/engine.js';
-import { BROKER_URL, DATABASE_URL, freshDb, requireService, uniqueName } from '../helpers/env.js';
-import { ensureSwarm } from '../helpers/project.js';
+import { BROKER_URL, DATABASE_URL, type freshDb, uniqueName } from '../helpers/env.js';
 
 const TASKS = 7;
 const TASK_MS = 3000;
@@ -35,14 +34,8 @@ describe('e2e: autoscale a swarm worker service to the backlog and back', functi
   const daemons: Daemon[] = [];
 
   before(async function () {
-    await requireService(this, 'postgres');
-    await requireService(this, 'rabbitmq');
-    d = await requireDocker(this);
-    await ensureSwarm();
-    const image = await ensureBaseImage(d);
-    db = await freshDb();
-    stack = uniqueName('as').replaceAll('_', '-');
-    service = `${stack}_worker-q`;
+    let image: string;
+    ({ d, image, db, stack, service } = await swarmQueueFixture(this));
     // Inside the repository, so the DAG file's `import 'airtasks'` resolves to this package.
     dir = path.join(ROOT, 'test', '.tmp', stack);
     await mkdir(path.join(dir, 'dags'), { recursive: true });

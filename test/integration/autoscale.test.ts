@@ -12,9 +12,8 @@ import type Docker from 'dockerode';
 import { RabbitBroker } from '../../src/engine/broker/rabbitmq.js';
 import { runNodeGroupHook } from '../../src/services/autoscale/node-group-hook.js';
 import { runCli } from '../helpers/cli.js';
-import { ensureBaseImage, requireDocker } from '../helpers/docker.js';
-import { BROKER_URL, DATABASE_URL, freshDb, requireService, uniqueName } from '../helpers/env.js';
-import { ensureSwarm } from '../helpers/project.js';
+import { swarmQueueFixture } from '../helpers/autoscale.js';
+import { BROKER_URL, DATABASE_URL, type freshDb, uniqueName } from '../helpers/env.js';
 
 describe('autoscale: node-group hook', () => {
   let dir: string;
@@ -58,15 +57,9 @@ describe('autoscale --once on a swarm service', function () {
   let env: NodeJS.ProcessEnv;
 
   before(async function () {
-    await requireService(this, 'postgres');
-    await requireService(this, 'rabbitmq');
-    d = await requireDocker(this);
-    await ensureSwarm();
-    const image = await ensureBaseImage(d);
-    db = await freshDb();
+    let image: string;
+    ({ d, image, db, stack, service } = await swarmQueueFixture(this));
     prefix = uniqueName('as');
-    stack = uniqueName('as').replaceAll('_', '-');
-    service = `${stack}_worker-q`;
     broker = await RabbitBroker.connect({ url: BROKER_URL, prefix });
     dir = await mkdtemp(path.join(os.tmpdir(), 'airtasks-autoscale-'));
     const hookLog = path.join(dir, 'hook.log');
@@ -159,10 +152,13 @@ describe('autoscale --once on a swarm service', function () {
     expect(await readFile(path.join(dir, 'hook.log'), 'utf8')).to.equal('q=3\n');
   });
 
-  it('keeps the size when the broker cannot be read', async () => {
+  it('keeps the size when the broker or the database cannot be read', async () => {
     const r = await once([], { AIRTASKS_BROKER_URL: 'amqp://guest:guest@127.0.0.1:1' });
     expect(r.queues[0]).to.deep.include({ action: 'read-failed', current: 3, target: 3, scaled: false });
     expect(String(r.queues[0]!.reason)).to.match(/^keeping 3: broker unreachable/);
+    const noDb = await once([], { AIRTASKS_DB_SCHEMA: 'no_such_schema' });
+    expect(noDb.queues[0]).to.deep.include({ action: 'read-failed', current: 3, target: 3, scaled: false });
+    expect(String(noDb.queues[0]!.reason)).to.match(/^keeping 3: database read failed: .*does not exist/);
     expect(await replicas()).to.equal(3);
   });
 
