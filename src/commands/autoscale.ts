@@ -4,7 +4,7 @@ import { runUntilSignal } from '../cli/signals.js';
 import { table } from '../cli/table.js';
 import { toMs } from '../engine/dag/duration.js';
 import type { Duration } from '../engine/dag/types.js';
-import { usageError } from '../engine/errors.js';
+import { ExitCode, usageError } from '../engine/errors.js';
 import { createLogger, silentLogger } from '../engine/logger.js';
 import { autoscaleOnce, startAutoscaler, type AutoscalePass } from '../services/autoscale/index.js';
 
@@ -80,9 +80,8 @@ export default class AutoscaleCommand extends BaseCommand<typeof AutoscaleComman
     const intervalMs = duration('interval', f.interval);
     if (intervalMs < 100) throw usageError('--interval must be at least 100ms');
     if (f.once) {
-      // One pass reports its decisions as the result; logs would only repeat them.
-      const logger = this.jsonEnabled() ? silentLogger : createLogger({ level: 'warn', name: 'airtasks' });
-      const r = await autoscaleOnce({ ...opts, logger });
+      // One pass reports its decisions (reasons and errors included) as the result; logs would repeat them.
+      const r = await autoscaleOnce({ ...opts, logger: silentLogger });
       this.log(
         table(
           [
@@ -95,6 +94,7 @@ export default class AutoscaleCommand extends BaseCommand<typeof AutoscaleComman
             'CURRENT',
             'TARGET',
             'ACTION',
+            'NODES',
             'REASON',
           ],
           r.queues.map((q) => [
@@ -107,10 +107,13 @@ export default class AutoscaleCommand extends BaseCommand<typeof AutoscaleComman
             q.current ?? '?',
             q.target ?? '?',
             r.dryRun && q.target !== q.current ? `${q.action} (dry run)` : q.action,
-            q.reason,
+            q.nodes ? `${q.nodes.desired} (${q.nodes.hook})` : '-',
+            q.error && !q.reason.includes(q.error) ? `${q.reason} [${q.error}]` : q.reason,
           ]),
         ),
       );
+      // The decisions are printed either way; a pass that could not read everything is not a clean exit.
+      if (r.queues.some((q) => q.action === 'read-failed' || q.error)) this.setExitCode(ExitCode.UNAVAILABLE);
       return r;
     }
     const logger = createLogger({ level: f['log-level'], name: 'airtasks' });

@@ -107,11 +107,11 @@ describe('autoscale --once on a swarm service', function () {
   const replicas = async () =>
     ((await d.getService(service).inspect()) as { Spec: { Mode: { Replicated: { Replicas: number } } } }).Spec
       .Mode.Replicated.Replicas;
-  const once = async (args: string[], extra: NodeJS.ProcessEnv = {}) => {
+  const once = async (args: string[], extra: NodeJS.ProcessEnv = {}, code = 0) => {
     const r = await runCli(['autoscale', '--once', '--json', ...args], { ...env, ...extra }, 60_000, {
       cwd: dir,
     });
-    expect(r.code, r.stdout + r.stderr).to.equal(0);
+    expect(r.code, r.stdout + r.stderr).to.equal(code);
     return JSON.parse(r.stdout) as {
       stack: string;
       dryRun: boolean;
@@ -153,10 +153,10 @@ describe('autoscale --once on a swarm service', function () {
   });
 
   it('keeps the size when the broker or the database cannot be read', async () => {
-    const r = await once([], { AIRTASKS_BROKER_URL: 'amqp://guest:guest@127.0.0.1:1' });
+    const r = await once([], { AIRTASKS_BROKER_URL: 'amqp://guest:guest@127.0.0.1:1' }, 4); // printed, exit 4
     expect(r.queues[0]).to.deep.include({ action: 'read-failed', current: 3, target: 3, scaled: false });
     expect(String(r.queues[0]!.reason)).to.match(/^keeping 3: broker unreachable/);
-    const noDb = await once([], { AIRTASKS_DB_SCHEMA: 'no_such_schema' });
+    const noDb = await once([], { AIRTASKS_DB_SCHEMA: 'no_such_schema' }, 4);
     expect(noDb.queues[0]).to.deep.include({ action: 'read-failed', current: 3, target: 3, scaled: false });
     expect(String(noDb.queues[0]!.reason)).to.match(/^keeping 3: database read failed: .*does not exist/);
     expect(await replicas()).to.equal(3);
