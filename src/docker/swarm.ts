@@ -208,6 +208,8 @@ export interface ServiceScale {
   mode: 'replicated' | 'global';
   /** Replicas asked for (replicated); null for a global service. */
   replicas: number | null;
+  /** Containers swarm told to stop (a scale-down) that still run: workers draining their tasks. */
+  stopping: number;
 }
 
 interface RawService {
@@ -233,10 +235,20 @@ async function inspectService(docker: Docker, name: string): Promise<RawService>
 export async function serviceScale(docker: Docker, name: string): Promise<ServiceScale> {
   const s = await inspectService(docker, name);
   const global = !!s.Spec.Mode?.Global;
+  const tasks = (await docker.listTasks({ filters: { service: [s.ID] } })) as Array<{
+    DesiredState?: string;
+    Status?: { State?: string };
+  }>;
+  const stopping = tasks.filter(
+    (t) =>
+      t.DesiredState !== 'running' &&
+      ['assigned', 'accepted', 'preparing', 'ready', 'starting', 'running'].includes(t.Status?.State ?? ''),
+  ).length;
   return {
     name: s.Spec.Name,
     mode: global ? 'global' : 'replicated',
     replicas: global ? null : (s.Spec.Mode?.Replicated?.Replicas ?? 0),
+    stopping,
   };
 }
 

@@ -8,7 +8,7 @@
  * the others, so the scale-down comes while it runs on a surplus replica).
  */
 import { expect } from 'chai';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type Docker from 'dockerode';
 import { Daemon, ROOT, runCli } from '../helpers/cli.js';
@@ -99,19 +99,12 @@ for (let i = 0; i < ${TASKS}; i++)
       TaskTemplate: {
         ContainerSpec: {
           Image: image,
-          Command: ['node', path.join(ROOT, 'bin/run.js')],
+          // exec: the worker is the container's main process and gets swarm's SIGTERM itself; its log
+          // goes to a file of its own in the test folder (the containers of a scale-down are removed).
+          Command: ['sh', '-c'],
           Args: [
-            'worker',
-            '-q',
-            'q',
-            '-c',
-            '1',
-            '--grace',
-            '40',
-            '--gpus',
-            'none',
-            '--heartbeat-interval',
-            '1000',
+            `exec node ${path.join(ROOT, 'bin/run.js')} worker -q q -c 1 --grace 40 --gpus none ` +
+              `--heartbeat-interval 1000 2>> ${dir}/worker-$(cat /proc/sys/kernel/random/uuid).log`,
           ],
           Env: Object.entries({ ...env, AIRTASKS_LOG_FORMAT: 'json' }).map(([k, v]) => `${k}=${v}`),
           Mounts: [{ Type: 'bind', Source: ROOT, Target: ROOT }],
@@ -134,6 +127,15 @@ for (let i = 0; i < ${TASKS}; i++)
     await db?.drop();
     if (dir) await rm(dir, { recursive: true, force: true });
   });
+
+  /** The last lines of each worker's log, for failure messages. */
+  const workerLogs = async () => {
+    const files = (await readdir(dir)).filter((f) => f.startsWith('worker-'));
+    const tails = await Promise.all(
+      files.map(async (f) => `--- ${f}\n${(await readFile(path.join(dir, f), 'utf8')).slice(-3000)}`),
+    );
+    return tails.join('\n');
+  };
 
   const replicas = async () =>
     ((await d.getService(service).inspect()) as { Spec: { Mode: { Replicated: { Replicas: number } } } }).Spec
@@ -181,7 +183,16 @@ for (let i = 0; i < ${TASKS}; i++)
     }
     expect(peak, autoscaler.output.slice(-4000)).to.equal(MAX);
     const rows = await states();
-    expect(rows.map((r) => [r.state, r.try_number])).to.deep.equal(Array(TASKS).fill(['success', 1]));
+    const tries = await db.query(
+      'SELECT task_id, try_number, state, worker_id, error FROM task_tries WHERE run_id = $1',
+      [runId],
+    );
+    const ledger = (await readFile(path.join(dir, 'ledger'), 'utf8')).trim().split('\n');
+    expect(
+      rows.map((r) => [r.state, r.try_number]),
+      `${JSON.stringify(tries.rows, null, 1)}\n${ledger.join('\n')}\n${scheduler.output.slice(-3000)}\n` +
+        (await workerLogs()),
+    ).to.deep.equal(Array(TASKS).fill(['success', 1]));
 
     // The autoscaler logged its decisions with their inputs.
     const decisions = autoscaler.output
@@ -197,7 +208,6 @@ for (let i = 0; i < ${TASKS}; i++)
     expect(decisions.some((x) => x.action === 'down' && (x.running ?? 0) > 0)).to.equal(true);
 
     // Exactly one start and one end per task: none lost, none run twice.
-    const ledger = (await readFile(path.join(dir, 'ledger'), 'utf8')).trim().split('\n');
     const count = (what: string) =>
       Object.values(
         ledger
@@ -214,5 +224,8 @@ for (let i = 0; i < ${TASKS}; i++)
     // run tried), so it is not asserted; the counts above hold either way.
     // The work was spread over several workers (containers), as the scale-up meant.
     expect(new Set(ledger.map((l) => l.split(' ')[4])).size).to.be.greaterThan(1);
+
+    // SIGTERM stops the autoscaler cleanly (the pass in progress ends, connections close).
+    expect(await autoscaler.stop(), autoscaler.output.slice(-2000)).to.equal(0);
   });
 });

@@ -102,6 +102,28 @@ describe('autoscale: decide (pure)', () => {
     expect(r.decision).to.deep.include({ action: 'cooldown', cooldownLeftMs: 10_000 });
   });
 
+  it('waits for workers still draining before the next scale-down, keeping the cooldown', () => {
+    let r = decideScale(POLICY, 3, read(0, 1), FRESH_MEMORY, 0, 1);
+    expect(r.decision.action).to.equal('cooldown');
+    r = decideScale(POLICY, 3, read(0, 1), r.memory, 10_000, 1);
+    expect(r.decision).to.deep.include({ action: 'draining', current: 3, target: 3 });
+    expect(r.decision.reason).to.equal(
+      'backlog 1 needs 1; waiting for 1 stopped worker(s) to finish their tasks',
+    );
+    r = decideScale(POLICY, 3, read(0, 1), r.memory, 12_000, 0);
+    expect(r.decision).to.deep.include({ action: 'down', target: 1 });
+    // Scaling up does not wait, but what draining workers hold needs no new worker.
+    expect(decideScale(POLICY, 1, read(8, 0), FRESH_MEMORY, 0, 2).decision).to.deep.include({
+      action: 'up',
+      target: 2,
+    });
+    expect(decideScale(POLICY, 1, read(0, 3), FRESH_MEMORY, 0, 1).decision).to.deep.include({
+      action: 'hold',
+      wanted: 1,
+      backlog: 3,
+    });
+  });
+
   it('a cooldown of 0 scales down in the same pass', () => {
     const r = decideScale({ ...POLICY, cooldownMs: 0 }, 4, read(0, 1), FRESH_MEMORY, 0);
     expect(r.decision).to.deep.include({ action: 'down', target: 1 });

@@ -36,7 +36,7 @@ export interface QueueScaleMemory {
 
 export const FRESH_MEMORY: QueueScaleMemory = { lowSince: null, lowPeak: null };
 
-export type ScaleAction = 'up' | 'down' | 'hold' | 'cooldown' | 'read-failed';
+export type ScaleAction = 'up' | 'down' | 'hold' | 'cooldown' | 'draining' | 'read-failed';
 
 export interface ScaleDecision {
   action: ScaleAction;
@@ -74,6 +74,8 @@ export function decideScale(
   reading: QueueReading,
   memory: QueueScaleMemory,
   now: number,
+  /** Workers stopped by an earlier scale-down that still run (draining their tasks). */
+  draining = 0,
 ): { decision: ScaleDecision; memory: QueueScaleMemory } {
   if (!reading.ok) {
     // Keep the size and forget any running cooldown: a scale-down needs a cooldown of good reads.
@@ -91,7 +93,9 @@ export function decideScale(
     };
   }
   const backlog = backlogOf(reading);
-  const wanted = wantedWorkers(backlog, policy);
+  // Workers on their way out still run their tasks (counted in running), but they are not among the
+  // replicas: what they hold (at most their concurrency each) needs no new worker.
+  const wanted = wantedWorkers(Math.max(0, backlog - draining * policy.concurrency), policy);
   const base = { current, wanted, backlog, cooldownLeftMs: null };
   if (wanted > current)
     return {
@@ -119,6 +123,18 @@ export function decideScale(
         target: current,
         cooldownLeftMs: left,
         reason: `backlog ${backlog} needs ${wanted}; scaling down after ${Math.ceil(left / 1000)}s more of low backlog`,
+      },
+      memory: { lowSince, lowPeak },
+    };
+  if (draining > 0)
+    // One scale-down at a time: the next waits until the workers stopped by the last one have ended,
+    // so it is decided on what the remaining replicas hold.
+    return {
+      decision: {
+        ...base,
+        action: 'draining',
+        target: current,
+        reason: `backlog ${backlog} needs ${wanted}; waiting for ${draining} stopped worker(s) to finish their tasks`,
       },
       memory: { lowSince, lowPeak },
     };

@@ -52,7 +52,7 @@ export interface AutoscalerOptions {
 }
 
 /** A service's replicas, or why they could not be read. */
-export type ServiceSize = { replicas: number } | { error: string };
+export type ServiceSize = { replicas: number; stopping?: number } | { error: string };
 
 /**
  * One queue's outcome before acting (what --dry-run prints), from what was read: pure. A service that
@@ -91,7 +91,14 @@ export function planQueue(
       },
       memory: FRESH_MEMORY,
     };
-  const r = decideScale(q, size.replicas, reading ?? { ok: false, error: 'no reading' }, memory, now);
+  const r = decideScale(
+    q,
+    size.replicas,
+    reading ?? { ok: false, error: 'no reading' },
+    memory,
+    now,
+    size.stopping ?? 0,
+  );
   return { outcome: { ...base, ...r.decision }, memory: r.memory };
 }
 
@@ -123,7 +130,7 @@ export class Autoscaler {
       current =
         s.replicas === null
           ? { error: `service ${q.service} is global; make it replicated (deploy.mode) to autoscale it` }
-          : { replicas: s.replicas };
+          : { replicas: s.replicas, stopping: s.stopping };
     } catch (err) {
       current = { error: (err as Error).message };
     }
