@@ -202,3 +202,75 @@ export async function stackServices(docker: Docker, stack: string): Promise<Stac
     })
     .sort((a, b) => a.name.localeCompare(b.name));
 }
+
+export interface ServiceScale {
+  name: string;
+  mode: 'replicated' | 'global';
+  /** Replicas asked for (replicated); null for a global service. */
+  replicas: number | null;
+  /** Containers swarm told to stop (a scale-down) that still run: workers draining their tasks. */
+  stopping: number;
+}
+
+interface RawService {
+  ID: string;
+  Version: { Index: number };
+  Spec: { Name: string; Mode?: { Replicated?: { Replicas?: number }; Global?: object } } & Record<
+    string,
+    unknown
+  >;
+}
+
+async function inspectService(docker: Docker, name: string): Promise<RawService> {
+  try {
+    return (await docker.getService(name).inspect()) as RawService;
+  } catch (err) {
+    if (statusCode(err) === 404)
+      throw new SwarmError(`no swarm service named ${name}`, 'not-found', { cause: err });
+    throw new SwarmError(`reading service ${name} failed: ${engineMessage(err)}`, 'engine', { cause: err });
+  }
+}
+
+/** A service's mode and replica count. */
+export async function serviceScale(docker: Docker, name: string): Promise<ServiceScale> {
+  const s = await inspectService(docker, name);
+  const global = !!s.Spec.Mode?.Global;
+  const tasks = (await docker.listTasks({ filters: { service: [s.ID] } })) as Array<{
+    DesiredState?: string;
+    Status?: { State?: string };
+  }>;
+  const stopping = tasks.filter(
+    (t) =>
+      t.DesiredState !== 'running' &&
+      ['assigned', 'accepted', 'preparing', 'ready', 'starting', 'running'].includes(t.Status?.State ?? ''),
+  ).length;
+  return {
+    name: s.Spec.Name,
+    mode: global ? 'global' : 'replicated',
+    replicas: global ? null : (s.Spec.Mode?.Replicated?.Replicas ?? 0),
+    stopping,
+  };
+}
+
+/**
+ * Sets a replicated service's replica count (as `docker service scale`): the spec is sent back whole
+ * with the version it was read at, so a concurrent change of the service makes this fail instead of
+ * being overwritten. Swarm stops surplus replicas with SIGTERM and waits the stop grace period.
+ */
+export async function scaleService(docker: Docker, name: string, replicas: number): Promise<void> {
+  const s = await inspectService(docker, name);
+  if (s.Spec.Mode?.Global)
+    throw new SwarmError(
+      `service ${name} is global: its size follows its nodes, not a replica count`,
+      'invalid',
+    );
+  try {
+    await docker
+      .getService(s.ID)
+      .update({ version: s.Version.Index, ...s.Spec, Mode: { Replicated: { Replicas: replicas } } });
+  } catch (err) {
+    throw new SwarmError(`scaling ${name} to ${replicas} failed: ${engineMessage(err)}`, 'engine', {
+      cause: err,
+    });
+  }
+}

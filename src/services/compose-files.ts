@@ -11,11 +11,12 @@
  *   overlay network the stack defines becomes a bridge (overlays need a swarm);
  * - relative bind mounts and files become absolute, since the rendered files live elsewhere;
  * - the first file's services restart unless stopped (swarm restarts failed tasks; compose does
- *   not, and a scheduler started before its database is up must try again).
+ *   not, and a scheduler started before its database is up must try again);
+ * - the autoscaler is left out: it resizes swarm services, and compose runs none.
  */
 import path from 'node:path';
 import type { StackFile, StackService } from './stack-file.js';
-import { serviceLabels } from './stack-file.js';
+import { COMPONENT_LABEL, serviceLabels } from './stack-file.js';
 
 export interface SourceStack {
   /** The file it was read from (relative paths in it are relative to its folder). */
@@ -55,6 +56,7 @@ export function toComposeFiles(sources: SourceStack[], ctx: ComposeContext): Sta
   const configs = new Map<string, string>();
   const secrets = new Map<string, { external?: boolean; name?: string; file?: string; dir: string }>();
   const hostNetworks = new Set<string>();
+  const swarmOnly = new Set<string>();
   for (const { file, value } of sources) {
     const dir = path.dirname(file);
     for (const [k, v] of Object.entries((value.configs ?? {}) as Record<string, Entry | null>))
@@ -65,6 +67,8 @@ export function toComposeFiles(sources: SourceStack[], ctx: ComposeContext): Sta
     }
     for (const [k, v] of Object.entries((value.networks ?? {}) as Record<string, Entry | null>))
       if ((v?.name ?? k) === 'host') hostNetworks.add(k);
+    for (const [name, svc] of Object.entries(value.services ?? {}))
+      if (serviceLabels(svc ?? {})[COMPONENT_LABEL] === 'autoscaler') swarmOnly.add(name);
   }
 
   return sources.map(({ file, value }, index) => {
@@ -90,7 +94,8 @@ export function toComposeFiles(sources: SourceStack[], ctx: ComposeContext): Sta
       else delete out.networks;
     }
     for (const [name, svc] of Object.entries(value.services ?? {}))
-      out.services[name] = composeService(svc ?? {}, dir, configs, hostNetworks, index === 0);
+      if (!swarmOnly.has(name))
+        out.services[name] = composeService(svc ?? {}, dir, configs, hostNetworks, index === 0);
     return out;
   });
 }

@@ -12,7 +12,19 @@ export interface ProjectConfig {
   dagsFolder: string;
   /** New DAGs start paused (env AIRTASKS_DAGS_PAUSED_ON_CREATION wins); default false. */
   pausedOnCreation?: boolean;
-  queues: Record<string, { concurrency?: number; min?: number; max?: number }>;
+  /** Per queue: worker concurrency and the autoscaler's settings (see services/autoscale/config.ts). */
+  queues: Record<
+    string,
+    {
+      concurrency?: number;
+      min?: number;
+      max?: number;
+      cooldown?: string | number;
+      nodeGroupHook?: string;
+      workersPerNode?: number;
+      service?: string;
+    }
+  >;
   [key: string]: unknown;
 }
 

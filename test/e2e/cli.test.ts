@@ -237,11 +237,12 @@ describe('e2e: CLI with scheduler and workers as subprocesses', function () {
     expect(tries[0].error).to.match(/lost/);
   });
 
-  it('drains on SIGTERM: the running task finishes, then the worker exits 0', async () => {
+  /** Starts a lone worker and a run of e2e_slow; resolves once the worker runs slow_task. */
+  const slowTaskOnLoneWorker = async (seconds: number) => {
     for (const w of workers) await w.stop();
     workers = [];
     const w = await startWorker();
-    const waiting = trigger(['e2e_slow', '--conf', '{"seconds": 2}', '--wait'], 60_000);
+    const waiting = trigger(['e2e_slow', '--conf', `{"seconds": ${seconds}}`, '--wait'], 60_000);
     for (let i = 0; i < 200; i++) {
       const r = await db.query(
         `SELECT 1 FROM "${schema}".task_instances WHERE task_id = 'slow_task' AND state = 'running' AND worker_id LIKE $1`,
@@ -250,8 +251,11 @@ describe('e2e: CLI with scheduler and workers as subprocesses', function () {
       if (r.rowCount) break;
       await new Promise((res) => setTimeout(res, 50));
     }
-    const code = await w.stop('SIGTERM');
-    expect(code, w.output).to.equal(0);
+    return { w, waiting };
+  };
+
+  /** slow_task of the latest run ended once, on its first try; then the run goes on to its end. */
+  const expectSlowTaskRanOnce = async (waiting: ReturnType<typeof trigger>) => {
     const s = await db.query(
       `SELECT t.state, t.try_number FROM "${schema}".task_instances t JOIN "${schema}".dag_runs r USING (run_id)
        WHERE t.task_id = 'slow_task' ORDER BY r.created_at DESC LIMIT 1`,
@@ -260,5 +264,22 @@ describe('e2e: CLI with scheduler and workers as subprocesses', function () {
     await startWorker(); // after_slow still needs a worker
     const r = await waiting;
     expect(r.code, r.stderr).to.equal(0);
+  };
+
+  it('drains on SIGTERM: the running task finishes, then the worker exits 0', async () => {
+    const { w, waiting } = await slowTaskOnLoneWorker(2);
+    const code = await w.stop('SIGTERM');
+    expect(code, w.output).to.equal(0);
+    await expectSlowTaskRanOnce(waiting);
+  });
+
+  it('a repeated SIGTERM (swarm repeats it to a draining container) does not cut the drain short', async () => {
+    const { w, waiting } = await slowTaskOnLoneWorker(3);
+    w.child.kill('SIGTERM');
+    await w.waitFor('finishing running work');
+    w.child.kill('SIGTERM');
+    await w.waitFor('SIGTERM again: still finishing running work');
+    expect(await w.exited, w.output).to.equal(0);
+    await expectSlowTaskRanOnce(waiting);
   });
 });

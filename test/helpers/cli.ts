@@ -48,10 +48,10 @@ export class Daemon {
   output = '';
   readonly exited: Promise<number | null>;
 
-  constructor(args: string[], env: NodeJS.ProcessEnv) {
+  constructor(args: string[], env: NodeJS.ProcessEnv, opts: { cwd?: string } = {}) {
     this.child = spawn(process.execPath, [BIN, ...args], {
       env: { ...process.env, AIRTASKS_LOG_FORMAT: 'json', ...env },
-      cwd: ROOT,
+      cwd: opts.cwd ?? ROOT,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.child.stdout!.on('data', (d: Buffer) => (this.output += d.toString()));

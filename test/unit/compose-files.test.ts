@@ -98,4 +98,23 @@ describe('deploy without swarm: the stack rewritten for Docker Compose', () => {
     expect(over!.services.proxy).to.deep.equal({ deploy: { replicas: 0 } });
     expect(over!.services.proxy, 'only the first file sets restart').to.not.have.property('restart');
   });
+
+  it('leaves the autoscaler out of every file: it resizes swarm services, compose runs none', () => {
+    const withAutoscaler: StackFile = {
+      services: {
+        ...stack.services,
+        scaler: { image: 'app:1', deploy: { labels: { 'io.airtasks.component': 'autoscaler' } } },
+      },
+    };
+    const override: StackFile = { services: { scaler: { environment: { A: '1' } }, worker: {} } };
+    const [base, over] = toComposeFiles(
+      [
+        { file: '/proj/deploy/stack.yml', value: withAutoscaler },
+        { file: '/proj/override.yml', value: override },
+      ],
+      { secretFile },
+    );
+    expect(Object.keys(base!.services)).to.have.members(['worker', 'proxy']);
+    expect(Object.keys(over!.services)).to.deep.equal(['worker']);
+  });
 });

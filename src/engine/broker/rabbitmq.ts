@@ -237,7 +237,9 @@ export class RabbitBroker implements Broker {
       try {
         const r = await ch.checkQueue(this.queueName(q));
         out.push({ queue: q, ready: r.messageCount, unacked: null, consumers: r.consumerCount });
-      } catch {
+      } catch (err) {
+        // A queue nobody declared yet holds nothing; any other failure is not a depth of 0.
+        if ((err as { code?: unknown }).code !== 404) throw err;
         out.push({ queue: q, ready: 0, unacked: null, consumers: 0 });
       } finally {
         await ch.close().catch(() => undefined);

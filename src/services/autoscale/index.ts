@@ -1,0 +1,116 @@
+/** `airtasks autoscale` as plain functions: one pass (--once, --dry-run) or the long-lived loop. */
+import path from 'node:path';
+import type { Logger } from '../../engine/logger.js';
+import { usageError } from '../../engine/errors.js';
+import { requireSwarmManager } from '../../docker/swarm.js';
+import { resolveConnection, type ConnectionOptions, type Project } from '../config.js';
+import { dockerFor, withEngine, type DockerTarget } from '../swarm.js';
+import { Autoscaler, AutoscaleLoop, type QueueOutcome } from './autoscaler.js';
+import { autoscaledQueues, DEFAULT_COOLDOWN_MS, type QueueAutoscaleConfig } from './config.js';
+import { QueueInputs } from './inputs.js';
+
+export type { QueueOutcome } from './autoscaler.js';
+
+export interface AutoscaleOptions extends ConnectionOptions, DockerTarget {
+  /** Stack whose worker-<queue> services are scaled (default: airtasks.json's stackName). */
+  stack?: string;
+  /** Only these queues (default: every queue of airtasks.json with a "max"). */
+  queues?: string[];
+  /** Default cooldown for queues that set none. */
+  cooldownMs?: number;
+  dryRun?: boolean;
+  hookTimeoutMs?: number;
+  logger: Logger;
+}
+
+export interface AutoscalePass {
+  stack: string;
+  dryRun: boolean;
+  at: string;
+  queues: QueueOutcome[];
+}
+
+function stackOf(project: Project, given: string | undefined): string {
+  const configured = project.config.stackName;
+  const stack =
+    given ?? (typeof configured === 'string' && configured ? configured : path.basename(project.root));
+  if (!/^[A-Za-z0-9][A-Za-z0-9_-]*$/.test(stack)) throw usageError(`invalid stack name "${stack}"`);
+  return stack;
+}
+
+async function prepare(o: AutoscaleOptions, idleWhenNone = false) {
+  const conn = resolveConnection(o);
+  if (!conn.project.configFile)
+    throw usageError('no airtasks.json here or above: the autoscaler reads its queues from the project');
+  const stack = stackOf(conn.project, o.stack);
+  const queues: QueueAutoscaleConfig[] = autoscaledQueues(
+    conn.project,
+    { stack, cooldownMs: o.cooldownMs ?? DEFAULT_COOLDOWN_MS },
+    o.queues,
+  );
+  if (queues.length === 0 && idleWhenNone) return { stack, queues, active: null };
+  if (queues.length === 0)
+    throw usageError(
+      `no queue to autoscale: give a queue of ${conn.project.configFile} a "max" ` +
+        '(e.g. "queues": {"worker": {"concurrency": 2, "min": 1, "max": 4}})',
+    );
+  const docker = dockerFor(o);
+  await withEngine(o, () => requireSwarmManager(docker));
+  const inputs = new QueueInputs(conn, o.logger);
+  const scaler = new Autoscaler({
+    queues,
+    docker,
+    read: (q) => inputs.read(q),
+    logger: o.logger,
+    dryRun: o.dryRun,
+    hookTimeoutMs: o.hookTimeoutMs,
+  });
+  return { stack, queues, active: { inputs, scaler } };
+}
+
+/** One pass: decide for every queue and (unless dryRun) act; a scale-down needs cooldown 0 here. */
+export async function autoscaleOnce(o: AutoscaleOptions): Promise<AutoscalePass> {
+  const { stack, active } = await prepare(o);
+  const { inputs, scaler } = active!; // without idleWhenNone, prepare() throws when no queue autoscales
+  try {
+    const queues = await scaler.pass();
+    return { stack, dryRun: !!o.dryRun, at: new Date().toISOString(), queues };
+  } finally {
+    await inputs.close();
+  }
+}
+
+/** The long-lived autoscaler; stop() finishes the pass in progress and closes its connections. */
+export async function startAutoscaler(
+  o: AutoscaleOptions & { intervalMs: number },
+): Promise<{ stop(): Promise<void> }> {
+  const { stack, queues, active } = await prepare(o, true);
+  if (!active) {
+    // A deployed stack whose project autoscales nothing: stay up and quiet rather than restart forever.
+    o.logger.warn(
+      { stack },
+      'no queue of airtasks.json has a "max": nothing to autoscale (the autoscaler idles until stopped)',
+    );
+    return { stop: () => Promise.resolve() };
+  }
+  o.logger.info(
+    {
+      stack,
+      intervalMs: o.intervalMs,
+      dryRun: !!o.dryRun,
+      queues: queues.map(({ queue, service, min, max, concurrency, cooldownMs, nodeGroupHook }) => ({
+        queue,
+        service,
+        min,
+        max,
+        concurrency,
+        cooldownMs,
+        nodeGroupHook: !!nodeGroupHook,
+      })),
+    },
+    'autoscaler started',
+  );
+  const loop = new AutoscaleLoop(active.scaler, o.intervalMs, o.logger, () => active.inputs.close());
+  loop.start();
+  return loop;
+}
