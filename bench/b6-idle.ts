@@ -33,7 +33,7 @@ async function pickup(e: BenchEnv, dagId: string, before: string | undefined, ti
 export const b6: Benchmark = {
   id: 'b6',
   title: 'B6 idle and pickup',
-  timeoutMs: (quick) => (quick ? 180_000 : 300_000),
+  timeoutMs: () => 360_000,
   async run(ctx) {
     const B = 'B6 idle';
     const files = 1000;
@@ -42,11 +42,11 @@ export const b6: Benchmark = {
       for (let i = 0; i < files; i++)
         await writeFile(path.join(e.folder, `d${i}.ts`), dagFile(`d${i}`, 'true'));
       const t0 = performance.now();
-      const s = await e.scheduler({ parse: true });
+      const s = await e.scheduler({ parse: true, parseTimeoutMs: 240_000 });
       for (;;) {
         const r = await e.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM dags WHERE is_active`);
         if (r.rows[0]!.n >= files) break;
-        if (performance.now() - t0 > 150_000) throw new Error(`only ${r.rows[0]!.n} of ${files} DAGs parsed`);
+        if (performance.now() - t0 > 240_000) throw new Error(`only ${r.rows[0]!.n} of ${files} DAGs parsed`);
         await sleep(200);
       }
       const firstParse = (performance.now() - t0) / 1000;

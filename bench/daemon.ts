@@ -36,7 +36,13 @@ const role = env('BENCH_ROLE');
 const dagsFolder = env('BENCH_DAGS');
 const part =
   role === 'scheduler'
-    ? new Scheduler({ db, broker, dagsFolder: process.env.BENCH_PARSE === '1' ? dagsFolder : null })
+    ? new Scheduler({
+        db,
+        broker,
+        dagsFolder: process.env.BENCH_PARSE === '1' ? dagsFolder : null,
+        // B6's first parse of 1,000 files runs in one child; past this limit it falls back to a child per file.
+        parseTimeoutMs: Number(env('BENCH_PARSE_TIMEOUT_MS', '60000')),
+      })
     : new Worker({
         db,
         broker,
@@ -63,4 +69,6 @@ process.on('message', (m: unknown) => {
     })();
   }
 });
+// The benchmark that started this process is gone (killed, timed out): do not linger.
+process.on('disconnect', () => process.exit(1));
 process.send!('ready');

@@ -112,11 +112,12 @@ export class BenchEnv {
     };
   }
 
-  async scheduler(opts: { parse?: boolean } = {}): Promise<EngineProcess> {
+  async scheduler(opts: { parse?: boolean; parseTimeoutMs?: number } = {}): Promise<EngineProcess> {
     const p = await EngineProcess.start({
       ...this.baseEnv(),
       BENCH_ROLE: 'scheduler',
       BENCH_PARSE: opts.parse ? '1' : '0',
+      BENCH_PARSE_TIMEOUT_MS: String(opts.parseTimeoutMs ?? 60_000),
     });
     this.procs.push(p);
     return p;
