@@ -11,12 +11,19 @@ import { Worker } from '../src/engine/worker/worker.js';
 
 // Counts every statement of this process (pool queries, transactions, BEGIN/COMMIT included).
 let statements = 0;
+// BENCH_STATEMENT_KINDS=1: also count statements by their first words, printed to stderr on stop (profiling).
+const kinds = process.env.BENCH_STATEMENT_KINDS === '1' ? new Map<string, number>() : null;
 const clientQuery = pg.Client.prototype.query as (...a: unknown[]) => unknown;
 (pg.Client.prototype as unknown as { query: (...a: unknown[]) => unknown }).query = function (
   this: pg.Client,
   ...args: unknown[]
 ) {
   statements++;
+  if (kinds) {
+    const a = args[0] as string | { text?: string };
+    const text = (typeof a === 'string' ? a : (a?.text ?? '')).replace(/\s+/g, ' ').slice(0, 70);
+    kinds.set(text, (kinds.get(text) ?? 0) + 1);
+  }
   return clientQuery.apply(this, args);
 };
 
@@ -63,6 +70,14 @@ process.on('message', (m: unknown) => {
   } else if (m === 'stop') {
     void (async () => {
       await part.stop();
+      if (kinds)
+        process.stderr.write(
+          `${process.env.BENCH_ROLE} statements:\n${[...kinds]
+            .sort((a, b) => b[1] - a[1])
+            .slice(0, 15)
+            .map(([k, n]) => `  ${n}  ${k}`)
+            .join('\n')}\n`,
+        );
       await broker.close();
       await db.close();
       process.exit(0);

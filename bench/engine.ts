@@ -29,6 +29,7 @@ export const BROKER_URL =
 
 const BUILDER_URL = new URL('../src/engine/dag/builder.ts', import.meta.url).href;
 const DAEMON = fileURLToPath(new URL('./daemon.ts', import.meta.url));
+export const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
 export function uniqueName(prefix: string): string {
   return `${prefix}_${Date.now().toString(36)}_${randomBytes(3).toString('hex')}`;
@@ -46,7 +47,13 @@ export class EngineProcess {
 
   static async start(env: Record<string, string>): Promise<EngineProcess> {
     const child = fork(DAEMON, [], {
-      execArgv: ['--import', 'tsx', ...(process.env.BENCH_CPU_PROF ? ['--cpu-prof'] : [])],
+      // BENCH_CPU_PROF=<dir>: each engine process writes a CPU profile there when it stops.
+      execArgv: [
+        '--import',
+        'tsx',
+        ...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : []),
+      ],
+      cwd: ROOT,
       env: { ...process.env, ...env },
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });

@@ -5,7 +5,7 @@
 import { execFile } from 'node:child_process';
 import amqp from 'amqplib';
 import pg from 'pg';
-import { BROKER_URL, DATABASE_URL, uniqueName } from './engine.js';
+import { BROKER_URL, DATABASE_URL, ROOT, uniqueName } from './engine.js';
 import { quantile } from './stats.js';
 
 export interface Floors {
@@ -71,6 +71,7 @@ export function bareNodeRss(): Promise<number> {
     execFile(
       process.execPath,
       ['--import', 'tsx', '-e', 'setTimeout(() => console.log(process.resourceUsage().maxRSS), 200)'],
+      { cwd: ROOT },
       (err, stdout) => (err ? reject(err) : resolve(Number(stdout.trim()) / 1024)),
     ),
   );
