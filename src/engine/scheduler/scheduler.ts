@@ -50,6 +50,8 @@ export interface SchedulerOptions {
 }
 
 const RUNS_PER_TICK = 200;
+/** Passes shorter than this follow each other at once (small runs keep their latency). */
+const PACING_MIN_MS = 10;
 
 export class Scheduler {
   private readonly log: Logger;
@@ -141,8 +143,13 @@ export class Scheduler {
   private async loop() {
     do {
       this.tickAgain = false;
+      const t0 = performance.now();
       try {
         await this.tick();
+        // A pass over a large run reads all its tasks: with results streaming in, back-to-back passes
+        // would keep a core busy. Waiting as long as the pass took batches what arrives meanwhile.
+        const took = performance.now() - t0;
+        if (this.tickAgain && took > PACING_MIN_MS) await sleep(Math.min(took, 250));
       } catch (err) {
         this.log.error({ err: (err as Error).message }, 'scheduling pass failed; retrying');
         this.fullSweep = true;
