@@ -79,6 +79,13 @@ export async function lockStartableRuns(q: Queryable, limit: number): Promise<Ru
   return out;
 }
 
+/** Whether any run is queued (paused or capped ones included): lockStartableRuns has work only then. */
+export async function anyQueuedRuns(q: Queryable): Promise<boolean> {
+  return (
+    await q.query<{ any: boolean }>(`SELECT EXISTS (SELECT 1 FROM dag_runs WHERE state = 'queued') AS any`)
+  ).rows[0]!.any;
+}
+
 /**
  * Locks the rows of DAGs with concurrency limits, in id order (so two schedulers cannot deadlock), for
  * the rest of the transaction: starting runs and queueing tasks of one DAG is then serialised across
