@@ -3,7 +3,7 @@
  * state in Postgres, persistent messages with publisher confirms, acks after commit. Peers get the same
  * worker concurrency and the durability described in their modules. Also peak RSS of scheduler and worker.
  */
-import { fanOutDagSource, type Benchmark, type BenchContext } from './context.js';
+import { fanOutDagSource, memoryFigures, type Benchmark, type BenchContext } from './context.js';
 import { withEnv } from './engine.js';
 import { celeryFanOut, celeryMissing } from './peers/celery.js';
 import { graphileFanOut } from './peers/graphile.js';
@@ -132,20 +132,7 @@ export const b2: Benchmark = {
         unit: 'ms',
         baseline: pg,
       },
-      {
-        bench: 'Memory',
-        metric: 'scheduler peak RSS (B2 fan-out)',
-        value: fan.schedulerRssMiB,
-        unit: 'MiB',
-        baseline: { name: 'bare node', value: ctx.floors.nodeRssMiB },
-      },
-      {
-        bench: 'Memory',
-        metric: 'worker peak RSS (B2 fan-out)',
-        value: fan.workerRssMiB,
-        unit: 'MiB',
-        baseline: { name: 'bare node', value: ctx.floors.nodeRssMiB },
-      },
+      ...memoryFigures(ctx, 'B2 fan-out', fan.schedulerRssMiB, fan.workerRssMiB),
     );
     return figures;
   },

@@ -4,7 +4,7 @@
  * CPU seconds and SQL statements per task; the 10,000-task figures are compared with the 1,000-task ones
  * per task, so growth shows as a ratio (1 = linear).
  */
-import type { Benchmark } from './context.js';
+import { memoryFigures, type Benchmark } from './context.js';
 import { withEnv } from './engine.js';
 import { atMost, type Figure } from './stats.js';
 
@@ -85,22 +85,7 @@ export const b5: Benchmark = {
       }
       const sFinal = await s.stats();
       const wFinal = await w.stats();
-      figures.push(
-        {
-          bench: 'Memory',
-          metric: 'scheduler peak RSS (B5)',
-          value: sFinal.maxRssMiB,
-          unit: 'MiB',
-          baseline: { name: 'bare node', value: ctx.floors.nodeRssMiB },
-        },
-        {
-          bench: 'Memory',
-          metric: 'worker peak RSS (B5)',
-          value: wFinal.maxRssMiB,
-          unit: 'MiB',
-          baseline: { name: 'bare node', value: ctx.floors.nodeRssMiB },
-        },
-      );
+      figures.push(...memoryFigures(ctx, 'B5', sFinal.maxRssMiB, wFinal.maxRssMiB));
     });
     return figures;
   },

@@ -35,3 +35,17 @@ for (let i = 0; i < ${n}; i++) d.node('t' + i, { run: () => null });
 export default d;
 `;
 }
+
+/** Peak RSS of a benchmark's scheduler and worker, against a bare Node process. */
+export function memoryFigures(
+  ctx: BenchContext,
+  where: string,
+  schedulerMiB: number,
+  workerMiB: number,
+): Figure[] {
+  const baseline = { name: 'bare node', value: ctx.floors.nodeRssMiB };
+  return [
+    { bench: 'Memory', metric: `scheduler peak RSS (${where})`, value: schedulerMiB, unit: 'MiB', baseline },
+    { bench: 'Memory', metric: `worker peak RSS (${where})`, value: workerMiB, unit: 'MiB', baseline },
+  ];
+}
