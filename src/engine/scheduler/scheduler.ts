@@ -68,6 +68,9 @@ export class Scheduler {
   private stopping = false;
   private stopped: Promise<void> | null = null;
   private scanning = false;
+  /** A change was seen while a scan ran: scan again when it ends. */
+  private scanAgain = false;
+  private unwatch: (() => void) | null = null;
   private scheduling = false;
 
   constructor(private readonly o: SchedulerOptions) {
@@ -102,7 +105,10 @@ export class Scheduler {
       },
     );
     await this.listener.ready;
-    if (this.processor) await this.scanDags();
+    if (this.processor) {
+      this.unwatch = this.processor.watch(() => void this.scanDags());
+      await this.scanDags();
+    }
     await this.scheduleRuns();
     const every = (ms: number, fn: () => void) => this.timers.push(setInterval(fn, ms));
     every(this.o.sweepIntervalMs ?? 5000, () => {
@@ -115,14 +121,18 @@ export class Scheduler {
     every(Math.max(250, (this.o.zombieThresholdMs ?? 30_000) / 4), () => void this.reapZombies());
     every(Math.max(250, (this.o.outboxStaleMs ?? 5000) / 2), () => void this.republishStaleOutbox());
     every(Math.max(250, (this.o.requeueAfterMs ?? 60_000) / 2), () => void this.requeueLostMessages());
-    if (this.processor) every(this.o.dagScanIntervalMs ?? 2000, () => void this.scanDags());
+    if (this.processor) every(this.o.dagScanIntervalMs ?? 10_000, () => void this.scanDags());
     this.log.info({ dagsFolder: this.o.dagsFolder, broker: this.o.broker.kind }, 'scheduler started');
     this.wake();
   }
 
   /** Re-reads the dags folder now (also called on a timer). */
   async scanDags(force = false) {
-    if (!this.processor || this.scanning || this.stopping) return;
+    if (!this.processor || this.stopping) return;
+    if (this.scanning) {
+      this.scanAgain = true;
+      return;
+    }
     this.scanning = true;
     try {
       await this.processor.sync(force);
@@ -130,6 +140,10 @@ export class Scheduler {
       this.log.error({ err: (err as Error).message }, 'DAG folder scan failed');
     } finally {
       this.scanning = false;
+      if (this.scanAgain) {
+        this.scanAgain = false;
+        void this.scanDags();
+      }
     }
   }
 
@@ -463,6 +477,7 @@ export class Scheduler {
     this.stopped ??= (async () => {
       this.stopping = true;
       for (const t of this.timers) clearInterval(t);
+      this.unwatch?.();
       await this.listener?.close();
       await this.ticking?.catch(() => undefined);
       this.log.info('scheduler stopped');
