@@ -100,56 +100,37 @@ export const b1: Benchmark = {
     };
     figures.push(perLink);
     const peers: Array<{ name: string; perLink: number }> = [];
-    ctx.log('  graphile-worker chain');
-    try {
-      const g = summarizeChains(await timeout('graphile-worker chain', 120_000, graphileChain(LENGTH, runs)));
-      peers.push({ name: 'graphile-worker', perLink: g.perLink });
-      figures.push(
-        {
-          bench: B,
-          metric: 'graphile-worker per link',
-          value: g.perLink,
-          unit: 'ms',
-          baseline: { name: 'airtasks per link', value: a.perLink },
-        },
-        {
-          bench: B,
-          metric: 'graphile-worker gap p50',
-          value: g.gapP50,
-          unit: 'ms',
-          baseline: { name: 'airtasks gap p50', value: a.gapP50 },
-        },
-      );
-    } catch (err) {
-      figures.push(skipped(B, 'graphile-worker per link', `failed: ${(err as Error).message}`));
-    }
-    ctx.log('  celery chain');
-    const missing = await celeryMissing();
-    if (missing) figures.push(skipped(B, 'celery per link', missing));
-    else {
+    // Runs one peer's chains; its figures, or why there are none.
+    const peer = async (name: string, missing: string | null, chains: () => Promise<ChainTimes>) => {
+      ctx.log(`  ${name} chain`);
+      if (missing) return void figures.push(skipped(B, `${name} per link`, missing));
       try {
-        const c = summarizeChains(await celeryChain(LENGTH, runs, 180_000));
-        peers.push({ name: 'celery', perLink: c.perLink });
+        const p = summarizeChains(await chains());
+        peers.push({ name, perLink: p.perLink });
         figures.push(
           {
             bench: B,
-            metric: 'celery per link',
-            value: c.perLink,
+            metric: `${name} per link`,
+            value: p.perLink,
             unit: 'ms',
             baseline: { name: 'airtasks per link', value: a.perLink },
           },
           {
             bench: B,
-            metric: 'celery gap p50',
-            value: c.gapP50,
+            metric: `${name} gap p50`,
+            value: p.gapP50,
             unit: 'ms',
             baseline: { name: 'airtasks gap p50', value: a.gapP50 },
           },
         );
       } catch (err) {
-        figures.push(skipped(B, 'celery per link', `failed: ${(err as Error).message}`));
+        figures.push(skipped(B, `${name} per link`, `failed: ${(err as Error).message}`));
       }
-    }
+    };
+    await peer('graphile-worker', null, () =>
+      timeout('graphile-worker chain', 120_000, graphileChain(LENGTH, runs)),
+    );
+    await peer('celery', await celeryMissing(), () => celeryChain(LENGTH, runs, 180_000));
     if (peers.length > 0) {
       const best = Math.min(...peers.map((p) => p.perLink));
       perLink.target = atMost(
