@@ -23,8 +23,9 @@ export default class SchedulerCommand extends BaseCommand<typeof SchedulerComman
       min: 1,
     }),
     'scan-interval': Flags.integer({
-      summary: 'Milliseconds between scans of the dags folder.',
-      default: 2000,
+      summary:
+        'Milliseconds between full scans of the dags folder (changes are also seen at once by watching it).',
+      default: 10_000,
       min: 100,
     }),
     'log-level': Flags.string({

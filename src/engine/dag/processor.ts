@@ -1,4 +1,5 @@
 /** The DAG processor: keeps the store's DAGs in step with the files of a dags folder. */
+import { watch as watchFolder, type FSWatcher } from 'node:fs';
 import type { Db } from '../store/db.js';
 import * as dags from '../store/dags.js';
 import type { Logger } from '../logger.js';
@@ -25,6 +26,37 @@ export class DagProcessor {
     private readonly folder: string,
     private readonly opts: { logger?: Logger; parseTimeoutMs?: number; pausedOnCreation?: boolean } = {},
   ) {}
+
+  /**
+   * Calls onChange shortly after anything in the folder changes (inotify on Linux), so that a new or edited
+   * DAG is picked up at once without stat-ing every file every few seconds; the caller's periodic scan stays
+   * as a safety net (and is all there is where the folder cannot be watched). Returns a stop function.
+   */
+  watch(onChange: () => void): () => void {
+    let timer: NodeJS.Timeout | null = null;
+    let watcher: FSWatcher;
+    try {
+      watcher = watchFolder(this.folder, { recursive: true }, () => {
+        // Editors write a file in several steps: one scan for the burst.
+        timer ??= setTimeout(() => {
+          timer = null;
+          onChange();
+        }, 50);
+      });
+    } catch {
+      return () => undefined;
+    }
+    watcher.on('error', (err) =>
+      (this.opts.logger ?? silentLogger).warn(
+        { err: err.message },
+        'watching the dags folder failed; scanning only',
+      ),
+    );
+    return () => {
+      if (timer) clearTimeout(timer);
+      watcher.close();
+    };
+  }
 
   /** Parses new and changed files (all of them with force) and records the result. */
   async sync(force = false): Promise<SyncReport> {

@@ -51,6 +51,8 @@ export interface SchedulerOptions {
 }
 
 const RUNS_PER_TICK = 200;
+/** Passes that read fewer task rows follow each other at once (small runs keep their latency). */
+const PACING_MIN_ROWS = 2000;
 
 export class Scheduler {
   private readonly log: Logger;
@@ -62,9 +64,14 @@ export class Scheduler {
   private fullSweep = true;
   private ticking: Promise<void> | null = null;
   private tickAgain = false;
+  /** Task rows the current pass has read (see loop). */
+  private rowsRead = 0;
   private stopping = false;
   private stopped: Promise<void> | null = null;
   private scanning = false;
+  /** A change was seen while a scan ran: scan again when it ends. */
+  private scanAgain = false;
+  private unwatch: (() => void) | null = null;
   private scheduling = false;
   private readonly warned = new Map<string, number>();
 
@@ -106,7 +113,10 @@ export class Scheduler {
       },
     );
     await this.listener.ready;
-    if (this.processor) await this.scanDags();
+    if (this.processor) {
+      this.unwatch = this.processor.watch(() => void this.scanDags());
+      await this.scanDags();
+    }
     await this.scheduleRuns();
     const every = (ms: number, fn: () => void) => this.timers.push(setInterval(fn, ms));
     every(this.o.sweepIntervalMs ?? 5000, () => {
@@ -119,14 +129,18 @@ export class Scheduler {
     every(Math.max(250, (this.o.zombieThresholdMs ?? 30_000) / 4), () => void this.reapZombies());
     every(Math.max(250, (this.o.outboxStaleMs ?? 5000) / 2), () => void this.republishStaleOutbox());
     every(Math.max(250, (this.o.requeueAfterMs ?? 60_000) / 2), () => void this.requeueLostMessages());
-    if (this.processor) every(this.o.dagScanIntervalMs ?? 2000, () => void this.scanDags());
+    if (this.processor) every(this.o.dagScanIntervalMs ?? 10_000, () => void this.scanDags());
     this.log.info({ dagsFolder: this.o.dagsFolder, broker: this.o.broker.kind }, 'scheduler started');
     this.wake();
   }
 
   /** Re-reads the dags folder now (also called on a timer). */
   async scanDags(force = false) {
-    if (!this.processor || this.scanning || this.stopping) return;
+    if (!this.processor || this.stopping) return;
+    if (this.scanning) {
+      this.scanAgain = true;
+      return;
+    }
     this.scanning = true;
     try {
       await this.processor.sync(force);
@@ -134,6 +148,10 @@ export class Scheduler {
       this.log.error({ err: (err as Error).message }, 'DAG folder scan failed');
     } finally {
       this.scanning = false;
+      if (this.scanAgain) {
+        this.scanAgain = false;
+        void this.scanDags();
+      }
     }
   }
 
@@ -149,8 +167,14 @@ export class Scheduler {
   private async loop() {
     do {
       this.tickAgain = false;
+      this.rowsRead = 0;
+      const t0 = performance.now();
       try {
         await this.tick();
+        // A pass over a large run reads all its tasks: with results streaming in, back-to-back passes
+        // would keep a core busy. Waiting as long as the pass took batches what arrives meanwhile.
+        if (this.tickAgain && this.rowsRead > PACING_MIN_ROWS)
+          await sleep(Math.min(performance.now() - t0, 250));
       } catch (err) {
         this.log.error({ err: (err as Error).message }, 'scheduling pass failed; retrying');
         this.fullSweep = true;
@@ -198,6 +222,8 @@ export class Scheduler {
 
   /** Creates the task instances of queued runs and queues their first tasks; returns how many started. */
   private async startQueuedRuns(): Promise<number> {
+    // Most passes follow a task's result, with no run waiting: one cheap read instead of a transaction.
+    if (!(await runs.anyQueuedRuns(this.o.db))) return 0;
     let started = 0;
     const outbox = await this.o.db.tx(async (c) => {
       // Runs of paused DAGs, and beyond a DAG's max_active_runs, stay queued.
@@ -235,6 +261,7 @@ export class Scheduler {
       locked.map((r) => r.run_id),
       [...new Set(branchIds)],
     );
+    this.rowsRead += briefs.length;
     const byRun = new Map<string, Map<string, TaskStateBrief>>();
     for (const b of briefs) {
       let m = byRun.get(b.run_id);
@@ -516,6 +543,7 @@ export class Scheduler {
     this.stopped ??= (async () => {
       this.stopping = true;
       for (const t of this.timers) clearInterval(t);
+      this.unwatch?.();
       await this.listener?.close();
       await this.ticking?.catch(() => undefined);
       this.log.info('scheduler stopped');

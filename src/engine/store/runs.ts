@@ -79,6 +79,13 @@ export async function lockStartableRuns(q: Queryable, limit: number): Promise<Ru
   return out;
 }
 
+/** Whether any run is queued (paused or capped ones included): lockStartableRuns has work only then. */
+export async function anyQueuedRuns(q: Queryable): Promise<boolean> {
+  return (
+    await q.query<{ any: boolean }>(`SELECT EXISTS (SELECT 1 FROM dag_runs WHERE state = 'queued') AS any`)
+  ).rows[0]!.any;
+}
+
 /**
  * Locks the rows of DAGs with concurrency limits, in id order (so two schedulers cannot deadlock), for
  * the rest of the transaction: starting runs and queueing tasks of one DAG is then serialised across
@@ -152,12 +159,16 @@ export async function runningRunIds(q: Queryable): Promise<string[]> {
   ).rows.map((r) => r.run_id);
 }
 
-/** Running runs among the given ids, locked against other schedulers (who skip them). */
+/**
+ * Running runs among the given ids, locked against other schedulers (who skip them). NO KEY UPDATE: a
+ * plain FOR UPDATE also conflicts with the KEY SHARE locks that the foreign-key checks of workers' claims
+ * and results take on the run row, so a busy run was skipped (and deferred) on most passes.
+ */
 export async function lockRunningRuns(q: Queryable, ids: string[], limit: number): Promise<RunRow[]> {
   return (
     await q.query<RunRow>(
       `SELECT * FROM dag_runs WHERE state = 'running' AND run_id = ANY($1)
-       ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED`,
+       ORDER BY created_at LIMIT $2 FOR NO KEY UPDATE SKIP LOCKED`,
       [ids, limit],
     )
   ).rows;

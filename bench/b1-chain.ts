@@ -1,0 +1,144 @@
+/**
+ * B1 chain latency: a 50-task linear DAG of no-op tasks, run after run. The gap from a task's end to the
+ * next one's start, start-to-start per link, and trigger -> first task start; peers run the same chain.
+ */
+import { chainDagSource, type Benchmark, type BenchContext } from './context.js';
+import { timeout, withEnv } from './engine.js';
+import { celeryChain, celeryMissing } from './peers/celery.js';
+import { graphileChain, type ChainTimes } from './peers/graphile.js';
+import { atMost, mean, quantile, skipped, type Figure } from './stats.js';
+
+const LENGTH = 50;
+
+export interface ChainSummary {
+  gapP50: number;
+  gapP99: number;
+  perLink: number;
+  triggerToFirst: number;
+}
+
+/** Summarises chains: every link's gap pooled across runs; per link and trigger latency averaged over runs. */
+export function summarizeChains(t: ChainTimes): ChainSummary {
+  const gaps: number[] = [];
+  const perLink: number[] = [];
+  const first: number[] = [];
+  for (const r of t.runs) {
+    const l = r.links;
+    for (let i = 1; i < l.length; i++) gaps.push(l[i]!.start - l[i - 1]!.end);
+    perLink.push((l[l.length - 1]!.start - l[0]!.start) / (l.length - 1));
+    first.push(l[0]!.start - r.triggered);
+  }
+  return {
+    gapP50: quantile(gaps, 0.5),
+    gapP99: quantile(gaps, 0.99),
+    perLink: mean(perLink),
+    triggerToFirst: quantile(first, 0.5),
+  };
+}
+
+async function airtasksChain(ctx: BenchContext, runs: number): Promise<ChainTimes> {
+  return withEnv(async (e) => {
+    const dag = (await e.addDagFile('chain.ts', chainDagSource('chain', LENGTH))).get('chain')!;
+    await e.scheduler();
+    await e.worker(1);
+    const out: ChainTimes = { runs: [] };
+    for (let r = 0; r <= runs; r++) {
+      const [id] = await e.trigger(dag);
+      await e.waitRuns([id!], 60_000);
+      if (r === 0) continue; // warms up: the worker imports the DAG file on its first task
+      const [run] = await e.runTimes([id!]);
+      const links = (await e.taskTimes([id!]))
+        .sort((a, b) => Number(a.task_id.slice(1)) - Number(b.task_id.slice(1)))
+        .map((t) => ({ start: t.started, end: t.ended }));
+      out.runs.push({ triggered: run!.created, links });
+    }
+    ctx.log(`  airtasks: ${runs} chains done`);
+    return out;
+  });
+}
+
+export const b1: Benchmark = {
+  id: 'b1',
+  title: 'B1 chain latency',
+  timeoutMs: (quick) => (quick ? 90_000 : 240_000),
+  async run(ctx) {
+    const runs = ctx.quick ? 5 : 20;
+    const B = 'B1 chain';
+    const pg = { name: 'pg commit', value: ctx.floors.pgCommitMs };
+    const a = summarizeChains(await airtasksChain(ctx, runs));
+    const figures: Figure[] = [
+      {
+        bench: B,
+        metric: 'gap end->next start p50',
+        value: a.gapP50,
+        unit: 'ms',
+        baseline: pg,
+        target: atMost(a.gapP50, 3, '<= 3 ms'),
+      },
+      {
+        bench: B,
+        metric: 'gap end->next start p99',
+        value: a.gapP99,
+        unit: 'ms',
+        baseline: pg,
+        target: atMost(a.gapP99, 20, '<= 20 ms'),
+      },
+      {
+        bench: B,
+        metric: 'trigger -> first task start p50',
+        value: a.triggerToFirst,
+        unit: 'ms',
+        baseline: pg,
+      },
+    ];
+    const perLink: Figure = {
+      bench: B,
+      metric: 'airtasks per link (start-to-start)',
+      value: a.perLink,
+      unit: 'ms',
+      baseline: pg,
+    };
+    figures.push(perLink);
+    const peers: Array<{ name: string; perLink: number }> = [];
+    // Runs one peer's chains; its figures, or why there are none.
+    const peer = async (name: string, missing: string | null, chains: () => Promise<ChainTimes>) => {
+      ctx.log(`  ${name} chain`);
+      if (missing) return void figures.push(skipped(B, `${name} per link`, missing));
+      try {
+        const p = summarizeChains(await chains());
+        peers.push({ name, perLink: p.perLink });
+        figures.push(
+          {
+            bench: B,
+            metric: `${name} per link`,
+            value: p.perLink,
+            unit: 'ms',
+            baseline: { name: 'airtasks per link', value: a.perLink },
+          },
+          {
+            bench: B,
+            metric: `${name} gap p50`,
+            value: p.gapP50,
+            unit: 'ms',
+            baseline: { name: 'airtasks gap p50', value: a.gapP50 },
+          },
+        );
+      } catch (err) {
+        figures.push(skipped(B, `${name} per link`, `failed: ${(err as Error).message}`));
+      }
+    };
+    await peer('graphile-worker', null, () =>
+      timeout('graphile-worker chain', 120_000, graphileChain(LENGTH, runs)),
+    );
+    await peer('celery', await celeryMissing(), () => celeryChain(LENGTH, runs, 180_000));
+    if (peers.length > 0) {
+      const best = Math.min(...peers.map((p) => p.perLink));
+      perLink.target = atMost(
+        a.perLink,
+        best - 1e-9,
+        `< every peer (${peers.map((p) => p.name).join(', ')})`,
+      );
+    }
+    return figures;
+  },
+};

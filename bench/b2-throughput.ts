@@ -1,0 +1,139 @@
+/**
+ * B2 throughput with full durability: a large fan-out DAG of no-op tasks, and many small runs. Every
+ * state in Postgres, persistent messages with publisher confirms, acks after commit. Peers get the same
+ * worker concurrency and the durability described in their modules. Also peak RSS of scheduler and worker.
+ */
+import { fanOutDagSource, memoryFigures, type Benchmark, type BenchContext } from './context.js';
+import { withEnv } from './engine.js';
+import { celeryFanOut, celeryMissing } from './peers/celery.js';
+import { graphileFanOut } from './peers/graphile.js';
+import { atLeast, skipped, type Figure } from './stats.js';
+
+export const CONCURRENCY = 16;
+
+interface Outcome {
+  tasksPerSecond: number;
+  schedulerRssMiB: number;
+  workerRssMiB: number;
+  schedulerCpuSeconds: number;
+  statementsPerTask: number;
+}
+
+/** Runs `runs` runs of a DAG of `tasks` independent no-op tasks, all triggered at once. */
+export async function airtasksFanOut(ctx: BenchContext, tasks: number, runs: number): Promise<Outcome> {
+  return withEnv(async (e) => {
+    const dag = (await e.addDagFile('fan.ts', fanOutDagSource('fan', tasks))).get('fan')!;
+    const warm = (await e.addDagFile('warm.ts', fanOutDagSource('warm', 1))).get('warm')!;
+    const s = await e.scheduler();
+    const w = await e.worker(CONCURRENCY);
+    // Warm-up: the worker imports DAG files on first use.
+    await e.waitRuns(await e.trigger(warm), 30_000);
+    const s0 = await s.stats();
+    const w0 = await w.stats();
+    const ids = await e.trigger(dag, runs);
+    await e.waitRuns(ids, 600_000);
+    const times = await e.runTimes(ids);
+    const start = Math.min(...times.map((t) => t.created));
+    const end = Math.max(...times.map((t) => t.ended));
+    const s1 = await s.stats();
+    const w1 = await w.stats();
+    const n = tasks * runs;
+    ctx.log(`  airtasks: ${n} tasks in ${((end - start) / 1000).toFixed(1)} s`);
+    return {
+      tasksPerSecond: n / ((end - start) / 1000),
+      schedulerRssMiB: s1.maxRssMiB,
+      workerRssMiB: w1.maxRssMiB,
+      schedulerCpuSeconds: s1.cpuSeconds - s0.cpuSeconds,
+      statementsPerTask: (s1.statements - s0.statements + w1.statements - w0.statements) / n,
+    };
+  });
+}
+
+export const b2: Benchmark = {
+  id: 'b2',
+  title: 'B2 throughput',
+  timeoutMs: (quick) => (quick ? 120_000 : 420_000),
+  async run(ctx) {
+    const B = 'B2 throughput';
+    const big = ctx.quick ? 4000 : 20_000;
+    const fan = await airtasksFanOut(ctx, big, 1);
+    const small = await airtasksFanOut(ctx, 10, ctx.quick ? 100 : 500);
+    const figures: Figure[] = [];
+    const fanFig: Figure = {
+      bench: B,
+      metric: `airtasks ${big}-task fan-out`,
+      value: fan.tasksPerSecond,
+      unit: 'tasks/s',
+      target: atLeast(fan.tasksPerSecond, 2000, '>= 2,000/s and > peers'),
+    };
+    const smallFig: Figure = {
+      bench: B,
+      metric: `airtasks ${ctx.quick ? 100 : 500} runs x 10 tasks`,
+      value: small.tasksPerSecond,
+      unit: 'tasks/s',
+      target: atLeast(small.tasksPerSecond, 2000, '>= 2,000/s'),
+    };
+    figures.push(fanFig, smallFig);
+    const peerRates: Array<{ name: string; rate: number }> = [];
+    ctx.log('  graphile-worker fan-out');
+    try {
+      const g = await graphileFanOut(big, CONCURRENCY);
+      peerRates.push({ name: 'graphile-worker', rate: g });
+      figures.push({
+        bench: B,
+        metric: `graphile-worker ${big} jobs (concurrency ${CONCURRENCY})`,
+        value: g,
+        unit: 'tasks/s',
+      });
+    } catch (err) {
+      figures.push(skipped(B, 'graphile-worker fan-out', `failed: ${(err as Error).message}`));
+    }
+    ctx.log('  celery fan-out');
+    const missing = await celeryMissing();
+    if (missing) figures.push(skipped(B, 'celery fan-out', missing));
+    else {
+      try {
+        const c = await celeryFanOut(big, CONCURRENCY, ctx.quick ? 90_000 : 300_000);
+        peerRates.push({ name: 'celery', rate: c });
+        figures.push({
+          bench: B,
+          metric: `celery ${big} tasks (prefork ${CONCURRENCY})`,
+          value: c,
+          unit: 'tasks/s',
+        });
+      } catch (err) {
+        figures.push(skipped(B, 'celery fan-out', `failed: ${(err as Error).message}`));
+      }
+    }
+    const best = peerRates.length ? Math.max(...peerRates.map((p) => p.rate)) : NaN;
+    for (const f of figures.slice(2))
+      if (Number.isFinite(f.value)) f.baseline = { name: 'airtasks fan-out', value: fan.tasksPerSecond };
+    if (Number.isFinite(best)) {
+      fanFig.baseline = { name: 'best peer', value: best };
+      fanFig.target = {
+        text: '>= 2,000/s and > peers',
+        met: fan.tasksPerSecond >= 2000 && fan.tasksPerSecond > best,
+      };
+    }
+    const pg = { name: 'pg commit', value: ctx.floors.pgCommitMs };
+    smallFig.baseline = { name: 'airtasks fan-out', value: fan.tasksPerSecond };
+    figures.push(
+      {
+        bench: B,
+        metric: 'scheduler CPU per 1,000 tasks (fan-out)',
+        value: (fan.schedulerCpuSeconds / big) * 1000,
+        unit: 's',
+      },
+      { bench: B, metric: 'SQL statements per task (fan-out)', value: fan.statementsPerTask, unit: '' },
+      {
+        bench: B,
+        metric: 'time per task (fan-out)',
+        value: 1000 / fan.tasksPerSecond,
+        unit: 'ms',
+        baseline: pg,
+      },
+      ...memoryFigures(ctx, 'B2 fan-out', fan.schedulerRssMiB, fan.workerRssMiB),
+    );
+    return figures;
+  },
+};

@@ -1,0 +1,89 @@
+/**
+ * One engine process of a benchmark (a scheduler or a worker), started by bench/engine.ts with an IPC
+ * channel: it answers `stats` with its CPU time, peak RSS and how many SQL statements it sent, and exits
+ * cleanly on `stop`. Configured by environment variables (BENCH_*).
+ */
+import pg from 'pg';
+import { RabbitBroker } from '../src/engine/broker/rabbitmq.js';
+import { Scheduler } from '../src/engine/scheduler/scheduler.js';
+import { Db } from '../src/engine/store/db.js';
+import { Worker } from '../src/engine/worker/worker.js';
+
+// Counts every statement of this process (pool queries, transactions, BEGIN/COMMIT included).
+let statements = 0;
+// BENCH_STATEMENT_KINDS=1: also count statements by their first words, printed to stderr on stop (profiling).
+const kinds = process.env.BENCH_STATEMENT_KINDS === '1' ? new Map<string, number>() : null;
+const clientQuery = pg.Client.prototype.query as (...a: unknown[]) => unknown;
+(pg.Client.prototype as unknown as { query: (...a: unknown[]) => unknown }).query = function (
+  this: pg.Client,
+  ...args: unknown[]
+) {
+  statements++;
+  if (kinds) {
+    const a = args[0] as string | { text?: string };
+    const text = (typeof a === 'string' ? a : (a?.text ?? '')).replace(/\s+/g, ' ').slice(0, 70);
+    kinds.set(text, (kinds.get(text) ?? 0) + 1);
+  }
+  return clientQuery.apply(this, args);
+};
+
+const env = (k: string, d?: string): string => {
+  const v = process.env[k] ?? d;
+  if (v === undefined) throw new Error(`${k} is not set`);
+  return v;
+};
+
+const db = new Db({
+  url: env('BENCH_DATABASE_URL'),
+  schema: env('BENCH_SCHEMA'),
+  maxConnections: Number(env('BENCH_MAX_CONNECTIONS', '10')),
+});
+const broker = await RabbitBroker.connect({ url: env('BENCH_BROKER_URL'), prefix: env('BENCH_PREFIX') });
+const role = env('BENCH_ROLE');
+const dagsFolder = env('BENCH_DAGS');
+const part =
+  role === 'scheduler'
+    ? new Scheduler({
+        db,
+        broker,
+        dagsFolder: process.env.BENCH_PARSE === '1' ? dagsFolder : null,
+        // B6's first parse of 1,000 files runs in one child; past this limit it falls back to a child per file.
+        parseTimeoutMs: Number(env('BENCH_PARSE_TIMEOUT_MS', '60000')),
+      })
+    : new Worker({
+        db,
+        broker,
+        queues: [env('BENCH_QUEUE', 'worker')],
+        concurrency: Number(env('BENCH_CONCURRENCY', '16')),
+        dagsFolder,
+      });
+await part.start();
+
+process.on('message', (m: unknown) => {
+  if (m === 'stats') {
+    const cpu = process.cpuUsage();
+    process.send!({
+      cpuSeconds: (cpu.user + cpu.system) / 1e6,
+      maxRssMiB: process.resourceUsage().maxRSS / 1024,
+      statements,
+    });
+  } else if (m === 'stop') {
+    void (async () => {
+      await part.stop();
+      if (kinds)
+        process.stderr.write(
+          `${process.env.BENCH_ROLE} statements:\n${[...kinds]
+            .sort((a, b) => b[1] - a[1])
+            .slice(0, 15)
+            .map(([k, n]) => `  ${n}  ${k}`)
+            .join('\n')}\n`,
+        );
+      await broker.close();
+      await db.close();
+      process.exit(0);
+    })();
+  }
+});
+// The benchmark that started this process is gone (killed, timed out): do not linger.
+process.on('disconnect', () => process.exit(1));
+process.send!('ready');

@@ -1,0 +1,266 @@
+/**
+ * The harness of the airtasks benchmarks: each benchmark gets its own Postgres schema, RabbitMQ prefix
+ * and dags folder (cleaned up afterwards), and runs the real scheduler and worker as separate processes
+ * (bench/daemon.ts), so that their CPU time, memory and SQL statements are their own.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import pg from 'pg';
+import { RabbitBroker } from '../src/engine/broker/rabbitmq.js';
+import { dagsOfModule } from '../src/engine/dag/builder.js';
+import { dagHash } from '../src/engine/dag/serialize.js';
+import { upsertDag } from '../src/engine/store/dags.js';
+import { Db } from '../src/engine/store/db.js';
+import { migrate } from '../src/engine/store/migrate.js';
+import { createRuns } from '../src/engine/store/runs.js';
+
+export const DATABASE_URL =
+  process.env.AIRTASKS_BENCH_DATABASE_URL ??
+  process.env.AIRTASKS_TEST_DATABASE_URL ??
+  'postgres://postgres@127.0.0.1:5432/test';
+export const BROKER_URL =
+  process.env.AIRTASKS_BENCH_BROKER_URL ??
+  process.env.AIRTASKS_TEST_BROKER_URL ??
+  'amqp://guest:guest@127.0.0.1:5672';
+
+const BUILDER_URL = new URL('../src/engine/dag/builder.ts', import.meta.url).href;
+const DAEMON = fileURLToPath(new URL('./daemon.ts', import.meta.url));
+export const ROOT = fileURLToPath(new URL('..', import.meta.url));
+
+export function uniqueName(prefix: string): string {
+  return `${prefix}_${Date.now().toString(36)}_${randomBytes(3).toString('hex')}`;
+}
+
+export interface ProcessStats {
+  cpuSeconds: number;
+  maxRssMiB: number;
+  statements: number;
+}
+
+/** A scheduler or worker process of the benchmark. */
+export class EngineProcess {
+  private constructor(private readonly child: ChildProcess) {}
+
+  static async start(env: Record<string, string>): Promise<EngineProcess> {
+    const child = fork(DAEMON, [], {
+      // BENCH_CPU_PROF=<dir>: each engine process writes a CPU profile there when it stops.
+      execArgv: [
+        '--import',
+        'tsx',
+        ...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : []),
+      ],
+      cwd: ROOT,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    await new Promise<void>((resolve, reject) => {
+      child.once('message', () => resolve());
+      child.once('exit', (code) => reject(new Error(`${env.BENCH_ROLE} exited with code ${code}`)));
+    });
+    return new EngineProcess(child);
+  }
+
+  get pid(): number {
+    return this.child.pid!;
+  }
+
+  stats(): Promise<ProcessStats> {
+    return new Promise((resolve) => {
+      this.child.once('message', (m) => resolve(m as ProcessStats));
+      this.child.send('stats');
+    });
+  }
+
+  async stop(): Promise<void> {
+    if (this.child.exitCode !== null) return;
+    const exited = new Promise((r) => this.child.once('exit', r));
+    this.child.send('stop');
+    const t = setTimeout(() => this.child.kill('SIGKILL'), 10_000);
+    await exited;
+    clearTimeout(t);
+  }
+}
+
+export interface StoredDag {
+  dagId: string;
+  hash: string;
+}
+
+/** One benchmark's isolated world: schema, broker prefix, dags folder, engine processes. */
+export class BenchEnv {
+  readonly schema = uniqueName('bench');
+  readonly prefix = `${this.schema}.`;
+  readonly db: Db;
+  readonly procs: EngineProcess[] = [];
+  folder = '';
+
+  private constructor() {
+    this.db = new Db({ url: DATABASE_URL, schema: this.schema });
+  }
+
+  static async open(): Promise<BenchEnv> {
+    const e = new BenchEnv();
+    await migrate(e.db);
+    e.folder = await mkdtemp(path.join(os.tmpdir(), 'airtasks-bench-'));
+    return e;
+  }
+
+  private baseEnv(): Record<string, string> {
+    return {
+      BENCH_DATABASE_URL: DATABASE_URL,
+      BENCH_BROKER_URL: BROKER_URL,
+      BENCH_SCHEMA: this.schema,
+      BENCH_PREFIX: this.prefix,
+      BENCH_DAGS: this.folder,
+    };
+  }
+
+  async scheduler(opts: { parse?: boolean; parseTimeoutMs?: number } = {}): Promise<EngineProcess> {
+    const p = await EngineProcess.start({
+      ...this.baseEnv(),
+      BENCH_ROLE: 'scheduler',
+      BENCH_PARSE: opts.parse ? '1' : '0',
+      BENCH_PARSE_TIMEOUT_MS: String(opts.parseTimeoutMs ?? 60_000),
+    });
+    this.procs.push(p);
+    return p;
+  }
+
+  async worker(concurrency: number): Promise<EngineProcess> {
+    const p = await EngineProcess.start({
+      ...this.baseEnv(),
+      BENCH_ROLE: 'worker',
+      BENCH_CONCURRENCY: String(concurrency),
+      BENCH_MAX_CONNECTIONS: String(Math.max(10, Math.min(40, concurrency + 4))),
+    });
+    this.procs.push(p);
+    return p;
+  }
+
+  /** Writes a DAG file (`body` follows an import of `dag`) and stores its DAGs, as the processor would. */
+  async addDagFile(fileloc: string, body: string): Promise<Map<string, StoredDag>> {
+    const file = path.join(this.folder, fileloc);
+    await writeFile(file, `import { dag } from ${JSON.stringify(BUILDER_URL)};\n${body}`);
+    const mod = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
+    const out = new Map<string, StoredDag>();
+    for (const d of dagsOfModule(mod)) {
+      const serialized = d.serialize(fileloc);
+      const hash = dagHash(serialized);
+      await upsertDag(this.db, serialized, hash);
+      out.set(d.id, { dagId: d.id, hash });
+    }
+    return out;
+  }
+
+  /** Creates `count` runs of the DAG in one statement; returns their ids. */
+  async trigger(dag: StoredDag, count = 1): Promise<string[]> {
+    const ids = Array.from({ length: count }, () => uniqueName('run'));
+    await createRuns(
+      this.db,
+      ids.map((runId) => ({ runId, dagId: dag.dagId, dagHash: dag.hash, conf: {} })),
+      this.db.channel('events'),
+    );
+    return ids;
+  }
+
+  /** Resolves when every run has ended (NOTIFY, with a poll as a safety net); throws after timeoutMs. */
+  async waitRuns(runIds: string[], timeoutMs: number): Promise<void> {
+    const left = new Set(runIds);
+    let wake: () => void = () => undefined;
+    const listener = this.db.listen([this.db.channel('events')], (_ch, payload) => {
+      if (payload.startsWith('run:') && left.delete(payload.slice(4)) && left.size === 0) wake();
+    });
+    await listener.ready;
+    const deadline = Date.now() + timeoutMs;
+    try {
+      while (left.size > 0) {
+        const r = await this.db.query<{ run_id: string; state: string }>(
+          `SELECT run_id, state FROM dag_runs WHERE run_id = ANY($1)`,
+          [[...left]],
+        );
+        for (const x of r.rows) {
+          if (x.state === 'failed' || x.state === 'cancelled')
+            throw new Error(`run ${x.run_id} ended ${x.state}`);
+          if (x.state === 'success') left.delete(x.run_id);
+        }
+        if (left.size === 0) break;
+        if (Date.now() > deadline)
+          throw new Error(`${left.size} of ${runIds.length} runs not done after ${timeoutMs} ms`);
+        await new Promise<void>((r) => {
+          wake = r;
+          setTimeout(r, 500);
+        });
+      }
+    } finally {
+      await listener.close();
+    }
+  }
+
+  /** Start and end of every task of the runs, from the database's clock (ms since epoch). */
+  async taskTimes(runIds: string[]) {
+    return (
+      await this.db.query<{ run_id: string; task_id: string; started: number; ended: number }>(
+        `SELECT run_id, task_id, extract(epoch FROM started_at) * 1000 AS started,
+                extract(epoch FROM ended_at) * 1000 AS ended
+         FROM task_instances WHERE run_id = ANY($1) AND task_id NOT LIKE '@%'`,
+        [runIds],
+      )
+    ).rows.map((r) => ({ ...r, started: Number(r.started), ended: Number(r.ended) }));
+  }
+
+  async runTimes(runIds: string[]) {
+    return (
+      await this.db.query<{ run_id: string; created: number; ended: number }>(
+        `SELECT run_id, extract(epoch FROM created_at) * 1000 AS created,
+                extract(epoch FROM ended_at) * 1000 AS ended FROM dag_runs WHERE run_id = ANY($1)`,
+        [runIds],
+      )
+    ).rows.map((r) => ({ ...r, created: Number(r.created), ended: Number(r.ended) }));
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled(this.procs.map((p) => p.stop()));
+    await this.db.close().catch(() => undefined);
+    const c = new pg.Client({ connectionString: DATABASE_URL });
+    await c.connect();
+    await c.query(`DROP SCHEMA IF EXISTS "${this.schema}" CASCADE`).catch(() => undefined);
+    await c.end();
+    const b = await RabbitBroker.connect({ url: BROKER_URL, prefix: this.prefix });
+    await b.deleteQueues(['worker']);
+    await b.close();
+    if (this.folder) await rm(this.folder, { recursive: true, force: true });
+  }
+}
+
+/** Runs fn with a fresh environment that is always cleaned up. */
+export async function withEnv<T>(fn: (e: BenchEnv) => Promise<T>): Promise<T> {
+  const e = await BenchEnv.open();
+  try {
+    return await fn(e);
+  } finally {
+    await e.close();
+  }
+}
+
+/** Rejects after ms with a message naming what took too long. */
+export async function timeout<T>(what: string, ms: number, p: Promise<T>): Promise<T> {
+  let t: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      p,
+      new Promise<never>(
+        (_, rej) => (t = setTimeout(() => rej(new Error(`${what} timed out after ${ms} ms`)), ms)),
+      ),
+    ]);
+  } finally {
+    clearTimeout(t);
+  }
+}
+
+export function sleep(ms: number) {
+  return new Promise((r) => setTimeout(r, ms));
+}
