@@ -85,16 +85,18 @@ describe('integration: airtasks build', function () {
     expect(result.tags).to.deep.equal([`${image}:t1`]);
     expect(result.imageId).to.match(/^sha256:[0-9a-f]{64}$/);
     expect((await d.getImage(`${image}:t1`).inspect()).Id).to.equal(result.imageId);
-    expect(result.servicesUpdated).to.have.members(['scheduler', 'worker-worker']);
+    expect(result.servicesUpdated).to.have.members(['scheduler', 'worker-worker', 'autoscaler']);
 
     const stackAfter = await readFile(path.join(project.dir, 'deploy/stack.yml'), 'utf8');
     const stack = parse(stackAfter, { merge: true });
     expect(stack.services.scheduler.image).to.equal(`${image}:t1`);
     expect(stack.services['worker-worker'].image).to.equal(`${image}:t1`);
+    expect(stack.services.autoscaler.image).to.equal(`${image}:t1`);
     expect(stack.services.postgres.image).to.equal('postgres:16-alpine');
     // Only the image lines changed: every comment and the rest of the layout are as they were.
     const changed = stackAfter.split('\n').filter((l, i) => l !== stackBefore.split('\n')[i]);
-    expect(changed).to.deep.equal([`    image: ${image}:t1`, `    image: ${image}:t1`]);
+    // scheduler, worker-worker and autoscaler: one image line each.
+    expect(changed).to.deep.equal(Array(3).fill(`    image: ${image}:t1`));
 
     // The image runs the CLI on its own DAGs (the entrypoint is airtasks).
     const v = await runInImage(d, `${image}:t1`, ['dags', 'validate']);
