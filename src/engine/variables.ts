@@ -1,7 +1,7 @@
 /** Variable values as tasks and commands see them: secret values decrypted with the configured key. */
 import { decryptSecret, loadSecretKey, requireSecretKey } from './secrets.js';
 import type { Queryable } from './store/db.js';
-import { getVariable, listVariables, type VariableRow } from './store/variables.js';
+import { getVariable, listSecretVariables, type VariableRow } from './store/variables.js';
 
 /** The plain value of a stored variable; an encrypted one needs the key (a clear error without it). */
 export function plainValue(row: VariableRow): string {
@@ -26,8 +26,7 @@ export async function secretValuesForMasking(q: Queryable): Promise<string[]> {
     key = null;
   }
   const out: string[] = [];
-  for (const v of await listVariables(q)) {
-    if (!v.is_secret) continue;
+  for (const v of await listSecretVariables(q)) {
     if (!v.encrypted) out.push(v.value);
     else if (key) {
       try {

@@ -33,6 +33,11 @@ export async function deleteVariable(q: Queryable, key: string): Promise<boolean
   return ((await q.query(`DELETE FROM variables WHERE key = $1`, [key])).rowCount ?? 0) > 0;
 }
 
+/** Only the secret ones: what a worker masks in task logs (read for every task, so no other values). */
+export async function listSecretVariables(q: Queryable): Promise<VariableRow[]> {
+  return (await q.query<VariableRow>(`SELECT * FROM variables WHERE is_secret`)).rows;
+}
+
 export async function listVariables(q: Queryable): Promise<VariableRow[]> {
   return (await q.query<VariableRow>(`SELECT * FROM variables ORDER BY key`)).rows;
 }
