@@ -2,6 +2,7 @@ import { Flags } from '@oclif/core';
 import { BaseCommand } from '../cli/base-command.js';
 import { runUntilSignal } from '../cli/signals.js';
 import { table } from '../cli/table.js';
+import { commaList } from '../engine/comma-list.js';
 import { toMs } from '../engine/dag/duration.js';
 import type { Duration } from '../engine/dag/types.js';
 import { ExitCode, usageError } from '../engine/errors.js';
@@ -67,10 +68,7 @@ export default class AutoscaleCommand extends BaseCommand<typeof AutoscaleComman
       ...(f['docker-host'] ? { dockerHost: f['docker-host'] } : {}),
       ...(f.queues
         ? {
-            queues: f.queues
-              .split(',')
-              .map((q) => q.trim())
-              .filter(Boolean),
+            queues: commaList(f.queues),
           }
         : {}),
       cooldownMs: duration('cooldown', f.cooldown),

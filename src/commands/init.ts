@@ -2,6 +2,7 @@ import { Args, Flags } from '@oclif/core';
 import { confirm, input } from '@inquirer/prompts';
 import path from 'node:path';
 import { BaseCommand } from '../cli/base-command.js';
+import { commaList } from '../engine/comma-list.js';
 import { usageError } from '../engine/errors.js';
 import {
   normalizeScaffoldOptions,
@@ -53,7 +54,7 @@ Refuses a non-empty directory unless --force.`;
       gpuExample: f.gpu ?? false,
       ...(f.registry ? { registry: f.registry } : {}),
       force: f.force,
-      secretVariables: splitList(f['secret-variables'] ?? ''),
+      secretVariables: commaList(f['secret-variables'] ?? ''),
     };
     let answers = defaults;
     if (!f.yes) {
@@ -112,15 +113,8 @@ async function ask(d: ScaffoldOptions): Promise<ScaffoldOptions> {
     queues: parseQueueSpecs(queuesText),
     gpuExample,
     ...(registry.trim() ? { registry: registry.trim() } : {}),
-    secretVariables: splitList(secretVariables),
+    secretVariables: commaList(secretVariables),
   };
-}
-
-function splitList(text: string): string[] {
-  return text
-    .split(',')
-    .map((s) => s.trim())
-    .filter(Boolean);
 }
 
 function validName(v: string): true | string {

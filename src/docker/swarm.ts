@@ -4,9 +4,9 @@
  */
 import type Docker from 'dockerode';
 import { engineMessage, statusCode } from './engine.js';
+import { SECRET_NAME } from './names.js';
 
 export const STACK_NAMESPACE_LABEL = 'com.docker.stack.namespace';
-export const SECRET_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 
 export class SwarmError extends Error {
   constructor(

@@ -4,6 +4,7 @@ import type { Logger } from '../engine/logger.js';
 import { Scheduler, type SchedulerOptions } from '../engine/scheduler/scheduler.js';
 import { GpuAllocator } from '../engine/worker/gpus.js';
 import { Worker, type WorkerOptions } from '../engine/worker/worker.js';
+import { commaList } from '../engine/comma-list.js';
 import { usageError } from '../engine/errors.js';
 import { findProject, resolvePausedOnCreation, type ConnectionOptions } from './config.js';
 import { openEngine, type Engine } from './engine.js';
@@ -48,14 +49,7 @@ export type WorkerSettings = Partial<
 };
 
 export function parseQueues(text: string): string[] {
-  const queues = [
-    ...new Set(
-      text
-        .split(',')
-        .map((q) => q.trim())
-        .filter(Boolean),
-    ),
-  ];
+  const queues = [...new Set(commaList(text))];
   if (queues.length === 0) throw usageError('--queues needs at least one queue name, e.g. -q worker,gpu');
   return queues;
 }

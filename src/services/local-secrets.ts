@@ -7,11 +7,9 @@
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, readdir, stat, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { SECRET_NAME } from '../docker/names.js';
 import { AirtasksError, ExitCode, usageError } from '../engine/errors.js';
 import { findProject } from './config.js';
-
-/** Docker's rule for secret names, kept for local ones so a name works on both targets. */
-const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 
 export interface LocalSecretInfo {
   name: string;
@@ -33,7 +31,7 @@ function projectRoot(cwd?: string): string {
 }
 
 function checkName(name: string): void {
-  if (!NAME.test(name))
+  if (!SECRET_NAME.test(name))
     throw usageError(`invalid secret name "${name}": letters, digits, "_", ".", "-" (at most 64)`);
 }
 
@@ -67,7 +65,7 @@ export async function createLocalSecret(o: {
 export async function listLocalSecrets(o: { cwd?: string }): Promise<LocalSecretInfo[]> {
   const dir = localSecretsDir(projectRoot(o.cwd));
   if (!existsSync(dir)) return [];
-  const names = (await readdir(dir)).filter((n) => NAME.test(n)).sort();
+  const names = (await readdir(dir)).filter((n) => SECRET_NAME.test(n)).sort();
   return Promise.all(
     names.map(async (name) => {
       const file = path.join(dir, name);

@@ -8,6 +8,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import nunjucks from 'nunjucks';
+import { SECRET_NAME } from '../docker/names.js';
+import { commaList } from '../engine/comma-list.js';
 import { AirtasksError, ExitCode, usageError } from '../engine/errors.js';
 import { CONFIG_FILE } from './config.js';
 
@@ -60,7 +62,6 @@ export interface ScaffoldResult {
 }
 
 export const GPU_QUEUE = 'gpu';
-const SECRET_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
 /** The stack's own secrets: not available as names of secret variables. */
 const RESERVED_SECRETS = [
   'postgres_password',
@@ -102,7 +103,7 @@ export function normalizeScaffoldOptions(o: ScaffoldOptions): ScaffoldOptions & 
   for (const v of secretVariables) {
     if (!SECRET_NAME.test(v) || RESERVED_SECRETS.includes(v))
       throw usageError(
-        `invalid secret variable "${v}": use letters, digits, "_", ".", "-", and none of ${RESERVED_SECRETS.join(', ')}`,
+        `invalid secret variable "${v}": a secret name (a letter or digit, then letters, digits, "_", ".", "-"), none of ${RESERVED_SECRETS.join(', ')}`,
       );
   }
   return {
@@ -118,17 +119,13 @@ export function normalizeScaffoldOptions(o: ScaffoldOptions): ScaffoldOptions & 
 
 /** Parses `worker:4,gpu:1` (concurrency 1 when left out). */
 export function parseQueueSpecs(text: string): QueueSpec[] {
-  return text
-    .split(',')
-    .map((s) => s.trim())
-    .filter(Boolean)
-    .map((s) => {
-      const [name = '', c] = s.split(':');
-      const concurrency = c === undefined ? 1 : Number(c);
-      if (!Number.isInteger(concurrency) || concurrency < 1)
-        throw usageError(`invalid queue "${s}": write name or name:concurrency, e.g. worker:4`);
-      return { name: name.trim(), concurrency };
-    });
+  return commaList(text).map((s) => {
+    const [name = '', c] = s.split(':');
+    const concurrency = c === undefined ? 1 : Number(c);
+    if (!Number.isInteger(concurrency) || concurrency < 1)
+      throw usageError(`invalid queue "${s}": write name or name:concurrency, e.g. worker:4`);
+    return { name: name.trim(), concurrency };
+  });
 }
 
 export async function scaffoldProject(input: ScaffoldOptions): Promise<ScaffoldResult> {

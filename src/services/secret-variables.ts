@@ -6,6 +6,8 @@
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { SECRET_NAME } from '../docker/names.js';
+import { commaList } from '../engine/comma-list.js';
 import { AirtasksError, ExitCode, usageError } from '../engine/errors.js';
 import type { Logger } from '../engine/logger.js';
 import { encryptSecret, requireSecretKey } from '../engine/secrets.js';
@@ -15,21 +17,15 @@ import { checkStorableText } from './input-checks.js';
 
 export const SECRET_VARIABLES_ENV = 'AIRTASKS_SECRET_VARIABLES';
 export const SECRETS_DIR_ENV = 'AIRTASKS_SECRETS_DIR';
-const NAME = /^[A-Za-z0-9_.-]{1,64}$/;
 
 /** The secret names to import, from AIRTASKS_SECRET_VARIABLES (comma-separated); [] when unset. */
 export function secretVariableNames(env: NodeJS.ProcessEnv = process.env): string[] {
-  const names = [
-    ...new Set(
-      (env[SECRET_VARIABLES_ENV] ?? '')
-        .split(',')
-        .map((s) => s.trim())
-        .filter(Boolean),
-    ),
-  ];
+  const names = [...new Set(commaList(env[SECRET_VARIABLES_ENV] ?? ''))];
   for (const n of names)
-    if (!NAME.test(n))
-      throw usageError(`${SECRET_VARIABLES_ENV}: invalid secret name "${n}" (letters, digits, _ . -)`);
+    if (!SECRET_NAME.test(n))
+      throw usageError(
+        `${SECRET_VARIABLES_ENV}: invalid secret name "${n}" (a letter or digit, then letters, digits, _ . -)`,
+      );
   return names;
 }
 

@@ -9,6 +9,7 @@
  *   try { ... } finally { lease.release(); }
  */
 import { execFile } from 'node:child_process';
+import { commaList } from '../comma-list.js';
 
 /** What a task asks for: a count, every GPU of the worker, or specific device ids (index or UUID). */
 export type GpuRequest = number | 'all' | readonly string[];
@@ -162,10 +163,7 @@ export function parseGpuSpec(spec: string | undefined): string[] | 'detect' {
   const s = spec.trim();
   if (s === 'all') return 'detect';
   if (s === '' || s === 'none') return [];
-  const ids = s
-    .split(',')
-    .map((x) => x.trim())
-    .filter((x) => x !== '');
+  const ids = commaList(s);
   for (const id of ids) {
     if (!/^(\d+|(GPU|MIG)-[0-9A-Za-z/-]+)$/.test(id)) {
       throw new GpuRequestError(
