@@ -1,7 +1,7 @@
 /** A cache of DAG versions by hash: versions never change, so entries never go stale. */
 import type { Queryable } from '../store/db.js';
 import { getVersion } from '../store/dags.js';
-import type { SerializedDag } from './types.js';
+import type { SerializedDag, SerializedTask } from './types.js';
 
 export class VersionCache {
   private readonly cache = new Map<string, SerializedDag>();
@@ -10,6 +10,11 @@ export class VersionCache {
     private readonly q: Queryable,
     private readonly max = 500,
   ) {}
+
+  /** The version if it is cached, without a query. */
+  peek(hash: string): SerializedDag | undefined {
+    return this.cache.get(hash);
+  }
 
   async get(hash: string): Promise<SerializedDag> {
     const hit = this.cache.get(hash);
@@ -20,4 +25,13 @@ export class VersionCache {
     this.cache.set(hash, v);
     return v;
   }
+}
+
+const taskIndexes = new WeakMap<SerializedDag, Map<string, SerializedTask>>();
+
+/** A task of a DAG version by id, through an index built once per version (DAGs may have 10,000 tasks). */
+export function taskOf(dag: SerializedDag, taskId: string): SerializedTask | undefined {
+  let index = taskIndexes.get(dag);
+  if (!index) taskIndexes.set(dag, (index = new Map(dag.tasks.map((t) => [t.taskId, t]))));
+  return index.get(taskId);
 }

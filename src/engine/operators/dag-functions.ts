@@ -14,6 +14,22 @@ import { TaskFailure, type OperatorContext, type TaskLog } from './types.js';
 
 /** Imported DAG modules by file path and modification time. */
 const modules = new Map<string, Promise<Record<string, unknown>>>();
+/**
+ * A file's modification time, looked at most once a second: a stat per task was a measurable share of a
+ * no-op task's cost. An edited file is used by tasks that start at most a second after the edit.
+ */
+const STAT_TTL_MS = 1000;
+const stats = new Map<string, { mtimeMs: number | null; at: number }>();
+
+async function mtimeOf(file: string): Promise<number | null> {
+  const now = performance.now();
+  const hit = stats.get(file);
+  if (hit && now - hit.at < STAT_TTL_MS) return hit.mtimeMs;
+  const st = await stat(file).catch(() => null);
+  if (stats.size >= 10_000) stats.clear();
+  stats.set(file, { mtimeMs: st?.mtimeMs ?? null, at: now });
+  return st?.mtimeMs ?? null;
+}
 
 // Loaded with import() even when this module itself was loaded through require() (e.g. mocha on Node >= 20.19
 // with tsx): tsx's CommonJS build of `tsx/esm/api` registers its loader by a wrong relative path and fails.
@@ -30,14 +46,14 @@ export async function loadDagFunction(
   key: string,
 ): Promise<DagFunction> {
   const file = path.resolve(dagsFolder, dag.fileloc);
-  const st = await stat(file).catch(() => null);
-  if (!st)
+  const mtimeMs = await mtimeOf(file);
+  if (mtimeMs === null)
     throw new TaskFailure(`DAG file ${dag.fileloc} is not in this worker's dags folder (${dagsFolder})`);
-  const cacheKey = `${file}?v=${st.mtimeMs}`;
+  const cacheKey = `${file}?v=${mtimeMs}`;
   let mod = modules.get(cacheKey);
   if (!mod) {
     // The query string makes a changed file load afresh instead of from the module cache.
-    mod = tsImport(`${pathToFileURL(file).href}?v=${st.mtimeMs}`, import.meta.url) as Promise<
+    mod = tsImport(`${pathToFileURL(file).href}?v=${mtimeMs}`, import.meta.url) as Promise<
       Record<string, unknown>
     >;
     modules.set(cacheKey, mod);

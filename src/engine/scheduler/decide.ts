@@ -24,7 +24,7 @@ export interface Decision {
   runState: Extract<RunState, 'success' | 'failed'> | null;
 }
 
-interface Counts {
+export interface Counts {
   total: number;
   success: number;
   failed: number; // failed, upstream_failed or cancelled
@@ -91,9 +91,14 @@ function notChosenByBranch(
 }
 
 function count(task: SerializedTask, eff: Map<string, TaskState>): Counts {
-  const c: Counts = { total: task.upstream.length, success: 0, failed: 0, skipped: 0, done: 0 };
-  for (const up of task.upstream) {
-    const s = eff.get(up);
+  return countUpstream(task.upstream, eff);
+}
+
+/** The counts trigger rules read, over the states of a task's upstream tasks. */
+export function countUpstream(upstream: readonly string[], states: ReadonlyMap<string, TaskState>): Counts {
+  const c: Counts = { total: upstream.length, success: 0, failed: 0, skipped: 0, done: 0 };
+  for (const up of upstream) {
+    const s = states.get(up);
     if (s === 'success') c.success++;
     else if (s === 'failed' || s === 'upstream_failed' || s === 'cancelled') c.failed++;
     else if (s === 'skipped') c.skipped++;

@@ -48,7 +48,7 @@ export class Db {
   }
 
   /** Channel names are per database, so they carry the schema. */
-  channel(name: 'events' | 'queue' | 'claims'): string {
+  channel(name: 'events' | 'queue' | 'claims' | 'variables'): string {
     return `airtasks_${this.schema}_${name}`;
   }
 

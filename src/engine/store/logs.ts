@@ -23,16 +23,21 @@ export async function appendLogs(q: Queryable, lines: LogLine[]) {
   await q.query(
     `INSERT INTO task_logs (run_id, task_id, try_number, stream, ts, line)
      SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::timestamptz[], $6::text[])`,
-    [
-      lines.map((l) => l.runId),
-      lines.map((l) => l.taskId),
-      lines.map((l) => l.tryNumber),
-      lines.map((l) => l.stream),
-      lines.map((l) => l.ts),
-      // Postgres text cannot hold NUL bytes.
-      lines.map((l) => l.line.replaceAll('\u0000', '\\0')),
-    ],
+    logColumns(lines),
   );
+}
+
+/** Lines as the six arrays an unnest() insert into task_logs takes (also used by the try's result). */
+export function logColumns(lines: LogLine[]): unknown[] {
+  return [
+    lines.map((l) => l.runId),
+    lines.map((l) => l.taskId),
+    lines.map((l) => l.tryNumber),
+    lines.map((l) => l.stream),
+    lines.map((l) => l.ts),
+    // Postgres text cannot hold NUL bytes.
+    lines.map((l) => l.line.replaceAll('\u0000', '\\0')),
+  ];
 }
 
 export async function readLogs(

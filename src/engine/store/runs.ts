@@ -151,6 +151,26 @@ export async function withCappedSiblings(q: Queryable, ids: string[]): Promise<s
   return extra.length === 0 ? ids : [...ids, ...extra];
 }
 
+/** Tells the schedulers about a run (the events channel): they look at it on their next pass. */
+export async function notifyRun(q: Queryable, channel: string, runId: string) {
+  await q.query(`SELECT pg_notify($1, $2)`, [channel, runId]);
+}
+
+/**
+ * Tells the schedulers about a run if none of its tasks is left unfinished: called after a task's result
+ * is committed, so of two last tasks ending together at least the later one sees the other finished. A
+ * NOTIFY serialises commits in Postgres (a lock held through the commit's flush), so a result that does
+ * not end its run must not send one. Asks the partial index of unfinished tasks: a few entries per run.
+ */
+export async function notifyIfNothingUnfinished(q: Queryable, channel: string, runId: string) {
+  await q.query(
+    `SELECT pg_notify($1, r.run_id) FROM dag_runs r WHERE r.run_id = $2 AND r.state = 'running'
+       AND NOT EXISTS (SELECT 1 FROM task_instances t WHERE t.run_id = r.run_id
+                         AND t.state IN ('none', 'queued', 'running', 'up_for_retry'))`,
+    [channel, runId],
+  );
+}
+
 export async function runningRunIds(q: Queryable): Promise<string[]> {
   return (
     await q.query<{ run_id: string }>(

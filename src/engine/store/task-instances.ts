@@ -1,6 +1,7 @@
 /** Queries about task instances and their tries. Every state change is conditional on the state it expects. */
 import type { SerializedTask } from '../dag/types.js';
 import type { Queryable } from './db.js';
+import { logColumns, type LogLine } from './logs.js';
 
 export type TaskState =
   | 'none'
@@ -178,6 +179,8 @@ export interface Claim {
   logicalDate: Date;
   failedTries: number;
   lostTries: number;
+  /** Outputs of the upstream tasks asked for with the claim (successful ones); null when none were asked. */
+  outputs: Map<string, unknown> | null;
 }
 
 /**
@@ -214,6 +217,10 @@ export async function claimTask(
   m: TaskMessage,
   workerId: string,
   token: string,
+  /** The task's upstream ids when the worker already knows them: their outputs come with the claim. */
+  upstream: string[] | null = null,
+  /** The outbox row of a message this worker takes without publishing it (removed with the claim). */
+  outboxId: number | null = null,
 ): Promise<Claim | null> {
   const r = await q.query<{
     dag_id: string;
@@ -222,13 +229,20 @@ export async function claimTask(
     logical_date: Date;
     failed_tries: number;
     lost_tries: number;
+    outputs: Record<string, unknown> | null;
   }>(
-    `UPDATE task_instances t SET state = 'running', claim_token = $4, worker_id = $5, started_at = now()
-     FROM dag_runs r
-     WHERE t.run_id = $1 AND t.task_id = $2 AND t.try_number = $3 AND t.state = 'queued'
-       AND r.run_id = t.run_id AND (r.state = 'running' OR starts_with(t.task_id, '@'))
-     RETURNING r.dag_id, r.dag_hash, r.conf, r.logical_date, t.failed_tries, t.lost_tries`,
-    [m.runId, m.taskId, m.tryNumber, token, workerId],
+    `WITH claimed AS (
+       UPDATE task_instances t SET state = 'running', claim_token = $4, worker_id = $5, started_at = now()
+       FROM dag_runs r
+       WHERE t.run_id = $1 AND t.task_id = $2 AND t.try_number = $3 AND t.state = 'queued'
+         AND r.run_id = t.run_id AND (r.state = 'running' OR starts_with(t.task_id, '@'))
+       RETURNING r.dag_id, r.dag_hash, r.conf, r.logical_date, t.failed_tries, t.lost_tries,
+         CASE WHEN $6::text[] IS NOT NULL THEN
+           (SELECT coalesce(jsonb_object_agg(u.task_id, u.output), '{}') FROM task_instances u
+            WHERE u.run_id = $1 AND u.task_id = ANY($6) AND u.state = 'success') END AS outputs),
+     unsent AS (DELETE FROM outbox WHERE id = $7)
+     SELECT * FROM claimed`,
+    [m.runId, m.taskId, m.tryNumber, token, workerId, upstream, outboxId],
   );
   const row = r.rows[0];
   if (!row) return null;
@@ -239,6 +253,7 @@ export async function claimTask(
     logicalDate: row.logical_date,
     failedTries: row.failed_tries,
     lostTries: row.lost_tries,
+    outputs: row.outputs ? new Map(Object.entries(row.outputs)) : null,
   };
 }
 
@@ -268,7 +283,32 @@ export async function finishTry(
   res: TryResult,
   channel: string,
 ): Promise<boolean> {
-  const r = await q.query(
+  return (await storeTryResult(q, m, token, res, { channel, notify: true })).stored;
+}
+
+export interface StoreResultOptions {
+  channel: string;
+  /**
+   * Wake the schedulers to look at the run. A worker that queues the next tasks itself does not: a NOTIFY
+   * serialises commits in Postgres, so one per task would cap throughput (see notifyIfNothingUnfinished).
+   */
+  notify: boolean;
+  /** The try's last log lines, stored in the same statement. */
+  logs?: LogLine[];
+  /** Also lock the run (NO KEY UPDATE, SKIP LOCKED) to queue its next tasks in this transaction. */
+  lockRun?: boolean;
+}
+
+/** finishTry with its options; `runLocked` when lockRun was asked and the run is running and was free. */
+export async function storeTryResult(
+  q: Queryable,
+  m: TaskMessage,
+  token: string,
+  res: TryResult,
+  o: StoreResultOptions,
+): Promise<{ stored: boolean; runLocked: boolean }> {
+  const logs = logColumns(o.logs ?? []);
+  const r = await q.query<{ stored: boolean; locked: boolean }>(
     `WITH upd AS (
        UPDATE task_instances SET state = $5, ended_at = now(), exit_code = $6, output = $7, error = $8,
          next_retry_at = now() + make_interval(secs => $9::float8 / 1000), failed_tries = failed_tries + $10, lost_tries = lost_tries + $11
@@ -278,8 +318,15 @@ export async function finishTry(
        INSERT INTO task_tries (run_id, task_id, try_number, state, worker_id, started_at, ended_at, exit_code, error)
        SELECT run_id, task_id, try_number, CASE WHEN $5 = 'success' THEN 'success' ELSE 'failed' END,
               worker_id, started_at, ended_at, exit_code, error FROM upd
-       ON CONFLICT DO NOTHING RETURNING run_id)
-     SELECT pg_notify($12, run_id) FROM upd`,
+       ON CONFLICT DO NOTHING RETURNING run_id),
+     logs AS (
+       INSERT INTO task_logs (run_id, task_id, try_number, stream, ts, line)
+       SELECT * FROM unnest($14::text[], $15::text[], $16::int[], $17::text[], $18::timestamptz[], $19::text[])),
+     lck AS (
+       SELECT run_id FROM dag_runs WHERE $20 AND run_id = $1 AND state = 'running' AND EXISTS (SELECT 1 FROM upd)
+       FOR NO KEY UPDATE SKIP LOCKED)
+     SELECT EXISTS (SELECT 1 FROM upd) AS stored, EXISTS (SELECT 1 FROM lck) AS locked,
+       (SELECT count(pg_notify($12, run_id)) FROM upd WHERE $13) AS notified`,
     [
       m.runId,
       m.taskId,
@@ -292,10 +339,27 @@ export async function finishTry(
       res.retryInMs,
       res.countsAsFailure ? 1 : 0,
       res.lost ? 1 : 0,
-      channel,
+      o.channel,
+      o.notify,
+      ...logs,
+      o.lockRun ?? false,
     ],
   );
-  return (r.rowCount ?? 0) > 0;
+  const row = r.rows[0]!;
+  return { stored: row.stored, runLocked: row.locked };
+}
+
+/** The states of some tasks of a run. */
+export async function statesOf(
+  q: Queryable,
+  runId: string,
+  taskIds: string[],
+): Promise<Map<string, TaskState>> {
+  const r = await q.query<{ task_id: string; state: TaskState }>(
+    `SELECT task_id, state FROM task_instances WHERE run_id = $1 AND task_id = ANY($2)`,
+    [runId, taskIds],
+  );
+  return new Map(r.rows.map((x) => [x.task_id, x.state]));
 }
 
 export interface RunningTask extends TaskMessage {

@@ -49,6 +49,19 @@ export class LogSink {
     else this.timer ??= setTimeout(() => void this.flush(), this.opts.flushMs ?? 200);
   }
 
+  /**
+   * Hands over what is buffered, for the caller to store with the try's result (one statement fewer per
+   * task), once earlier batches are written: lines stay in order. The sink goes on buffering afterwards.
+   */
+  async drain(): Promise<LogLine[]> {
+    await this.writing;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    const batch = this.buffer;
+    this.buffer = [];
+    return batch;
+  }
+
   /** Writes what is buffered; resolves when everything added so far is stored. Never throws. */
   flush(): Promise<void> {
     if (this.timer) clearTimeout(this.timer);

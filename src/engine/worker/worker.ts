@@ -9,7 +9,7 @@ import os from 'node:os';
 import type { Broker, Delivery, Subscription } from '../broker/broker.js';
 import { functionKey, RUN_CALLBACK_EVENTS } from '../dag/builder.js';
 import type { RunCallbackEvent, SerializedDag, SerializedTask, TaskCallbackEvent } from '../dag/types.js';
-import { VersionCache } from '../dag/versions.js';
+import { taskOf, VersionCache } from '../dag/versions.js';
 import type { Logger } from '../logger.js';
 import { silentLogger } from '../logger.js';
 import { prefixedLog, runCallback } from '../operators/callbacks.js';
@@ -17,13 +17,17 @@ import { resolveOperator } from '../operators/registry.js';
 import { TaskFailure, type RunInfo, type RunLauncher } from '../operators/types.js';
 import { retryDelayMs } from '../scheduler/decide.js';
 import { isConnectionError, type Db, type Listener } from '../store/db.js';
+import { deleteOutbox } from '../store/outbox.js';
+import { notifyIfNothingUnfinished, notifyRun } from '../store/runs.js';
 import * as tis from '../store/task-instances.js';
 import { readVariable, secretValuesForMasking } from '../variables.js';
 import * as workers from '../store/workers.js';
 import type { GpuAllocator } from './gpus.js';
 import { storableText, unstorableJson } from '../storable.js';
 import { LogSink } from './log-sink.js';
+import type { LogLine } from '../store/logs.js';
 import { storeRunLauncher } from './run-launcher.js';
+import { judge, successorPlan } from './successors.js';
 
 export interface WorkerOptions {
   db: Db;
@@ -42,6 +46,13 @@ export interface WorkerOptions {
   gpus?: GpuAllocator;
   /** How long a callback may run before it is stopped (default 5 minutes). */
   callbackTimeoutMs?: number;
+}
+
+/** A try this worker holds a claim on. */
+interface ClaimedTry {
+  m: tis.TaskMessage;
+  token: string;
+  claim: tis.Claim;
 }
 
 interface Running {
@@ -66,6 +77,10 @@ export class Worker {
   private claimsListener: Listener | null = null;
   private stopping = false;
   private stopped: Promise<void> | null = null;
+  /** Values of secret variables, read once and again after a variable changes (see secretValues). */
+  private masks: Promise<string[]> | null = null;
+  /** The DAG version of recent runs: a task's upstream outputs then come with its claim. */
+  private readonly runDags = new Map<string, string>();
 
   constructor(private readonly o: WorkerOptions) {
     this.id = o.workerId ?? `${os.hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
@@ -85,12 +100,18 @@ export class Worker {
     this.heartbeatTimer = setInterval(() => void this.heartbeat(), this.o.heartbeatMs ?? 2000);
     // A cancelled or timed-out run announces itself here, so its tasks stop now rather than at the next
     // heartbeat (which remains the fallback if a notification is missed).
+    const variables = this.o.db.channel('variables');
     this.claimsListener = this.o.db.listen(
-      [this.o.db.channel('claims')],
-      (_ch, runId) => {
-        if ([...this.running.values()].some((r) => r.message.runId === runId)) void this.heartbeat();
+      [this.o.db.channel('claims'), variables],
+      (ch, runId) => {
+        if (ch === variables) this.masks = null;
+        else if ([...this.running.values()].some((r) => r.message.runId === runId)) void this.heartbeat();
       },
-      () => void this.heartbeat(),
+      () => {
+        // Changes to variables may have been missed while the connection was down.
+        this.masks = null;
+        void this.heartbeat();
+      },
     );
     await this.claimsListener.ready;
     this.subscription = await this.o.broker.subscribe(this.o.queues, this.o.concurrency, (d) =>
@@ -118,7 +139,7 @@ export class Worker {
     let claim: tis.Claim | null;
     this.claiming.add(token);
     try {
-      claim = await tis.claimTask(this.o.db, m, this.id, token);
+      claim = await tis.claimTask(this.o.db, m, this.id, token, this.knownUpstream(m));
     } catch (err) {
       // The database is unreachable: give the message back a little later (an immediate requeue would spin).
       // The claim may still have committed with its answer lost: the heartbeat finds such an orphan.
@@ -127,12 +148,34 @@ export class Worker {
       await sleep(1000);
       return d.release();
     }
-    if (claim) this.running.set(token, { message: m, token, abort: new AbortController() });
+    if (claim) {
+      this.running.set(token, { message: m, token, abort: new AbortController() });
+      this.rememberRunDag(m.runId, claim.dagHash);
+    }
     this.claiming.delete(token);
     if (!claim) {
       this.log.debug({ ...ids, redelivered: d.redelivered }, 'stale or duplicate message ignored');
       return d.ack();
     }
+    // The delivery stands for one of this worker's slots: a downstream task this worker claims itself
+    // (a "next" try, see storeOnce) runs in the same slot, and the delivery is acked when the slot frees.
+    let acked = false;
+    const settle = async () => {
+      if (acked) return;
+      acked = true;
+      await d.ack();
+    };
+    let next: ClaimedTry | null = { m, token, claim };
+    while (next) next = await this.runClaimed(next, settle);
+    await settle();
+  }
+
+  /** Runs a claimed try and stores its result; returns the next try claimed in its slot, if any. */
+  private async runClaimed(
+    { m, token, claim }: ClaimedTry,
+    settle: () => Promise<void>,
+  ): Promise<ClaimedTry | null> {
+    const ids = { runId: m.runId, taskId: m.taskId, try: m.tryNumber };
     const abort = this.running.get(token)!.abort;
     const log = this.log.child({ dagId: claim.dagId, ...ids });
     // Database reads before the task starts wait out a lost connection: that is not the task's failure.
@@ -147,7 +190,8 @@ export class Worker {
           mask: await db('reading secrets', () => this.secretValues()),
         },
       );
-      return this.handleRunCallback(d, m, token, abort, claim, runEvent, callbackSink, log);
+      await this.handleRunCallback(m, token, abort, claim, runEvent, callbackSink, log);
+      return null;
     }
     let result: tis.TryResult;
     let task: SerializedTask | undefined;
@@ -165,7 +209,7 @@ export class Worker {
       );
       log.info('task started');
       const dag = await db('reading the DAG version', () => this.versions.get(claim.dagHash));
-      task = dag.tasks.find((t) => t.taskId === m.taskId);
+      task = taskOf(dag, m.taskId);
       if (!task) throw new TaskFailure(`task ${m.taskId} is not in DAG version ${claim.dagHash}`);
       const op = resolveOperator(task.operator);
       if (task.timeoutMs !== null) {
@@ -174,7 +218,9 @@ export class Worker {
       }
       sink.system(`try ${m.tryNumber} on worker ${this.id}`);
       const upstream = task.upstream;
-      const outputs = await db('reading upstream outputs', () => tis.outputsOf(this.o.db, m.runId, upstream));
+      const outputs =
+        claim.outputs ??
+        (await db('reading upstream outputs', () => tis.outputsOf(this.o.db, m.runId, upstream)));
       dagVersion = dag;
       runInfo = { ...claim, runId: m.runId, taskId: m.taskId, tryNumber: m.tryNumber, outputs };
       const r = await op.execute({
@@ -207,12 +253,11 @@ export class Worker {
     } finally {
       for (const t of timers) clearTimeout(t);
     }
-    await sink?.flush();
-    const stored = await this.store(m, token, result, log);
+    const { stored, next } = await this.store(m, token, result, log, { dag: dagVersion, task, sink });
     this.running.delete(token);
     if (stored) log.info({ state: result.state, error: result.error ?? undefined }, 'task finished');
     else log.warn('claim was lost while the task ran; result discarded (a newer try owns the task)');
-    await d.ack();
+    if (!next) await settle();
     // After the result is stored (and acked): a callback can neither change nor delay the task's result.
     const event = taskCallbackEvent(result);
     const spec = event ? task?.callbacks?.[event] : undefined;
@@ -238,6 +283,7 @@ export class Worker {
       } else log.debug({ event }, 'task callback done');
       await sink.flush();
     }
+    return next;
   }
 
   /**
@@ -246,7 +292,6 @@ export class Worker {
    * the run's state is final already and nothing here can change it.
    */
   private async handleRunCallback(
-    d: Delivery,
     m: tis.TaskMessage,
     token: string,
     abort: AbortController,
@@ -292,7 +337,7 @@ export class Worker {
       log.warn({ event, err: error }, 'run callback failed');
     }
     await sink.flush();
-    const stored = await this.store(
+    const { stored } = await this.store(
       m,
       token,
       {
@@ -307,7 +352,6 @@ export class Worker {
     );
     this.running.delete(token);
     if (stored) log.info({ event, ok: !error }, 'run callback finished');
-    await d.ack();
   }
 
   /** A variable's value, decrypted when it is secret (engine/variables.ts). */
@@ -333,11 +377,21 @@ export class Worker {
     };
   }
 
-  /** Stores the result, retrying while the database is unreachable; false when fenced out. */
-  private async store(m: tis.TaskMessage, token: string, r: tis.TryResult, log: Logger): Promise<boolean> {
+  /**
+   * Stores the result, retrying while the database is unreachable; false when fenced out. The sink's last
+   * lines go with it; a success also queues the downstream tasks it makes ready (storeOnce).
+   */
+  private async store(
+    m: tis.TaskMessage,
+    token: string,
+    r: tis.TryResult,
+    log: Logger,
+    of: { dag?: SerializedDag; task?: SerializedTask; sink?: LogSink | null } = {},
+  ): Promise<{ stored: boolean; next: ClaimedTry | null }> {
+    const logs = of.sink ? await of.sink.drain() : [];
     for (let attempt = 0; ; attempt++) {
       try {
-        return await tis.finishTry(this.o.db, m, token, r, this.o.db.channel('events'));
+        return await this.storeOnce(m, token, r, logs, of.dag, of.task, log);
       } catch (err) {
         if (!isConnectionError(err) && r.state === 'success') {
           // The database refused the result itself: retrying would loop for ever. Record a failure.
@@ -358,9 +412,140 @@ export class Worker {
     }
   }
 
-  /** The values of secret variables, to mask in the task's log; secrets this worker cannot decrypt mask nothing. */
-  private async secretValues(): Promise<string[]> {
-    return secretValuesForMasking(this.o.db);
+  /**
+   * One attempt at storing a result. A success whose downstream tasks need no scheduler judgement (see
+   * successors.ts) queues those that are ready in the same transaction, with the run locked as a scheduler
+   * pass locks it, and publishes them itself: a link of a chain costs no scheduler pass. Everything else,
+   * and a run another process holds, is left to the schedulers, told through the events channel.
+   */
+  private async storeOnce(
+    m: tis.TaskMessage,
+    token: string,
+    r: tis.TryResult,
+    logs: LogLine[],
+    dag: SerializedDag | undefined,
+    task: SerializedTask | undefined,
+    log: Logger,
+  ): Promise<{ stored: boolean; next: ClaimedTry | null }> {
+    const channel = this.o.db.channel('events');
+    const plan = r.state === 'success' && dag && task ? successorPlan(dag, task) : null;
+    if (plan?.kind !== 'downstream') {
+      const leaf = plan?.kind === 'leaf';
+      const res = await tis.storeTryResult(this.o.db, m, token, r, { channel, notify: !leaf, logs });
+      // A leaf's success matters to the schedulers only when it ends the run.
+      if (leaf && res.stored) await this.tellIfRunMayEnd(m.runId, log);
+      return { stored: res.stored, next: null };
+    }
+    const { stored, outbox, mayEnd } = await this.o.db.tx(async (c) => {
+      const res = await tis.storeTryResult(c, m, token, r, { channel, notify: false, logs, lockRun: true });
+      if (!res.stored) return { stored: false, outbox: [], mayEnd: false };
+      if (!res.runLocked) {
+        // Another process holds the run (a scheduler pass, a cancel, a clear): the schedulers decide.
+        await notifyRun(c, channel, m.runId);
+        return { stored: true, outbox: [], mayEnd: false };
+      }
+      const j = judge(plan.downstream, await tis.statesOf(c, m.runId, plan.read));
+      const outbox = await tis.queueTasks(
+        c,
+        j.queue.map((taskId) => ({ runId: m.runId, taskId, from: 'none' as const })),
+      );
+      if (j.scheduler) await notifyRun(c, channel, m.runId);
+      return { stored: true, outbox, mayEnd: !j.scheduler && !j.unfinished };
+    });
+    // Every downstream task had finished already (trigger rules such as one_success): this may be the end.
+    if (mayEnd) await this.tellIfRunMayEnd(m.runId, log);
+    // The heaviest ready task of a queue this worker consumes runs next in this slot, without a broker
+    // round trip; the rest are published for any worker.
+    const mine = [...outbox]
+      .sort((a, b) => b.priority - a.priority)
+      .find((x) => this.o.queues.includes(x.queue) || this.o.queues.includes('*'));
+    const next = mine && !this.stopping ? await this.claimNext(mine, log) : 'unclaimed';
+    const rest = next === 'unclaimed' ? outbox : outbox.filter((x) => x !== mine);
+    if (rest.length > 0) await this.publish(rest, log);
+    return { stored, next: next === 'unclaimed' ? null : next };
+  }
+
+  /**
+   * Claims a task this worker has just queued, removing its unsent message. Null when the task can no
+   * longer run (its run was cancelled meanwhile); 'unclaimed' when the database did not answer, and the
+   * message must be published after all.
+   */
+  private async claimNext(row: tis.OutboxRow, log: Logger): Promise<ClaimedTry | null | 'unclaimed'> {
+    const m = row.payload;
+    const token = randomUUID();
+    this.claiming.add(token);
+    try {
+      const claim = await tis.claimTask(this.o.db, m, this.id, token, this.knownUpstream(m), row.id);
+      if (!claim) return null;
+      this.running.set(token, { message: m, token, abort: new AbortController() });
+      this.rememberRunDag(m.runId, claim.dagHash);
+      return { m, token, claim };
+    } catch (err) {
+      // Not claimed here: its message goes out as usual, so any worker can take it.
+      log.warn({ err: (err as Error).message, taskId: m.taskId }, 'claiming the next task failed');
+      return 'unclaimed';
+    } finally {
+      this.claiming.delete(token);
+    }
+  }
+
+  /** After a result that may end its run; best effort: the schedulers' periodic sweep ends it otherwise. */
+  private async tellIfRunMayEnd(runId: string, log: Logger) {
+    try {
+      await notifyIfNothingUnfinished(this.o.db, this.o.db.channel('events'), runId);
+    } catch (err) {
+      log.warn({ err: (err as Error).message }, 'telling the schedulers failed; their sweep ends the run');
+    }
+  }
+
+  /** Publishes messages this worker queued, then removes them from the outbox (as the scheduler does). */
+  private async publish(rows: tis.OutboxRow[], log: Logger) {
+    const ordered = [...rows].sort((a, b) => b.priority - a.priority);
+    try {
+      await this.o.broker.publish(
+        ordered.map((x) => ({ queue: x.queue, priority: x.priority, body: x.payload })),
+      );
+      await deleteOutbox(
+        this.o.db,
+        rows.map((x) => x.id),
+      );
+    } catch (err) {
+      // The rows stay in the outbox: the schedulers' sweep of stale outbox rows publishes them.
+      log.warn(
+        { err: (err as Error).message, messages: rows.length },
+        'publish failed; the outbox keeps them',
+      );
+    }
+  }
+
+  /** The upstream ids of a message's task when its run's DAG version is known here; null otherwise. */
+  private knownUpstream(m: tis.TaskMessage): string[] | null {
+    const hash = this.runDags.get(m.runId);
+    const dag = hash ? this.versions.peek(hash) : undefined;
+    const upstream = dag ? taskOf(dag, m.taskId)?.upstream : undefined;
+    return upstream && upstream.length > 0 ? upstream : null;
+  }
+
+  private rememberRunDag(runId: string, hash: string) {
+    if (this.runDags.has(runId)) return;
+    if (this.runDags.size >= 1000) this.runDags.delete(this.runDags.keys().next().value!);
+    this.runDags.set(runId, hash);
+  }
+
+  /**
+   * The values of secret variables, to mask in the task's log; secrets this worker cannot decrypt mask
+   * nothing. Read once and kept until a variable changes (a trigger NOTIFYs, migration 0007) or the
+   * notification connection was lost.
+   */
+  private secretValues(): Promise<string[]> {
+    if (!this.masks) {
+      const p = secretValuesForMasking(this.o.db);
+      this.masks = p;
+      p.catch(() => {
+        if (this.masks === p) this.masks = null;
+      });
+    }
+    return this.masks;
   }
 
   /**
