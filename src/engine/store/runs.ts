@@ -162,12 +162,12 @@ export async function notifyRun(q: Queryable, channel: string, runId: string) {
  * NOTIFY serialises commits in Postgres (a lock held through the commit's flush), so a result that does
  * not end its run must not send one. Asks the partial index of unfinished tasks: a few entries per run.
  */
-export async function notifyIfNothingUnfinished(q: Queryable, channel: string, runId: string) {
+export async function notifyIfNothingUnfinished(q: Queryable, channel: string, runIds: string[]) {
   await q.query(
-    `SELECT pg_notify($1, r.run_id) FROM dag_runs r WHERE r.run_id = $2 AND r.state = 'running'
+    `SELECT pg_notify($1, r.run_id) FROM dag_runs r WHERE r.run_id = ANY($2) AND r.state = 'running'
        AND NOT EXISTS (SELECT 1 FROM task_instances t WHERE t.run_id = r.run_id
                          AND t.state IN ('none', 'queued', 'running', 'up_for_retry'))`,
-    [channel, runId],
+    [channel, runIds],
   );
 }
 

@@ -222,7 +222,24 @@ export async function claimTask(
   /** The outbox row of a message this worker takes without publishing it (removed with the claim). */
   outboxId: number | null = null,
 ): Promise<Claim | null> {
+  return (await claimTasks(q, workerId, [{ m, token, upstream, outboxId }]))[0]!;
+}
+
+export interface ClaimRequest {
+  m: TaskMessage;
+  token: string;
+  upstream: string[] | null;
+  outboxId: number | null;
+}
+
+/** Claims several tries in one statement (see claimTask); one answer per request, in order. */
+export async function claimTasks(
+  q: Queryable,
+  workerId: string,
+  reqs: ClaimRequest[],
+): Promise<Array<Claim | null>> {
   const r = await q.query<{
+    token: string;
     dag_id: string;
     dag_hash: string;
     conf: Record<string, unknown>;
@@ -231,30 +248,45 @@ export async function claimTask(
     lost_tries: number;
     outputs: Record<string, unknown> | null;
   }>(
-    `WITH claimed AS (
-       UPDATE task_instances t SET state = 'running', claim_token = $4, worker_id = $5, started_at = now()
-       FROM dag_runs r
-       WHERE t.run_id = $1 AND t.task_id = $2 AND t.try_number = $3 AND t.state = 'queued'
+    `WITH x AS (
+       SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::uuid[], $5::jsonb[], $6::bigint[])
+         AS x(run_id, task_id, try_number, token, upstream, outbox_id)),
+     claimed AS (
+       UPDATE task_instances t SET state = 'running', claim_token = x.token, worker_id = $7, started_at = now()
+       FROM x, dag_runs r
+       WHERE t.run_id = x.run_id AND t.task_id = x.task_id AND t.try_number = x.try_number AND t.state = 'queued'
          AND r.run_id = t.run_id AND (r.state = 'running' OR starts_with(t.task_id, '@'))
-       RETURNING r.dag_id, r.dag_hash, r.conf, r.logical_date, t.failed_tries, t.lost_tries,
-         CASE WHEN $6::text[] IS NOT NULL THEN
+       RETURNING x.token, r.dag_id, r.dag_hash, r.conf, r.logical_date, t.failed_tries, t.lost_tries,
+         CASE WHEN x.upstream IS NOT NULL THEN
            (SELECT coalesce(jsonb_object_agg(u.task_id, u.output), '{}') FROM task_instances u
-            WHERE u.run_id = $1 AND u.task_id = ANY($6) AND u.state = 'success') END AS outputs),
-     unsent AS (DELETE FROM outbox WHERE id = $7)
+            WHERE u.run_id = t.run_id AND u.task_id IN (SELECT jsonb_array_elements_text(x.upstream))
+              AND u.state = 'success') END AS outputs),
+     unsent AS (DELETE FROM outbox WHERE id IN (SELECT outbox_id FROM x WHERE outbox_id IS NOT NULL))
      SELECT * FROM claimed`,
-    [m.runId, m.taskId, m.tryNumber, token, workerId, upstream, outboxId],
+    [
+      reqs.map((x) => x.m.runId),
+      reqs.map((x) => x.m.taskId),
+      reqs.map((x) => x.m.tryNumber),
+      reqs.map((x) => x.token),
+      reqs.map((x) => (x.upstream ? JSON.stringify(x.upstream) : null)),
+      reqs.map((x) => x.outboxId),
+      workerId,
+    ],
   );
-  const row = r.rows[0];
-  if (!row) return null;
-  return {
-    dagId: row.dag_id,
-    dagHash: row.dag_hash,
-    conf: row.conf,
-    logicalDate: row.logical_date,
-    failedTries: row.failed_tries,
-    lostTries: row.lost_tries,
-    outputs: row.outputs ? new Map(Object.entries(row.outputs)) : null,
-  };
+  const byToken = new Map(r.rows.map((row) => [row.token, row]));
+  return reqs.map((x) => {
+    const row = byToken.get(x.token);
+    if (!row) return null;
+    return {
+      dagId: row.dag_id,
+      dagHash: row.dag_hash,
+      conf: row.conf,
+      logicalDate: row.logical_date,
+      failedTries: row.failed_tries,
+      lostTries: row.lost_tries,
+      outputs: row.outputs ? new Map(Object.entries(row.outputs)) : null,
+    };
+  });
 }
 
 export interface TryResult {
@@ -307,46 +339,81 @@ export async function storeTryResult(
   res: TryResult,
   o: StoreResultOptions,
 ): Promise<{ stored: boolean; runLocked: boolean }> {
-  const logs = logColumns(o.logs ?? []);
-  const r = await q.query<{ stored: boolean; locked: boolean }>(
-    `WITH upd AS (
-       UPDATE task_instances SET state = $5, ended_at = now(), exit_code = $6, output = $7, error = $8,
-         next_retry_at = now() + make_interval(secs => $9::float8 / 1000), failed_tries = failed_tries + $10, lost_tries = lost_tries + $11
-       WHERE run_id = $1 AND task_id = $2 AND try_number = $3 AND claim_token = $4 AND state = 'running'
-       RETURNING run_id, task_id, try_number, worker_id, started_at, ended_at, exit_code, error),
+  const r = await storeTryResults(q, [{ m, token, res, notify: o.notify, logs: o.logs ?? [] }], {
+    channel: o.channel,
+    lockRun: o.lockRun ? m.runId : null,
+  });
+  return { stored: r.stored[0]!, runLocked: r.runLocked };
+}
+
+export interface ResultToStore {
+  m: TaskMessage;
+  token: string;
+  res: TryResult;
+  notify: boolean;
+  logs: LogLine[];
+}
+
+/**
+ * Stores several results in one statement (see finishTry and StoreResultOptions): each fenced by its claim
+ * token, its try recorded, its log lines written; the schedulers are woken once per run that asked for it.
+ */
+export async function storeTryResults(
+  q: Queryable,
+  items: ResultToStore[],
+  o: { channel: string; lockRun: string | null },
+): Promise<{ stored: boolean[]; runLocked: boolean }> {
+  const logs = logColumns(items.flatMap((x) => x.logs));
+  const r = await q.query<{ stored: string[]; locked: boolean }>(
+    `WITH x AS (
+       SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::uuid[], $5::text[], $6::int[], $7::jsonb[],
+                            $8::text[], $9::float8[], $10::int[], $11::int[], $12::bool[])
+         AS x(run_id, task_id, try_number, token, state, exit_code, output, error, retry_in_ms, failed_inc,
+              lost_inc, notify)),
+     upd AS (
+       UPDATE task_instances t SET state = x.state, ended_at = now(), exit_code = x.exit_code,
+         output = x.output, error = x.error,
+         next_retry_at = now() + make_interval(secs => x.retry_in_ms / 1000),
+         failed_tries = t.failed_tries + x.failed_inc, lost_tries = t.lost_tries + x.lost_inc
+       FROM x
+       WHERE t.run_id = x.run_id AND t.task_id = x.task_id AND t.try_number = x.try_number
+         AND t.claim_token = x.token AND t.state = 'running'
+       RETURNING t.run_id, t.task_id, t.try_number, t.state, t.worker_id, t.started_at, t.ended_at,
+         t.exit_code, t.error, x.notify, x.token),
      tries AS (
        INSERT INTO task_tries (run_id, task_id, try_number, state, worker_id, started_at, ended_at, exit_code, error)
-       SELECT run_id, task_id, try_number, CASE WHEN $5 = 'success' THEN 'success' ELSE 'failed' END,
+       SELECT run_id, task_id, try_number, CASE WHEN state = 'success' THEN 'success' ELSE 'failed' END,
               worker_id, started_at, ended_at, exit_code, error FROM upd
        ON CONFLICT DO NOTHING RETURNING run_id),
      logs AS (
        INSERT INTO task_logs (run_id, task_id, try_number, stream, ts, line)
-       SELECT * FROM unnest($14::text[], $15::text[], $16::int[], $17::text[], $18::timestamptz[], $19::text[])),
+       SELECT * FROM unnest($13::text[], $14::text[], $15::int[], $16::text[], $17::timestamptz[], $18::text[])),
      lck AS (
-       SELECT run_id FROM dag_runs WHERE $20 AND run_id = $1 AND state = 'running' AND EXISTS (SELECT 1 FROM upd)
+       SELECT run_id FROM dag_runs WHERE run_id = $19 AND state = 'running' AND EXISTS (SELECT 1 FROM upd)
        FOR NO KEY UPDATE SKIP LOCKED)
-     SELECT EXISTS (SELECT 1 FROM upd) AS stored, EXISTS (SELECT 1 FROM lck) AS locked,
-       (SELECT count(pg_notify($12, run_id)) FROM upd WHERE $13) AS notified`,
+     SELECT (SELECT coalesce(array_agg(token::text), '{}') FROM upd) AS stored,
+       EXISTS (SELECT 1 FROM lck) AS locked,
+       (SELECT count(pg_notify($20, run_id)) FROM (SELECT DISTINCT run_id FROM upd WHERE notify) n) AS notified`,
     [
-      m.runId,
-      m.taskId,
-      m.tryNumber,
-      token,
-      res.state,
-      res.exitCode,
-      res.output === undefined ? null : JSON.stringify(res.output),
-      res.error,
-      res.retryInMs,
-      res.countsAsFailure ? 1 : 0,
-      res.lost ? 1 : 0,
-      o.channel,
-      o.notify,
+      items.map((x) => x.m.runId),
+      items.map((x) => x.m.taskId),
+      items.map((x) => x.m.tryNumber),
+      items.map((x) => x.token),
+      items.map((x) => x.res.state),
+      items.map((x) => x.res.exitCode),
+      items.map((x) => (x.res.output === undefined ? null : JSON.stringify(x.res.output))),
+      items.map((x) => x.res.error),
+      items.map((x) => x.res.retryInMs),
+      items.map((x) => (x.res.countsAsFailure ? 1 : 0)),
+      items.map((x) => (x.res.lost ? 1 : 0)),
+      items.map((x) => x.notify),
       ...logs,
-      o.lockRun ?? false,
+      o.lockRun,
+      o.channel,
     ],
   );
-  const row = r.rows[0]!;
-  return { stored: row.stored, runLocked: row.locked };
+  const stored = new Set(r.rows[0]!.stored);
+  return { stored: items.map((x) => stored.has(x.token)), runLocked: r.rows[0]!.locked };
 }
 
 /** The states of some tasks of a run. */

@@ -28,6 +28,7 @@ import { LogSink } from './log-sink.js';
 import type { LogLine } from '../store/logs.js';
 import { storeRunLauncher } from './run-launcher.js';
 import { judge, successorPlan } from './successors.js';
+import { Batcher } from './batcher.js';
 
 export interface WorkerOptions {
   db: Db;
@@ -81,12 +82,25 @@ export class Worker {
   private masks: Promise<string[]> | null = null;
   /** The DAG version of recent runs: a task's upstream outputs then come with its claim. */
   private readonly runDags = new Map<string, string>();
+  /** Claims, results and end-of-run checks of tasks ending together go to Postgres together. */
+  private readonly claims: Batcher<tis.ClaimRequest, tis.Claim | null>;
+  private readonly results: Batcher<tis.ResultToStore, boolean>;
+  private readonly endChecks: Batcher<string, null>;
 
   constructor(private readonly o: WorkerOptions) {
     this.id = o.workerId ?? `${os.hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
     this.log = (o.logger ?? silentLogger).child({ component: 'worker', workerId: this.id });
     this.versions = new VersionCache(o.db);
     this.launcher = storeRunLauncher(o.db, this.versions);
+    this.claims = new Batcher((reqs) => tis.claimTasks(o.db, this.id, reqs));
+    this.results = new Batcher(
+      async (items) =>
+        (await tis.storeTryResults(o.db, items, { channel: o.db.channel('events'), lockRun: null })).stored,
+    );
+    this.endChecks = new Batcher(async (runIds) => {
+      await notifyIfNothingUnfinished(o.db, o.db.channel('events'), [...new Set(runIds)]);
+      return runIds.map(() => null);
+    });
   }
 
   async start(): Promise<void> {
@@ -139,7 +153,7 @@ export class Worker {
     let claim: tis.Claim | null;
     this.claiming.add(token);
     try {
-      claim = await tis.claimTask(this.o.db, m, this.id, token, this.knownUpstream(m));
+      claim = await this.claims.add({ m, token, upstream: this.knownUpstream(m), outboxId: null });
     } catch (err) {
       // The database is unreachable: give the message back a little later (an immediate requeue would spin).
       // The claim may still have committed with its answer lost: the heartbeat finds such an orphan.
@@ -431,10 +445,10 @@ export class Worker {
     const plan = r.state === 'success' && dag && task ? successorPlan(dag, task) : null;
     if (plan?.kind !== 'downstream') {
       const leaf = plan?.kind === 'leaf';
-      const res = await tis.storeTryResult(this.o.db, m, token, r, { channel, notify: !leaf, logs });
+      const stored = await this.results.add({ m, token, res: r, notify: !leaf, logs });
       // A leaf's success matters to the schedulers only when it ends the run.
-      if (leaf && res.stored) await this.tellIfRunMayEnd(m.runId, log);
-      return { stored: res.stored, next: null };
+      if (leaf && stored) await this.tellIfRunMayEnd(m.runId, log);
+      return { stored, next: null };
     }
     const { stored, outbox, mayEnd } = await this.o.db.tx(async (c) => {
       const res = await tis.storeTryResult(c, m, token, r, { channel, notify: false, logs, lockRun: true });
@@ -492,7 +506,7 @@ export class Worker {
   /** After a result that may end its run; best effort: the schedulers' periodic sweep ends it otherwise. */
   private async tellIfRunMayEnd(runId: string, log: Logger) {
     try {
-      await notifyIfNothingUnfinished(this.o.db, this.o.db.channel('events'), runId);
+      await this.endChecks.add(runId);
     } catch (err) {
       log.warn({ err: (err as Error).message }, 'telling the schedulers failed; their sweep ends the run');
     }
