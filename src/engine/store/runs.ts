@@ -151,6 +151,21 @@ export async function withCappedSiblings(q: Queryable, ids: string[]): Promise<s
   return extra.length === 0 ? ids : [...ids, ...extra];
 }
 
+/**
+ * Locks a run, waiting for it, as a scheduler pass locks it, for a worker to queue the next tasks of a
+ * result already committed; returns the run's state. The transaction commits without waiting for its
+ * flush: what it writes is derived from committed results, and a scheduler's sweep derives it again if a
+ * crash loses it. Locking nothing else first, it cannot deadlock with a cancel or a clear.
+ */
+export async function lockRunToAdvance(q: Queryable, runId: string): Promise<RunState | null> {
+  const r = await q.query<{ state: RunState }>(
+    `SELECT state, set_config('synchronous_commit', 'off', true) FROM dag_runs WHERE run_id = $1
+     FOR NO KEY UPDATE`,
+    [runId],
+  );
+  return r.rows[0]?.state ?? null;
+}
+
 /** Tells the schedulers about a run (the events channel): they look at it on their next pass. */
 export async function notifyRun(q: Queryable, channel: string, runId: string) {
   await q.query(`SELECT pg_notify($1, $2)`, [channel, runId]);

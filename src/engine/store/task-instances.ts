@@ -315,7 +315,7 @@ export async function finishTry(
   res: TryResult,
   channel: string,
 ): Promise<boolean> {
-  return (await storeTryResult(q, m, token, res, { channel, notify: true })).stored;
+  return storeTryResult(q, m, token, res, { channel, notify: true });
 }
 
 export interface StoreResultOptions {
@@ -327,23 +327,18 @@ export interface StoreResultOptions {
   notify: boolean;
   /** The try's last log lines, stored in the same statement. */
   logs?: LogLine[];
-  /** Also lock the run (NO KEY UPDATE, SKIP LOCKED) to queue its next tasks in this transaction. */
-  lockRun?: boolean;
 }
 
-/** finishTry with its options; `runLocked` when lockRun was asked and the run is running and was free. */
+/** finishTry with its options; false when fenced out. */
 export async function storeTryResult(
   q: Queryable,
   m: TaskMessage,
   token: string,
   res: TryResult,
   o: StoreResultOptions,
-): Promise<{ stored: boolean; runLocked: boolean }> {
-  const r = await storeTryResults(q, [{ m, token, res, notify: o.notify, logs: o.logs ?? [] }], {
-    channel: o.channel,
-    lockRun: o.lockRun ? m.runId : null,
-  });
-  return { stored: r.stored[0]!, runLocked: r.runLocked };
+): Promise<boolean> {
+  const r = await storeTryResults(q, [{ m, token, res, notify: o.notify, logs: o.logs ?? [] }], o.channel);
+  return r[0]!;
 }
 
 export interface ResultToStore {
@@ -361,10 +356,10 @@ export interface ResultToStore {
 export async function storeTryResults(
   q: Queryable,
   items: ResultToStore[],
-  o: { channel: string; lockRun: string | null },
-): Promise<{ stored: boolean[]; runLocked: boolean }> {
+  channel: string,
+): Promise<boolean[]> {
   const logs = logColumns(items.flatMap((x) => x.logs));
-  const r = await q.query<{ stored: string[]; locked: boolean }>(
+  const r = await q.query<{ stored: string[] }>(
     `WITH x AS (
        SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::uuid[], $5::text[], $6::int[], $7::jsonb[],
                             $8::text[], $9::float8[], $10::int[], $11::int[], $12::bool[])
@@ -387,13 +382,9 @@ export async function storeTryResults(
        ON CONFLICT DO NOTHING RETURNING run_id),
      logs AS (
        INSERT INTO task_logs (run_id, task_id, try_number, stream, ts, line)
-       SELECT * FROM unnest($13::text[], $14::text[], $15::int[], $16::text[], $17::timestamptz[], $18::text[])),
-     lck AS (
-       SELECT run_id FROM dag_runs WHERE run_id = $19 AND state = 'running' AND EXISTS (SELECT 1 FROM upd)
-       FOR NO KEY UPDATE SKIP LOCKED)
+       SELECT * FROM unnest($13::text[], $14::text[], $15::int[], $16::text[], $17::timestamptz[], $18::text[]))
      SELECT (SELECT coalesce(array_agg(token::text), '{}') FROM upd) AS stored,
-       EXISTS (SELECT 1 FROM lck) AS locked,
-       (SELECT count(pg_notify($20, run_id)) FROM (SELECT DISTINCT run_id FROM upd WHERE notify) n) AS notified`,
+       (SELECT count(pg_notify($19, run_id)) FROM (SELECT DISTINCT run_id FROM upd WHERE notify) n) AS notified`,
     [
       items.map((x) => x.m.runId),
       items.map((x) => x.m.taskId),
@@ -408,12 +399,11 @@ export async function storeTryResults(
       items.map((x) => (x.res.lost ? 1 : 0)),
       items.map((x) => x.notify),
       ...logs,
-      o.lockRun,
-      o.channel,
+      channel,
     ],
   );
   const stored = new Set(r.rows[0]!.stored);
-  return { stored: items.map((x) => stored.has(x.token)), runLocked: r.rows[0]!.locked };
+  return items.map((x) => stored.has(x.token));
 }
 
 /** The states of some tasks of a run. */

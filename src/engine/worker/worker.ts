@@ -18,7 +18,7 @@ import { TaskFailure, type RunInfo, type RunLauncher } from '../operators/types.
 import { retryDelayMs } from '../scheduler/decide.js';
 import { isConnectionError, type Db, type Listener } from '../store/db.js';
 import { deleteOutbox } from '../store/outbox.js';
-import { notifyIfNothingUnfinished, notifyRun } from '../store/runs.js';
+import { lockRunToAdvance, notifyIfNothingUnfinished, notifyRun } from '../store/runs.js';
 import * as tis from '../store/task-instances.js';
 import { readVariable, secretValuesForMasking } from '../variables.js';
 import * as workers from '../store/workers.js';
@@ -47,6 +47,19 @@ export interface WorkerOptions {
   gpus?: GpuAllocator;
   /** How long a callback may run before it is stopped (default 5 minutes). */
   callbackTimeoutMs?: number;
+}
+
+/** A committed success whose downstream tasks this worker judges (see advanceRuns). */
+interface AdvanceRequest {
+  runId: string;
+  plan: { downstream: SerializedTask[]; read: string[] };
+}
+
+interface Advanced {
+  /** Tasks it made ready, queued, with their messages not yet published. */
+  outbox: tis.OutboxRow[];
+  /** Every downstream task had finished already: the run may be over. */
+  mayEnd: boolean;
 }
 
 /** A try this worker holds a claim on. */
@@ -86,6 +99,7 @@ export class Worker {
   private readonly claims: Batcher<tis.ClaimRequest, tis.Claim | null>;
   private readonly results: Batcher<tis.ResultToStore, boolean>;
   private readonly endChecks: Batcher<string, null>;
+  private readonly advances: Batcher<AdvanceRequest, Advanced>;
 
   constructor(private readonly o: WorkerOptions) {
     this.id = o.workerId ?? `${os.hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
@@ -93,10 +107,8 @@ export class Worker {
     this.versions = new VersionCache(o.db);
     this.launcher = storeRunLauncher(o.db, this.versions);
     this.claims = new Batcher((reqs) => tis.claimTasks(o.db, this.id, reqs));
-    this.results = new Batcher(
-      async (items) =>
-        (await tis.storeTryResults(o.db, items, { channel: o.db.channel('events'), lockRun: null })).stored,
-    );
+    this.results = new Batcher(async (items) => tis.storeTryResults(o.db, items, o.db.channel('events')));
+    this.advances = new Batcher((items) => this.advanceRuns(items));
     this.endChecks = new Batcher(async (runIds) => {
       await notifyIfNothingUnfinished(o.db, o.db.channel('events'), [...new Set(runIds)]);
       return runIds.map(() => null);
@@ -427,10 +439,10 @@ export class Worker {
   }
 
   /**
-   * One attempt at storing a result. A success whose downstream tasks need no scheduler judgement (see
-   * successors.ts) queues those that are ready in the same transaction, with the run locked as a scheduler
-   * pass locks it, and publishes them itself: a link of a chain costs no scheduler pass. Everything else,
-   * and a run another process holds, is left to the schedulers, told through the events channel.
+   * One attempt at storing a result (batched with others, see Batcher). A success whose downstream tasks
+   * need no scheduler judgement (see successors.ts) then has those that are ready queued by this worker
+   * (advanceRuns), which runs one of them next itself and publishes the rest: a link of a chain costs no
+   * scheduler pass. Everything else is left to the schedulers, told through the events channel.
    */
   private async storeOnce(
     m: tis.TaskMessage,
@@ -441,31 +453,19 @@ export class Worker {
     task: SerializedTask | undefined,
     log: Logger,
   ): Promise<{ stored: boolean; next: ClaimedTry | null }> {
-    const channel = this.o.db.channel('events');
     const plan = r.state === 'success' && dag && task ? successorPlan(dag, task) : null;
-    if (plan?.kind !== 'downstream') {
-      const leaf = plan?.kind === 'leaf';
-      const stored = await this.results.add({ m, token, res: r, notify: !leaf, logs });
-      // A leaf's success matters to the schedulers only when it ends the run.
-      if (leaf && stored) await this.tellIfRunMayEnd(m.runId, log);
-      return { stored, next: null };
-    }
-    const { stored, outbox, mayEnd } = await this.o.db.tx(async (c) => {
-      const res = await tis.storeTryResult(c, m, token, r, { channel, notify: false, logs, lockRun: true });
-      if (!res.stored) return { stored: false, outbox: [], mayEnd: false };
-      if (!res.runLocked) {
-        // Another process holds the run (a scheduler pass, a cancel, a clear): the schedulers decide.
-        await notifyRun(c, channel, m.runId);
-        return { stored: true, outbox: [], mayEnd: false };
-      }
-      const j = judge(plan.downstream, await tis.statesOf(c, m.runId, plan.read));
-      const outbox = await tis.queueTasks(
-        c,
-        j.queue.map((taskId) => ({ runId: m.runId, taskId, from: 'none' as const })),
-      );
-      if (j.scheduler) await notifyRun(c, channel, m.runId);
-      return { stored: true, outbox, mayEnd: !j.scheduler && !j.unfinished };
+    // The schedulers hear of a result only when they must decide: a NOTIFY serialises commits in Postgres.
+    const stored = await this.results.add({
+      m,
+      token,
+      res: r,
+      notify: !plan || plan.kind === 'scheduler',
+      logs,
     });
+    // A leaf's success matters to the schedulers only when it ends the run.
+    if (stored && plan?.kind === 'leaf') await this.tellIfRunMayEnd(m.runId, log);
+    if (!stored || plan?.kind !== 'downstream') return { stored, next: null };
+    const { outbox, mayEnd } = await this.advances.add({ runId: m.runId, plan });
     // Every downstream task had finished already (trigger rules such as one_success): this may be the end.
     if (mayEnd) await this.tellIfRunMayEnd(m.runId, log);
     // The heaviest ready task of a queue this worker consumes runs next in this slot, without a broker
@@ -501,6 +501,52 @@ export class Worker {
     } finally {
       this.claiming.delete(token);
     }
+  }
+
+  /**
+   * Queues the downstream tasks that committed successes made ready, one transaction per run under the
+   * run's lock: workers finishing tasks of one run judge one after the other, so the last sees every
+   * result before it, and this worker's successes in one run that arrive together share one judgement
+   * (the lock is what bounds a run with many parallel chains). A failure leaves the step to the schedulers
+   * (their sweep also catches a worker that died between its result and this).
+   */
+  private async advanceRuns(items: AdvanceRequest[]): Promise<Advanced[]> {
+    const channel = this.o.db.channel('events');
+    const out: Advanced[] = items.map(() => ({ outbox: [], mayEnd: false }));
+    const byRun = new Map<string, number[]>();
+    items.forEach((x, i) => byRun.set(x.runId, [...(byRun.get(x.runId) ?? []), i]));
+    for (const [runId, idx] of byRun) {
+      try {
+        await this.o.db.tx(async (c) => {
+          if ((await lockRunToAdvance(c, runId)) !== 'running') return;
+          const reads = [...new Set(idx.flatMap((i) => items[i]!.plan.read))];
+          const states = await tis.statesOf(c, runId, reads);
+          const judged = idx.map((i) => judge(items[i]!.plan.downstream, states));
+          const ready = [...new Set(judged.flatMap((j) => j.queue))];
+          const rows = await tis.queueTasks(
+            c,
+            ready.map((taskId) => ({ runId, taskId, from: 'none' as const })),
+          );
+          if (judged.some((j) => j.scheduler)) await notifyRun(c, channel, runId);
+          // Each queued task goes to the first success that made it ready (that one may run it next).
+          const taken = new Set<number>();
+          idx.forEach((i, k) => {
+            const j = judged[k]!;
+            const mine = rows.filter((r) => !taken.has(r.id) && j.queue.includes(r.payload.taskId));
+            for (const r of mine) taken.add(r.id);
+            out[i] = { outbox: mine, mayEnd: !j.scheduler && !j.unfinished };
+          });
+        });
+      } catch (err) {
+        this.log.warn(
+          { runId, err: (err as Error).message },
+          'queueing the next tasks failed; the schedulers will',
+        );
+        await notifyRun(this.o.db, channel, runId).catch(() => undefined);
+        for (const i of idx) out[i] = { outbox: [], mayEnd: false };
+      }
+    }
+    return out;
   }
 
   /** After a result that may end its run; best effort: the schedulers' periodic sweep ends it otherwise. */
