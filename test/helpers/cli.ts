@@ -48,8 +48,10 @@ export class Daemon {
   output = '';
   readonly exited: Promise<number | null>;
 
-  constructor(args: string[], env: NodeJS.ProcessEnv, opts: { cwd?: string } = {}) {
-    this.child = spawn(process.execPath, [BIN, ...args], {
+  /** `script`: a TypeScript file to run (with tsx) instead of the CLI. */
+  constructor(args: string[], env: NodeJS.ProcessEnv, opts: { cwd?: string; script?: string } = {}) {
+    const main = opts.script ? ['--import', 'tsx', opts.script] : [BIN];
+    this.child = spawn(process.execPath, [...main, ...args], {
       env: { ...process.env, AIRTASKS_LOG_FORMAT: 'json', ...env },
       cwd: opts.cwd ?? ROOT,
       stdio: ['ignore', 'pipe', 'pipe'],

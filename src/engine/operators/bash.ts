@@ -1,18 +1,13 @@
 /** Runs a templated bash command; non-zero exit fails the task; the last stdout line is the output. */
 import { spawn } from 'node:child_process';
+import { constants } from 'node:os';
 import { createInterface } from 'node:readline';
 import { storableText } from '../storable.js';
 import { render, templateContext } from '../template.js';
+import { forgetGroup, registerGroup } from './process-reaper.js';
 import { TaskFailure, type Operator, type OperatorContext, type OperatorResult } from './types.js';
 
 const KILL_GRACE_MS = 5000;
-
-/**
- * Runs "$1" with stdin from /dev/null; a background watcher blocks on the shim's stdin (fd 3) and, at EOF,
- * SIGKILLs the process group (kill 0). Exits with the command's status.
- */
-const SHIM =
-  'exec 3<&0; bash -c "$1" </dev/null & p=$!; { read -r _ <&3; kill -KILL 0; } >/dev/null 2>&1 & wait $p';
 
 export const bashOperator: Operator = {
   name: 'bash',
@@ -20,18 +15,27 @@ export const bashOperator: Operator = {
     const args = ctx.task.args as { command: string; env?: Record<string, string>; cwd?: string };
     const command = render(args.command, templateContext(ctx.run));
     ctx.log.system(`$ ${command}`);
-    // The shim leads the task's own process group, so a timeout or cancel kills everything the command
-    // started; and its stdin is a lifeline: when the worker dies, the pipe closes and the shim's watcher
-    // kills the whole group, so no task keeps running unseen after its worker is gone.
-    const child = spawn('bash', ['-c', SHIM, 'airtasks-task', command], {
+    // The command leads its own process group, so a timeout or cancel kills everything it started. The
+    // group is registered with the worker's reaper, which kills it if the worker dies, so no task keeps
+    // running unseen after its worker is gone.
+    const child = spawn('bash', ['-c', command], {
       cwd: args.cwd ?? ctx.dagsFolder,
       env: { ...workerEnv(), ...taskEnv(ctx), ...args.env },
-      stdio: ['pipe', 'pipe', 'pipe'],
+      stdio: ['ignore', 'pipe', 'pipe'],
       detached: true,
     });
-    // Once the command has exited, closing the lifeline also ends anything it left running in the background.
-    child.on('exit', () => child.stdin!.end());
-    child.stdin!.on('error', () => undefined);
+    const pgid = child.pid;
+    if (pgid) registerGroup(pgid);
+    let grace: NodeJS.Timeout | undefined;
+    let exited = false;
+    // Once the command has exited, anything it left running in the background in its group is ended too;
+    // then the group is forgotten, and never signalled again: its id may be reused.
+    child.on('exit', () => {
+      exited = true;
+      clearTimeout(grace);
+      killGroup(pgid, 'SIGKILL');
+      if (pgid) forgetGroup(pgid);
+    });
     let last = '';
     const out = createInterface({ input: child.stdout! });
     out.on('line', (l) => {
@@ -41,18 +45,24 @@ export const bashOperator: Operator = {
     createInterface({ input: child.stderr! }).on('line', (l) => ctx.log.stderr(l));
 
     const kill = () => {
-      killGroup(child.pid, 'SIGTERM');
-      setTimeout(() => killGroup(child.pid, 'SIGKILL'), KILL_GRACE_MS).unref();
+      if (exited) return;
+      killGroup(pgid, 'SIGTERM');
+      grace = setTimeout(() => killGroup(pgid, 'SIGKILL'), KILL_GRACE_MS).unref();
     };
     ctx.signal.addEventListener('abort', kill, { once: true });
-    const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve, reject) => {
-      child.on('error', reject);
-      child.on('close', (c, s) => resolve([c, s]));
-    }).finally(() => ctx.signal.removeEventListener('abort', kill));
+    const [exitCode, signal] = await new Promise<[number | null, NodeJS.Signals | null]>(
+      (resolve, reject) => {
+        child.on('error', reject);
+        child.on('close', (c, s) => resolve([c, s]));
+      },
+    ).finally(() => ctx.signal.removeEventListener('abort', kill));
 
-    if (ctx.signal.aborted) throw new TaskFailure(`stopped: ${String(ctx.signal.reason ?? 'aborted')}`, code);
+    if (ctx.signal.aborted)
+      throw new TaskFailure(`stopped: ${String(ctx.signal.reason ?? 'aborted')}`, exitCode);
+    // A command killed by a signal is reported as a shell reports it: status 128 + the signal's number.
+    const code = exitCode ?? (signal ? 128 + constants.signals[signal] : null);
     if (code !== 0) {
-      const sig = signal ?? (code !== null && code > 128 ? `signal ${code - 128}` : null);
+      const sig = code !== null && code > 128 ? `signal ${code - 128}` : null;
       throw new TaskFailure(sig ? `bash was killed by ${sig}` : `bash exited with code ${code}`, code);
     }
     // The last line is a convenience output: a stray NUL byte (binary output) must not fail the task.

@@ -1,0 +1,215 @@
+/**
+ * The processes of bash tasks, with the worker in a process of its own (RabbitMQ, a scheduler here): when
+ * the worker is SIGKILLed its tasks' whole process trees die with it (its reaper's lifeline), also after
+ * the reaper itself was killed and replaced; a timeout kills a command's background children; a command's
+ * background leftovers die when it exits.
+ */
+import { randomUUID } from 'node:crypto';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { expect } from 'chai';
+import { RabbitBroker } from '../../src/engine/broker/rabbitmq.js';
+import { dag } from '../../src/engine/dag/builder.js';
+import { Scheduler } from '../../src/engine/scheduler/scheduler.js';
+import { getTaskInstance, listTries } from '../../src/engine/store/task-instances.js';
+import { Daemon } from '../helpers/cli.js';
+import { insertDag, removeDir, startRun, tempDir, waitFor, waitForRun } from '../helpers/engine.js';
+import { BROKER_URL, DATABASE_URL, freshDb, requireService, uniqueName } from '../helpers/env.js';
+
+const WORKER = fileURLToPath(new URL('../helpers/worker-process.ts', import.meta.url));
+const QUEUE = 'worker';
+
+/** True while the process exists and is not a zombie (one killed but not yet reaped is gone for our purpose). */
+async function alive(pid: number): Promise<boolean> {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  const st = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => null);
+  return st !== null && !/^\d+ \(.*\) Z /.test(st);
+}
+
+async function pidsIn(file: string): Promise<number[]> {
+  const text = await readFile(file, 'utf8').catch(() => '');
+  return text
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map(Number);
+}
+
+/** The worker's reaper processes (children whose command line names airtasks-reaper). */
+async function reapersOf(pid: number): Promise<number[]> {
+  const out: number[] = [];
+  for (const t of await readdir(`/proc/${pid}/task`)) {
+    const kids = (await readFile(`/proc/${pid}/task/${t}/children`, 'utf8')).split(' ').filter(Boolean);
+    for (const k of kids) {
+      const cmd = await readFile(`/proc/${k}/cmdline`, 'utf8').catch(() => '');
+      if (cmd.split('\0').includes('airtasks-reaper')) out.push(Number(k));
+    }
+  }
+  return out;
+}
+
+/**
+ * A command that writes its pid and those of a background `sleep 300`, a subshell and its own background
+ * `sleep 300`, and another background `sleep 300` (5 pids) to `pids`, then waits for them.
+ */
+function treeCommand(pids: string) {
+  const f = `'${pids}'`;
+  return [
+    `echo $$ >> ${f}`,
+    `sleep 300 & echo $! >> ${f}`,
+    `( sleep 300 & echo $! >> ${f}; wait ) &`,
+    `echo $! >> ${f}`,
+    `sleep 300 & echo $! >> ${f}`,
+    `wait`,
+  ].join('\n');
+}
+
+describe('bash task processes (worker in its own process)', function () {
+  this.timeout(60_000);
+  let db: Awaited<ReturnType<typeof freshDb>>;
+  let broker: RabbitBroker;
+  let scheduler: Scheduler;
+  let folder: string;
+  const prefix = `${uniqueName('test')}.`;
+  const workers: Daemon[] = [];
+  const leftovers: number[] = [];
+
+  before(async function () {
+    await requireService(this, 'postgres');
+    await requireService(this, 'rabbitmq');
+    db = await freshDb();
+    folder = await tempDir('airtasks-procs-');
+    broker = await RabbitBroker.connect({ url: BROKER_URL, prefix });
+    scheduler = new Scheduler({ db, broker, dagsFolder: null, sweepIntervalMs: 500 });
+    await scheduler.start();
+  });
+
+  after(async () => {
+    for (const w of workers) await w.stop('SIGKILL');
+    // Whatever a failed test left behind must not outlive it.
+    for (const pid of leftovers) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // Gone, as it should be.
+      }
+    }
+    await scheduler?.stop();
+    await broker?.deleteQueues([QUEUE]);
+    await broker?.close();
+    await db?.drop();
+    await removeDir(folder);
+  });
+
+  async function startWorker(): Promise<Daemon> {
+    const w = new Daemon(
+      [],
+      {
+        TEST_WORKER_DATABASE_URL: DATABASE_URL,
+        TEST_WORKER_SCHEMA: db.schema,
+        TEST_WORKER_BROKER_URL: BROKER_URL,
+        TEST_WORKER_PREFIX: prefix,
+        TEST_WORKER_QUEUE: QUEUE,
+        TEST_WORKER_DAGS: folder,
+      },
+      { script: WORKER },
+    );
+    workers.push(w);
+    await w.waitFor('test worker started', 30_000);
+    return w;
+  }
+
+  /** Starts a run of one bash task running treeCommand; resolves to its 5 pids once they are all running. */
+  async function startTree(dagId: string): Promise<number[]> {
+    const pids = path.join(folder, `${randomUUID()}.pids`);
+    const d = dag(dagId);
+    d.bash('tree', { command: treeCommand(pids) });
+    await startRun(db, await insertDag(db, d));
+    const all = await waitFor(async () => {
+      const p = await pidsIn(pids);
+      return p.length === 5 && p;
+    }, `the task's 5 processes (${pids})`);
+    leftovers.push(...all);
+    for (const pid of all) expect(await alive(pid), `pid ${pid}`).to.equal(true);
+    return all;
+  }
+
+  async function expectAllGone(pids: number[], within: number) {
+    await waitFor(
+      async () => (await Promise.all(pids.map(alive))).every((a) => !a),
+      `every process of the task to end (still alive: ${pids.join(' ')})`,
+      within,
+    );
+  }
+
+  it('a SIGKILLed worker takes its running tasks, background processes included, with it', async () => {
+    const w = await startWorker();
+    const pids = await startTree('lifeline');
+    const reapers = await reapersOf(w.pid);
+    expect(reapers, 'one reaper per worker process').to.have.length(1);
+    await w.stop('SIGKILL');
+    await expectAllGone(pids, 5000);
+    // The reaper leaves with them.
+    await expectAllGone(reapers, 5000);
+  });
+
+  it('a reaper that died is replaced on the next task, and the new one also knows the older tasks', async () => {
+    const w = await startWorker();
+    const first = await startTree('reaper_first');
+    const [reaper] = await reapersOf(w.pid);
+    process.kill(reaper!, 'SIGKILL');
+    await expectAllGone([reaper!], 5000);
+    expect(await Promise.all(first.map(alive)), 'killing the reaper kills no task').to.not.include(false);
+    const second = await startTree('reaper_second');
+    const reapers = await reapersOf(w.pid);
+    expect(reapers).to.have.length(1);
+    expect(reapers[0]).to.not.equal(reaper);
+    await w.stop('SIGKILL');
+    await expectAllGone([...first, ...second], 5000);
+  });
+
+  describe('with a worker running', () => {
+    before(async () => {
+      await startWorker();
+    });
+
+    it("a timeout kills the command's background children too", async () => {
+      const pids = path.join(folder, `${randomUUID()}.pids`);
+      const d = dag('timeout_tree');
+      d.bash('tree', { command: treeCommand(pids), timeout: '1s' });
+      const runId = await startRun(db, await insertDag(db, d));
+      const run = await waitForRun(db, runId, 20_000).finally(async () =>
+        leftovers.push(...(await pidsIn(pids))),
+      );
+      expect(run.state).to.equal('failed');
+      const [t] = await listTries(db, runId, 'tree');
+      expect(t!.error).to.include('timed out after 1000 ms');
+      const all = await pidsIn(pids);
+      expect(all).to.have.length(5);
+      await expectAllGone(all, 5000);
+    });
+
+    it('what a command leaves running in the background dies when it exits; the task succeeds', async () => {
+      const pids = path.join(folder, `${randomUUID()}.pids`);
+      await writeFile(pids, '');
+      const d = dag('leftover');
+      d.bash('left', {
+        command: `sleep 300 & echo $! >> '${pids}'\n(sleep 300 & echo $! >> '${pids}') &\necho done`,
+      });
+      const runId = await startRun(db, await insertDag(db, d));
+      // Were they left running, the task would not end either: they hold its stdout.
+      const run = await waitForRun(db, runId, 20_000).finally(async () =>
+        leftovers.push(...(await pidsIn(pids))),
+      );
+      expect(run.state).to.equal('success');
+      expect(await getTaskInstance(db, runId, 'left')).to.include({ state: 'success', output: 'done' });
+      const all = await pidsIn(pids);
+      expect(all).to.have.length(2);
+      await expectAllGone(all, 2000);
+    });
+  });
+});
