@@ -16,28 +16,10 @@ import { getTaskInstance, listTries } from '../../src/engine/store/task-instance
 import { Daemon } from '../helpers/cli.js';
 import { insertDag, removeDir, startRun, tempDir, waitFor, waitForRun } from '../helpers/engine.js';
 import { BROKER_URL, DATABASE_URL, freshDb, requireService, uniqueName } from '../helpers/env.js';
+import { alive, pidsIn } from '../helpers/processes.js';
 
 const WORKER = fileURLToPath(new URL('../helpers/worker-process.ts', import.meta.url));
 const QUEUE = 'worker';
-
-/** True while the process exists and is not a zombie (one killed but not yet reaped is gone for our purpose). */
-async function alive(pid: number): Promise<boolean> {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  const st = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => null);
-  return st !== null && !/^\d+ \(.*\) Z /.test(st);
-}
-
-async function pidsIn(file: string): Promise<number[]> {
-  const text = await readFile(file, 'utf8').catch(() => '');
-  return text
-    .split('\n')
-    .filter((l) => l.trim() !== '')
-    .map(Number);
-}
 
 /** The worker's reaper processes (children whose command line names airtasks-reaper). */
 async function reapersOf(pid: number): Promise<number[]> {
@@ -130,7 +112,7 @@ describe('bash task processes (worker in its own process)', function () {
     d.bash('tree', { command: treeCommand(pids) });
     await startRun(db, await insertDag(db, d));
     const all = await waitFor(async () => {
-      const p = await pidsIn(pids);
+      const p = await pidsIn(pids).catch(() => []);
       return p.length === 5 && p;
     }, `the task's 5 processes (${pids})`);
     leftovers.push(...all);
@@ -183,7 +165,7 @@ describe('bash task processes (worker in its own process)', function () {
       d.bash('tree', { command: treeCommand(pids), timeout: '1s' });
       const runId = await startRun(db, await insertDag(db, d));
       const run = await waitForRun(db, runId, 20_000).finally(async () =>
-        leftovers.push(...(await pidsIn(pids))),
+        leftovers.push(...(await pidsIn(pids).catch(() => []))),
       );
       expect(run.state).to.equal('failed');
       const [t] = await listTries(db, runId, 'tree');
@@ -203,7 +185,7 @@ describe('bash task processes (worker in its own process)', function () {
       const runId = await startRun(db, await insertDag(db, d));
       // Were they left running, the task would not end either: they hold its stdout.
       const run = await waitForRun(db, runId, 20_000).finally(async () =>
-        leftovers.push(...(await pidsIn(pids))),
+        leftovers.push(...(await pidsIn(pids).catch(() => []))),
       );
       expect(run.state).to.equal('success');
       expect(await getTaskInstance(db, runId, 'left')).to.include({ state: 'success', output: 'done' });

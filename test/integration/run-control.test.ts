@@ -3,7 +3,7 @@
  * run timeouts, task timeouts that kill a whole process tree, and branching.
  */
 import { randomUUID } from 'node:crypto';
-import { readFile, stat, writeFile } from 'node:fs/promises';
+import { stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { expect } from 'chai';
 import type { Broker } from '../../src/engine/broker/broker.js';
@@ -34,30 +34,12 @@ import {
   writeDagFile,
 } from '../helpers/engine.js';
 import { BROKER_URL, DATABASE_URL, freshDb, requireService, uniqueName } from '../helpers/env.js';
+import { alive, pidsIn } from '../helpers/processes.js';
 
 type TestDb = Awaited<ReturnType<typeof freshDb>>;
 
 function byTask(tis: TaskInstanceRow[]): Map<string, TaskInstanceRow> {
   return new Map(tis.map((t) => [t.task_id, t]));
-}
-
-/** True while the process exists and is not a zombie (a killed child not yet reaped is gone for our purpose). */
-async function alive(pid: number): Promise<boolean> {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  const st = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => null);
-  return st !== null && !/^\d+ \(.*\) Z /.test(st);
-}
-
-async function pidsIn(file: string): Promise<number[]> {
-  const text = await readFile(file, 'utf8');
-  return text
-    .split('\n')
-    .filter((l) => l.trim() !== '')
-    .map(Number);
 }
 
 /**

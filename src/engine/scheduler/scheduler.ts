@@ -14,6 +14,7 @@ import { silentLogger } from '../logger.js';
 import * as runs from '../store/runs.js';
 import * as tis from '../store/task-instances.js';
 import { deleteOutbox, lockStaleOutbox } from '../store/outbox.js';
+import { publishOutbox } from '../broker/publish-outbox.js';
 import { lockPoolSlots } from '../store/pools.js';
 import { BRANCH_OPERATOR } from '../dag/branch.js';
 import { stopRun } from '../store/run-control.js';
@@ -381,25 +382,8 @@ export class Scheduler {
     }
   }
 
-  /** Publishes freshly written outbox rows, then removes them. A failure leaves them for the stale sweep. */
-  private async publish(rows: tis.OutboxRow[]) {
-    if (rows.length === 0) return;
-    // Heaviest first: a worker that takes the first message before the rest arrive takes the right one.
-    const ordered = [...rows].sort((a, b) => b.priority - a.priority);
-    try {
-      await this.o.broker.publish(
-        ordered.map((r) => ({ queue: r.queue, priority: r.priority, body: r.payload })),
-      );
-      await deleteOutbox(
-        this.o.db,
-        rows.map((r) => r.id),
-      );
-    } catch (err) {
-      this.log.warn(
-        { err: (err as Error).message, messages: rows.length },
-        'publish failed; the outbox keeps them',
-      );
-    }
+  private publish(rows: tis.OutboxRow[]) {
+    return publishOutbox(this.o.broker, this.o.db, rows, this.log);
   }
 
   private async republishStaleOutbox() {

@@ -17,7 +17,7 @@ import { resolveOperator } from '../operators/registry.js';
 import { TaskFailure, type RunInfo, type RunLauncher } from '../operators/types.js';
 import { retryDelayMs } from '../scheduler/decide.js';
 import { isConnectionError, type Db, type Listener } from '../store/db.js';
-import { deleteOutbox } from '../store/outbox.js';
+import { publishOutbox } from '../broker/publish-outbox.js';
 import { lockRunToAdvance, notifyIfNothingUnfinished, notifyRun } from '../store/runs.js';
 import * as tis from '../store/task-instances.js';
 import { readVariable, secretValuesForMasking } from '../variables.js';
@@ -475,7 +475,7 @@ export class Worker {
       .find((x) => this.o.queues.includes(x.queue) || this.o.queues.includes('*'));
     const next = mine && !this.stopping ? await this.claimNext(mine, log) : 'unclaimed';
     const rest = next === 'unclaimed' ? outbox : outbox.filter((x) => x !== mine);
-    if (rest.length > 0) await this.publish(rest, log);
+    await publishOutbox(this.o.broker, this.o.db, rest, log);
     return { stored, next: next === 'unclaimed' ? null : next };
   }
 
@@ -555,26 +555,6 @@ export class Worker {
       await this.endChecks.add(runId);
     } catch (err) {
       log.warn({ err: (err as Error).message }, 'telling the schedulers failed; their sweep ends the run');
-    }
-  }
-
-  /** Publishes messages this worker queued, then removes them from the outbox (as the scheduler does). */
-  private async publish(rows: tis.OutboxRow[], log: Logger) {
-    const ordered = [...rows].sort((a, b) => b.priority - a.priority);
-    try {
-      await this.o.broker.publish(
-        ordered.map((x) => ({ queue: x.queue, priority: x.priority, body: x.payload })),
-      );
-      await deleteOutbox(
-        this.o.db,
-        rows.map((x) => x.id),
-      );
-    } catch (err) {
-      // The rows stay in the outbox: the schedulers' sweep of stale outbox rows publishes them.
-      log.warn(
-        { err: (err as Error).message, messages: rows.length },
-        'publish failed; the outbox keeps them',
-      );
     }
   }
 
