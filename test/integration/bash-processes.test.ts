@@ -180,7 +180,8 @@ describe('bash task processes (worker in its own process)', function () {
       await writeFile(pids, '');
       const d = dag('leftover');
       d.bash('left', {
-        command: `sleep 300 & echo $! >> '${pids}'\n(sleep 300 & echo $! >> '${pids}') &\necho done`,
+        // Exits only once both have written their pids: the group kill at exit must not race the subshell.
+        command: `sleep 300 & echo $! >> '${pids}'\n(sleep 300 & echo $! >> '${pids}') &\nwhile [ "$(wc -l < '${pids}')" -lt 2 ]; do sleep 0.05; done\necho done`,
       });
       const runId = await startRun(db, await insertDag(db, d));
       // Were they left running, the task would not end either: they hold its stdout.
