@@ -259,7 +259,8 @@ export async function claimTasks(
        RETURNING x.token, r.dag_id, r.dag_hash, r.conf, r.logical_date, t.failed_tries, t.lost_tries,
          CASE WHEN x.upstream IS NOT NULL THEN
            (SELECT coalesce(jsonb_object_agg(u.task_id, u.output), '{}') FROM task_instances u
-            WHERE u.run_id = t.run_id AND u.task_id IN (SELECT jsonb_array_elements_text(x.upstream))
+            -- = ANY(ARRAY(...)), not IN (SELECT ...): the latter was planned as a scan of the run's tasks.
+            WHERE u.run_id = t.run_id AND u.task_id = ANY (ARRAY(SELECT jsonb_array_elements_text(x.upstream)))
               AND u.state = 'success') END AS outputs),
      unsent AS (DELETE FROM outbox WHERE id IN (SELECT outbox_id FROM x WHERE outbox_id IS NOT NULL))
      SELECT * FROM claimed`,

@@ -29,9 +29,6 @@ export interface Judgement {
   unfinished: boolean;
 }
 
-/** DAGs with more tasks than this leave their downstream steps to the schedulers (measured with B5). */
-export const WORKER_JUDGES_UP_TO = 2000;
-
 const plans = new WeakMap<SerializedDag, Map<string, SuccessorPlan>>();
 const downstreams = new WeakMap<SerializedDag, Map<string, SerializedTask[]>>();
 
@@ -64,9 +61,6 @@ function makePlan(dag: SerializedDag, task: SerializedTask): SuccessorPlan {
     return { kind: 'scheduler' };
   const downstream = downstreamOf(dag).get(task.taskId) ?? [];
   if (downstream.length === 0) return { kind: 'leaf' };
-  // Workers judge one after the other under the run's lock; in a large run with many parallel paths
-  // that queue is slower than a scheduler pass, which judges every result that arrived since the last.
-  if (dag.tasks.length > WORKER_JUDGES_UP_TO) return { kind: 'scheduler' };
   const branchUpstream = (t: SerializedTask) =>
     t.upstream.some((u) => taskOf(dag, u)?.operator === BRANCH_OPERATOR);
   if (downstream.some((t) => t.pool || branchUpstream(t))) return { kind: 'scheduler' };

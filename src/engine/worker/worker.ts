@@ -108,7 +108,9 @@ export class Worker {
     this.launcher = storeRunLauncher(o.db, this.versions);
     this.claims = new Batcher((reqs) => tis.claimTasks(o.db, this.id, reqs));
     this.results = new Batcher(async (items) => tis.storeTryResults(o.db, items, o.db.channel('events')));
-    this.advances = new Batcher((items) => this.advanceRuns(items));
+    // One judgement in flight: successes arriving meanwhile share the next one, instead of queueing on
+    // the run's lock in Postgres.
+    this.advances = new Batcher((items) => this.advanceRuns(items), { maxInFlight: 1, maxBatch: 256 });
     this.endChecks = new Batcher(async (runIds) => {
       await notifyIfNothingUnfinished(o.db, o.db.channel('events'), [...new Set(runIds)]);
       return runIds.map(() => null);
