@@ -508,9 +508,9 @@ export class Worker {
   /**
    * Queues the downstream tasks that committed successes made ready, one transaction per run under the
    * run's lock: workers finishing tasks of one run judge one after the other, so the last sees every
-   * result before it, and this worker's successes in one run that arrive together share one judgement
-   * (the lock is what bounds a run with many parallel chains). A failure leaves the step to the schedulers
-   * (their sweep also catches a worker that died between its result and this).
+   * result before it; this worker's successes that arrive while a judgement is in flight share the next
+   * one. A failure leaves the step to the schedulers (their sweep also catches a worker that died between
+   * its result and this).
    */
   private async advanceRuns(items: AdvanceRequest[]): Promise<Advanced[]> {
     const channel = this.o.db.channel('events');
