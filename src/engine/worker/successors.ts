@@ -10,7 +10,7 @@ import { BRANCH_OPERATOR } from '../dag/branch.js';
 import type { SerializedDag, SerializedTask } from '../dag/types.js';
 import { taskOf } from '../dag/versions.js';
 import { countUpstream, evaluate } from '../scheduler/decide.js';
-import type { TaskState } from '../store/task-instances.js';
+import { UNFINISHED_TASK_STATES, type TaskState } from '../store/task-instances.js';
 
 export type SuccessorPlan =
   /** The scheduler must look at the run (pools, task limits, branches). */
@@ -72,7 +72,7 @@ function makePlan(dag: SerializedDag, task: SerializedTask): SuccessorPlan {
   return { kind: 'downstream', downstream, read: [...read] };
 }
 
-const UNFINISHED: ReadonlySet<TaskState> = new Set(['none', 'queued', 'running', 'up_for_retry']);
+const UNFINISHED: ReadonlySet<TaskState> = new Set(UNFINISHED_TASK_STATES);
 
 /** Judges the downstream tasks from the states read in the result's transaction (with the run locked). */
 export function judge(downstream: SerializedTask[], states: ReadonlyMap<string, TaskState>): Judgement {

@@ -516,7 +516,11 @@ export class Worker {
     const channel = this.o.db.channel('events');
     const out: Advanced[] = items.map(() => ({ outbox: [], mayEnd: false }));
     const byRun = new Map<string, number[]>();
-    items.forEach((x, i) => byRun.set(x.runId, [...(byRun.get(x.runId) ?? []), i]));
+    items.forEach((x, i) => {
+      const list = byRun.get(x.runId);
+      if (list) list.push(i);
+      else byRun.set(x.runId, [i]);
+    });
     for (const [runId, idx] of byRun) {
       try {
         await this.o.db.tx(async (c) => {
