@@ -5,6 +5,11 @@ import type { SerializedDag, SerializedTask } from './types.js';
 
 export class VersionCache {
   private readonly cache = new Map<string, SerializedDag>();
+  /**
+   * Reads in flight, shared: the tasks of a new version arriving together ask once. A 20,000-task version
+   * costs Postgres about a second to read; 16 concurrent reads of it cost 16.
+   */
+  private readonly reading = new Map<string, Promise<SerializedDag>>();
 
   constructor(
     private readonly q: Queryable,
@@ -16,9 +21,18 @@ export class VersionCache {
     return this.cache.get(hash);
   }
 
-  async get(hash: string): Promise<SerializedDag> {
+  get(hash: string): Promise<SerializedDag> {
     const hit = this.cache.get(hash);
-    if (hit) return hit;
+    if (hit) return Promise.resolve(hit);
+    let p = this.reading.get(hash);
+    if (!p) {
+      p = this.read(hash).finally(() => this.reading.delete(hash));
+      this.reading.set(hash, p);
+    }
+    return p;
+  }
+
+  private async read(hash: string): Promise<SerializedDag> {
     const v = await getVersion(this.q, hash);
     if (!v) throw new Error(`DAG version ${hash} is missing from the store`);
     if (this.cache.size >= this.max) this.cache.delete(this.cache.keys().next().value!);

@@ -75,6 +75,8 @@ export class Scheduler {
   private unwatch: (() => void) | null = null;
   private scheduling = false;
   private readonly warned = new Map<string, number>();
+  /** Task instances this scheduler created since it last refreshed the planner's statistics. */
+  private createdSinceAnalyze = 0;
 
   constructor(private readonly o: SchedulerOptions) {
     this.log = (o.logger ?? silentLogger).child({ component: 'scheduler' });
@@ -226,12 +228,14 @@ export class Scheduler {
     // Most passes follow a task's result, with no run waiting: one cheap read instead of a transaction.
     if (!(await runs.anyQueuedRuns(this.o.db))) return 0;
     let started = 0;
+    let created = 0;
     const outbox = await this.o.db.tx(async (c) => {
       // Runs of paused DAGs, and beyond a DAG's max_active_runs, stay queued.
       const queued = await runs.lockStartableRuns(c, RUNS_PER_TICK);
       for (const r of queued) {
         const dag = await this.versions.get(r.dag_hash);
         await tis.createTaskInstances(c, r.run_id, dag.tasks);
+        created += dag.tasks.length;
         await runs.markRunning(c, r.run_id);
         this.log.info({ dagId: r.dag_id, runId: r.run_id }, 'run started');
       }
@@ -241,6 +245,10 @@ export class Scheduler {
         queued.map((r) => ({ ...r, state: 'running' as const })),
       );
     });
+    // Before the first messages go out, so that no worker plans its claims on outdated statistics.
+    this.createdSinceAnalyze += created;
+    if (await tis.refreshStatisticsAfterGrowth(this.o.db, this.createdSinceAnalyze).catch(() => false))
+      this.createdSinceAnalyze = 0;
     await this.publish(outbox);
     return started;
   }

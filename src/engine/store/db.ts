@@ -2,10 +2,25 @@
 import pg from 'pg';
 import type { Logger } from '../logger.js';
 
+/**
+ * A statement Postgres keeps prepared on each connection (by name): it is parsed and planned once per
+ * connection instead of at every call. For the statements a worker sends per task, planning cost as much
+ * Postgres CPU as running them (0.7-0.8 ms a call for the batched claim and result).
+ */
+export interface Prepared {
+  name: string;
+  text: string;
+}
+
+/** Names a statement to keep prepared; the name must be unique among the store's statements. */
+export function prepared(name: string, text: string): Prepared {
+  return { name: `airtasks_${name}`, text };
+}
+
 /** Anything that runs a query: the Db, its pool, or a client inside a transaction. */
 export interface Queryable {
   query<R extends pg.QueryResultRow = pg.QueryResultRow>(
-    text: string,
+    text: string | Prepared,
     values?: unknown[],
   ): Promise<pg.QueryResult<R>>;
 }
@@ -37,7 +52,9 @@ export class Db {
     this.pool = new pg.Pool({
       connectionString: options.url,
       max: options.maxConnections ?? 10,
-      options: `-c search_path=${this.schema}`,
+      // Prepared statements (see Prepared) are planned once: their plans do not depend on the values bound.
+      // Left to itself, Postgres re-plans the batched claim at most calls, as the sizes of its arrays change.
+      options: `-c search_path=${this.schema} -c plan_cache_mode=force_generic_plan`,
       application_name: options.applicationName ?? 'airtasks',
       connectionTimeoutMillis: 10_000,
     });
@@ -52,7 +69,7 @@ export class Db {
     return `airtasks_${this.schema}_${name}`;
   }
 
-  query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[]) {
+  query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string | Prepared, values?: unknown[]) {
     return this.pool.query<R>(text, values);
   }
 

@@ -1,9 +1,10 @@
 /** The transactional outbox of task messages (see migration 0001). */
-import type { Queryable } from './db.js';
+import { prepared, type Queryable } from './db.js';
 import type { OutboxRow } from './task-instances.js';
 
 export async function deleteOutbox(q: Queryable, ids: number[]) {
-  if (ids.length > 0) await q.query(`DELETE FROM outbox WHERE id = ANY($1)`, [ids]);
+  if (ids.length > 0)
+    await q.query(prepared('delete_outbox', `DELETE FROM outbox WHERE id = ANY($1)`), [ids]);
 }
 
 /** Rows left behind by a publisher that died; locked so two schedulers do not both publish them. */

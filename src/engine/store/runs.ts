@@ -1,5 +1,5 @@
 /** Queries about DAG runs. */
-import type { Queryable } from './db.js';
+import { prepared, type Queryable } from './db.js';
 
 export type RunState = 'queued' | 'running' | 'success' | 'failed' | 'cancelled';
 export const TERMINAL_RUN_STATES: readonly RunState[] = ['success', 'failed', 'cancelled'];
@@ -159,8 +159,11 @@ export async function withCappedSiblings(q: Queryable, ids: string[]): Promise<s
  */
 export async function lockRunToAdvance(q: Queryable, runId: string): Promise<RunState | null> {
   const r = await q.query<{ state: RunState }>(
-    `SELECT state, set_config('synchronous_commit', 'off', true) FROM dag_runs WHERE run_id = $1
+    prepared(
+      'lock_run_to_advance',
+      `SELECT state, set_config('synchronous_commit', 'off', true) FROM dag_runs WHERE run_id = $1
      FOR NO KEY UPDATE`,
+    ),
     [runId],
   );
   return r.rows[0]?.state ?? null;
@@ -179,9 +182,12 @@ export async function notifyRun(q: Queryable, channel: string, runId: string) {
  */
 export async function notifyIfNothingUnfinished(q: Queryable, channel: string, runIds: string[]) {
   await q.query(
-    `SELECT pg_notify($1, r.run_id) FROM dag_runs r WHERE r.run_id = ANY($2) AND r.state = 'running'
+    prepared(
+      'notify_if_nothing_unfinished',
+      `SELECT pg_notify($1, r.run_id) FROM dag_runs r WHERE r.run_id = ANY($2) AND r.state = 'running'
        AND NOT EXISTS (SELECT 1 FROM task_instances t WHERE t.run_id = r.run_id
                          AND t.state IN ('none', 'queued', 'running', 'up_for_retry'))`,
+    ),
     [channel, runIds],
   );
 }

@@ -29,6 +29,7 @@ import type { LogLine } from '../store/logs.js';
 import { storeRunLauncher } from './run-launcher.js';
 import { judge, successorPlan } from './successors.js';
 import { Batcher } from './batcher.js';
+import { RunEndChecks } from './run-end-checks.js';
 
 export interface WorkerOptions {
   db: Db;
@@ -98,7 +99,7 @@ export class Worker {
   /** Claims, results and end-of-run checks of tasks ending together go to Postgres together. */
   private readonly claims: Batcher<tis.ClaimRequest, tis.Claim | null>;
   private readonly results: Batcher<tis.ResultToStore, boolean>;
-  private readonly endChecks: Batcher<string, null>;
+  private readonly endChecks: RunEndChecks;
   private readonly advances: Batcher<AdvanceRequest, Advanced>;
 
   constructor(private readonly o: WorkerOptions) {
@@ -111,10 +112,10 @@ export class Worker {
     // One judgement in flight: successes arriving meanwhile share the next one, instead of queueing on
     // the run's lock in Postgres.
     this.advances = new Batcher((items) => this.advanceRuns(items), { maxInFlight: 1, maxBatch: 256 });
-    this.endChecks = new Batcher(async (runIds) => {
-      await notifyIfNothingUnfinished(o.db, o.db.channel('events'), [...new Set(runIds)]);
-      return runIds.map(() => null);
-    });
+    this.endChecks = new RunEndChecks(
+      (runIds) => notifyIfNothingUnfinished(o.db, o.db.channel('events'), runIds),
+      this.log,
+    );
   }
 
   async start(): Promise<void> {
@@ -465,11 +466,11 @@ export class Worker {
       logs,
     });
     // A leaf's success matters to the schedulers only when it ends the run.
-    if (stored && plan?.kind === 'leaf') await this.tellIfRunMayEnd(m.runId, log);
+    if (stored && plan?.kind === 'leaf') this.endChecks.mayHaveEnded(m.runId);
     if (!stored || plan?.kind !== 'downstream') return { stored, next: null };
     const { outbox, mayEnd } = await this.advances.add({ runId: m.runId, plan });
     // Every downstream task had finished already (trigger rules such as one_success): this may be the end.
-    if (mayEnd) await this.tellIfRunMayEnd(m.runId, log);
+    if (mayEnd) this.endChecks.mayHaveEnded(m.runId);
     // The heaviest ready task of a queue this worker consumes runs next in this slot, without a broker
     // round trip; the rest are published for any worker.
     const mine = [...outbox]
@@ -553,15 +554,6 @@ export class Worker {
       }
     }
     return out;
-  }
-
-  /** After a result that may end its run; best effort: the schedulers' periodic sweep ends it otherwise. */
-  private async tellIfRunMayEnd(runId: string, log: Logger) {
-    try {
-      await this.endChecks.add(runId);
-    } catch (err) {
-      log.warn({ err: (err as Error).message }, 'telling the schedulers failed; their sweep ends the run');
-    }
   }
 
   /** The upstream ids of a message's task when its run's DAG version is known here; null otherwise. */
@@ -687,6 +679,7 @@ export class Worker {
         for (const r of this.running.values()) r.abort.abort('worker shutting down');
         await Promise.allSettled([...this.inflight]);
       }
+      await this.endChecks.flush();
       if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
       await this.claimsListener?.close();
       await workers.stopWorker(this.o.db, this.id).catch(() => undefined);

@@ -1,0 +1,85 @@
+/**
+ * Tells the schedulers when a run may have ended, after results that could have been its last. The check
+ * (notifyIfNothingUnfinished) must start after the result's commit, so that of two last tasks ending
+ * together the later one sees the other finished; it need not hold the task's slot, and many results of
+ * one run need not each pay for one: on a 20,000-task fan-out the check walks the index entries of every
+ * task already finished (about 4 ms of Postgres' time each, near the end), and leaves end by the thousand.
+ * So a run is checked at once when it was not checked in the last `intervalMs`, else once more when that
+ * interval is over (a trailing check, which starts after every result that asked before it).
+ */
+import type { Logger } from '../logger.js';
+import { Batcher } from './batcher.js';
+
+interface RunState {
+  /** When the last check of this run was handed to the batcher. */
+  lastAt: number;
+  trailing: NodeJS.Timeout | null;
+}
+
+export class RunEndChecks {
+  private readonly runs = new Map<string, RunState>();
+  private readonly batcher: Batcher<string, null>;
+  private readonly pending = new Set<Promise<void>>();
+
+  constructor(
+    /** Notifies the schedulers of those runs that have no unfinished task left. */
+    check: (runIds: string[]) => Promise<void>,
+    private readonly log: Logger,
+    private readonly intervalMs = 50,
+  ) {
+    this.batcher = new Batcher(async (runIds) => {
+      await check([...new Set(runIds)]);
+      return runIds.map(() => null);
+    });
+  }
+
+  /** Call after a result of the run is committed. Never throws; the schedulers' sweep is the fallback. */
+  mayHaveEnded(runId: string) {
+    const now = performance.now();
+    let s = this.runs.get(runId);
+    if (s?.trailing) return;
+    if (s && now - s.lastAt < this.intervalMs) {
+      s.trailing = setTimeout(
+        () => {
+          s!.trailing = null;
+          this.start(runId, s!);
+        },
+        this.intervalMs - (now - s.lastAt),
+      );
+      return;
+    }
+    if (!s) {
+      // Forget runs not asked about for a while: a worker sees many runs over its life.
+      if (this.runs.size >= 1000) this.prune(now);
+      this.runs.set(runId, (s = { lastAt: now, trailing: null }));
+    }
+    this.start(runId, s);
+  }
+
+  private start(runId: string, s: RunState) {
+    s.lastAt = performance.now();
+    const p = this.batcher.add(runId).then(
+      () => undefined,
+      (err: Error) =>
+        this.log.warn({ runId, err: err.message }, 'telling the schedulers failed; their sweep ends the run'),
+    );
+    this.pending.add(p);
+    void p.finally(() => this.pending.delete(p));
+  }
+
+  private prune(now: number) {
+    for (const [id, s] of this.runs)
+      if (!s.trailing && now - s.lastAt >= this.intervalMs) this.runs.delete(id);
+  }
+
+  /** Runs the trailing checks now and waits for every check asked for so far (for a draining worker). */
+  async flush(): Promise<void> {
+    for (const [id, s] of this.runs) {
+      if (!s.trailing) continue;
+      clearTimeout(s.trailing);
+      s.trailing = null;
+      this.start(id, s);
+    }
+    await Promise.allSettled([...this.pending]);
+  }
+}

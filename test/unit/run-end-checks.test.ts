@@ -1,0 +1,66 @@
+import { expect } from 'chai';
+import { silentLogger } from '../../src/engine/logger.js';
+import { RunEndChecks } from '../../src/engine/worker/run-end-checks.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('RunEndChecks: telling the schedulers a run may have ended', () => {
+  /** Records each check with the time it started, relative to the test's start. */
+  function recorder(fail = false) {
+    const t0 = performance.now();
+    const checks: Array<{ at: number; runs: string[] }> = [];
+    const check = async (runIds: string[]) => {
+      checks.push({ at: performance.now() - t0, runs: runIds });
+      if (fail) throw new Error('database unreachable');
+    };
+    return { checks, check, now: () => performance.now() - t0 };
+  }
+
+  it('checks a run at once when it was not checked lately, and runs of one turn together', async () => {
+    const r = recorder();
+    const e = new RunEndChecks(r.check, silentLogger, 40);
+    e.mayHaveEnded('a');
+    e.mayHaveEnded('b');
+    await sleep(5);
+    expect(r.checks).to.have.length(1);
+    expect(r.checks[0]!.runs).to.have.members(['a', 'b']);
+  });
+
+  it('asks again after the interval, once, for results that came during it (a trailing check)', async () => {
+    const r = recorder();
+    const e = new RunEndChecks(r.check, silentLogger, 40);
+    e.mayHaveEnded('a');
+    await sleep(5);
+    const asked = r.now();
+    for (let i = 0; i < 20; i++) e.mayHaveEnded('a');
+    await sleep(10);
+    expect(r.checks, 'no check within the interval').to.have.length(1);
+    await sleep(60);
+    expect(r.checks).to.have.length(2);
+    // The trailing check starts after every call it stands for: it sees their results committed.
+    expect(r.checks[1]!.at).to.be.greaterThan(asked);
+    expect(r.checks[1]!.at).to.be.at.least(38);
+    await sleep(60);
+    expect(r.checks, 'nothing more without new results').to.have.length(2);
+  });
+
+  it('flush() runs the pending trailing checks now and waits for them', async () => {
+    const r = recorder();
+    const e = new RunEndChecks(r.check, silentLogger, 10_000);
+    e.mayHaveEnded('a');
+    e.mayHaveEnded('b');
+    await sleep(5);
+    e.mayHaveEnded('a');
+    await e.flush();
+    expect(r.checks).to.have.length(2);
+    expect(r.checks[1]!.runs).to.deep.equal(['a']);
+  });
+
+  it('never throws when a check fails (the schedulers sweep ends the run)', async () => {
+    const r = recorder(true);
+    const e = new RunEndChecks(r.check, silentLogger, 40);
+    e.mayHaveEnded('a');
+    await e.flush();
+    expect(r.checks).to.have.length(1);
+  });
+});
