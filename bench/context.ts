@@ -17,12 +17,18 @@ export interface Benchmark {
   run(ctx: BenchContext): Promise<Figure[]>;
 }
 
-/** A linear DAG of n no-op node tasks (t0 -> t1 -> ...). */
+/**
+ * A linear DAG of n no-op node tasks (t0 -> t1 -> ...). Each returns when its code started and ended, on
+ * the worker's clock (ms since the epoch, sub-millisecond), as the peers' tasks record theirs: the gap
+ * between two tasks is what a user's code sees, not the times the engine's statements wrote.
+ */
 export function chainDagSource(id: string, n: number): string {
   return `
+const now = () => performance.timeOrigin + performance.now();
+const run = () => { const start = now(); return { start, end: now() }; };
 const d = dag(${JSON.stringify(id)});
-let prev = d.node('t0', { run: () => null });
-for (let i = 1; i < ${n}; i++) prev = d.node('t' + i, { upstream: prev, run: () => null });
+let prev = d.node('t0', { run });
+for (let i = 1; i < ${n}; i++) prev = d.node('t' + i, { upstream: prev, run });
 export default d;
 `;
 }

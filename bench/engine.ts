@@ -200,16 +200,14 @@ export class BenchEnv {
     }
   }
 
-  /** Start and end of every task of the runs, from the database's clock (ms since epoch). */
-  async taskTimes(runIds: string[]) {
+  /** The outputs of every task of the runs (tasks that return what they measured). */
+  async taskOutputs<T>(runIds: string[]) {
     return (
-      await this.db.query<{ run_id: string; task_id: string; started: number; ended: number }>(
-        `SELECT run_id, task_id, extract(epoch FROM started_at) * 1000 AS started,
-                extract(epoch FROM ended_at) * 1000 AS ended
-         FROM task_instances WHERE run_id = ANY($1) AND task_id NOT LIKE '@%'`,
+      await this.db.query<{ run_id: string; task_id: string; output: T }>(
+        `SELECT run_id, task_id, output FROM task_instances WHERE run_id = ANY($1) AND task_id NOT LIKE '@%'`,
         [runIds],
       )
-    ).rows.map((r) => ({ ...r, started: Number(r.started), ended: Number(r.ended) }));
+    ).rows;
   }
 
   async runTimes(runIds: string[]) {

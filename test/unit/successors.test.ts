@@ -12,7 +12,12 @@ const NOW = new Date('2024-05-01T12:00:00.000Z');
 describe('successors: what a worker decides itself when a task succeeds', () => {
   it('leaves pools, DAG task limits and branches to the scheduler; a task without downstream is a leaf', () => {
     const chain = serialized([task('a'), task('b', ['a'])]);
-    expect(successorPlan(chain, chain.tasks[0]!).kind).to.equal('downstream');
+    expect(successorPlan(chain, chain.tasks[0]!).kind).to.equal('direct');
+    const join = serialized([task('a'), task('x'), task('b', ['a', 'x'])]);
+    expect(successorPlan(join, join.tasks[0]!).kind).to.equal('downstream');
+    // A rule that does not run on its only upstream's success is left to judgement (here: skipped).
+    const allFailed = serialized([task('a'), task('b', ['a'], { triggerRule: 'all_failed' })]);
+    expect(successorPlan(allFailed, allFailed.tasks[0]!).kind).to.equal('downstream');
     expect(successorPlan(chain, chain.tasks[1]!).kind).to.equal('leaf');
     const pooled = serialized([task('a', [], { pool: 'p' }), task('b', ['a'])]);
     expect(successorPlan(pooled, pooled.tasks[0]!).kind).to.equal('scheduler');
@@ -47,6 +52,7 @@ describe('successors: what a worker decides itself when a task succeeds', () => 
     ];
     let queued = 0;
     let escalated = 0;
+    let direct = 0;
     for (let round = 0; round < 500; round++) {
       const n = 3 + Math.floor(rnd() * 8);
       const tasks: SerializedTask[] = [];
@@ -57,6 +63,23 @@ describe('successors: what a worker decides itself when a task succeeds', () => 
       const dag = serialized(tasks);
       const done = pick(tasks);
       const plan = successorPlan(dag, done);
+      if (plan.kind === 'direct') {
+        // Started with the result, unjudged: each waits for the done task alone, and the scheduler too
+        // would queue every one of them still waiting.
+        const st: Record<string, TaskState> = {};
+        for (const t of tasks) st[t.taskId] = t === done ? 'success' : pick([...others, 'none']);
+        for (const t of plan.downstream) st[t.taskId] = 'none';
+        const d = decide(dag, states(st), NOW);
+        for (const t of plan.downstream) {
+          expect(t.upstream).to.deep.equal([done.taskId]);
+          expect(
+            d.queue.some((q) => q.taskId === t.taskId),
+            `${t.taskId} queued by the scheduler too`,
+          ).to.equal(true);
+        }
+        direct++;
+        continue;
+      }
       if (plan.kind !== 'downstream') continue;
       const downstream = new Set(plan.downstream.map((t) => t.taskId));
       const st: Record<string, TaskState> = {};
@@ -86,19 +109,27 @@ describe('successors: what a worker decides itself when a task succeeds', () => 
     }
     expect(queued).to.be.greaterThan(20);
     expect(escalated).to.be.greaterThan(20);
+    expect(direct).to.be.greaterThan(20);
   });
 
   it('says the run may be over only when every downstream task has finished', () => {
-    const dag = serialized([task('a'), task('b', ['a'], { triggerRule: 'one_success' }), task('c', ['a'])]);
+    const dag = serialized([
+      task('a'),
+      task('x'),
+      task('b', ['a', 'x'], { triggerRule: 'one_success' }),
+      task('c', ['a', 'x']),
+    ]);
     const plan = successorPlan(dag, dag.tasks[0]!);
     if (plan.kind !== 'downstream') throw new Error('expected a downstream plan');
     const m = (o: Record<string, TaskState>) => new Map(Object.entries(o));
-    expect(judge(plan.downstream, m({ a: 'success', b: 'success', c: 'skipped' }))).to.deep.equal({
+    expect(
+      judge(plan.downstream, m({ a: 'success', x: 'success', b: 'success', c: 'skipped' })),
+    ).to.deep.equal({
       queue: [],
       scheduler: false,
       unfinished: false,
     });
-    expect(judge(plan.downstream, m({ a: 'success', b: 'running', c: 'none' }))).to.deep.equal({
+    expect(judge(plan.downstream, m({ a: 'success', x: 'success', b: 'running', c: 'none' }))).to.deep.equal({
       queue: ['c'],
       scheduler: false,
       unfinished: true,

@@ -358,7 +358,7 @@ export async function storeTryResult(
   o: StoreResultOptions,
 ): Promise<boolean> {
   const r = await storeTryResults(q, [{ m, token, res, notify: o.notify, logs: o.logs ?? [] }], o.channel);
-  return r[0]!;
+  return r[0]!.stored;
 }
 
 export interface ResultToStore {
@@ -367,19 +367,63 @@ export interface ResultToStore {
   res: TryResult;
   notify: boolean;
   logs: LogLine[];
+  /**
+   * Tasks to start if this result is a success: each waits for this task alone (see the worker's 'direct'
+   * successor plan). With a token, the task is claimed for the storing worker (it runs it next); without,
+   * it is queued with its message in the outbox.
+   */
+  successors?: Array<{ taskId: string; token: string | null }>;
+}
+
+/** A successor a stored success started (see ResultToStore.successors). */
+export interface StartedSuccessor {
+  taskId: string;
+  tryNumber: number;
+  /** Set when it was claimed for the storing worker. */
+  token: string | null;
+  failedTries: number;
+  lostTries: number;
+  /** Its message, when it was queued instead. */
+  outbox: OutboxRow | null;
+  /** When claimed: the stored output of the result that started it (its only upstream task). */
+  upstreamOutput: unknown;
+}
+
+export interface StoredResult {
+  /** False when fenced out: the claim was lost, another try owns the task. */
+  stored: boolean;
+  /** The successors it started: fewer than asked when some were no longer waiting or the run is over. */
+  started: StartedSuccessor[];
 }
 
 /**
  * Stores several results in one statement (see finishTry and StoreResultOptions): each fenced by its claim
  * token, its try recorded, its log lines written; the schedulers are woken once per run that asked for it.
+ * A success starts its successors in the same statement (and so in the same commit as the result): a link
+ * of a chain is one statement and one flush to disk.
  */
 export async function storeTryResults(
   q: Queryable,
   items: ResultToStore[],
   channel: string,
-): Promise<boolean[]> {
+  /** The worker that claims successors with a token. */
+  workerId: string | null = null,
+): Promise<StoredResult[]> {
   const logs = logColumns(items.flatMap((x) => x.logs));
-  const r = await q.query<{ stored: string[] }>(
+  const next = items.flatMap((x) => (x.successors ?? []).map((s) => ({ parent: x, ...s })));
+  const r = await q.query<{
+    stored: string[];
+    started: Array<{
+      parent: string;
+      taskId: string;
+      tryNumber: number;
+      token: string | null;
+      failedTries: number;
+      lostTries: number;
+      upstreamOutput: unknown;
+    }>;
+    outbox: OutboxRow[];
+  }>(
     prepared(
       'store_try_results',
       `WITH x AS (
@@ -396,7 +440,7 @@ export async function storeTryResults(
        WHERE t.run_id = x.run_id AND t.task_id = x.task_id AND t.try_number = x.try_number
          AND t.claim_token = x.token AND t.state = x.from_state
        RETURNING t.run_id, t.task_id, t.try_number, t.state, t.worker_id, t.started_at, t.ended_at,
-         t.exit_code, t.error, x.notify, x.token),
+         t.exit_code, t.error, t.output, x.notify, x.token),
      tries AS (
        INSERT INTO task_tries (run_id, task_id, try_number, state, worker_id, started_at, ended_at, exit_code, error)
        SELECT run_id, task_id, try_number, CASE WHEN state = 'success' THEN 'success' ELSE 'failed' END,
@@ -404,9 +448,37 @@ export async function storeTryResults(
        ON CONFLICT DO NOTHING RETURNING run_id),
      logs AS (
        INSERT INTO task_logs (run_id, task_id, try_number, stream, ts, line)
-       SELECT * FROM unnest($13::text[], $14::text[], $15::int[], $16::text[], $17::timestamptz[], $18::text[]))
+       SELECT * FROM unnest($13::text[], $14::text[], $15::int[], $16::text[], $17::timestamptz[], $18::text[])),
+     nx AS (
+       SELECT * FROM unnest($21::uuid[], $22::text[], $23::uuid[], $24::text[])
+         AS nx(parent, task_id, token, from_state)),
+     -- Successors of the successes stored above (their rows are 'none', never one of upd's), while the run
+     -- runs: conditional on their state, so a cancel or a scheduler that got there first wins.
+     started AS (
+       UPDATE task_instances t SET
+         state = CASE WHEN nx.token IS NULL THEN 'queued' ELSE 'running' END,
+         try_number = t.try_number + 1, queued_at = now(), enqueued_at = now(), requeues = 0,
+         next_retry_at = NULL, claim_token = nx.token,
+         worker_id = CASE WHEN nx.token IS NULL THEN NULL ELSE $25 END,
+         started_at = CASE WHEN nx.token IS NULL THEN NULL ELSE now() END,
+         ended_at = NULL, exit_code = NULL, error = NULL
+       FROM nx JOIN upd ON upd.token = nx.parent AND upd.state = 'success'
+       WHERE t.run_id = upd.run_id AND t.task_id = nx.task_id AND t.state = nx.from_state
+         AND (SELECT r.state FROM dag_runs r WHERE r.run_id = upd.run_id) = 'running'
+       RETURNING t.run_id, t.task_id, t.try_number, t.queue, t.priority, t.failed_tries, t.lost_tries,
+         nx.token, nx.parent, CASE WHEN nx.token IS NOT NULL THEN upd.output END AS upstream_output),
+     ob AS (
+       INSERT INTO outbox (queue, priority, payload)
+       SELECT queue, priority, jsonb_build_object('runId', run_id, 'taskId', task_id, 'tryNumber', try_number)
+       FROM started WHERE token IS NULL RETURNING id, queue, priority, payload)
      SELECT (SELECT coalesce(array_agg(token::text), '{}') FROM upd) AS stored,
-       (SELECT count(pg_notify($19, run_id)) FROM (SELECT DISTINCT run_id FROM upd WHERE notify) n) AS notified`,
+       (SELECT count(pg_notify($19, run_id)) FROM (SELECT DISTINCT run_id FROM upd WHERE notify) n) AS notified,
+       (SELECT coalesce(jsonb_agg(jsonb_build_object('parent', parent, 'taskId', task_id,
+          'tryNumber', try_number, 'token', token, 'failedTries', failed_tries, 'lostTries', lost_tries,
+          'upstreamOutput', upstream_output)), '[]')
+        FROM started) AS started,
+       (SELECT coalesce(jsonb_agg(jsonb_build_object('id', id, 'queue', queue, 'priority', priority,
+          'payload', payload)), '[]') FROM ob) AS outbox`,
     ),
     [
       items.map((x) => x.m.runId),
@@ -424,10 +496,31 @@ export async function storeTryResults(
       ...logs,
       channel,
       items.map(() => 'running'),
+      next.map((n) => n.parent.token),
+      next.map((n) => n.taskId),
+      next.map((n) => n.token),
+      next.map(() => 'none'),
+      workerId,
     ],
   );
-  const stored = new Set(r.rows[0]!.stored);
-  return items.map((x) => stored.has(x.token));
+  const row = r.rows[0]!;
+  const stored = new Set(row.stored);
+  // A queued successor's message, by task: within one run a task id is unique, and each parent is of one run.
+  const messages = new Map(row.outbox.map((o) => [`${o.payload.runId}\0${o.payload.taskId}`, o]));
+  return items.map((x) => ({
+    stored: stored.has(x.token),
+    started: row.started
+      .filter((s) => s.parent === x.token)
+      .map((s) => ({
+        taskId: s.taskId,
+        tryNumber: s.tryNumber,
+        token: s.token,
+        failedTries: s.failedTries,
+        lostTries: s.lostTries,
+        outbox: s.token ? null : (messages.get(`${x.m.runId}\0${s.taskId}`) ?? null),
+        upstreamOutput: s.upstreamOutput ?? null,
+      })),
+  }));
 }
 
 /** The states of some tasks of a run. */

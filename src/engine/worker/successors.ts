@@ -17,6 +17,12 @@ export type SuccessorPlan =
   | { kind: 'scheduler' }
   /** No downstream task: the run may be over, which the scheduler checks cheaply. */
   | { kind: 'leaf' }
+  /**
+   * Every downstream task waits for this task alone, and its trigger rule runs it on this success: they are
+   * queued (one claimed, to run next in the slot) by the statement that stores the result. No other result
+   * can change that verdict, so no run lock and no read of states is needed.
+   */
+  | { kind: 'direct'; downstream: SerializedTask[] }
   /** Judge these downstream tasks from the states of `read` (them and their upstream tasks). */
   | { kind: 'downstream'; downstream: SerializedTask[]; read: string[] };
 
@@ -64,6 +70,10 @@ function makePlan(dag: SerializedDag, task: SerializedTask): SuccessorPlan {
   const branchUpstream = (t: SerializedTask) =>
     t.upstream.some((u) => taskOf(dag, u)?.operator === BRANCH_OPERATOR);
   if (downstream.some((t) => t.pool || branchUpstream(t))) return { kind: 'scheduler' };
+  const mine = new Map<string, TaskState>([[task.taskId, 'success']]);
+  const direct = (t: SerializedTask) =>
+    t.upstream.length === 1 && evaluate(t.triggerRule, countUpstream(t.upstream, mine)) === 'run';
+  if (downstream.every(direct)) return { kind: 'direct', downstream };
   const read = new Set<string>();
   for (const t of downstream) {
     read.add(t.taskId);

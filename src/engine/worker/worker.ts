@@ -63,6 +63,14 @@ interface Advanced {
   mayEnd: boolean;
 }
 
+/** What a try's result is stored with: its DAG, task and claim (to start its successors), its log. */
+interface StoreContext {
+  dag?: SerializedDag;
+  task?: SerializedTask;
+  claim?: tis.Claim;
+  sink?: LogSink | null;
+}
+
 /** A try this worker holds a claim on. */
 interface ClaimedTry {
   m: tis.TaskMessage;
@@ -98,7 +106,7 @@ export class Worker {
   private readonly runDags = new Map<string, string>();
   /** Claims, results and end-of-run checks of tasks ending together go to Postgres together. */
   private readonly claims: Batcher<tis.ClaimRequest, tis.Claim | null>;
-  private readonly results: Batcher<tis.ResultToStore, boolean>;
+  private readonly results: Batcher<tis.ResultToStore, tis.StoredResult>;
   private readonly endChecks: RunEndChecks;
   private readonly advances: Batcher<AdvanceRequest, Advanced>;
 
@@ -108,7 +116,7 @@ export class Worker {
     this.versions = new VersionCache(o.db);
     this.launcher = storeRunLauncher(o.db, this.versions);
     this.claims = new Batcher((reqs) => tis.claimTasks(o.db, this.id, reqs));
-    this.results = new Batcher(async (items) => tis.storeTryResults(o.db, items, o.db.channel('events')));
+    this.results = new Batcher((items) => tis.storeTryResults(o.db, items, o.db.channel('events'), this.id));
     // One judgement in flight: successes arriving meanwhile share the next one, instead of queueing on
     // the run's lock in Postgres.
     this.advances = new Batcher((items) => this.advanceRuns(items), { maxInFlight: 1, maxBatch: 256 });
@@ -282,7 +290,7 @@ export class Worker {
     } finally {
       for (const t of timers) clearTimeout(t);
     }
-    const { stored, next } = await this.store(m, token, result, log, { dag: dagVersion, task, sink });
+    const { stored, next } = await this.store(m, token, result, log, { dag: dagVersion, task, claim, sink });
     this.running.delete(token);
     if (stored) log.info({ state: result.state, error: result.error ?? undefined }, 'task finished');
     else log.warn('claim was lost while the task ran; result discarded (a newer try owns the task)');
@@ -415,12 +423,12 @@ export class Worker {
     token: string,
     r: tis.TryResult,
     log: Logger,
-    of: { dag?: SerializedDag; task?: SerializedTask; sink?: LogSink | null } = {},
+    of: StoreContext = {},
   ): Promise<{ stored: boolean; next: ClaimedTry | null }> {
     const logs = of.sink ? await of.sink.drain() : [];
     for (let attempt = 0; ; attempt++) {
       try {
-        return await this.storeOnce(m, token, r, logs, of.dag, of.task, log);
+        return await this.storeOnce(m, token, r, logs, of, log);
       } catch (err) {
         if (!isConnectionError(err) && r.state === 'success') {
           // The database refused the result itself: retrying would loop for ever. Record a failure.
@@ -443,43 +451,88 @@ export class Worker {
 
   /**
    * One attempt at storing a result (batched with others, see Batcher). A success whose downstream tasks
-   * need no scheduler judgement (see successors.ts) then has those that are ready queued by this worker
-   * (advanceRuns), which runs one of them next itself and publishes the rest: a link of a chain costs no
-   * scheduler pass. Everything else is left to the schedulers, told through the events channel.
+   * need no scheduler judgement (see successors.ts) starts them itself: those waiting for it alone in the
+   * result's own statement ('direct'), the others after it under the run's lock (advanceRuns). The heaviest
+   * of them on a queue this worker consumes is claimed to run next in the same slot, without a broker round
+   * trip; the rest are published for any worker. Everything else is left to the schedulers, told through
+   * the events channel.
    */
   private async storeOnce(
     m: tis.TaskMessage,
     token: string,
     r: tis.TryResult,
     logs: LogLine[],
-    dag: SerializedDag | undefined,
-    task: SerializedTask | undefined,
+    of: StoreContext,
     log: Logger,
   ): Promise<{ stored: boolean; next: ClaimedTry | null }> {
-    const plan = r.state === 'success' && dag && task ? successorPlan(dag, task) : null;
-    // The schedulers hear of a result only when they must decide: a NOTIFY serialises commits in Postgres.
-    const stored = await this.results.add({
-      m,
-      token,
-      res: r,
-      notify: !plan || plan.kind === 'scheduler',
-      logs,
-    });
-    // A leaf's success matters to the schedulers only when it ends the run.
-    if (stored && plan?.kind === 'leaf') this.endChecks.mayHaveEnded(m.runId);
-    if (!stored || plan?.kind !== 'downstream') return { stored, next: null };
+    const plan = r.state === 'success' && of.dag && of.task ? successorPlan(of.dag, of.task) : null;
+    const direct = plan?.kind === 'direct' ? plan.downstream : [];
+    const mine = this.stopping ? undefined : this.heaviestOfMine(direct, (t) => t);
+    const nextToken = mine ? randomUUID() : null;
+    if (nextToken) this.claiming.add(nextToken);
+    try {
+      // The schedulers hear of a result only when they must decide: a NOTIFY serialises commits in Postgres.
+      const { stored, started } = await this.results.add({
+        m,
+        token,
+        res: r,
+        notify: !plan || plan.kind === 'scheduler',
+        logs,
+        successors: direct.map((t) => ({ taskId: t.taskId, token: t === mine ? nextToken : null })),
+      });
+      // A leaf's success matters to the schedulers only when it ends the run; so does a success whose
+      // successors were not all waiting any more (already run, or the run was cancelled meanwhile).
+      if (stored && (plan?.kind === 'leaf' || started.length < direct.length))
+        this.endChecks.mayHaveEnded(m.runId);
+      if (!stored) return { stored, next: null };
+      if (plan?.kind === 'direct') {
+        await publishOutbox(
+          this.o.broker,
+          this.o.db,
+          started.flatMap((s) => (s.outbox ? [s.outbox] : [])),
+          log,
+        );
+        const claimed = started.find((s) => s.token !== null);
+        if (!claimed || !of.claim || !of.task) return { stored, next: null };
+        const next: ClaimedTry = {
+          m: { runId: m.runId, taskId: claimed.taskId, tryNumber: claimed.tryNumber },
+          token: claimed.token!,
+          claim: {
+            ...of.claim,
+            failedTries: claimed.failedTries,
+            lostTries: claimed.lostTries,
+            outputs: new Map([[of.task.taskId, claimed.upstreamOutput]]),
+          },
+        };
+        this.running.set(next.token, { message: next.m, token: next.token, abort: new AbortController() });
+        return { stored, next };
+      }
+      if (plan?.kind !== 'downstream') return { stored, next: null };
+    } finally {
+      if (nextToken) this.claiming.delete(nextToken);
+    }
     const { outbox, mayEnd } = await this.advances.add({ runId: m.runId, plan });
     // Every downstream task had finished already (trigger rules such as one_success): this may be the end.
     if (mayEnd) this.endChecks.mayHaveEnded(m.runId);
-    // The heaviest ready task of a queue this worker consumes runs next in this slot, without a broker
-    // round trip; the rest are published for any worker.
-    const mine = [...outbox]
-      .sort((a, b) => b.priority - a.priority)
-      .find((x) => this.o.queues.includes(x.queue) || this.o.queues.includes('*'));
-    const next = mine && !this.stopping ? await this.claimNext(mine, log) : 'unclaimed';
-    const rest = next === 'unclaimed' ? outbox : outbox.filter((x) => x !== mine);
+    const row = this.heaviestOfMine(outbox, (x) => ({ queue: x.queue, priorityWeight: x.priority }));
+    const next = row && !this.stopping ? await this.claimNext(row, log) : 'unclaimed';
+    const rest = next === 'unclaimed' ? outbox : outbox.filter((x) => x !== row);
     await publishOutbox(this.o.broker, this.o.db, rest, log);
-    return { stored, next: next === 'unclaimed' ? null : next };
+    return { stored: true, next: next === 'unclaimed' ? null : next };
+  }
+
+  /** The heaviest of some tasks (or their messages) that is on a queue this worker consumes. */
+  private heaviestOfMine<T>(
+    xs: readonly T[],
+    of: (x: T) => { queue: string; priorityWeight: number },
+  ): T | undefined {
+    let best: T | undefined;
+    for (const x of xs) {
+      const { queue, priorityWeight } = of(x);
+      if (!this.o.queues.includes(queue) && !this.o.queues.includes('*')) continue;
+      if (best === undefined || priorityWeight > of(best).priorityWeight) best = x;
+    }
+    return best;
   }
 
   /**
