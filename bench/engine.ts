@@ -27,8 +27,12 @@ export const BROKER_URL =
   process.env.AIRTASKS_TEST_BROKER_URL ??
   'amqp://guest:guest@127.0.0.1:5672';
 
-const BUILDER_URL = new URL('../src/engine/dag/builder.ts', import.meta.url).href;
-const DAEMON = fileURLToPath(new URL('./daemon.ts', import.meta.url));
+/**
+ * What the benchmarks' DAG files import `dag` from: the built package, as a project's DAGs import
+ * 'airtasks'. The engine processes run the built code too (see daemon.mjs); `npm run bench` builds first.
+ */
+export const AIRTASKS_URL = new URL('../dist/index.js', import.meta.url).href;
+const DAEMON = fileURLToPath(new URL('./daemon.mjs', import.meta.url));
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
 export function uniqueName(prefix: string): string {
@@ -48,11 +52,9 @@ export class EngineProcess {
   static async start(env: Record<string, string>): Promise<EngineProcess> {
     const child = fork(DAEMON, [], {
       // BENCH_CPU_PROF=<dir>: each engine process writes a CPU profile there when it stops.
-      execArgv: [
-        '--import',
-        'tsx',
-        ...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : []),
-      ],
+      execArgv: process.env.BENCH_CPU_PROF
+        ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`]
+        : [],
       cwd: ROOT,
       env: { ...process.env, ...env },
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
@@ -106,6 +108,8 @@ export class BenchEnv {
     const e = new BenchEnv();
     await migrate(e.db);
     e.folder = await mkdtemp(path.join(os.tmpdir(), 'airtasks-bench-'));
+    // As in a project made by `airtasks init`: its DAG files are ES modules.
+    await writeFile(path.join(e.folder, 'package.json'), '{ "type": "module" }\n');
     return e;
   }
 
@@ -144,7 +148,7 @@ export class BenchEnv {
   /** Writes a DAG file (`body` follows an import of `dag`) and stores its DAGs, as the processor would. */
   async addDagFile(fileloc: string, body: string): Promise<Map<string, StoredDag>> {
     const file = path.join(this.folder, fileloc);
-    await writeFile(file, `import { dag } from ${JSON.stringify(BUILDER_URL)};\n${body}`);
+    await writeFile(file, `import { dag } from ${JSON.stringify(AIRTASKS_URL)};\n${body}`);
     const mod = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
     const out = new Map<string, StoredDag>();
     for (const d of dagsOfModule(mod)) {

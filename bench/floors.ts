@@ -11,7 +11,7 @@ import { quantile } from './stats.js';
 export interface Floors {
   pgCommitMs: number;
   rabbitRoundTripMs: number;
-  /** Peak RSS of a Node process that only loads tsx, as the engine processes of the benchmarks do. */
+  /** Peak RSS of a bare Node process, the start of every engine process of the benchmarks. */
   nodeRssMiB: number;
 }
 
@@ -70,7 +70,7 @@ export function bareNodeRss(): Promise<number> {
   return new Promise((resolve, reject) =>
     execFile(
       process.execPath,
-      ['--import', 'tsx', '-e', 'setTimeout(() => console.log(process.resourceUsage().maxRSS), 200)'],
+      ['-e', 'setTimeout(() => console.log(process.resourceUsage().maxRSS), 200)'],
       { cwd: ROOT },
       (err, stdout) => (err ? reject(err) : resolve(Number(stdout.trim()) / 1024)),
     ),

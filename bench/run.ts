@@ -58,7 +58,7 @@ async function main() {
       unit: 'ms',
       baseline: { name: 'pg commit', value: floors.pgCommitMs },
     },
-    { bench: 'Floor', metric: 'bare Node (+tsx) peak RSS', value: floors.nodeRssMiB, unit: 'MiB' },
+    { bench: 'Floor', metric: 'bare Node peak RSS', value: floors.nodeRssMiB, unit: 'MiB' },
   ];
   for (const b of chosen) {
     log(`${b.title}`);

@@ -30,9 +30,10 @@ export class DagProcessor {
   /**
    * Calls onChange shortly after anything in the folder changes (inotify on Linux), so that a new or edited
    * DAG is picked up at once without stat-ing every file every few seconds; the caller's periodic scan stays
-   * as a safety net (and is all there is where the folder cannot be watched). Returns a stop function.
+   * as a safety net (and is all there is where the folder cannot be watched). Returns a stop function, or
+   * null when the folder cannot be watched.
    */
-  watch(onChange: () => void): () => void {
+  watch(onChange: () => void): (() => void) | null {
     let timer: NodeJS.Timeout | null = null;
     let watcher: FSWatcher;
     try {
@@ -44,7 +45,7 @@ export class DagProcessor {
         }, 50);
       });
     } catch {
-      return () => undefined;
+      return null;
     }
     watcher.on('error', (err) =>
       (this.opts.logger ?? silentLogger).warn(

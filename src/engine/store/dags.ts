@@ -124,6 +124,19 @@ export async function setPaused(
   return row;
 }
 
+/** DAGs whose schedule must be looked at ($1 = now): new or changed since last planned, or due. */
+const DUE_SCHEDULE = `schedule IS NOT NULL AND is_active AND NOT is_paused
+  AND (scheduled_hash IS DISTINCT FROM hash OR next_run_at <= $1)`;
+
+/** Whether lockDueSchedules would find a DAG: one cheap statement instead of a transaction, most seconds. */
+export async function anyDueSchedules(q: Queryable, now: Date): Promise<boolean> {
+  const r = await q.query<{ any: boolean }>(
+    `SELECT EXISTS (SELECT 1 FROM dags WHERE ${DUE_SCHEDULE}) AS any`,
+    [now],
+  );
+  return r.rows[0]!.any;
+}
+
 /**
  * Active, unpaused DAGs with a schedule whose next run is due at `now` (or whose version changed since
  * it was computed), locked so that a second scheduler skips them.
@@ -131,9 +144,7 @@ export async function setPaused(
 export async function lockDueSchedules(q: Queryable, now: Date, limit: number): Promise<DagRow[]> {
   return (
     await q.query<DagRow>(
-      `SELECT * FROM dags
-       WHERE schedule IS NOT NULL AND is_active AND NOT is_paused
-         AND (scheduled_hash IS DISTINCT FROM hash OR next_run_at <= $1)
+      `SELECT * FROM dags WHERE ${DUE_SCHEDULE}
        ORDER BY next_run_at NULLS FIRST LIMIT $2 FOR UPDATE SKIP LOCKED`,
       [now, limit],
     )

@@ -7,6 +7,18 @@ export async function deleteOutbox(q: Queryable, ids: number[]) {
     await q.query(prepared('delete_outbox', `DELETE FROM outbox WHERE id = ANY($1)`), [ids]);
 }
 
+/** Whether any row is older than that: a cheap look, without a transaction, before lockStaleOutbox. */
+export async function anyStaleOutbox(q: Queryable, olderThanMs: number): Promise<boolean> {
+  const r = await q.query<{ any: boolean }>(
+    prepared(
+      'any_stale_outbox',
+      `SELECT EXISTS (SELECT 1 FROM outbox WHERE created_at < now() - make_interval(secs => $1)) AS any`,
+    ),
+    [olderThanMs / 1000],
+  );
+  return r.rows[0]!.any;
+}
+
 /** Rows left behind by a publisher that died; locked so two schedulers do not both publish them. */
 export async function lockStaleOutbox(
   q: Queryable,
