@@ -120,6 +120,8 @@ export async function showRun(o: ConnectionOptions & { runId: string }): Promise
 export interface TaskLogs {
   runId: string;
   taskId: string;
+  /** Every try that started (of the one asked for with tryNumber), in order: who ran it and when. */
+  tries: Array<{ tryNumber: number; workerId: string | null; startedAt: string | null }>;
   lines: Array<{ tryNumber: number; stream: string; ts: string; line: string }>;
 }
 
@@ -131,9 +133,18 @@ export async function taskLogs(
     const ti = await tis.getTaskInstance(e.db, o.runId, o.taskId);
     if (!ti) throw notFound(`run "${o.runId}" has no task "${o.taskId}"`);
     const rows = await readLogs(e.db, o.runId, o.taskId, { tryNumber: o.tryNumber });
+    // Ended tries are in task_tries; the current one, while it runs, only in its task instance.
+    const tries = (await tis.listTries(e.db, o.runId, o.taskId)).map((t) => ({
+      tryNumber: t.try_number,
+      workerId: t.worker_id,
+      startedAt: iso(t.started_at),
+    }));
+    if (ti.state === 'running' && !tries.some((t) => t.tryNumber === ti.try_number))
+      tries.push({ tryNumber: ti.try_number, workerId: ti.worker_id, startedAt: iso(ti.started_at) });
     return {
       runId: o.runId,
       taskId: o.taskId,
+      tries: tries.filter((t) => o.tryNumber === undefined || t.tryNumber === o.tryNumber),
       lines: rows.map((l) => ({
         tryNumber: l.try_number,
         stream: l.stream,

@@ -120,6 +120,8 @@ describe('e2e: CLI with scheduler and workers as subprocesses', function () {
     expect(c.output).to.deep.equal({ from: 'b1', n: 3 });
     const logs = await runCli(['tasks', 'logs', r.json.runId, 'a'], env);
     expect(logs.stdout).to.include('n=3');
+    // The try's header comes from its record: which worker ran it, and when.
+    expect(logs.stdout).to.match(/^--- try 1 on worker \S+ \(started \d{4}-\d\d-\d\dT[\d:.]+Z\) ---$/m);
   });
 
   it('runs many runs at once with two schedulers, never dispatching a task twice', async () => {

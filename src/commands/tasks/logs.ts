@@ -17,10 +17,20 @@ export default class TasksLogs extends BaseCommand<typeof TasksLogs> {
       taskId: this.args.taskId,
       tryNumber: this.flags.try,
     });
-    let lastTry = 0;
-    for (const l of r.lines) {
-      if (l.tryNumber !== lastTry) this.log(`--- try ${(lastTry = l.tryNumber)} ---`);
-      this.log(l.stream === 'stdout' ? l.line : `[${l.stream}] ${l.line}`);
+    // Each try under a header naming its worker, lines or not; lines of a try with no record (written by
+    // a version that stored its header as a line) still get a plain one.
+    const tries = new Map(r.tries.map((t) => [t.tryNumber, t]));
+    const numbers = [...new Set([...tries.keys(), ...r.lines.map((l) => l.tryNumber)])].sort((a, b) => a - b);
+    for (const n of numbers) {
+      const t = tries.get(n);
+      this.log(
+        t?.workerId
+          ? `--- try ${n} on worker ${t.workerId} (started ${t.startedAt}) ---`
+          : `--- try ${n} ---`,
+      );
+      for (const l of r.lines) {
+        if (l.tryNumber === n) this.log(l.stream === 'stdout' ? l.line : `[${l.stream}] ${l.line}`);
+      }
     }
     return r;
   }

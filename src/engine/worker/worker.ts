@@ -253,7 +253,8 @@ export class Worker {
         const ms = task.timeoutMs;
         timers.push(setTimeout(() => abort.abort(`timed out after ${ms} ms`), ms));
       }
-      sink.system(`try ${m.tryNumber} on worker ${this.id}`);
+      // No "try N on worker W" line: `tasks logs` heads each try with it from the try's own record, which
+      // spares a log row per task (a no-op task then writes no log at all).
       const upstream = task.upstream;
       const outputs =
         claim.outputs ??
