@@ -54,7 +54,7 @@ describe('store semantics', function () {
     );
     expect(created).to.equal(true);
     await createTaskInstances(db, runId, stored.serialized.tasks);
-    await markRunning(db, runId);
+    await markRunning(db, [runId]);
     return runId;
   }
 

@@ -215,26 +215,33 @@ export async function lockRunningRuns(q: Queryable, ids: string[], limit: number
   ).rows;
 }
 
-export async function markRunning(q: Queryable, runId: string) {
+export async function markRunning(q: Queryable, runIds: string[]) {
+  if (runIds.length === 0) return;
   await q.query(
-    `UPDATE dag_runs SET state = 'running', started_at = now() WHERE run_id = $1 AND state = 'queued'`,
-    [runId],
+    `UPDATE dag_runs SET state = 'running', started_at = now() WHERE run_id = ANY($1) AND state = 'queued'`,
+    [runIds],
   );
 }
 
-/** Ends a run; only a run still running can end, so a late decision never overwrites a cancel. */
-export async function finishRun(
+/**
+ * Ends runs; only a run still running can end, so a late decision never overwrites a cancel. Returns the
+ * runs it ended (each announced on the channel).
+ */
+export async function finishRuns(
   q: Queryable,
-  runId: string,
-  state: RunState,
+  items: Array<{ runId: string; state: RunState }>,
   channel: string,
-): Promise<boolean> {
-  const r = await q.query(
-    `WITH upd AS (UPDATE dag_runs SET state = $2, ended_at = now() WHERE run_id = $1 AND state = 'running' RETURNING run_id)
-     SELECT pg_notify($3, 'run:' || run_id) FROM upd`,
-    [runId, state, channel],
+): Promise<Set<string>> {
+  if (items.length === 0) return new Set();
+  const r = await q.query<{ run_id: string }>(
+    `WITH upd AS (
+       UPDATE dag_runs r SET state = x.state, ended_at = now()
+       FROM unnest($1::text[], $2::text[]) AS x(run_id, state)
+       WHERE r.run_id = x.run_id AND r.state = 'running' RETURNING r.run_id)
+     SELECT run_id, pg_notify($3, 'run:' || run_id) FROM upd`,
+    [items.map((i) => i.runId), items.map((i) => i.state), channel],
   );
-  return (r.rowCount ?? 0) > 0;
+  return new Set(r.rows.map((x) => x.run_id));
 }
 
 export async function getRun(q: Queryable, runId: string): Promise<RunRow | undefined> {

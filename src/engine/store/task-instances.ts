@@ -69,19 +69,29 @@ export interface OutboxRow {
 }
 
 export async function createTaskInstances(q: Queryable, runId: string, tasks: SerializedTask[]) {
+  await createTaskInstancesOfRuns(q, [{ runId, tasks }]);
+}
+
+/** Creates the task instances of several runs in one statement (a scheduler starting many small runs). */
+export async function createTaskInstancesOfRuns(
+  q: Queryable,
+  runs: Array<{ runId: string; tasks: SerializedTask[] }>,
+) {
+  const all = runs.flatMap((r) => r.tasks.map((t) => ({ runId: r.runId, t })));
+  if (all.length === 0) return;
   await q.query(
     `INSERT INTO task_instances (run_id, task_id, state, queue, priority, pool, pool_slots)
-     SELECT $1, t.task_id, 'none', t.queue, t.priority, t.pool, t.pool_slots
-     FROM unnest($2::text[], $3::text[], $4::int[], $5::text[], $6::int[])
-       AS t(task_id, queue, priority, pool, pool_slots)
+     SELECT t.run_id, t.task_id, 'none', t.queue, t.priority, t.pool, t.pool_slots
+     FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::text[], $6::int[])
+       AS t(run_id, task_id, queue, priority, pool, pool_slots)
      ON CONFLICT DO NOTHING`,
     [
-      runId,
-      tasks.map((t) => t.taskId),
-      tasks.map((t) => t.queue),
-      tasks.map((t) => t.priorityWeight),
-      tasks.map((t) => t.pool ?? null),
-      tasks.map((t) => t.poolSlots ?? 1),
+      all.map((x) => x.runId),
+      all.map((x) => x.t.taskId),
+      all.map((x) => x.t.queue),
+      all.map((x) => x.t.priorityWeight),
+      all.map((x) => x.t.pool ?? null),
+      all.map((x) => x.t.poolSlots ?? 1),
     ],
   );
 }
