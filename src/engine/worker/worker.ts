@@ -93,6 +93,8 @@ export class Worker {
   private readonly shutdown = new AbortController();
   private subscription: Subscription | null = null;
   private readonly inflight = new Set<Promise<void>>();
+  /** Publishes of next tasks' messages still under way (see publishInBackground). */
+  private readonly publishing = new Set<Promise<void>>();
   private readonly running = new Map<string, Running>();
   /** Tokens of claims in flight: known to the heartbeat, so it never takes them for orphans. */
   private readonly claiming = new Set<string>();
@@ -487,9 +489,7 @@ export class Worker {
         this.endChecks.mayHaveEnded(m.runId);
       if (!stored) return { stored, next: null };
       if (plan?.kind === 'direct') {
-        await publishOutbox(
-          this.o.broker,
-          this.o.db,
+        this.publishInBackground(
           started.flatMap((s) => (s.outbox ? [s.outbox] : [])),
           log,
         );
@@ -518,8 +518,19 @@ export class Worker {
     const row = this.heaviestOfMine(outbox, (x) => ({ queue: x.queue, priorityWeight: x.priority }));
     const next = row && !this.stopping ? await this.claimNext(row, log) : 'unclaimed';
     const rest = next === 'unclaimed' ? outbox : outbox.filter((x) => x !== row);
-    await publishOutbox(this.o.broker, this.o.db, rest, log);
+    this.publishInBackground(rest, log);
     return { stored: true, next: next === 'unclaimed' ? null : next };
+  }
+
+  /**
+   * Publishes queued tasks' messages while the slot goes on to its next task: the messages are in the
+   * outbox (committed with their tasks), so a worker that dies first loses nothing, the schedulers'
+   * stale-outbox sweep sends them. Waiting cost every next task a publisher confirm and a delete.
+   */
+  private publishInBackground(rows: tis.OutboxRow[], log: Logger) {
+    if (rows.length === 0) return;
+    const p = publishOutbox(this.o.broker, this.o.db, rows, log).finally(() => this.publishing.delete(p));
+    this.publishing.add(p);
   }
 
   /** The heaviest of some tasks (or their messages) that is on a queue this worker consumes. */
@@ -734,6 +745,7 @@ export class Worker {
         await Promise.allSettled([...this.inflight]);
       }
       await this.endChecks.flush();
+      await Promise.allSettled([...this.publishing]);
       if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
       await this.claimsListener?.close();
       await workers.stopWorker(this.o.db, this.id).catch(() => undefined);
