@@ -246,11 +246,12 @@ export interface ClaimRequest {
 }
 
 /*
- * STATE_FROM_X. The worker's hot statements (claims, results) read the state they expect from their unnest rows, not from a
- * constant: given `state = 'queued'`, Postgres may pick a partial index on queued tasks (its predicate is then
- * implied), and with statistics taken when few tasks were queued (or none yet, on a new table) it walks every
- * queued task of a 20,000-task backlog for each claim (7 ms a statement in the B2 benchmark). A condition on a
- * column of x proves no partial index's predicate, so the primary key is the only index left to it.
+ * STATE_FROM_X: the worker's per-task statements (claims, results, successors) read the state they expect
+ * from their unnest rows, not from a constant. Given `state = 'queued'`, Postgres may pick a partial index
+ * on queued tasks (its predicate is then implied), and with statistics taken when few tasks were queued (or
+ * none yet, on a new table) it walks every queued task of a 20,000-task backlog for each claim (7 ms a
+ * statement in the B2 benchmark). A condition on a column of x proves no partial index's predicate, so the
+ * primary key is the only index left to it (test/integration/plans.test.ts).
  */
 /** Claims several tries in one statement (see claimTask); one answer per request, in order. */
 export async function claimTasks(

@@ -70,9 +70,9 @@ function makePlan(dag: SerializedDag, task: SerializedTask): SuccessorPlan {
   const branchUpstream = (t: SerializedTask) =>
     t.upstream.some((u) => taskOf(dag, u)?.operator === BRANCH_OPERATOR);
   if (downstream.some((t) => t.pool || branchUpstream(t))) return { kind: 'scheduler' };
-  const mine = new Map<string, TaskState>([[task.taskId, 'success']]);
+  const succeeded = new Map<string, TaskState>([[task.taskId, 'success']]);
   const direct = (t: SerializedTask) =>
-    t.upstream.length === 1 && evaluate(t.triggerRule, countUpstream(t.upstream, mine)) === 'run';
+    t.upstream.length === 1 && evaluate(t.triggerRule, countUpstream(t.upstream, succeeded)) === 'run';
   if (downstream.every(direct)) return { kind: 'direct', downstream };
   const read = new Set<string>();
   for (const t of downstream) {
