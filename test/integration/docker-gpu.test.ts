@@ -5,7 +5,6 @@ import { expect } from 'chai';
 import type Docker from 'dockerode';
 import { findTaskContainer, findTaskContainers } from '../../src/docker/containers.js';
 import { dockerOperator } from '../../src/engine/operators/docker.js';
-import { TaskFailure, type OperatorResult } from '../../src/engine/operators/types.js';
 import {
   detectGpus,
   GpuAllocator,
@@ -23,16 +22,7 @@ import {
   sleep,
   type TestContext,
 } from '../helpers/docker.js';
-
-async function fails(p: Promise<OperatorResult>): Promise<TaskFailure> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).to.be.instanceOf(TaskFailure);
-    return err as TaskFailure;
-  }
-  throw new Error('expected the task to fail');
-}
+import { fails } from '../helpers/operators.js';
 
 async function rejects(p: Promise<unknown>): Promise<Error> {
   try {

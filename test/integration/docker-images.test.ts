@@ -9,7 +9,6 @@ import { connectionOptions } from '../../src/docker/engine.js';
 import { ensureImage, imageExists, normalizeImage, splitReference } from '../../src/docker/images.js';
 import { nanoCpus, parseBytes } from '../../src/docker/units.js';
 import { dockerOperator } from '../../src/engine/operators/docker.js';
-import { TaskFailure, type OperatorResult } from '../../src/engine/operators/types.js';
 import {
   BASE_IMAGE,
   dockerContext,
@@ -20,16 +19,7 @@ import {
   type FakeRegistry,
   type TestContext,
 } from '../helpers/docker.js';
-
-async function fails(p: Promise<OperatorResult>): Promise<TaskFailure> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).to.be.instanceOf(TaskFailure);
-    return err as TaskFailure;
-  }
-  throw new Error('expected the task to fail');
-}
+import { fails } from '../helpers/operators.js';
 
 describe('docker references, units and engine addresses', function () {
   it('adds :latest to untagged references only', function () {

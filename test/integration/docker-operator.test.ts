@@ -5,7 +5,6 @@ import { dag } from '../../src/engine/dag/builder.js';
 import { DagValidationError } from '../../src/engine/dag/validate.js';
 import { dockerOperator } from '../../src/engine/operators/docker.js';
 import { getOperator } from '../../src/engine/operators/registry.js';
-import { TaskFailure, type OperatorResult } from '../../src/engine/operators/types.js';
 import {
   BASE_IMAGE,
   buildImage,
@@ -16,18 +15,9 @@ import {
   until,
   type TestContext,
 } from '../helpers/docker.js';
+import { fails } from '../helpers/operators.js';
 
 const DEFAULT_CMD_IMAGE = 'airtasks-test/default-cmd:local';
-
-async function fails(p: Promise<OperatorResult>): Promise<TaskFailure> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).to.be.instanceOf(TaskFailure);
-    return err as TaskFailure;
-  }
-  throw new Error('expected the task to fail');
-}
 
 describe('d.docker (authoring)', function () {
   it('keeps the operator arguments in args and the task options on the task', function () {

@@ -6,7 +6,6 @@ import { expect } from 'chai';
 import type Docker from 'dockerode';
 import { findTaskContainers } from '../../src/docker/containers.js';
 import { dockerOperator, HOST_TMP_ENV } from '../../src/engine/operators/docker.js';
-import { TaskFailure, type OperatorResult } from '../../src/engine/operators/types.js';
 import {
   BASE_IMAGE,
   dockerContext,
@@ -15,16 +14,7 @@ import {
   requireDocker,
   type TestContext,
 } from '../helpers/docker.js';
-
-async function fails(p: Promise<OperatorResult>): Promise<TaskFailure> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).to.be.instanceOf(TaskFailure);
-    return err as TaskFailure;
-  }
-  throw new Error('expected the task to fail');
-}
+import { fails } from '../helpers/operators.js';
 
 const SECRET = 'pa55-w0rd-do-not-log';
 const MULTILINE = 'line one\n  line two with "quotes" and $dollar\n\nlast line without newline';

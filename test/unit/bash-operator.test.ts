@@ -1,0 +1,122 @@
+/**
+ * The bash operator with real processes: a plain program call (run without bash) behaves as it does under
+ * `bash -c`: output, exit status, signals, environment, working directory, timeouts of its whole group.
+ */
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { expect } from 'chai';
+import { dag } from '../../src/engine/dag/builder.js';
+import { bashOperator } from '../../src/engine/operators/bash.js';
+import type { OperatorContext } from '../../src/engine/operators/types.js';
+import { alive } from '../helpers/processes.js';
+import { waitFor } from '../helpers/engine.js';
+import { fails } from '../helpers/operators.js';
+
+interface Line {
+  stream: 'stdout' | 'stderr' | 'system';
+  line: string;
+}
+
+function context(command: string, opts: { cwd?: string; env?: Record<string, string> } = {}) {
+  const g = dag('bash_operator_test');
+  g.bash('t', { command, ...opts });
+  const serialized = g.serialize();
+  const lines: Line[] = [];
+  const abort = new AbortController();
+  const ctx: OperatorContext = {
+    dag: serialized,
+    task: serialized.tasks[0]!,
+    run: {
+      dagId: 'bash_operator_test',
+      runId: 'manual__1',
+      taskId: 't',
+      tryNumber: 1,
+      logicalDate: new Date('2026-01-02T03:04:05Z'),
+      conf: { n: 1 },
+      outputs: new Map(),
+    },
+    log: {
+      stdout: (line) => lines.push({ stream: 'stdout', line }),
+      stderr: (line) => lines.push({ stream: 'stderr', line }),
+      system: (line) => lines.push({ stream: 'system', line }),
+    },
+    signal: abort.signal,
+    dagsFolder: folder,
+    variable: () => Promise.resolve(undefined),
+  };
+  return { ctx, lines, abort };
+}
+
+let folder: string;
+
+describe('bash operator', function () {
+  this.timeout(20_000);
+
+  before(function () {
+    folder = mkdtempSync(path.join(tmpdir(), 'airtasks-bashop-'));
+    // A #! script (run directly) that shows what it was started with.
+    writeFileSync(
+      path.join(folder, 'show.sh'),
+      '#!/bin/bash\necho "argv0=$0 args=$* pwd=$(pwd) PWD=$PWD task=$AIRTASKS_TASK_ID x=$X"\necho last >&2\n',
+      { mode: 0o755 },
+    );
+    writeFileSync(path.join(folder, 'status.sh'), '#!/bin/bash\nexit "$1"\n', { mode: 0o755 });
+    writeFileSync(path.join(folder, 'killself.sh'), '#!/bin/bash\nkill -KILL $$\n', { mode: 0o755 });
+    writeFileSync(path.join(folder, 'bashism'), '[[ -n x ]] && echo "bash ran me"\n', { mode: 0o755 });
+    writeFileSync(path.join(folder, 'tree.sh'), '#!/bin/bash\nsleep 300 &\necho $! > "$1"\nwait\n', {
+      mode: 0o755,
+    });
+  });
+
+  after(() => rmSync(folder, { recursive: true, force: true }));
+
+  it('runs a plain program call with the same argv, environment, directory and streams as bash -c', async function () {
+    const sub = path.join(folder, 'sub');
+    mkdirSync(sub);
+    const direct = context('../show.sh a b=c', { cwd: sub, env: { X: 'y' } });
+    const viaBash = context('../show.sh a "b=c"', { cwd: sub, env: { X: 'y' } });
+    const a = await bashOperator.execute(direct.ctx);
+    const b = await bashOperator.execute(viaBash.ctx);
+    expect(a.output).to.equal(`argv0=../show.sh args=a b=c pwd=${sub} PWD=${sub} task=t x=y`);
+    expect(a.output).to.equal(b.output);
+    expect(direct.lines.filter((l) => l.stream !== 'system')).to.deep.equal(
+      viaBash.lines.filter((l) => l.stream !== 'system'),
+    );
+    expect(direct.lines[0]).to.deep.equal({ stream: 'system', line: '$ ../show.sh a b=c' });
+  });
+
+  it('fails with the exit status, and with the signal as bash reports it', async function () {
+    const e = await fails(bashOperator.execute(context('./status.sh 3').ctx));
+    expect(e.message).to.equal('bash exited with code 3');
+    expect(e.exitCode).to.equal(3);
+    const k = await fails(bashOperator.execute(context('./killself.sh').ctx));
+    expect(k.message).to.equal('bash was killed by signal 9');
+    expect(k.exitCode).to.equal(137);
+  });
+
+  it('leaves to bash what only bash does: a missing program, a script without #!, builtins', async function () {
+    const missing = context('no-such-program-here');
+    const e = await fails(bashOperator.execute(missing.ctx));
+    expect(e.exitCode).to.equal(127);
+    expect(missing.lines.map((l) => l.line).join('\n')).to.match(/no-such-program-here: command not found/);
+    expect((await bashOperator.execute(context('./bashism').ctx)).output).to.equal('bash ran me');
+    expect((await bashOperator.execute(context('echo {{ conf.n }}').ctx)).output).to.equal('1');
+  });
+
+  it('stops a plain program call and what it started when the try is aborted', async function () {
+    const pidFile = path.join(folder, 'tree.pid');
+    const t = context(`./tree.sh ${pidFile}`);
+    const p = bashOperator.execute(t.ctx);
+    const sleeper = await waitFor(async () => {
+      const pid = Number((await readFile(pidFile, 'utf8').catch(() => '')).trim());
+      return pid > 0 ? pid : undefined;
+    }, 'the background sleep');
+    expect(await alive(sleeper)).to.equal(true);
+    t.abort.abort('timed out after 1 ms');
+    const e = await fails(p);
+    expect(e.message).to.equal('stopped: timed out after 1 ms');
+    await waitFor(async () => !(await alive(sleeper)), 'the background sleep to be killed');
+  });
+});
