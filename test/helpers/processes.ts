@@ -1,5 +1,5 @@
 /** Processes of a test's tasks: whether they still run, and the pids they wrote down. Not a test file. */
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 
 /** True while the process exists and is not a zombie (a killed child not yet reaped is gone for our purpose). */
 export async function alive(pid: number): Promise<boolean> {
@@ -19,4 +19,17 @@ export async function pidsIn(file: string): Promise<number[]> {
     .split('\n')
     .filter((l) => l.trim() !== '')
     .map(Number);
+}
+
+/** The process hosts (operators/process-host.ts) among a process's children: one at most, while alive. */
+export async function hostsOf(pid: number): Promise<number[]> {
+  const out: number[] = [];
+  for (const t of await readdir(`/proc/${pid}/task`)) {
+    const kids = (await readFile(`/proc/${pid}/task/${t}/children`, 'utf8')).split(' ').filter(Boolean);
+    for (const k of kids) {
+      const cmd = await readFile(`/proc/${k}/cmdline`, 'utf8').catch(() => '');
+      if (cmd.split('\0').includes('airtasks-process-host') && (await alive(Number(k)))) out.push(Number(k));
+    }
+  }
+  return out;
 }

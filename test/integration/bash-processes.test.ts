@@ -1,11 +1,11 @@
 /**
  * The processes of bash tasks, with the worker in a process of its own (RabbitMQ, a scheduler here): when
- * the worker is SIGKILLed its tasks' whole process trees die with it (its reaper's lifeline), also after
- * the reaper itself was killed and replaced; a timeout kills a command's background children; a command's
- * background leftovers die when it exits.
+ * the worker is SIGKILLed its tasks' whole process trees die with it (its process host's lifeline); a
+ * process host that is killed takes its commands with it, their tries are lost and run again under a new
+ * host; a timeout kills a command's background children; a command's background leftovers die when it exits.
  */
 import { randomUUID } from 'node:crypto';
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
@@ -16,23 +16,10 @@ import { getTaskInstance, listTries } from '../../src/engine/store/task-instance
 import { Daemon } from '../helpers/cli.js';
 import { insertDag, removeDir, startRun, tempDir, waitFor, waitForRun } from '../helpers/engine.js';
 import { BROKER_URL, DATABASE_URL, freshDb, requireService, uniqueName } from '../helpers/env.js';
-import { alive, pidsIn } from '../helpers/processes.js';
+import { alive, hostsOf, pidsIn } from '../helpers/processes.js';
 
 const WORKER = fileURLToPath(new URL('../helpers/worker-process.ts', import.meta.url));
 const QUEUE = 'worker';
-
-/** The worker's reaper processes (children whose command line names airtasks-reaper). */
-async function reapersOf(pid: number): Promise<number[]> {
-  const out: number[] = [];
-  for (const t of await readdir(`/proc/${pid}/task`)) {
-    const kids = (await readFile(`/proc/${pid}/task/${t}/children`, 'utf8')).split(' ').filter(Boolean);
-    for (const k of kids) {
-      const cmd = await readFile(`/proc/${k}/cmdline`, 'utf8').catch(() => '');
-      if (cmd.split('\0').includes('airtasks-reaper')) out.push(Number(k));
-    }
-  }
-  return out;
-}
 
 /**
  * A command that writes its pid and those of a background `sleep 300`, a subshell and its own background
@@ -131,32 +118,69 @@ describe('bash task processes (worker in its own process)', function () {
   it('a SIGKILLed worker takes its running tasks, background processes included, with it', async () => {
     const w = await startWorker();
     const pids = await startTree('lifeline');
-    const reapers = await reapersOf(w.pid);
-    expect(reapers, 'one reaper per worker process').to.have.length(1);
+    const hosts = await hostsOf(w.pid);
+    expect(hosts, 'one process host per worker process').to.have.length(1);
     await w.stop('SIGKILL');
     await expectAllGone(pids, 5000);
-    // The reaper leaves with them.
-    await expectAllGone(reapers, 5000);
+    // The host leaves with them.
+    await expectAllGone(hosts, 5000);
   });
 
-  it('a reaper that died is replaced on the next task, and the new one also knows the older tasks', async () => {
+  it('a process host that died takes its commands with it; their tries are lost and run again under a new host', async () => {
     const w = await startWorker();
-    const first = await startTree('reaper_first');
-    const [reaper] = await reapersOf(w.pid);
-    process.kill(reaper!, 'SIGKILL');
-    await expectAllGone([reaper!], 5000);
-    expect(await Promise.all(first.map(alive)), 'killing the reaper kills no task').to.not.include(false);
-    const second = await startTree('reaper_second');
-    const reapers = await reapersOf(w.pid);
-    expect(reapers).to.have.length(1);
-    expect(reapers[0]).to.not.equal(reaper);
+    const pids = path.join(folder, `${randomUUID()}.pids`);
+    const d = dag('host_lost');
+    d.bash('tree', { command: treeCommand(pids) });
+    const runId = await startRun(db, await insertDag(db, d));
+    const first = await waitFor(async () => {
+      const p = await pidsIn(pids).catch(() => []);
+      return p.length === 5 && p;
+    }, "the first try's 5 processes");
+    leftovers.push(...first);
+    const [host] = await hostsOf(w.pid);
+    process.kill(host!, 'SIGKILL');
+    await expectAllGone([host!, ...first], 5000);
+    // The try is lost, not failed (the task has no retries): a second try runs the command again.
+    const both = await waitFor(async () => {
+      const p = await pidsIn(pids).catch(() => []);
+      return p.length === 10 && p;
+    }, "the second try's 5 processes");
+    const second = both.slice(5);
+    leftovers.push(...second);
+    const [lost] = await listTries(db, runId, 'tree');
+    expect(lost).to.include({ try_number: 1 });
+    expect(lost!.error).to.match(/process host ended/);
+    expect(await getTaskInstance(db, runId, 'tree')).to.include({
+      try_number: 2,
+      lost_tries: 1,
+      failed_tries: 0,
+    });
+    const hosts = await hostsOf(w.pid);
+    expect(hosts).to.have.length(1);
+    expect(hosts[0]).to.not.equal(host);
     await w.stop('SIGKILL');
-    await expectAllGone([...first, ...second], 5000);
+    await expectAllGone(second, 5000);
   });
 
   describe('with a worker running', () => {
     before(async () => {
       await startWorker();
+    });
+
+    it('a command that kills its process host every time fails after the free lost tries, and the worker goes on', async () => {
+      const d = dag('host_killer', { defaults: { retries: 0 } });
+      // bash -c's parent is the process host.
+      d.bash('poison', { command: 'kill -KILL $PPID; sleep 5' });
+      const runId = await startRun(db, await insertDag(db, d));
+      const run = await waitForRun(db, runId, 30_000);
+      expect(run.state).to.equal('failed');
+      const ti = await getTaskInstance(db, runId, 'poison');
+      expect(ti).to.include({ state: 'failed', lost_tries: 3, failed_tries: 1 });
+      expect(ti!.error).to.match(/process host ended/);
+      const ok = dag('after_poison');
+      ok.bash('fine', { command: 'echo still here' });
+      const next = await startRun(db, await insertDag(db, ok));
+      expect((await waitForRun(db, next, 20_000)).state).to.equal('success');
     });
 
     it("a timeout kills the command's background children too", async () => {

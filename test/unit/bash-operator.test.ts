@@ -9,8 +9,8 @@ import path from 'node:path';
 import { expect } from 'chai';
 import { dag } from '../../src/engine/dag/builder.js';
 import { bashOperator } from '../../src/engine/operators/bash.js';
-import type { OperatorContext } from '../../src/engine/operators/types.js';
-import { alive } from '../helpers/processes.js';
+import { TaskLost, type OperatorContext } from '../../src/engine/operators/types.js';
+import { alive, hostsOf } from '../helpers/processes.js';
 import { waitFor } from '../helpers/engine.js';
 import { fails } from '../helpers/operators.js';
 
@@ -50,6 +50,14 @@ function context(command: string, opts: { cwd?: string; env?: Record<string, str
 }
 
 let folder: string;
+
+/** The pid tree.sh writes down for its background sleep, once it has. */
+function pidWrittenTo(file: string): Promise<number> {
+  return waitFor(async () => {
+    const pid = Number((await readFile(file, 'utf8').catch(() => '')).trim());
+    return pid > 0 ? pid : undefined;
+  }, `a pid in ${file}`);
+}
 
 describe('bash operator', function () {
   this.timeout(20_000);
@@ -109,14 +117,63 @@ describe('bash operator', function () {
     const pidFile = path.join(folder, 'tree.pid');
     const t = context(`./tree.sh ${pidFile}`);
     const p = bashOperator.execute(t.ctx);
-    const sleeper = await waitFor(async () => {
-      const pid = Number((await readFile(pidFile, 'utf8').catch(() => '')).trim());
-      return pid > 0 ? pid : undefined;
-    }, 'the background sleep');
+    const sleeper = await pidWrittenTo(pidFile);
     expect(await alive(sleeper)).to.equal(true);
     t.abort.abort('timed out after 1 ms');
     const e = await fails(p);
     expect(e.message).to.equal('stopped: timed out after 1 ms');
     await waitFor(async () => !(await alive(sleeper)), 'the background sleep to be killed');
+  });
+
+  it('stops a command aborted before the host has told its pid', async function () {
+    const t = context('/bin/sleep 30');
+    const started = Date.now();
+    const p = bashOperator.execute(t.ctx);
+    t.abort.abort('cancelled');
+    const e = await fails(p);
+    expect(e.message).to.equal('stopped: cancelled');
+    expect(Date.now() - started).to.be.below(10_000);
+  });
+
+  it('fails a command the system refuses to start (E2BIG) with a clear message; the host goes on', async function () {
+    const t = context('echo "$AIRTASKS_CONF" | head -c 10');
+    t.ctx.run.conf = { v: 'L'.repeat(200_000) };
+    const before = await hostsOf(process.pid);
+    const e = await fails(bashOperator.execute(t.ctx));
+    expect(e).to.not.be.instanceOf(TaskLost);
+    expect(e.message).to.match(/^bash could not be started: spawn E2BIG \(the command or its environment/);
+    expect((await bashOperator.execute(context('/bin/echo fine').ctx)).output).to.equal('fine');
+    if (before.length) expect(await hostsOf(process.pid)).to.deep.equal(before);
+  });
+
+  it('relays every line of a loud command, in order per stream, and its last stdout line', async function () {
+    const t = context(
+      'for i in $(seq 1 5000); do echo "out $i"; echo "err $i" >&2; done; printf "no newline at the end"',
+    );
+    const r = await bashOperator.execute(t.ctx);
+    expect(r.output).to.equal('no newline at the end');
+    const out = t.lines.filter((l) => l.stream === 'stdout').map((l) => l.line);
+    const err = t.lines.filter((l) => l.stream === 'stderr').map((l) => l.line);
+    expect(out).to.have.length(5001);
+    expect(err).to.deep.equal(Array.from({ length: 5000 }, (_, i) => `err ${i + 1}`));
+    expect(out.slice(0, 5000)).to.deep.equal(Array.from({ length: 5000 }, (_, i) => `out ${i + 1}`));
+  });
+
+  it('a process host that ends takes its commands with it, as lost tries, and the next command starts a new one', async function () {
+    const pidFile = path.join(folder, 'lost.pid');
+    const t = context(`./tree.sh ${pidFile}`);
+    const p = bashOperator.execute(t.ctx);
+    const sleeper = await pidWrittenTo(pidFile);
+    const [host] = await hostsOf(process.pid);
+    expect(host, 'the process host').to.be.a('number');
+    process.kill(host!, 'SIGKILL');
+    const e = await fails(p);
+    expect(e).to.be.instanceOf(TaskLost);
+    expect(e.message).to.match(/process host ended/);
+    await waitFor(async () => !(await alive(sleeper)), "the command's processes to be killed");
+    expect((await bashOperator.execute(context('/bin/echo again').ctx)).output).to.equal('again');
+    const hosts = await hostsOf(process.pid);
+    expect(hosts).to.have.length(1);
+    expect(hosts[0]).to.not.equal(host);
   });
 });

@@ -1,13 +1,11 @@
 /** Runs a templated bash command; non-zero exit fails the task; the last stdout line is the output. */
-import { spawn } from 'node:child_process';
 import { constants } from 'node:os';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { storableText } from '../storable.js';
 import { render, templateContext } from '../template.js';
 import { plainCommand } from './plain-command.js';
-import { forgetGroup, registerGroup } from './process-reaper.js';
-import { TaskFailure, type Operator, type OperatorContext, type OperatorResult } from './types.js';
+import { HostLost, NotStarted, startProcess } from './process-host.js';
+import { TaskFailure, TaskLost, type Operator, type OperatorContext, type OperatorResult } from './types.js';
 
 const KILL_GRACE_MS = 5000;
 
@@ -18,19 +16,32 @@ export const bashOperator: Operator = {
     const command = render(args.command, templateContext(ctx.run));
     ctx.log.system(`$ ${command}`);
     const cwd = args.cwd ?? ctx.dagsFolder;
-    const env = { ...workerEnv(), ...taskEnv(ctx), ...args.env };
-    const plain = plainCommand(command, env, cwd);
+    // The process host's environment is the worker's; a task's own variables go with each command.
+    const own = { ...taskEnv(ctx), ...args.env };
+    const plain = plainCommand(command, { ...workerEnv(), ...own }, cwd);
     // PWD as bash would have set it. A program that could not be started after all (gone since it was
     // found) goes to bash, which reports it as bash does.
     const direct = plain
       ? await runGroup(
           plain.file,
           plain.args,
-          { cwd, env: { ...env, PWD: path.resolve(cwd) }, argv0: plain.argv0 },
+          { cwd, env: { ...own, PWD: path.resolve(cwd) }, argv0: plain.argv0 },
           ctx,
-        ).catch(() => null)
+        ).catch((err: unknown) => {
+          if (err instanceof NotStarted) return null;
+          throw err;
+        })
       : null;
-    const { exitCode, signal, last } = direct ?? (await runGroup('bash', ['-c', command], { cwd, env }, ctx));
+    const { exitCode, signal, last } =
+      direct ??
+      (await runGroup('bash', ['-c', command], { cwd, env: own }, ctx).catch((err: unknown) => {
+        if (!(err instanceof NotStarted)) throw err;
+        const hint =
+          err.code === 'E2BIG'
+            ? ' (the command or its environment, AIRTASKS_CONF included, is too long)'
+            : '';
+        throw new TaskFailure(`bash could not be started: ${err.message}${hint}`);
+      }));
 
     if (ctx.signal.aborted)
       throw new TaskFailure(`stopped: ${String(ctx.signal.reason ?? 'aborted')}`, exitCode);
@@ -54,60 +65,43 @@ interface Exit {
 
 /**
  * Runs a program as the leader of its own process group, so a timeout or cancel kills everything it
- * started. The group is registered with the worker's reaper, which kills it if the worker dies, so no task
- * keeps running unseen after its worker is gone. Rejects when the program could not be started at all.
+ * started; the worker's process host starts it (off the worker's event loop) and kills the group if the
+ * worker dies, so no task keeps running unseen after its worker is gone. Rejects with NotStarted when the
+ * program could not be started at all.
  */
 async function runGroup(
   file: string,
-  argv: string[],
-  opts: { cwd: string; env: NodeJS.ProcessEnv; argv0?: string },
+  args: string[],
+  opts: { cwd: string; env: Record<string, string>; argv0?: string },
   ctx: OperatorContext,
 ): Promise<Exit> {
-  const child = spawn(file, argv, { ...opts, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-  const pgid = child.pid;
-  if (pgid) registerGroup(pgid);
-  let grace: NodeJS.Timeout | undefined;
-  let exited = false;
-  // Once the command has exited, anything it left running in the background in its group is ended too;
-  // then the group is forgotten, and never signalled again: its id may be reused.
-  child.on('exit', () => {
-    exited = true;
-    clearTimeout(grace);
-    killGroup(pgid, 'SIGKILL');
-    if (pgid) forgetGroup(pgid);
-  });
   let last = '';
-  const out = createInterface({ input: child.stdout! });
-  out.on('line', (l) => {
-    ctx.log.stdout(l);
-    if (l.trim() !== '') last = l;
-  });
-  createInterface({ input: child.stderr! }).on('line', (l) => ctx.log.stderr(l));
-
+  const proc = startProcess(
+    { file, args, ...opts },
+    {
+      stdout: (l) => {
+        ctx.log.stdout(l);
+        if (l.trim() !== '') last = l;
+      },
+      stderr: (l) => ctx.log.stderr(l),
+    },
+    workerEnv,
+  );
+  let grace: NodeJS.Timeout | undefined;
   const kill = () => {
-    if (exited) return;
-    killGroup(pgid, 'SIGTERM');
-    grace = setTimeout(() => killGroup(pgid, 'SIGKILL'), KILL_GRACE_MS).unref();
+    proc.signal('SIGTERM');
+    grace = setTimeout(() => proc.signal('SIGKILL'), KILL_GRACE_MS).unref();
   };
   ctx.signal.addEventListener('abort', kill, { once: true });
   try {
-    return await new Promise<Exit>((resolve, reject) => {
-      child.on('error', (err) => {
-        if (!pgid) reject(err); // not started: nothing ran
-      });
-      child.on('close', (exitCode, signal) => resolve({ exitCode, signal, last }));
-    });
+    const { code, signal } = await proc.exited;
+    return { exitCode: code, signal, last };
+  } catch (err) {
+    if (err instanceof HostLost) throw new TaskLost(err.message);
+    throw err;
   } finally {
+    clearTimeout(grace);
     ctx.signal.removeEventListener('abort', kill);
-  }
-}
-
-function killGroup(pid: number | undefined, sig: NodeJS.Signals) {
-  if (!pid) return;
-  try {
-    process.kill(-pid, sig);
-  } catch {
-    // Already gone.
   }
 }
 

@@ -80,3 +80,14 @@ export class TaskFailure extends Error {
     this.name = 'TaskFailure';
   }
 }
+
+/**
+ * A try ended by the worker's machinery, not by the task (its process host was killed): run it again at
+ * once, without counting it against the task's retries, as a try lost with its worker is.
+ */
+export class TaskLost extends TaskFailure {
+  constructor(message: string) {
+    super(message);
+    this.name = 'TaskLost';
+  }
+}

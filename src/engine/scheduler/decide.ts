@@ -153,6 +153,13 @@ function runOutcome(dag: SerializedDag, eff: Map<string, TaskState>): 'success' 
   return leaves.every((t) => ['success', 'skipped'].includes(eff.get(t.taskId)!)) ? 'success' : 'failed';
 }
 
+/**
+ * Tries lost with their worker (or its process host) that are re-run at once without counting against the
+ * task's retries; past this, a lost try counts as a failure, so a task that kills its worker every time
+ * ends instead of looping.
+ */
+export const FREE_LOST_TRIES = 3;
+
 /** How long after a failed try the next one may start; null when the task has no retries left. */
 export function retryDelayMs(task: SerializedTask, failedTriesSoFar: number): number | null {
   const failures = failedTriesSoFar + 1;

@@ -18,7 +18,7 @@ import { publishOutbox } from '../broker/publish-outbox.js';
 import { lockPoolSlots } from '../store/pools.js';
 import { BRANCH_OPERATOR } from '../dag/branch.js';
 import { stopRun } from '../store/run-control.js';
-import { decide, retryDelayMs, type TaskStateBrief } from './decide.js';
+import { decide, FREE_LOST_TRIES, retryDelayMs, type TaskStateBrief } from './decide.js';
 import { createScheduledRuns } from './scheduled-runs.js';
 
 export interface SchedulerOptions {
@@ -532,7 +532,7 @@ export class Scheduler {
         const task = dag.tasks.find((t) => t.taskId === z.taskId);
         // A run callback (@...) runs after its run ended, so no scheduling pass would queue it again.
         const isRunCallback = z.taskId.startsWith('@');
-        const freeRetry = !isRunCallback && z.lostTries < (this.o.maxLostTries ?? 3);
+        const freeRetry = !isRunCallback && z.lostTries < (this.o.maxLostTries ?? FREE_LOST_TRIES);
         const retryIn = freeRetry ? 0 : task ? retryDelayMs(task, z.failedTries) : null;
         const error = `worker ${z.workerId ?? '?'} lost: no heartbeat for ${threshold / 1000}s`;
         const ok = await tis.finishTry(

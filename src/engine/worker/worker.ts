@@ -14,8 +14,8 @@ import type { Logger } from '../logger.js';
 import { silentLogger } from '../logger.js';
 import { prefixedLog, runCallback } from '../operators/callbacks.js';
 import { resolveOperator } from '../operators/registry.js';
-import { TaskFailure, type RunInfo, type RunLauncher } from '../operators/types.js';
-import { retryDelayMs } from '../scheduler/decide.js';
+import { TaskFailure, TaskLost, type RunInfo, type RunLauncher } from '../operators/types.js';
+import { FREE_LOST_TRIES, retryDelayMs } from '../scheduler/decide.js';
 import { isConnectionError, type Db, type Listener } from '../store/db.js';
 import { publishOutbox } from '../broker/publish-outbox.js';
 import { lockRunToAdvance, notifyIfNothingUnfinished, notifyRun } from '../store/runs.js';
@@ -404,8 +404,9 @@ export class Worker {
     signal: AbortSignal,
   ): tis.TryResult {
     const base = { exitCode: f.exitCode, output: null, error: f.message };
-    // Stopped by this worker's shutdown: not the task's fault, run it again elsewhere.
-    if (signal.aborted && this.stopping) {
+    // Stopped by this worker's shutdown, or lost with its process host: not the task's fault, run it again
+    // (a host lost every time, though, is the task's doing past a few tries).
+    if ((signal.aborted && this.stopping) || (f instanceof TaskLost && claim.lostTries < FREE_LOST_TRIES)) {
       return { ...base, state: 'up_for_retry', retryInMs: 0, countsAsFailure: false, lost: true };
     }
     const retryIn = task ? retryDelayMs(task, claim.failedTries) : null;

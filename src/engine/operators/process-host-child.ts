@@ -1,0 +1,103 @@
+/**
+ * The process host: a small Node process, one per worker process, that starts the worker's process tasks
+ * and relays their output and exit (protocol in process-host.ts). Forking from here, not from the worker,
+ * keeps the worker's event loop free: a fork copies the page tables of the process that forks, and every
+ * page of the worker is write-protected until it next writes it, which cost the worker 1-2 ms a task.
+ *
+ * It is also the lifeline of those tasks: each leads its own process group, and when the worker is gone,
+ * however it ended (even SIGKILLed: the kernel closes the IPC channel), every group still running is
+ * SIGKILLed before the host exits. So no task keeps running unseen after its worker is gone.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import type { FromHost, ToHost } from './process-host.js';
+
+/** The process group of each running command, by the worker's id for the command. */
+const groups = new Map<number, number>();
+
+/** Messages of one turn of the event loop go together, in order: one write to the channel, not one each. */
+const outbox: FromHost[] = [];
+/** Counts the writes: a command's lines join its last 'lines' message until that one is written. */
+let writes = 0;
+function send(m: FromHost) {
+  if (outbox.push(m) === 1) setImmediate(flushOutbox);
+}
+function flushOutbox() {
+  writes++;
+  process.send?.(outbox.splice(0));
+}
+
+function killGroup(pgid: number, sig: NodeJS.Signals) {
+  try {
+    process.kill(-pgid, sig);
+  } catch {
+    // Already gone.
+  }
+}
+
+function start(m: Extract<ToHost, { t: 'spawn' }>) {
+  let child: ChildProcess;
+  try {
+    child = spawn(m.file, m.args, {
+      cwd: m.cwd,
+      env: { ...process.env, ...m.env },
+      argv0: m.argv0,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
+  } catch (err) {
+    // Refused before any process was made (E2BIG: arguments or environment too long, a NUL byte): the
+    // command's failure, never the host's.
+    send({
+      t: 'error',
+      id: m.id,
+      message: (err as Error).message,
+      code: (err as NodeJS.ErrnoException).code,
+    });
+    return;
+  }
+  const pgid = child.pid;
+  if (!pgid) {
+    child.on('error', (err) =>
+      send({ t: 'error', id: m.id, message: err.message, code: (err as NodeJS.ErrnoException).code }),
+    );
+    return;
+  }
+  groups.set(m.id, pgid);
+  send({ t: 'started', id: m.id, pid: pgid });
+  // Lines read together go together: one message, not one per line.
+  let open: { write: number; lines: Array<[0 | 1, string]> } | null = null;
+  const line = (stream: 0 | 1) => (l: string) => {
+    if (open?.write !== writes) {
+      open = { write: writes, lines: [] };
+      send({ t: 'lines', id: m.id, lines: open.lines });
+    }
+    open.lines.push([stream, l]);
+  };
+  createInterface({ input: child.stdout! }).on('line', line(0));
+  createInterface({ input: child.stderr! }).on('line', line(1));
+  // Once the command has exited, anything it left running in the background in its group is ended too;
+  // then the group is forgotten, and never signalled again: its id may be reused.
+  child.on('exit', () => {
+    killGroup(pgid, 'SIGKILL');
+    groups.delete(m.id);
+  });
+  child.on('close', (code, signal) => send({ t: 'exit', id: m.id, code, signal }));
+}
+
+process.on('message', (m: ToHost) => {
+  if (m.t === 'spawn') start(m);
+  else if (m.t === 'signal') {
+    // Messages arrive in order: a command's spawn has been handled before any signal for it.
+    const pgid = groups.get(m.id);
+    if (pgid !== undefined) killGroup(pgid, m.signal);
+  }
+});
+
+// The worker is gone: its tasks go with it.
+process.on('disconnect', () => {
+  for (const pgid of groups.values()) killGroup(pgid, 'SIGKILL');
+  process.exit(0);
+});
+// Signals meant for the worker's terminal or process group are not for the host: it ends with the worker.
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => undefined);
