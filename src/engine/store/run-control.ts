@@ -116,18 +116,22 @@ export async function clearTasks(
      WHERE run_id = $1 AND task_id = ANY($2) AND state NOT IN ('queued', 'running')`,
     [runId, taskIds],
   );
-  const reopened = await c.query<{ state: RunState }>(
-    // As in Airflow, a re-opened run starts its clock again (its run timeout counts from now).
-    `UPDATE dag_runs SET state = 'running', ended_at = NULL, error = NULL, started_at = now()
-     WHERE run_id = $1 AND state IN ('success', 'failed', 'cancelled') RETURNING state`,
-    [runId],
+  // As in Airflow, a re-opened run starts its clock again (its run timeout counts from now). A running run's
+  // row is updated too: a worker ending the run on what it read of its tasks before this commit
+  // (endRunsIfOver) sees the row changed and leaves the run to the schedulers.
+  const reopen = ['success', 'failed', 'cancelled'].includes(run.state);
+  await c.query(
+    `UPDATE dag_runs SET state = 'running', ended_at = NULL, error = NULL,
+       started_at = CASE WHEN $2 THEN now() ELSE started_at END
+     WHERE run_id = $1`,
+    [runId, reopen],
   );
   // The payload is the run id: the schedulers look at this run in their next pass.
   await c.query(`SELECT pg_notify($1, $2::text)`, [eventsChannel, runId]);
   return {
     outcome: 'cleared',
     previousRunState: run.state,
-    runState: reopened.rowCount ? 'running' : run.state,
+    runState: 'running',
     tasks: locked.map((t) => ({ taskId: t.task_id, from: t.state, tryNumber: t.try_number })),
   };
 }

@@ -175,21 +175,47 @@ export async function notifyRun(q: Queryable, channel: string, runId: string) {
 }
 
 /**
- * Tells the schedulers about a run if none of its tasks is left unfinished: called after a task's result
- * is committed, so of two last tasks ending together at least the later one sees the other finished. A
- * NOTIFY serialises commits in Postgres (a lock held through the commit's flush), so a result that does
- * not end its run must not send one. Asks the partial index of unfinished tasks: a few entries per run.
+ * Ends the runs that are over, or tells the schedulers about them: called after a task's result is
+ * committed, so of two last tasks ending together at least the later one sees the other finished. A run
+ * among `finishable` (its DAG has no run-success callback to queue) whose every task succeeded ends here,
+ * 'success' as decide() would judge it, with the 'run:' announcement the scheduler's finishRuns sends;
+ * the schedulers hear of it only if a queued run may now start. Any other run with nothing unfinished is
+ * left to the schedulers (a failure to judge, a callback to queue). Conditional on the run still running,
+ * so a scheduler, a cancel or another worker that got there first wins, and on the run row not having
+ * changed since the statement's snapshot: clearing a task of a running run changes the row, and the tasks
+ * this statement saw are then stale (it leaves such a run to the schedulers). A NOTIFY serialises commits in
+ * Postgres (a lock held through the commit's flush), so a result that does not end its run sends none.
+ * Returns the runs it ended.
  */
-export async function notifyIfNothingUnfinished(q: Queryable, channel: string, runIds: string[]) {
-  await q.query(
+export async function endRunsIfOver(
+  q: Queryable,
+  channel: string,
+  runIds: string[],
+  finishable: string[],
+): Promise<string[]> {
+  const r = await q.query<{ ended: string | null }>(
     prepared(
-      'notify_if_nothing_unfinished',
-      `SELECT pg_notify($1, r.run_id) FROM dag_runs r WHERE r.run_id = ANY($2) AND r.state = 'running'
-       AND NOT EXISTS (SELECT 1 FROM task_instances t WHERE t.run_id = r.run_id
-                         AND t.state IN ('none', 'queued', 'running', 'up_for_retry'))`,
+      'end_runs_if_over',
+      `WITH over AS (
+         SELECT r.run_id, r.xmin AS version, r.run_id = ANY($3) AND NOT EXISTS (
+                  SELECT 1 FROM task_instances t WHERE t.run_id = r.run_id AND t.state <> 'success') AS succeeded
+         FROM dag_runs r WHERE r.run_id = ANY($2) AND r.state = 'running'
+           AND NOT EXISTS (SELECT 1 FROM task_instances t WHERE t.run_id = r.run_id
+                           AND t.state IN ('none', 'queued', 'running', 'up_for_retry'))),
+       ended AS (
+         UPDATE dag_runs r SET state = 'success', ended_at = now()
+         FROM over WHERE r.run_id = over.run_id AND over.succeeded AND r.state = 'running'
+           AND r.xmin = over.version
+         RETURNING r.run_id)
+       SELECT run_id AS ended, pg_notify($1, 'run:' || run_id),
+              CASE WHEN EXISTS (SELECT 1 FROM dag_runs WHERE state = 'queued') THEN pg_notify($1, run_id) END
+         FROM ended
+       UNION ALL
+       SELECT NULL, pg_notify($1, run_id), NULL FROM over WHERE run_id NOT IN (SELECT run_id FROM ended)`,
     ),
-    [channel, runIds],
+    [channel, runIds, finishable],
   );
+  return r.rows.flatMap((x) => (x.ended ? [x.ended] : []));
 }
 
 export async function runningRunIds(q: Queryable): Promise<string[]> {

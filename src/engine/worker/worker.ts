@@ -18,7 +18,7 @@ import { TaskFailure, TaskLost, type RunInfo, type RunLauncher } from '../operat
 import { FREE_LOST_TRIES, retryDelayMs } from '../scheduler/decide.js';
 import { isConnectionError, type Db, type Listener } from '../store/db.js';
 import { publishOutbox } from '../broker/publish-outbox.js';
-import { lockRunToAdvance, notifyIfNothingUnfinished, notifyRun } from '../store/runs.js';
+import { endRunsIfOver, lockRunToAdvance, notifyRun } from '../store/runs.js';
 import * as tis from '../store/task-instances.js';
 import { readVariable, secretValuesForMasking } from '../variables.js';
 import * as workers from '../store/workers.js';
@@ -122,10 +122,7 @@ export class Worker {
     // One judgement in flight: successes arriving meanwhile share the next one, instead of queueing on
     // the run's lock in Postgres.
     this.advances = new Batcher((items) => this.advanceRuns(items), { maxInFlight: 1, maxBatch: 256 });
-    this.endChecks = new RunEndChecks(
-      (runIds) => notifyIfNothingUnfinished(o.db, o.db.channel('events'), runIds),
-      this.log,
-    );
+    this.endChecks = new RunEndChecks((runIds) => this.endRunsIfOver(runIds), this.log);
   }
 
   async start(): Promise<void> {
@@ -628,6 +625,22 @@ export class Worker {
     const dag = hash ? this.versions.peek(hash) : undefined;
     const upstream = dag ? taskOf(dag, m.taskId)?.upstream : undefined;
     return upstream && upstream.length > 0 ? upstream : null;
+  }
+
+  /**
+   * Ends those of the runs whose every task succeeded (a run whose DAG has a run-success callback, or whose
+   * DAG version this worker does not hold, is left to the schedulers, as is any other run that is over).
+   */
+  private async endRunsIfOver(runIds: string[]) {
+    const dags = new Map<string, SerializedDag>();
+    for (const runId of runIds) {
+      const hash = this.runDags.get(runId);
+      const dag = hash ? this.versions.peek(hash) : undefined;
+      if (dag && !dag.runCallbacks?.onRunSuccess) dags.set(runId, dag);
+    }
+    const ended = await endRunsIfOver(this.o.db, this.o.db.channel('events'), runIds, [...dags.keys()]);
+    for (const runId of ended)
+      this.log.info({ dagId: dags.get(runId)?.dagId, runId, state: 'success' }, 'run finished');
   }
 
   private rememberRunDag(runId: string, hash: string) {
