@@ -93,6 +93,7 @@ async function runGroup(
     grace = setTimeout(() => proc.signal('SIGKILL'), KILL_GRACE_MS).unref();
   };
   ctx.signal.addEventListener('abort', kill, { once: true });
+  if (ctx.signal.aborted) kill(); // aborted before the listener was there: the event will not come again
   try {
     const { code, signal } = await proc.exited;
     return { exitCode: code, signal, last };

@@ -353,7 +353,7 @@ export interface StoreResultOptions {
   channel: string;
   /**
    * Wake the schedulers to look at the run. A worker that queues the next tasks itself does not: a NOTIFY
-   * serialises commits in Postgres, so one per task would cap throughput (see notifyIfNothingUnfinished).
+   * serialises commits in Postgres, so one per task would cap throughput (see endRunsIfOver).
    */
   notify: boolean;
   /** The try's last log lines, stored in the same statement. */

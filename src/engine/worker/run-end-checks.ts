@@ -1,6 +1,6 @@
 /**
- * Tells the schedulers when a run may have ended, after results that could have been its last. The check
- * (notifyIfNothingUnfinished) must start after the result's commit, so that of two last tasks ending
+ * Ends a run, or tells the schedulers, when it may be over, after results that could have been its last.
+ * The check (endRunsIfOver) must start after the result's commit, so that of two last tasks ending
  * together the later one sees the other finished; it need not hold the task's slot, and many results of
  * one run need not each pay for one: on a 20,000-task fan-out the check walks the index entries of every
  * task already finished (about 4 ms of Postgres' time each, near the end), and leaves end by the thousand.
@@ -22,7 +22,7 @@ export class RunEndChecks {
   private readonly pending = new Set<Promise<void>>();
 
   constructor(
-    /** Notifies the schedulers of those runs that have no unfinished task left. */
+    /** Ends those runs that are over, or tells the schedulers about them (endRunsIfOver). */
     check: (runIds: string[]) => Promise<void>,
     private readonly log: Logger,
     private readonly intervalMs = 50,
