@@ -621,8 +621,7 @@ export class Worker {
 
   /** The upstream ids of a message's task when its run's DAG version is known here; null otherwise. */
   private knownUpstream(m: tis.TaskMessage): string[] | null {
-    const hash = this.runDags.get(m.runId);
-    const dag = hash ? this.versions.peek(hash) : undefined;
+    const dag = this.knownDag(m.runId);
     const upstream = dag ? taskOf(dag, m.taskId)?.upstream : undefined;
     return upstream && upstream.length > 0 ? upstream : null;
   }
@@ -634,13 +633,18 @@ export class Worker {
   private async endRunsIfOver(runIds: string[]) {
     const dags = new Map<string, SerializedDag>();
     for (const runId of runIds) {
-      const hash = this.runDags.get(runId);
-      const dag = hash ? this.versions.peek(hash) : undefined;
+      const dag = this.knownDag(runId);
       if (dag && !dag.runCallbacks?.onRunSuccess) dags.set(runId, dag);
     }
     const ended = await endRunsIfOver(this.o.db, this.o.db.channel('events'), runIds, [...dags.keys()]);
     for (const runId of ended)
       this.log.info({ dagId: dags.get(runId)?.dagId, runId, state: 'success' }, 'run finished');
+  }
+
+  /** The DAG version of a recent run, when this worker holds it already (no read). */
+  private knownDag(runId: string): SerializedDag | undefined {
+    const hash = this.runDags.get(runId);
+    return hash ? this.versions.peek(hash) : undefined;
   }
 
   private rememberRunDag(runId: string, hash: string) {
