@@ -21,14 +21,9 @@ export type {
   OperatorTaskOptions,
 } from './engine/dag/define-operator.js';
 export type { JsonSchema, ParamsSpec } from './engine/dag/params.js';
-export type {
-  Callback,
-  Duration,
-  SerializedDag,
-  SerializedTask,
-  TaskDefaults,
-  TriggerRule,
-} from './engine/dag/types.js';
-export { TRIGGER_RULES } from './engine/dag/types.js';
+export type { Callback, TaskDefaults } from './engine/dag/types.js';
+export type { Duration } from './core/duration.js';
+export type { SerializedDag, SerializedTask, TriggerRule } from './core/dag-model.js';
+export { TRIGGER_RULES } from './core/dag-model.js';
 export { DagValidationError } from './engine/dag/validate.js';
 export { TaskFailure } from './engine/operators/types.js';

@@ -1,6 +1,6 @@
 /** One base for every command: --json, shared connection flags with env fallbacks, one error mapping. */
 import { Command, Errors, Flags, type Interfaces } from '@oclif/core';
-import { AirtasksError, ExitCode } from '../engine/errors.js';
+import { AirtasksError, ExitCode } from '../core/errors.js';
 import type { ConnectionOptions } from '../services/config.js';
 
 export type CommandFlags<T extends typeof Command> = Interfaces.InferredFlags<

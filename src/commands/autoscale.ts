@@ -2,11 +2,11 @@ import { Flags } from '@oclif/core';
 import { BaseCommand } from '../cli/base-command.js';
 import { runUntilSignal } from '../cli/signals.js';
 import { table } from '../cli/table.js';
-import { commaList } from '../engine/comma-list.js';
-import { toMs } from '../engine/dag/duration.js';
-import type { Duration } from '../engine/dag/types.js';
-import { ExitCode, usageError } from '../engine/errors.js';
-import { createLogger, silentLogger } from '../engine/logger.js';
+import { commaList } from '../core/comma-list.js';
+import { toMs } from '../core/duration.js';
+import type { Duration } from '../core/duration.js';
+import { ExitCode, usageError } from '../core/errors.js';
+import { createLogger, silentLogger } from '../core/logger.js';
 import { autoscaleOnce, startAutoscaler, type AutoscalePass } from '../services/autoscale/index.js';
 
 function duration(flag: string, value: string): number {

@@ -1,6 +1,6 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../cli/base-command.js';
-import { usageError } from '../engine/errors.js';
+import { usageError } from '../core/errors.js';
 import { buildProject, type BuildResult } from '../services/build.js';
 
 export default class Build extends BaseCommand<typeof Build> {

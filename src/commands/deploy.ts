@@ -1,6 +1,6 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../cli/base-command.js';
-import { usageError } from '../engine/errors.js';
+import { usageError } from '../core/errors.js';
 import { deployProject, type DeployResult } from '../services/deploy.js';
 import { deployLocal } from '../services/deploy-local.js';
 

@@ -2,8 +2,8 @@ import { Args, Flags } from '@oclif/core';
 import { confirm, input } from '@inquirer/prompts';
 import path from 'node:path';
 import { BaseCommand } from '../cli/base-command.js';
-import { commaList } from '../engine/comma-list.js';
-import { usageError } from '../engine/errors.js';
+import { commaList } from '../core/comma-list.js';
+import { usageError } from '../core/errors.js';
 import {
   normalizeScaffoldOptions,
   parseQueueSpecs,

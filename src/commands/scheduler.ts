@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../cli/base-command.js';
 import { runUntilSignal } from '../cli/signals.js';
-import { createLogger } from '../engine/logger.js';
+import { createLogger } from '../core/logger.js';
 import { startScheduler } from '../services/daemons.js';
 
 export default class SchedulerCommand extends BaseCommand<typeof SchedulerCommand> {

@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand, EXIT_CODES_HELP } from '../cli/base-command.js';
 import { runUntilSignal } from '../cli/signals.js';
-import { createLogger } from '../engine/logger.js';
+import { createLogger } from '../core/logger.js';
 import { defaultConcurrency } from '../services/daemons.js';
 import { runDagStandalone, startStandalone } from '../services/standalone.js';
 import { exitCodeFor, readConfFile } from '../services/trigger.js';

@@ -7,7 +7,7 @@
  */
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { AirtasksError, ExitCode } from './errors.js';
+import { AirtasksError, ExitCode } from '../core/errors.js';
 
 export const SECRET_KEY_ENV = 'AIRTASKS_SECRET_KEY';
 export const SECRET_KEY_FILE_ENV = 'AIRTASKS_SECRET_KEY_FILE';

@@ -9,7 +9,7 @@ import { Listr, ProcessOutput } from 'listr2';
 import { resolveRegistryAuth } from '../docker/auth.js';
 import { BuildError, buildImage, packContext, pushImage } from '../docker/build.js';
 import { connectDocker, unreachableMessage } from '../docker/engine.js';
-import { AirtasksError, ExitCode, usageError } from '../engine/errors.js';
+import { AirtasksError, ExitCode, usageError } from '../core/errors.js';
 import { findProject, type Project } from './config.js';
 import { STACK_FILE } from './scaffold.js';
 import {

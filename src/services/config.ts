@@ -5,7 +5,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { AirtasksError, ExitCode } from '../engine/errors.js';
+import { AirtasksError, ExitCode } from '../core/errors.js';
 
 export interface ProjectConfig {
   /** Relative to the project root. */

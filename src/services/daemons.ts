@@ -1,11 +1,11 @@
 /** The long-lived processes as plain start/stop handles; the CLI entry point owns the signals. */
 import os from 'node:os';
-import type { Logger } from '../engine/logger.js';
+import type { Logger } from '../core/logger.js';
 import { Scheduler, type SchedulerOptions } from '../engine/scheduler/scheduler.js';
 import { GpuAllocator } from '../engine/worker/gpus.js';
 import { Worker, type WorkerOptions } from '../engine/worker/worker.js';
-import { commaList } from '../engine/comma-list.js';
-import { usageError } from '../engine/errors.js';
+import { commaList } from '../core/comma-list.js';
+import { usageError } from '../core/errors.js';
 import { findProject, resolvePausedOnCreation, type ConnectionOptions } from './config.js';
 import { openEngine, type Engine } from './engine.js';
 import { importSecretVariables, SECRETS_DIR_ENV, secretVariableNames } from './secret-variables.js';

@@ -1,7 +1,8 @@
 /** Listing, showing and validating DAGs. */
 import { listDagFiles, parseDagFiles } from '../engine/dag/loader.js';
-import type { SerializedDag } from '../engine/dag/types.js';
-import { notFound } from '../engine/errors.js';
+import { paramsOf, type ParamInfo } from '../engine/dag/params.js';
+import type { SerializedDag } from '../core/dag-model.js';
+import { notFound } from '../core/errors.js';
 import * as dags from '../engine/store/dags.js';
 import { resolveDagsFolder, type ConnectionOptions } from './config.js';
 import { openEngine } from './engine.js';
@@ -76,10 +77,11 @@ export async function listDags(o: ConnectionOptions): Promise<DagListing> {
 }
 
 /** A DAG's stored version (its schedule and limits included) and its state in the store. */
-export type DagDetails = SerializedDag & { hash: string } & Pick<
-    DagScheduleState,
-    'paused' | 'nextLogicalDate' | 'nextRunAt' | 'lastScheduledLogicalDate'
-  >;
+export type DagDetails = SerializedDag & {
+  hash: string;
+  /** The run parameters its params schema declares, for a table or a trigger form. */
+  paramList: ParamInfo[];
+} & Pick<DagScheduleState, 'paused' | 'nextLogicalDate' | 'nextRunAt' | 'lastScheduledLogicalDate'>;
 
 export async function showDag(o: ConnectionOptions & { dagId: string }): Promise<DagDetails> {
   const e = await openEngine(o);
@@ -92,6 +94,7 @@ export async function showDag(o: ConnectionOptions & { dagId: string }): Promise
     return {
       ...v,
       hash: row.hash,
+      paramList: paramsOf(v.params),
       paused: st.paused,
       nextLogicalDate: st.nextLogicalDate,
       nextRunAt: st.nextRunAt,

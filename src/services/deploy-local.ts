@@ -11,7 +11,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { parse, stringify } from 'yaml';
 import { composeContainers, composeProjectName, removeComposeProject } from '../docker/compose.js';
-import { AirtasksError, ExitCode } from '../engine/errors.js';
+import { AirtasksError, ExitCode } from '../core/errors.js';
 import { toComposeFiles, type SourceStack } from './compose-files.js';
 import {
   devOverride,

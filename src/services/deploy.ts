@@ -20,7 +20,7 @@ import {
   type StackServiceState,
 } from '../docker/swarm.js';
 import type { QueueDepth } from '../engine/broker/broker.js';
-import { AirtasksError, ExitCode, usageError } from '../engine/errors.js';
+import { AirtasksError, ExitCode, usageError } from '../core/errors.js';
 import { findProject, type ConnectionOptions, type Project } from './config.js';
 import { queuedByQueue } from '../engine/store/task-instances.js';
 import { listWorkers } from '../engine/store/workers.js';

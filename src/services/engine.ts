@@ -1,8 +1,8 @@
 /** Opens the store (and the broker when needed) for a service call, with errors a user can act on. */
 import { createBroker } from '../engine/broker/index.js';
 import type { Broker } from '../engine/broker/broker.js';
-import { AirtasksError, ExitCode } from '../engine/errors.js';
-import type { Logger } from '../engine/logger.js';
+import { AirtasksError, ExitCode } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
 import { Db } from '../engine/store/db.js';
 import { migrate, type MigrationResult } from '../engine/store/migrate.js';
 import { resolveConnection, type Connection, type ConnectionOptions } from './config.js';

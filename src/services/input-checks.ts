@@ -3,8 +3,8 @@
  * to change (exit code 2) instead of a database error, and nothing is written. Large values are refused
  * before they bloat every run or worker.
  */
-import { usageError } from '../engine/errors.js';
-import { unstorableJson, unstorableText } from '../engine/storable.js';
+import { usageError } from '../core/errors.js';
+import { unstorableJson, unstorableText } from '../core/storable.js';
 
 export const MAX_JSON_DEPTH = 100;
 export const MAX_CONF_BYTES = 1024 * 1024;

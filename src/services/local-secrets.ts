@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { chmod, mkdir, readdir, stat, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { SECRET_NAME } from '../docker/names.js';
-import { AirtasksError, ExitCode, usageError } from '../engine/errors.js';
+import { AirtasksError, ExitCode, usageError } from '../core/errors.js';
 import { findProject } from './config.js';
 
 export interface LocalSecretInfo {

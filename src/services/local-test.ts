@@ -3,6 +3,8 @@ import { runLocally, type LocalRunOptions, type LocalRunResult } from '../engine
 import { resolveDagsFolder } from './config.js';
 import { parseConf } from './trigger.js';
 
+export type { LocalRunResult };
+
 export async function testDag(
   o: Omit<LocalRunOptions, 'dagsFolder' | 'conf'> & {
     dagsFolder?: string;

@@ -1,5 +1,5 @@
 /** Pools: named slot counts shared by every DAG (`airtasks pools set | list | delete`). */
-import { conflict, notFound, usageError } from '../engine/errors.js';
+import { conflict, notFound, usageError } from '../core/errors.js';
 import { ID_PATTERN } from '../engine/dag/validate.js';
 import * as pools from '../engine/store/pools.js';
 import type { ConnectionOptions } from './config.js';

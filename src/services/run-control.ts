@@ -1,9 +1,9 @@
 /** Cancelling runs and clearing tasks so that they run again. */
-import { conflict, notFound } from '../engine/errors.js';
+import { conflict, notFound } from '../core/errors.js';
 import { getVersion } from '../engine/store/dags.js';
 import { clearTasks as clearStoredTasks, stopRun } from '../engine/store/run-control.js';
 import * as runs from '../engine/store/runs.js';
-import type { TaskState } from '../engine/store/task-instances.js';
+import type { RunState, TaskState } from '../core/states.js';
 import type { ConnectionOptions } from './config.js';
 import { openEngine } from './engine.js';
 
@@ -11,7 +11,7 @@ export interface CancelResult {
   runId: string;
   dagId: string;
   state: 'cancelled';
-  previousState: runs.RunState;
+  previousState: RunState;
   /** True when the run had already been cancelled: nothing changed. */
   alreadyCancelled: boolean;
   /** Tasks moved to 'cancelled' and the state they left; 'running' ones are being stopped by their worker. */
@@ -61,8 +61,8 @@ export async function cancelRun(o: ConnectionOptions & { runId: string }): Promi
 export interface ClearResult {
   runId: string;
   dagId: string;
-  previousRunState: runs.RunState;
-  runState: runs.RunState;
+  previousRunState: RunState;
+  runState: RunState;
   /** The tasks put back to 'none', with the state they left and the last try number they had. */
   tasks: Array<{ taskId: string; from: TaskState; tryNumber: number }>;
 }

@@ -1,5 +1,6 @@
 /** Inspecting runs, task instances and logs. */
-import { notFound } from '../engine/errors.js';
+import { notFound } from '../core/errors.js';
+import type { RunState, TaskState } from '../core/states.js';
 import { readLogs } from '../engine/store/logs.js';
 import * as runs from '../engine/store/runs.js';
 import * as tis from '../engine/store/task-instances.js';
@@ -9,7 +10,7 @@ import { openEngine } from './engine.js';
 export interface RunListItem {
   runId: string;
   dagId: string;
-  state: runs.RunState;
+  state: RunState;
   runType: string;
   /** For scheduled runs the start of the interval the run covers; for manual runs when it was triggered. */
   logicalDate: string;
@@ -47,7 +48,7 @@ export interface RunDetail extends RunListItem {
   dagHash: string;
   tasks: Array<{
     taskId: string;
-    state: tis.TaskState;
+    state: TaskState;
     tryNumber: number;
     queue: string;
     workerId: string | null;

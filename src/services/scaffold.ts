@@ -9,8 +9,8 @@ import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import nunjucks from 'nunjucks';
 import { SECRET_NAME } from '../docker/names.js';
-import { commaList } from '../engine/comma-list.js';
-import { AirtasksError, ExitCode, usageError } from '../engine/errors.js';
+import { commaList } from '../core/comma-list.js';
+import { AirtasksError, ExitCode, usageError } from '../core/errors.js';
 import { CONFIG_FILE } from './config.js';
 
 /** The airtasks package root (the same from src/services and dist/services). */

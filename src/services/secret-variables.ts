@@ -7,9 +7,9 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { SECRET_NAME } from '../docker/names.js';
-import { commaList } from '../engine/comma-list.js';
-import { AirtasksError, ExitCode, usageError } from '../engine/errors.js';
-import type { Logger } from '../engine/logger.js';
+import { commaList } from '../core/comma-list.js';
+import { AirtasksError, ExitCode, usageError } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
 import { encryptSecret, requireSecretKey } from '../engine/secrets.js';
 import type { Queryable } from '../engine/store/db.js';
 import { setVariable } from '../engine/store/variables.js';

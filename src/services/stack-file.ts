@@ -4,7 +4,7 @@
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { isMap, isScalar, parseDocument, type Document } from 'yaml';
-import { AirtasksError, ExitCode } from '../engine/errors.js';
+import { AirtasksError, ExitCode } from '../core/errors.js';
 import { splitReference } from '../docker/images.js';
 
 /** Service label that marks the services running the project image (scheduler, workers). */

@@ -7,8 +7,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
-import { AirtasksError, ExitCode } from '../engine/errors.js';
-import type { Logger } from '../engine/logger.js';
+import { sleep } from '../core/backoff.js';
+import { AirtasksError, ExitCode } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
 import { findProject, runningStandalone, standaloneStateFile, type StandaloneState } from './config.js';
 import { startScheduler, startWorker, type Daemon } from './daemons.js';
 import { triggerDag, type RunSummary, type TaskSummary } from './trigger.js';
@@ -168,7 +169,7 @@ async function stopOrphanPostgres(dataDir: string, log: Logger) {
     return; // not running: Postgres removes the stale pid file itself
   }
   log.warn({ pid }, 'stopping a Postgres left behind by an earlier standalone');
-  for (let i = 0; i < 100 && existsSync(pidFile); i++) await new Promise((r) => setTimeout(r, 100));
+  for (let i = 0; i < 100 && existsSync(pidFile); i++) await sleep(100);
 }
 
 function freePort(): Promise<number> {

@@ -2,7 +2,7 @@
 import type Docker from 'dockerode';
 import { connectDocker, unreachableMessage } from '../docker/engine.js';
 import { SwarmError } from '../docker/swarm.js';
-import { AirtasksError, ExitCode } from '../engine/errors.js';
+import { AirtasksError, ExitCode } from '../core/errors.js';
 
 export interface DockerTarget {
   dockerHost?: string;

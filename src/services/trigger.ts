@@ -1,9 +1,10 @@
 /** Starting runs, and waiting for them. */
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { AirtasksError, ExitCode, notFound, usageError } from '../engine/errors.js';
+import { AirtasksError, ExitCode, notFound, usageError } from '../core/errors.js';
 import { applyParams, ConfValidationError } from '../engine/dag/params.js';
-import type { SerializedDag } from '../engine/dag/types.js';
+import type { SerializedDag } from '../core/dag-model.js';
+import { TERMINAL_RUN_STATES, type RunState, type TaskState } from '../core/states.js';
 import type { Db, Queryable } from '../engine/store/db.js';
 import { poolSizes } from '../engine/store/pools.js';
 import * as dags from '../engine/store/dags.js';
@@ -15,14 +16,14 @@ import { checkStorableJson } from './input-checks.js';
 
 export interface TaskSummary {
   taskId: string;
-  state: tis.TaskState;
+  state: TaskState;
   tryNumber: number;
 }
 
 export interface RunSummary {
   dagId: string;
   runId: string;
-  state: runs.RunState;
+  state: RunState;
   conf: Record<string, unknown>;
   tasks: TaskSummary[];
 }
@@ -203,7 +204,7 @@ export async function waitForRun(
         if (seen.get(t.taskId) !== key && !(t.state === 'none' && !seen.has(t.taskId))) o.onTaskChange?.(t);
         seen.set(t.taskId, key);
       }
-      if (runs.TERMINAL_RUN_STATES.includes(s.state)) return s;
+      if (TERMINAL_RUN_STATES.includes(s.state)) return s;
       const left = deadline - Date.now();
       if (left <= 0) throw new WaitTimeout(s, Math.round((o.timeoutMs ?? 0) / 1000));
       await new Promise<void>((resolve) => {
@@ -221,7 +222,7 @@ export async function waitForRun(
 }
 
 /** The exit code that tells a script how a run ended. */
-export function exitCodeFor(state: runs.RunState): number {
+export function exitCodeFor(state: RunState): number {
   if (state === 'success') return ExitCode.OK;
   if (state === 'cancelled') return ExitCode.RUN_CANCELLED;
   if (state === 'failed') return ExitCode.RUN_FAILED;

@@ -1,6 +1,6 @@
 /** Variables shared by all tasks: get, set, list, delete, import, export. */
 import { readFile } from 'node:fs/promises';
-import { notFound, usageError } from '../engine/errors.js';
+import { notFound, usageError } from '../core/errors.js';
 import { encryptSecret, requireSecretKey } from '../engine/secrets.js';
 import * as vars from '../engine/store/variables.js';
 import { plainValue } from '../engine/variables.js';

@@ -12,7 +12,7 @@ import pg from 'pg';
 import { Daemon, runCli, tempDagsFolder, type CliResult } from '../helpers/cli.js';
 import { DATABASE_URL, requireService, uniqueName } from '../helpers/env.js';
 import { seededRandom } from '../helpers/faults.js';
-import { AirtasksError } from '../../src/engine/errors.js';
+import { AirtasksError } from '../../src/core/errors.js';
 import { showRun } from '../../src/services/runs.js';
 import { triggerDag } from '../../src/services/trigger.js';
 import { exportVariables, importVariables } from '../../src/services/variables.js';

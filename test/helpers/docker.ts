@@ -17,12 +17,14 @@ import type Docker from 'dockerode';
 import { findTaskContainers } from '../../src/docker/containers.js';
 import { connectDocker, dockerReachable } from '../../src/docker/engine.js';
 import { imageExists } from '../../src/docker/images.js';
-import type { SerializedDag, SerializedTask } from '../../src/engine/dag/types.js';
+import type { SerializedDag, SerializedTask } from '../../src/core/dag-model.js';
 import type { OperatorContext } from '../../src/engine/operators/types.js';
 import type { Db } from '../../src/engine/store/db.js';
 import type { GpuAllocator } from '../../src/engine/worker/gpus.js';
 import { LogSink } from '../../src/engine/worker/log-sink.js';
 import { uniqueName } from './env.js';
+import { sleep } from '../../src/core/backoff.js';
+export { sleep };
 
 const run = promisify(execFile);
 const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -200,10 +202,6 @@ export async function removeRunContainers(d: Docker, runIds: string[]): Promise<
         .catch(() => undefined);
     }
   }
-}
-
-export function sleep(ms: number) {
-  return new Promise((r) => setTimeout(r, ms));
 }
 
 /** Polls until the check is true or the time is up. */

@@ -9,16 +9,19 @@ import { pathToFileURL } from 'node:url';
 import pg from 'pg';
 import { dagsOfModule, type Dag } from '../../src/engine/dag/builder.js';
 import { dagHash } from '../../src/engine/dag/serialize.js';
-import type { SerializedDag } from '../../src/engine/dag/types.js';
+import type { SerializedDag } from '../../src/core/dag-model.js';
 import type { Db } from '../../src/engine/store/db.js';
 import { upsertDag } from '../../src/engine/store/dags.js';
-import { createRun, getRun, TERMINAL_RUN_STATES, type RunRow } from '../../src/engine/store/runs.js';
+import { createRun, getRun, type RunRow } from '../../src/engine/store/runs.js';
+import { TERMINAL_RUN_STATES } from '../../src/core/states.js';
 import { listTaskInstances } from '../../src/engine/store/task-instances.js';
 import { PgQueueBroker } from '../../src/engine/broker/pg-queue.js';
 import { RabbitBroker } from '../../src/engine/broker/rabbitmq.js';
 import { Scheduler, type SchedulerOptions } from '../../src/engine/scheduler/scheduler.js';
 import { Worker, type WorkerOptions } from '../../src/engine/worker/worker.js';
 import { BROKER_URL, DATABASE_URL, freshDb, uniqueName } from './env.js';
+import { sleep } from '../../src/core/backoff.js';
+export { sleep };
 
 /** Absolute file URL of the DAG authoring API, for DAG files written by tests (no build needed). */
 export const BUILDER_URL = new URL('../../src/engine/dag/builder.ts', import.meta.url).href;
@@ -77,10 +80,6 @@ export async function startRun(db: Db, dag: StoredDag, conf: Record<string, unkn
   const ok = await createRun(db, { runId, dagId: dag.dagId, dagHash: dag.hash, conf }, db.channel('events'));
   if (!ok) throw new Error(`run id ${runId} was taken`);
   return runId;
-}
-
-export function sleep(ms: number) {
-  return new Promise((r) => setTimeout(r, ms));
 }
 
 /** Polls until fn returns a value other than undefined/false; throws with `what` after timeoutMs. */

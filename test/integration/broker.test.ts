@@ -5,7 +5,7 @@ import { expect } from 'chai';
 import type { Broker, Delivery, OutgoingMessage, Subscription } from '../../src/engine/broker/broker.js';
 import { PgQueueBroker } from '../../src/engine/broker/pg-queue.js';
 import { RabbitBroker } from '../../src/engine/broker/rabbitmq.js';
-import type { TaskMessage } from '../../src/engine/store/task-instances.js';
+import type { TaskMessage } from '../../src/core/states.js';
 import { sleep, waitFor } from '../helpers/engine.js';
 import { BROKER_URL, freshDb, requireService, uniqueName } from '../helpers/env.js';
 

@@ -7,7 +7,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { expect } from 'chai';
 import { dag } from '../../src/engine/dag/builder.js';
-import { AirtasksError, ExitCode } from '../../src/engine/errors.js';
+import { AirtasksError, ExitCode } from '../../src/core/errors.js';
 import { getRun } from '../../src/engine/store/runs.js';
 import { getTaskInstance } from '../../src/engine/store/task-instances.js';
 import { deletePool, listPools, setPool } from '../../src/services/pools.js';

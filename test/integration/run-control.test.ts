@@ -10,7 +10,7 @@ import type { Broker } from '../../src/engine/broker/broker.js';
 import { PgQueueBroker } from '../../src/engine/broker/pg-queue.js';
 import { RabbitBroker } from '../../src/engine/broker/rabbitmq.js';
 import { dag } from '../../src/engine/dag/builder.js';
-import { AirtasksError, ExitCode } from '../../src/engine/errors.js';
+import { AirtasksError, ExitCode } from '../../src/core/errors.js';
 import { Scheduler } from '../../src/engine/scheduler/scheduler.js';
 import { getRun } from '../../src/engine/store/runs.js';
 import {

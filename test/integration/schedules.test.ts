@@ -8,7 +8,7 @@ import path from 'node:path';
 import { expect } from 'chai';
 import { dag } from '../../src/engine/dag/builder.js';
 import { VersionCache } from '../../src/engine/dag/versions.js';
-import { silentLogger } from '../../src/engine/logger.js';
+import { silentLogger } from '../../src/core/logger.js';
 import { createScheduledRuns } from '../../src/engine/scheduler/scheduled-runs.js';
 import { Scheduler } from '../../src/engine/scheduler/scheduler.js';
 import { dagHash } from '../../src/engine/dag/serialize.js';

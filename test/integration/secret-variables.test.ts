@@ -5,7 +5,7 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import { expect } from 'chai';
 import pino from 'pino';
-import { AirtasksError, ExitCode } from '../../src/engine/errors.js';
+import { AirtasksError, ExitCode } from '../../src/core/errors.js';
 import { getVariable, listVariables } from '../../src/engine/store/variables.js';
 import { readVariable } from '../../src/engine/variables.js';
 import { importSecretVariables, secretVariableNames } from '../../src/services/secret-variables.js';

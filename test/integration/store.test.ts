@@ -10,9 +10,9 @@ import {
   getTaskInstance,
   listTries,
   queueTasks,
-  type TaskMessage,
   type TryResult,
 } from '../../src/engine/store/task-instances.js';
+import type { TaskMessage } from '../../src/core/states.js';
 import { insertDag, sleep, type StoredDag } from '../helpers/engine.js';
 import { freshDb, requireService, uniqueName } from '../helpers/env.js';
 

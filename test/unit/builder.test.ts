@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { Dag, dag, dagsOfModule, DEFAULT_QUEUE, isDag, TaskRef } from '../../src/engine/dag/builder.js';
-import type { SerializedTask } from '../../src/engine/dag/types.js';
+import type { SerializedTask } from '../../src/core/dag-model.js';
 import { DagValidationError } from '../../src/engine/dag/validate.js';
 
 function taskOf(d: Dag<never> | Dag, id: string): SerializedTask {

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { TRIGGER_RULES, type SerializedTask, type TriggerRule } from '../../src/engine/dag/types.js';
+import { TRIGGER_RULES, type SerializedTask, type TriggerRule } from '../../src/core/dag-model.js';
 import { decide, evaluate, nextRetry, type Verdict } from '../../src/engine/scheduler/decide.js';
 import { serialized, states, task } from './fixtures.js';
 

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
-import { toMs } from '../../src/engine/dag/duration.js';
-import type { Duration } from '../../src/engine/dag/types.js';
+import { toMs } from '../../src/core/duration.js';
+import type { Duration } from '../../src/core/duration.js';
 
 describe('toMs', () => {
   describe('numbers', () => {

@@ -1,7 +1,7 @@
 /** Small builders for the serialised DAG shapes that the pure engine functions take. Not a test file. */
-import type { SerializedDag, SerializedTask } from '../../src/engine/dag/types.js';
+import type { SerializedDag, SerializedTask } from '../../src/core/dag-model.js';
 import type { TaskStateBrief } from '../../src/engine/scheduler/decide.js';
-import type { TaskState } from '../../src/engine/store/task-instances.js';
+import type { TaskState } from '../../src/core/states.js';
 
 export function task(
   taskId: string,

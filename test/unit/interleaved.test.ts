@@ -8,9 +8,9 @@
  */
 import { expect } from 'chai';
 import { dag, type TaskRef } from '../../src/engine/dag/builder.js';
-import type { SerializedDag } from '../../src/engine/dag/types.js';
+import type { SerializedDag } from '../../src/core/dag-model.js';
 import { decide, nextRetry, type TaskStateBrief } from '../../src/engine/scheduler/decide.js';
-import type { TaskState } from '../../src/engine/store/task-instances.js';
+import type { TaskState } from '../../src/core/states.js';
 
 const N = 5;
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);

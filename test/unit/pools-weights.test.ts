@@ -2,7 +2,7 @@
 import { expect } from 'chai';
 import { dag, type Dag } from '../../src/engine/dag/builder.js';
 import { dagHash } from '../../src/engine/dag/serialize.js';
-import type { SerializedTask } from '../../src/engine/dag/types.js';
+import type { SerializedTask } from '../../src/core/dag-model.js';
 import { DagValidationError } from '../../src/engine/dag/validate.js';
 
 const weights = (d: Dag<never> | Dag) =>

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { silentLogger } from '../../src/engine/logger.js';
+import { silentLogger } from '../../src/core/logger.js';
 import { RunEndChecks } from '../../src/engine/worker/run-end-checks.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

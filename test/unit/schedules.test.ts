@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { dag } from '../../src/engine/dag/builder.js';
 import { dagHash } from '../../src/engine/dag/serialize.js';
 import { normalizeSchedule, toInstant } from '../../src/engine/dag/schedule.js';
-import type { SerializedSchedule } from '../../src/engine/dag/types.js';
+import type { SerializedSchedule } from '../../src/core/dag-model.js';
 import { DagValidationError } from '../../src/engine/dag/validate.js';
 import { cronTimeAfter, planScheduledRuns, scheduledRunId } from '../../src/engine/scheduler/schedules.js';
 import { findProject, resolvePausedOnCreation } from '../../src/services/config.js';

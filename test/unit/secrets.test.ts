@@ -3,7 +3,7 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
-import { AirtasksError } from '../../src/engine/errors.js';
+import { AirtasksError } from '../../src/core/errors.js';
 import { decryptSecret, encryptSecret, loadSecretKey, requireSecretKey } from '../../src/engine/secrets.js';
 
 const b64 = () => randomBytes(32).toString('base64');

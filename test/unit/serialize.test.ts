@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { expect } from 'chai';
 import { dag } from '../../src/engine/dag/builder.js';
 import { canonicalJson, dagHash } from '../../src/engine/dag/serialize.js';
-import type { SerializedDag } from '../../src/engine/dag/types.js';
+import type { SerializedDag } from '../../src/core/dag-model.js';
 import { serialized, task } from './fixtures.js';
 
 /** Rebuilds every object in a value with its keys in reverse order. */

@@ -1,8 +1,8 @@
 import { expect } from 'chai';
 import { BRANCH_OPERATOR } from '../../src/engine/dag/branch.js';
-import { TRIGGER_RULES, type SerializedTask } from '../../src/engine/dag/types.js';
+import { TRIGGER_RULES, type SerializedTask } from '../../src/core/dag-model.js';
 import { decide } from '../../src/engine/scheduler/decide.js';
-import type { TaskState } from '../../src/engine/store/task-instances.js';
+import type { TaskState } from '../../src/core/states.js';
 import { judge, successorPlan } from '../../src/engine/worker/successors.js';
 import { seededRandom } from '../helpers/faults.js';
 import { serialized, states, task } from './fixtures.js';

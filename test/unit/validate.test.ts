@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import type { SerializedTask } from '../../src/engine/dag/types.js';
+import type { SerializedTask } from '../../src/core/dag-model.js';
 import {
   checkId,
   DagValidationError,

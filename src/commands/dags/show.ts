@@ -1,7 +1,6 @@
 import { Args } from '@oclif/core';
 import { BaseCommand } from '../../cli/base-command.js';
 import { table } from '../../cli/table.js';
-import { paramsOf } from '../../engine/dag/params.js';
 import { showDag } from '../../services/dags.js';
 
 export default class DagsShow extends BaseCommand<typeof DagsShow> {
@@ -41,7 +40,7 @@ export default class DagsShow extends BaseCommand<typeof DagsShow> {
         ]),
       ),
     );
-    const params = paramsOf(d.params);
+    const params = d.paramList;
     if (params.length > 0) {
       this.log('');
       this.log(

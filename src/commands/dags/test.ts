@@ -1,7 +1,6 @@
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand, EXIT_CODES_HELP } from '../../cli/base-command.js';
-import type { LocalRunResult } from '../../engine/local/local-run.js';
-import { testDag } from '../../services/local-test.js';
+import { testDag, type LocalRunResult } from '../../services/local-test.js';
 import { exitCodeFor, readConfFile } from '../../services/trigger.js';
 
 export default class DagsTest extends BaseCommand<typeof DagsTest> {

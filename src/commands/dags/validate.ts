@@ -1,5 +1,5 @@
 import { BaseCommand, EXIT_CODES_HELP } from '../../cli/base-command.js';
-import { ExitCode } from '../../engine/errors.js';
+import { ExitCode } from '../../core/errors.js';
 import { validateDags, type ValidationReport } from '../../services/dags.js';
 
 export default class DagsValidate extends BaseCommand<typeof DagsValidate> {

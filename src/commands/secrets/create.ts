@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { Args, Flags } from '@oclif/core';
 import { password } from '@inquirer/prompts';
 import { BaseCommand } from '../../cli/base-command.js';
-import { usageError } from '../../engine/errors.js';
+import { usageError } from '../../core/errors.js';
 import { createLocalSecret } from '../../services/local-secrets.js';
 import { createProjectSecret } from '../../services/secrets.js';
 

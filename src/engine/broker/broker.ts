@@ -1,5 +1,5 @@
 /** Dispatch of ready task instances to per-machine-kind queues. Postgres stays the truth; a message is a hint. */
-import type { TaskMessage } from '../store/task-instances.js';
+import type { TaskMessage } from '../../core/states.js';
 
 export interface OutgoingMessage {
   queue: string;

@@ -1,5 +1,5 @@
 import type { Db } from '../store/db.js';
-import type { Logger } from '../logger.js';
+import type { Logger } from '../../core/logger.js';
 import type { Broker } from './broker.js';
 import { PgQueueBroker } from './pg-queue.js';
 import { RabbitBroker } from './rabbitmq.js';

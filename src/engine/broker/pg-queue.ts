@@ -6,8 +6,8 @@
 import { randomUUID } from 'node:crypto';
 import type { Db, Listener } from '../store/db.js';
 import * as sql from '../store/queue.js';
-import type { Logger } from '../logger.js';
-import { silentLogger } from '../logger.js';
+import type { Logger } from '../../core/logger.js';
+import { silentLogger } from '../../core/logger.js';
 import {
   parseTaskMessage,
   priorityBucket,

@@ -4,8 +4,8 @@
  * consumers are re-created after each reconnect and unacked deliveries return to the queue by themselves.
  */
 import amqp, { type Channel, type ChannelModel, type ConfirmChannel, type ConsumeMessage } from 'amqplib';
-import type { Logger } from '../logger.js';
-import { silentLogger } from '../logger.js';
+import type { Logger } from '../../core/logger.js';
+import { silentLogger } from '../../core/logger.js';
 import {
   parseTaskMessage,
   priorityBucket,

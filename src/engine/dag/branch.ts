@@ -5,7 +5,7 @@
  * the scheduler's decide() reads it from there: no separate step that a crash or a second scheduler could
  * half-apply.
  */
-import type { SerializedDag, SerializedTask } from './types.js';
+import type { SerializedDag, SerializedTask } from '../../core/dag-model.js';
 
 export const BRANCH_OPERATOR = 'branch';
 

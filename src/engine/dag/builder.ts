@@ -6,16 +6,16 @@
  *   const b = d.node('b', { upstream: a, run: (ctx) => ctx.output(a).length });
  *   export default d;
  */
-import { toMs } from './duration.js';
-import type { Duration } from './types.js';
+import { toMs } from '../../core/duration.js';
+import type { Duration } from '../../core/duration.js';
 import type { TaskContext } from './context.js';
 import { applyParams, normalizeParams, type JsonSchema, type ParamsSpec } from './params.js';
 import { checkId, DagValidationError, findCycle, validateDag } from './validate.js';
 import { applyWeightRules } from './weights.js';
 import { BRANCH_OPERATOR, type BranchChoice } from './branch.js';
 import { normalizeSchedule, type ScheduleOptions } from './schedule.js';
+import type { Callback, TaskDefaults } from './types.js';
 import type {
-  Callback,
   CallbackSpec,
   RunCallbackEvent,
   RunCallbacks,
@@ -24,11 +24,10 @@ import type {
   SerializedTask,
   TaskCallbackEvent,
   TaskCallbacks,
-  TaskDefaults,
   TriggerRule,
   WeightRule,
-} from './types.js';
-import { WEIGHT_RULES } from './types.js';
+} from '../../core/dag-model.js';
+import { WEIGHT_RULES } from '../../core/dag-model.js';
 
 const DAG_BRAND = Symbol.for('airtasks.dag');
 export const DEFAULT_QUEUE = 'worker';

@@ -4,7 +4,7 @@ import { statSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { SerializedDag } from './types.js';
+import type { SerializedDag } from '../../core/dag-model.js';
 
 export interface DagFile {
   /** Path relative to the dags folder, with '/' separators: the DAG's fileloc. */

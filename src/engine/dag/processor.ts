@@ -2,8 +2,8 @@
 import { watch as watchFolder, type FSWatcher } from 'node:fs';
 import type { Db } from '../store/db.js';
 import * as dags from '../store/dags.js';
-import type { Logger } from '../logger.js';
-import { silentLogger } from '../logger.js';
+import type { Logger } from '../../core/logger.js';
+import { silentLogger } from '../../core/logger.js';
 import { listDagFiles, parseDagFiles, type DagFile, type FileResult } from './loader.js';
 import { dagHash } from './serialize.js';
 

@@ -3,7 +3,7 @@
  * start/end dates. The result (SerializedSchedule) is all the scheduler needs, so it never runs user code.
  */
 import { CronExpressionParser, type CronExpression } from 'cron-parser';
-import type { SerializedSchedule } from './types.js';
+import type { SerializedSchedule } from '../../core/dag-model.js';
 
 export interface ScheduleOptions {
   /** Cron expression (`0 6 * * *`; 6 fields put seconds first) or a preset: @hourly, @daily, @weekly ... */

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { SerializedDag } from './types.js';
+import type { SerializedDag } from '../../core/dag-model.js';
 
 /** JSON with object keys sorted, so equal DAGs always hash the same. */
 export function canonicalJson(value: unknown): string {

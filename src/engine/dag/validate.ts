@@ -1,6 +1,6 @@
 /** Structural checks on a DAG: ids, unknown references, cycles. Pure functions over the serialised form. */
 import { BRANCH_OPERATOR } from './branch.js';
-import { TRIGGER_RULES, type SerializedDag } from './types.js';
+import { TRIGGER_RULES, type SerializedDag } from '../../core/dag-model.js';
 
 export const ID_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,249}$/;
 

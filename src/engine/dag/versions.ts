@@ -1,7 +1,7 @@
 /** A cache of DAG versions by hash: versions never change, so entries never go stale. */
 import type { Queryable } from '../store/db.js';
 import { getVersion } from '../store/dags.js';
-import type { SerializedDag, SerializedTask } from './types.js';
+import type { SerializedDag, SerializedTask } from '../../core/dag-model.js';
 
 export class VersionCache {
   private readonly cache = new Map<string, SerializedDag>();

@@ -3,7 +3,7 @@
  * plus the weights of every task downstream ('downstream') or upstream ('upstream') of it. Computed once
  * when the DAG is serialised, so the scheduler only reads numbers.
  */
-import type { SerializedTask, WeightRule } from './types.js';
+import type { SerializedTask, WeightRule } from '../../core/dag-model.js';
 
 export function applyWeightRules(
   tasks: SerializedTask[],

@@ -7,13 +7,13 @@ import { functionKey } from '../dag/builder.js';
 import { parseDagFiles, listDagFiles } from '../dag/loader.js';
 import { applyParams, ConfValidationError } from '../dag/params.js';
 import { dagHash } from '../dag/serialize.js';
-import type { CallbackSpec, SerializedDag, SerializedTask, TaskCallbackEvent } from '../dag/types.js';
-import { notFound, usageError, AirtasksError, ExitCode } from '../errors.js';
+import type { CallbackSpec, SerializedDag, SerializedTask, TaskCallbackEvent } from '../../core/dag-model.js';
+import { notFound, usageError, AirtasksError, ExitCode } from '../../core/errors.js';
 import { prefixedLog, runCallback } from '../operators/callbacks.js';
 import { resolveOperator } from '../operators/registry.js';
 import { TaskFailure, type RunInfo, type RunLauncher, type TaskLog } from '../operators/types.js';
 import { decide, nextRetry, type TaskStateBrief } from '../scheduler/decide.js';
-import type { TaskState } from '../store/task-instances.js';
+import type { TaskState } from '../../core/states.js';
 
 export interface LocalRunOptions {
   dagsFolder: string;

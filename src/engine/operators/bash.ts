@@ -1,7 +1,7 @@
 /** Runs a templated bash command; non-zero exit fails the task; the last stdout line is the output. */
 import { constants } from 'node:os';
 import path from 'node:path';
-import { storableText } from '../storable.js';
+import { storableText } from '../../core/storable.js';
 import { render, templateContext } from '../template.js';
 import { plainCommand } from './plain-command.js';
 import { HostLost, NotStarted, startProcess } from './process-host.js';

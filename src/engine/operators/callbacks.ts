@@ -4,7 +4,7 @@
  * caller, who logs it; it never changes the task's or the run's result.
  */
 import type { CallbackContext } from '../dag/context.js';
-import type { CallbackSpec, SerializedDag, SerializedTask } from '../dag/types.js';
+import type { CallbackSpec, SerializedDag, SerializedTask } from '../../core/dag-model.js';
 import { bashOperator } from './bash.js';
 import { callUserFunction, loadDagFunction, logLines } from './dag-functions.js';
 import type { RunInfo, TaskLog } from './types.js';

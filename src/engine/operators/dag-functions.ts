@@ -9,7 +9,7 @@ import { pathToFileURL } from 'node:url';
 import { inspect } from 'node:util';
 import { dagsOfModule, type DagFunction } from '../dag/builder.js';
 import type { TaskContext } from '../dag/context.js';
-import type { SerializedDag } from '../dag/types.js';
+import type { SerializedDag } from '../../core/dag-model.js';
 import { TaskFailure, type OperatorContext, type TaskLog } from './types.js';
 
 /** Imported DAG modules by file path and modification time. */

@@ -29,6 +29,7 @@ import { connectDocker, engineMessage, unreachableMessage } from '../../docker/e
 import { ensureImage, normalizeImage, PULL_POLICIES, type PullPolicy } from '../../docker/images.js';
 import { nanoCpus, parseBytes } from '../../docker/units.js';
 import type { DockerOptions, TaskOptions } from '../dag/builder.js';
+import { sleep } from '../../core/backoff.js';
 import { render, templateContext } from '../template.js';
 import type { GpuLease, GpuRequest } from '../worker/gpus.js';
 import { TaskFailure, type Operator, type OperatorContext, type OperatorResult } from './types.js';
@@ -230,7 +231,7 @@ export const dockerOperator: Operator = {
         throw new TaskFailure(`starting container ${short} failed: ${msg}`);
       }
       const waited = (await container.wait()) as WaitResult;
-      await Promise.race([attached.done, sleep(LOGS_DRAIN_MS)]);
+      await Promise.race([attached.done, sleep(LOGS_DRAIN_MS, undefined, { unref: true })]);
       attached.close();
       if (signal.aborted) {
         ctx.log.system(`container ${short} stopped (${String(signal.reason ?? 'aborted')})`);
@@ -521,8 +522,4 @@ function taskEnv(ctx: OperatorContext): Record<string, string> {
     AIRTASKS_LOGICAL_DATE: ctx.run.logicalDate.toISOString(),
     AIRTASKS_CONF: JSON.stringify(ctx.run.conf),
   };
-}
-
-function sleep(ms: number) {
-  return new Promise<void>((r) => setTimeout(r, ms).unref());
 }

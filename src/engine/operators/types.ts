@@ -1,5 +1,5 @@
 /** The contract between the worker and the code that runs one kind of task. */
-import type { SerializedDag, SerializedTask } from '../dag/types.js';
+import type { SerializedDag, SerializedTask } from '../../core/dag-model.js';
 import type { GpuAllocator } from '../worker/gpus.js';
 
 /** Where a task's log lines go: Postgres in a worker, the terminal in `dags test`. */

@@ -2,11 +2,11 @@
  * What the scheduler should do next for one run, as a pure function of the DAG and its task states.
  * Follows Airflow's trigger-rule semantics so that upstream_failed and skipped propagate as its users expect.
  */
-import type { SerializedDag, SerializedTask, TriggerRule } from '../dag/types.js';
+import type { SerializedDag, SerializedTask, TriggerRule } from '../../core/dag-model.js';
 import { BRANCH_OPERATOR, branchChoice } from '../dag/branch.js';
 import { topologicalOrder } from '../dag/validate.js';
-import type { RunState } from '../store/runs.js';
-import type { TaskState } from '../store/task-instances.js';
+import type { RunState } from '../../core/states.js';
+import type { TaskState } from '../../core/states.js';
 
 export interface TaskStateBrief {
   state: TaskState;
@@ -152,13 +152,6 @@ function runOutcome(dag: SerializedDag, eff: Map<string, TaskState>): 'success' 
   const leaves = dag.tasks.filter((t) => !hasDownstream.has(t.taskId));
   return leaves.every((t) => ['success', 'skipped'].includes(eff.get(t.taskId)!)) ? 'success' : 'failed';
 }
-
-/**
- * Tries lost with their worker (or its process host) that are re-run at once without counting against the
- * task's retries; past this, a lost try counts as a failure, so a task that kills its worker every time
- * ends instead of looping.
- */
-export const FREE_LOST_TRIES = 3;
 
 /** How long after a failed try the next one may start; null when the task has no retries left. */
 export function retryDelayMs(task: SerializedTask, failedTriesSoFar: number): number | null {

@@ -5,7 +5,7 @@
  */
 import { applyParams } from '../dag/params.js';
 import type { VersionCache } from '../dag/versions.js';
-import type { Logger } from '../logger.js';
+import type { Logger } from '../../core/logger.js';
 import * as dags from '../store/dags.js';
 import type { Db } from '../store/db.js';
 import * as runs from '../store/runs.js';

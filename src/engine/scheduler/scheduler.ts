@@ -4,21 +4,23 @@
  * Event-driven (LISTEN/NOTIFY from workers and triggers) with periodic sweeps as a safety net.
  * Several schedulers may run at once: each run is processed under a row lock taken with SKIP LOCKED.
  */
+import { sleep } from '../../core/backoff.js';
 import { DagProcessor } from '../dag/processor.js';
 import { VersionCache } from '../dag/versions.js';
 import type { Broker } from '../broker/broker.js';
-import type { SerializedDag, SerializedTask } from '../dag/types.js';
+import type { SerializedDag, SerializedTask } from '../../core/dag-model.js';
 import type { Db, Listener } from '../store/db.js';
-import type { Logger } from '../logger.js';
-import { silentLogger } from '../logger.js';
+import type { Logger } from '../../core/logger.js';
+import { silentLogger } from '../../core/logger.js';
 import * as runs from '../store/runs.js';
 import * as tis from '../store/task-instances.js';
 import { anyStaleOutbox, deleteOutbox, lockStaleOutbox } from '../store/outbox.js';
-import { publishOutbox } from '../broker/publish-outbox.js';
+import { publishOutbox } from '../publish-outbox.js';
 import { lockPoolSlots } from '../store/pools.js';
 import { BRANCH_OPERATOR } from '../dag/branch.js';
 import { stopRun } from '../store/run-control.js';
-import { decide, FREE_LOST_TRIES, retryDelayMs, type TaskStateBrief } from './decide.js';
+import { decide, retryDelayMs, type TaskStateBrief } from './decide.js';
+import { FREE_LOST_TRIES, lostTry } from '../lost-try.js';
 import { createScheduledRuns } from './scheduled-runs.js';
 
 export interface SchedulerOptions {
@@ -535,21 +537,19 @@ export class Scheduler {
         const freeRetry = !isRunCallback && z.lostTries < (this.o.maxLostTries ?? FREE_LOST_TRIES);
         const retryIn = freeRetry ? 0 : task ? retryDelayMs(task, z.failedTries) : null;
         const error = `worker ${z.workerId ?? '?'} lost: no heartbeat for ${threshold / 1000}s`;
-        const ok = await tis.finishTry(
-          this.o.db,
-          z,
-          z.token,
-          {
-            state: retryIn !== null ? 'up_for_retry' : 'failed',
-            exitCode: null,
-            output: null,
-            error,
-            retryInMs: retryIn,
-            countsAsFailure: !freeRetry,
-            lost: true,
-          },
-          this.o.db.channel('events'),
-        );
+        // Past the free ones, a lost try counts like a failure (and is still recorded as lost).
+        const result: tis.TryResult = freeRetry
+          ? lostTry(error)
+          : {
+              state: retryIn !== null ? 'up_for_retry' : 'failed',
+              exitCode: null,
+              output: null,
+              error,
+              retryInMs: retryIn,
+              countsAsFailure: true,
+              lost: true,
+            };
+        const ok = await tis.finishTry(this.o.db, z, z.token, result, this.o.db.channel('events'));
         if (ok)
           this.log.warn(
             { runId: z.runId, taskId: z.taskId, try: z.tryNumber, retry: retryIn !== null },
@@ -577,8 +577,4 @@ export class Scheduler {
 
 function formatMs(ms: number): string {
   return ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
-}
-
-function sleep(ms: number) {
-  return new Promise((r) => setTimeout(r, ms));
 }

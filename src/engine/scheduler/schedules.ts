@@ -8,7 +8,7 @@
  * Monday (logical date Monday 00:00) is created on Tuesday 00:00, and `{{ ds }}` is Monday.
  */
 import { parseCron } from '../dag/schedule.js';
-import type { SerializedSchedule } from '../dag/types.js';
+import type { SerializedSchedule } from '../../core/dag-model.js';
 
 /** At most this many runs per DAG per pass; the rest of a long catchup follows in the next passes. */
 export const MAX_RUNS_PER_PASS = 50;

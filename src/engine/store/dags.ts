@@ -1,5 +1,5 @@
 /** Queries about DAGs, their versions and import errors. */
-import type { SerializedDag } from '../dag/types.js';
+import type { SerializedDag } from '../../core/dag-model.js';
 import type { Queryable } from './db.js';
 
 export interface DagRow {

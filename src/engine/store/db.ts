@@ -1,6 +1,7 @@
 /** Postgres connections: a pool bound to one schema, transactions, and LISTEN with reconnect. */
 import pg from 'pg';
-import type { Logger } from '../logger.js';
+import { backoffMs } from '../../core/backoff.js';
+import type { Logger } from '../../core/logger.js';
 
 /**
  * A statement Postgres keeps prepared on each connection (by name): it is parsed and planned once per
@@ -164,7 +165,7 @@ export class Listener {
 
   private scheduleRetry(attempt: number) {
     if (this.stopped || this.retryTimer) return;
-    const delay = Math.min(5000, 100 * 2 ** Math.min(attempt, 6));
+    const delay = backoffMs(attempt, 100);
     this.retryTimer = setTimeout(() => {
       this.retryTimer = null;
       void this.connect(Math.max(attempt, 1));

@@ -5,8 +5,8 @@
  * message or a second scheduler cannot undo it.
  */
 import type pg from 'pg';
-import type { RunState } from './runs.js';
-import type { TaskState } from './task-instances.js';
+import type { RunState } from '../../core/states.js';
+import type { TaskState } from '../../core/states.js';
 
 export interface StopRunResult {
   /** The run's state before; the run changed only if it was queued or running. */

@@ -1,8 +1,6 @@
 /** Queries about DAG runs. */
+import type { RunState } from '../../core/states.js';
 import { prepared, type Queryable } from './db.js';
-
-export type RunState = 'queued' | 'running' | 'success' | 'failed' | 'cancelled';
-export const TERMINAL_RUN_STATES: readonly RunState[] = ['success', 'failed', 'cancelled'];
 
 export interface RunRow {
   run_id: string;

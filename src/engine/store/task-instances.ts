@@ -1,29 +1,8 @@
 /** Queries about task instances and their tries. Every state change is conditional on the state it expects. */
-import type { SerializedTask } from '../dag/types.js';
+import type { SerializedTask } from '../../core/dag-model.js';
+import type { TaskMessage, TaskState } from '../../core/states.js';
 import { prepared, type Queryable } from './db.js';
 import { logColumns, type LogLine } from './logs.js';
-
-export type TaskState =
-  | 'none'
-  | 'queued'
-  | 'running'
-  | 'success'
-  | 'failed'
-  | 'upstream_failed'
-  | 'skipped'
-  | 'up_for_retry'
-  /** Stopped, or never started, because its run was cancelled or timed out. */
-  | 'cancelled';
-
-export const TERMINAL_TASK_STATES: readonly TaskState[] = [
-  'success',
-  'failed',
-  'upstream_failed',
-  'skipped',
-  'cancelled',
-];
-/** States of a task that has not ended (and so can be cancelled). */
-export const UNFINISHED_TASK_STATES: readonly TaskState[] = ['none', 'queued', 'up_for_retry', 'running'];
 
 export interface TaskInstanceRow {
   run_id: string;
@@ -54,12 +33,6 @@ export type TaskInstanceBrief = Pick<
   TaskInstanceRow,
   'run_id' | 'task_id' | 'state' | 'try_number' | 'failed_tries' | 'next_retry_at' | 'output'
 >;
-
-export interface TaskMessage {
-  runId: string;
-  taskId: string;
-  tryNumber: number;
-}
 
 export interface OutboxRow {
   id: number;

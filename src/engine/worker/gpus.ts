@@ -9,7 +9,7 @@
  *   try { ... } finally { lease.release(); }
  */
 import { execFile } from 'node:child_process';
-import { commaList } from '../comma-list.js';
+import { commaList } from '../../core/comma-list.js';
 
 /** What a task asks for: a count, every GPU of the worker, or specific device ids (index or UUID). */
 export type GpuRequest = number | 'all' | readonly string[];

@@ -1,6 +1,6 @@
 /** Buffers a try's log lines and writes them to Postgres in batches, up to a size cap. */
 import type { Db } from '../store/db.js';
-import { storableText } from '../storable.js';
+import { storableText } from '../../core/storable.js';
 import { appendLogs, type LogLine } from '../store/logs.js';
 
 export interface LogSinkOptions {

@@ -7,7 +7,7 @@
  * So a run is checked at once when it was not checked in the last `intervalMs`, else once more when that
  * interval is over (a trailing check, which starts after every result that asked before it).
  */
-import type { Logger } from '../logger.js';
+import type { Logger } from '../../core/logger.js';
 import { Batcher } from './batcher.js';
 
 interface RunState {

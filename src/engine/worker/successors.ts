@@ -7,10 +7,10 @@
  * holds. The rules are the scheduler's own (decide.ts), so both reach the same decision.
  */
 import { BRANCH_OPERATOR } from '../dag/branch.js';
-import type { SerializedDag, SerializedTask } from '../dag/types.js';
+import type { SerializedDag, SerializedTask } from '../../core/dag-model.js';
 import { taskOf } from '../dag/versions.js';
 import { countUpstream, evaluate } from '../scheduler/decide.js';
-import { UNFINISHED_TASK_STATES, type TaskState } from '../store/task-instances.js';
+import { UNFINISHED_TASK_STATES, type TaskState } from '../../core/states.js';
 
 export type SuccessorPlan =
   /** The scheduler must look at the run (pools, task limits, branches). */

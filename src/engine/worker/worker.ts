@@ -8,22 +8,30 @@ import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import type { Broker, Delivery, Subscription } from '../broker/broker.js';
 import { functionKey, RUN_CALLBACK_EVENTS } from '../dag/builder.js';
-import type { RunCallbackEvent, SerializedDag, SerializedTask, TaskCallbackEvent } from '../dag/types.js';
+import type {
+  RunCallbackEvent,
+  SerializedDag,
+  SerializedTask,
+  TaskCallbackEvent,
+} from '../../core/dag-model.js';
 import { taskOf, VersionCache } from '../dag/versions.js';
-import type { Logger } from '../logger.js';
-import { silentLogger } from '../logger.js';
+import { backoffMs, sleep } from '../../core/backoff.js';
+import type { TaskMessage } from '../../core/states.js';
+import type { Logger } from '../../core/logger.js';
+import { silentLogger } from '../../core/logger.js';
 import { prefixedLog, runCallback } from '../operators/callbacks.js';
 import { resolveOperator } from '../operators/registry.js';
 import { TaskFailure, TaskLost, type RunInfo, type RunLauncher } from '../operators/types.js';
-import { FREE_LOST_TRIES, retryDelayMs } from '../scheduler/decide.js';
+import { retryDelayMs } from '../scheduler/decide.js';
+import { FREE_LOST_TRIES, lostTry } from '../lost-try.js';
 import { isConnectionError, type Db, type Listener } from '../store/db.js';
-import { publishOutbox } from '../broker/publish-outbox.js';
+import { publishOutbox } from '../publish-outbox.js';
 import { endRunsIfOver, lockRunToAdvance, notifyRun } from '../store/runs.js';
 import * as tis from '../store/task-instances.js';
 import { readVariable, secretValuesForMasking } from '../variables.js';
 import * as workers from '../store/workers.js';
 import type { GpuAllocator } from './gpus.js';
-import { storableText, unstorableJson } from '../storable.js';
+import { storableText, unstorableJson } from '../../core/storable.js';
 import { LogSink } from './log-sink.js';
 import type { LogLine } from '../store/logs.js';
 import { storeRunLauncher } from './run-launcher.js';
@@ -73,13 +81,13 @@ interface StoreContext {
 
 /** A try this worker holds a claim on. */
 interface ClaimedTry {
-  m: tis.TaskMessage;
+  m: TaskMessage;
   token: string;
   claim: tis.Claim;
 }
 
 interface Running {
-  message: tis.TaskMessage;
+  message: TaskMessage;
   token: string;
   abort: AbortController;
 }
@@ -329,7 +337,7 @@ export class Worker {
    * the run's state is final already and nothing here can change it.
    */
   private async handleRunCallback(
-    m: tis.TaskMessage,
+    m: TaskMessage,
     token: string,
     abort: AbortController,
     claim: tis.Claim,
@@ -400,12 +408,11 @@ export class Worker {
     claim: tis.Claim,
     signal: AbortSignal,
   ): tis.TryResult {
-    const base = { exitCode: f.exitCode, output: null, error: f.message };
     // Stopped by this worker's shutdown, or lost with its process host: not the task's fault, run it again
     // (a host lost every time, though, is the task's doing past a few tries).
-    if ((signal.aborted && this.stopping) || (f instanceof TaskLost && claim.lostTries < FREE_LOST_TRIES)) {
-      return { ...base, state: 'up_for_retry', retryInMs: 0, countsAsFailure: false, lost: true };
-    }
+    if ((signal.aborted && this.stopping) || (f instanceof TaskLost && claim.lostTries < FREE_LOST_TRIES))
+      return lostTry(f.message, f.exitCode);
+    const base = { exitCode: f.exitCode, output: null, error: f.message };
     const retryIn = task ? retryDelayMs(task, claim.failedTries) : null;
     return {
       ...base,
@@ -420,7 +427,7 @@ export class Worker {
    * lines go with it; a success also queues the downstream tasks it makes ready (storeOnce).
    */
   private async store(
-    m: tis.TaskMessage,
+    m: TaskMessage,
     token: string,
     r: tis.TryResult,
     log: Logger,
@@ -445,7 +452,7 @@ export class Worker {
           continue;
         }
         log.warn({ err: (err as Error).message, attempt }, 'storing the result failed; retrying');
-        await sleep(Math.min(5000, 200 * 2 ** Math.min(attempt, 5)));
+        await sleep(backoffMs(attempt, 200));
       }
     }
   }
@@ -459,7 +466,7 @@ export class Worker {
    * the events channel.
    */
   private async storeOnce(
-    m: tis.TaskMessage,
+    m: TaskMessage,
     token: string,
     r: tis.TryResult,
     logs: LogLine[],
@@ -620,7 +627,7 @@ export class Worker {
   }
 
   /** The upstream ids of a message's task when its run's DAG version is known here; null otherwise. */
-  private knownUpstream(m: tis.TaskMessage): string[] | null {
+  private knownUpstream(m: TaskMessage): string[] | null {
     const dag = this.knownDag(m.runId);
     const upstream = dag ? taskOf(dag, m.taskId)?.upstream : undefined;
     return upstream && upstream.length > 0 ? upstream : null;
@@ -685,7 +692,7 @@ export class Worker {
       } catch (err) {
         if (!isConnectionError(err) || signal.aborted) throw err;
         log.warn({ err: (err as Error).message, attempt }, `${what} failed: database unreachable; retrying`);
-        await sleep(Math.min(5000, 200 * 2 ** Math.min(attempt, 5)));
+        await sleep(backoffMs(attempt, 200));
       }
     }
   }
@@ -725,15 +732,7 @@ export class Worker {
         this.o.db,
         o,
         o.token,
-        {
-          state: 'up_for_retry',
-          exitCode: null,
-          output: null,
-          error: `worker ${this.id} lost the answer to its claim (database connection lost); run again`,
-          retryInMs: 0,
-          countsAsFailure: false,
-          lost: true,
-        },
+        lostTry(`worker ${this.id} lost the answer to its claim (database connection lost); run again`),
         this.o.db.channel('events'),
       );
       if (ok)
@@ -796,8 +795,4 @@ function checkOutputSize(output: unknown, cap: number) {
       `the task's output is ${bytes} bytes, over the cap of ${cap} bytes: store large data elsewhere and return a reference`,
     );
   }
-}
-
-function sleep(ms: number) {
-  return new Promise((r) => setTimeout(r, ms));
 }

@@ -12,7 +12,8 @@ import {
   type QueueScaleMemory,
   type ScaleAction,
 } from '../../engine/autoscale/decide.js';
-import type { Logger } from '../../engine/logger.js';
+import { sleep } from '../../core/backoff.js';
+import type { Logger } from '../../core/logger.js';
 import { scaleService, serviceScale } from '../../docker/swarm.js';
 import type { QueueAutoscaleConfig } from './config.js';
 import { runNodeGroupHook, type HookResult } from './node-group-hook.js';
@@ -229,16 +230,4 @@ export class AutoscaleLoop {
     })();
     return this.stopped;
   }
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(t);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const t = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-  });
 }

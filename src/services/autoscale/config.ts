@@ -3,10 +3,10 @@
  *   {"worker": {"concurrency": 2, "min": 1, "max": 4, "cooldown": "2m", "nodeGroupHook": "...", "workersPerNode": 2}}
  * A queue is autoscaled when it has a `max`; bad values are refused with the queue and field named.
  */
-import { toMs } from '../../engine/dag/duration.js';
-import type { Duration } from '../../engine/dag/types.js';
+import { toMs } from '../../core/duration.js';
+import type { Duration } from '../../core/duration.js';
 import type { QueueScalePolicy } from '../../engine/autoscale/decide.js';
-import { usageError } from '../../engine/errors.js';
+import { usageError } from '../../core/errors.js';
 import type { Project } from '../config.js';
 
 export interface QueueAutoscaleConfig extends QueueScalePolicy {

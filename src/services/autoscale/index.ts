@@ -1,7 +1,7 @@
 /** `airtasks autoscale` as plain functions: one pass (--once, --dry-run) or the long-lived loop. */
 import path from 'node:path';
-import type { Logger } from '../../engine/logger.js';
-import { usageError } from '../../engine/errors.js';
+import type { Logger } from '../../core/logger.js';
+import { usageError } from '../../core/errors.js';
 import { requireSwarmManager } from '../../docker/swarm.js';
 import { resolveConnection, type ConnectionOptions, type Project } from '../config.js';
 import { dockerFor, withEngine, type DockerTarget } from '../swarm.js';

@@ -6,7 +6,7 @@
 import { createBroker } from '../../engine/broker/index.js';
 import type { Broker } from '../../engine/broker/broker.js';
 import type { QueueReading } from '../../engine/autoscale/decide.js';
-import type { Logger } from '../../engine/logger.js';
+import type { Logger } from '../../core/logger.js';
 import { Db } from '../../engine/store/db.js';
 import { runningByQueue } from '../../engine/store/task-instances.js';
 import type { Connection } from '../config.js';

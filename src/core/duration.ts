@@ -1,4 +1,5 @@
-import type { Duration } from './types.js';
+/** Durations in DAG options: milliseconds, or text such as "2s", "500ms", "5m", "1h". */
+export type Duration = number | `${number}${'ms' | 's' | 'm' | 'h'}`;
 
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 

@@ -2,11 +2,11 @@
  * Sends freshly written outbox rows to the broker, then removes them; shared by the schedulers and by
  * workers that queue the next tasks themselves. A failure leaves the rows for the schedulers' stale sweep.
  */
-import type { Logger } from '../logger.js';
-import type { Db } from '../store/db.js';
-import { deleteOutbox } from '../store/outbox.js';
-import type { OutboxRow } from '../store/task-instances.js';
-import type { Broker } from './broker.js';
+import type { Logger } from '../core/logger.js';
+import type { Db } from './store/db.js';
+import { deleteOutbox } from './store/outbox.js';
+import type { OutboxRow } from './store/task-instances.js';
+import type { Broker } from './broker/broker.js';
 
 export async function publishOutbox(broker: Broker, db: Db, rows: OutboxRow[], log: Logger): Promise<void> {
   if (rows.length === 0) return;
