@@ -4,7 +4,7 @@
  * and does not count against the task's retries, up to FREE_LOST_TRIES lost tries (then a loss counts, so
  * a task that kills its worker every time fails instead of looping).
  */
-import type { TryResult } from './store/task-instances.js';
+import type { TryResult } from './store/results.js';
 
 /** Tries lost with their worker (or its process host) that are re-run without counting against retries. */
 export const FREE_LOST_TRIES = 3;

@@ -5,7 +5,7 @@
 import type { Logger } from '../core/logger.js';
 import type { Db } from './store/db.js';
 import { deleteOutbox } from './store/outbox.js';
-import type { OutboxRow } from './store/task-instances.js';
+import type { OutboxRow } from './store/outbox.js';
 import type { Broker } from './broker/broker.js';
 
 export async function publishOutbox(broker: Broker, db: Db, rows: OutboxRow[], log: Logger): Promise<void> {

@@ -22,7 +22,7 @@ import {
 import type { QueueDepth } from '../engine/broker/broker.js';
 import { AirtasksError, ExitCode, usageError } from '../core/errors.js';
 import { findProject, type ConnectionOptions, type Project } from './config.js';
-import { queuedByQueue } from '../engine/store/task-instances.js';
+import { queuedByQueue } from '../engine/store/queue-load.js';
 import { listWorkers } from '../engine/store/workers.js';
 import { openEngine } from './engine.js';
 import { STACK_FILE } from './scaffold.js';

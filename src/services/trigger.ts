@@ -95,12 +95,12 @@ export async function triggerDag(o: TriggerOptions): Promise<RunSummary> {
     const version = await dags.getVersion(engine.db, dag.hash);
     const runConf = checkConf(version?.params, conf, dag.dag_id);
     const runId = o.runId ?? newRunId();
-    const created = await runs.createRun(
+    const { created } = await runs.createRuns(
       engine.db,
-      { runId, dagId: dag.dag_id, dagHash: dag.hash, conf: runConf },
+      [{ runId, dagId: dag.dag_id, dagHash: dag.hash, conf: runConf }],
       engine.db.channel('events'),
     );
-    if (!created) throw usageError(`a run with id "${runId}" already exists`);
+    if (created.length === 0) throw usageError(`a run with id "${runId}" already exists`);
     if (dag.is_paused) {
       // As in Airflow: the run is accepted and starts once the DAG is unpaused.
       o.onNotice?.(

@@ -12,7 +12,7 @@ import { dagHash } from '../../src/engine/dag/serialize.js';
 import type { SerializedDag } from '../../src/core/dag-model.js';
 import type { Db } from '../../src/engine/store/db.js';
 import { upsertDag } from '../../src/engine/store/dags.js';
-import { createRun, getRun, type RunRow } from '../../src/engine/store/runs.js';
+import { createRuns, getRun, type RunRow } from '../../src/engine/store/runs.js';
 import { TERMINAL_RUN_STATES } from '../../src/core/states.js';
 import { listTaskInstances } from '../../src/engine/store/task-instances.js';
 import { PgQueueBroker } from '../../src/engine/broker/pg-queue.js';
@@ -77,8 +77,12 @@ export async function insertDagFile(
 /** Creates a queued run (and wakes the schedulers); returns its id. */
 export async function startRun(db: Db, dag: StoredDag, conf: Record<string, unknown> = {}): Promise<string> {
   const runId = uniqueName('run');
-  const ok = await createRun(db, { runId, dagId: dag.dagId, dagHash: dag.hash, conf }, db.channel('events'));
-  if (!ok) throw new Error(`run id ${runId} was taken`);
+  const { created } = await createRuns(
+    db,
+    [{ runId, dagId: dag.dagId, dagHash: dag.hash, conf }],
+    db.channel('events'),
+  );
+  if (created.length === 0) throw new Error(`run id ${runId} was taken`);
   return runId;
 }
 

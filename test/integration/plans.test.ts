@@ -2,13 +2,11 @@ import { randomUUID } from 'node:crypto';
 import { expect } from 'chai';
 import type pg from 'pg';
 import type { Prepared, Queryable } from '../../src/engine/store/db.js';
-import {
-  claimTasks,
-  queueTasks,
-  refreshStatisticsAfterGrowth,
-  statesOf,
-  storeTryResults,
-} from '../../src/engine/store/task-instances.js';
+import { statesOf } from '../../src/engine/store/task-instances.js';
+import { refreshStatisticsAfterGrowth } from '../../src/engine/store/statistics.js';
+import { storeTryResults } from '../../src/engine/store/results.js';
+import { claimTasks } from '../../src/engine/store/claims.js';
+import { queueTasks } from '../../src/engine/store/queueing.js';
 import { freshDb, requireService } from '../helpers/env.js';
 
 type TestDb = Awaited<ReturnType<typeof freshDb>>;

@@ -14,12 +14,12 @@ import { AirtasksError, ExitCode } from '../../src/core/errors.js';
 import { Scheduler } from '../../src/engine/scheduler/scheduler.js';
 import { getRun } from '../../src/engine/store/runs.js';
 import {
-  finishTry,
   getTaskInstance,
   listTaskInstances,
   listTries,
   type TaskInstanceRow,
 } from '../../src/engine/store/task-instances.js';
+import { finishTry } from '../../src/engine/store/results.js';
 import { Worker } from '../../src/engine/worker/worker.js';
 import { cancelRun, clearTask, CANCEL_REASON } from '../../src/services/run-control.js';
 import {

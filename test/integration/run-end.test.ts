@@ -15,7 +15,9 @@ import {
 } from '../helpers/engine.js';
 import { dag } from '../../src/engine/dag/builder.js';
 import { clearTasks } from '../../src/engine/store/run-control.js';
-import { endRunsIfOver, getRun, markRunning } from '../../src/engine/store/runs.js';
+import { getRun } from '../../src/engine/store/runs.js';
+import { endRunsIfOver } from '../../src/engine/store/run-progress.js';
+import { markRunning } from '../../src/engine/store/run-passes.js';
 import { createTaskInstancesOfRuns } from '../../src/engine/store/task-instances.js';
 import { freshDb, requireService } from '../helpers/env.js';
 

@@ -12,12 +12,12 @@ import { dag } from '../../src/engine/dag/builder.js';
 import { Scheduler } from '../../src/engine/scheduler/scheduler.js';
 import { readLogs } from '../../src/engine/store/logs.js';
 import {
-  claimTask,
   getTaskInstance,
   listTaskInstances,
   listTries,
   type TaskInstanceRow,
 } from '../../src/engine/store/task-instances.js';
+import { claimTask } from '../../src/engine/store/claims.js';
 import { registerWorker } from '../../src/engine/store/workers.js';
 import { Worker } from '../../src/engine/worker/worker.js';
 import {

@@ -2,16 +2,12 @@ import { randomUUID } from 'node:crypto';
 import { expect } from 'chai';
 import { dag } from '../../src/engine/dag/builder.js';
 import type { Listener } from '../../src/engine/store/db.js';
-import { createRun, getRun, markRunning } from '../../src/engine/store/runs.js';
-import {
-  claimTask,
-  createTaskInstances,
-  finishTry,
-  getTaskInstance,
-  listTries,
-  queueTasks,
-  type TryResult,
-} from '../../src/engine/store/task-instances.js';
+import { createRuns, getRun } from '../../src/engine/store/runs.js';
+import { markRunning } from '../../src/engine/store/run-passes.js';
+import { createTaskInstances, getTaskInstance, listTries } from '../../src/engine/store/task-instances.js';
+import { finishTry, type TryResult } from '../../src/engine/store/results.js';
+import { claimTask } from '../../src/engine/store/claims.js';
+import { queueTasks } from '../../src/engine/store/queueing.js';
 import type { TaskMessage } from '../../src/core/states.js';
 import { insertDag, sleep, type StoredDag } from '../helpers/engine.js';
 import { freshDb, requireService, uniqueName } from '../helpers/env.js';
@@ -47,12 +43,12 @@ describe('store semantics', function () {
   /** A running run with its task instances created, as the scheduler leaves it. */
   async function runningRun(): Promise<string> {
     const runId = uniqueName('run');
-    const created = await createRun(
+    const { created } = await createRuns(
       db,
-      { runId, dagId: stored.dagId, dagHash: stored.hash, conf: {} },
+      [{ runId, dagId: stored.dagId, dagHash: stored.hash, conf: {} }],
       db.channel('events'),
     );
-    expect(created).to.equal(true);
+    expect(created).to.deep.equal([runId]);
     await createTaskInstances(db, runId, stored.serialized.tasks);
     await markRunning(db, [runId]);
     return runId;
@@ -225,7 +221,7 @@ describe('store semantics', function () {
     });
   });
 
-  describe('createRun', () => {
+  describe('createRuns', () => {
     it('refuses a duplicate run id and wakes the schedulers only once', async () => {
       const runId = uniqueName('run');
       const seen: string[] = [];
@@ -233,8 +229,9 @@ describe('store semantics', function () {
       try {
         await listener.ready;
         const first = { runId, dagId: stored.dagId, dagHash: stored.hash, conf: { n: 1 } };
-        expect(await createRun(db, first, db.channel('events'))).to.equal(true);
-        expect(await createRun(db, { ...first, conf: { n: 2 } }, db.channel('events'))).to.equal(false);
+        expect((await createRuns(db, [first], db.channel('events'))).created).to.deep.equal([runId]);
+        const again = await createRuns(db, [{ ...first, conf: { n: 2 } }], db.channel('events'));
+        expect(again.created).to.deep.equal([]);
         await sleep(200);
       } finally {
         await listener.close();
@@ -249,11 +246,11 @@ describe('store semantics', function () {
       const r = { runId: uniqueName('run'), dagId: stored.dagId, dagHash: 'f'.repeat(32), conf: {} };
       let error: unknown;
       try {
-        await createRun(db, r, db.channel('events'));
+        await createRuns(db, [r], db.channel('events'));
       } catch (err) {
         error = err;
       }
-      expect(error, 'createRun should throw').to.be.instanceOf(Error);
+      expect(error, 'createRuns should throw').to.be.instanceOf(Error);
       expect(await getRun(db, r.runId)).to.equal(undefined);
     });
   });

@@ -41,20 +41,21 @@ export async function createScheduledRuns(db: Db, versions: VersionCache, now: D
         log.error({ dagId: d.dag_id, err: (err as Error).message }, 'cannot schedule the DAG');
         plan = { logicalDates: [], nextLogicalDate: null, nextRunAt: null };
       }
-      for (const logicalDate of plan.logicalDates) {
-        const runId = scheduledRunId(d.dag_id, logicalDate);
-        const ok = await runs.createRun(
-          c,
-          { runId, dagId: d.dag_id, dagHash: d.hash, conf, runType: 'scheduled', logicalDate },
-          db.channel('events'),
+      const wanted = plan.logicalDates.map((logicalDate) => ({
+        runId: scheduledRunId(d.dag_id, logicalDate),
+        dagId: d.dag_id,
+        dagHash: d.hash,
+        conf,
+        runType: 'scheduled',
+        logicalDate,
+      }));
+      const made = new Set((await runs.createRuns(c, wanted, db.channel('events'))).created);
+      for (const r of wanted.filter((w) => made.has(w.runId))) {
+        created++;
+        log.info(
+          { dagId: d.dag_id, runId: r.runId, logicalDate: r.logicalDate.toISOString() },
+          'scheduled run created',
         );
-        if (ok) {
-          created++;
-          log.info(
-            { dagId: d.dag_id, runId, logicalDate: logicalDate.toISOString() },
-            'scheduled run created',
-          );
-        }
       }
       await dags.setScheduleState(c, d.dag_id, {
         hash: d.hash,

@@ -13,7 +13,24 @@ import type { Db, Listener } from '../store/db.js';
 import type { Logger } from '../../core/logger.js';
 import { silentLogger } from '../../core/logger.js';
 import * as runs from '../store/runs.js';
+import {
+  anyQueuedRuns,
+  filterRunning,
+  finishRuns,
+  lockRunningRuns,
+  lockStartableRuns,
+  markRunning,
+  runningRunIds,
+  runsWithDueRetries,
+  timedOutRuns,
+  withCappedSiblings,
+} from '../store/run-passes.js';
 import * as tis from '../store/task-instances.js';
+import { QueueRequest, lockTaskSlots, queueRunCallback, queueTasks, settleUnrun } from '../store/queueing.js';
+import { TryResult, finishTry } from '../store/results.js';
+import { findStaleQueued, findZombies, requeueStale } from '../store/recovery.js';
+import { refreshStatisticsAfterGrowth } from '../store/statistics.js';
+import { OutboxRow } from '../store/outbox.js';
 import { anyStaleOutbox, deleteOutbox, lockStaleOutbox } from '../store/outbox.js';
 import { publishOutbox } from '../publish-outbox.js';
 import { lockPoolSlots } from '../store/pools.js';
@@ -213,7 +230,7 @@ export class Scheduler {
     // (clearing the set after the read lost those announcements until the next full sweep, 5 s later).
     const dirty = [...this.dirty];
     this.dirty.clear();
-    const ids = full ? await runs.runningRunIds(this.o.db) : await runs.withCappedSiblings(this.o.db, dirty);
+    const ids = full ? await runningRunIds(this.o.db) : await withCappedSiblings(this.o.db, dirty);
     let started = 0;
     for (let n = RUNS_PER_TICK; n === RUNS_PER_TICK; started += n) n = await this.startQueuedRuns();
     if (full) this.noRunningRuns = ids.length === 0 && started === 0;
@@ -222,11 +239,11 @@ export class Scheduler {
       const chunk = ids.slice(i, i + RUNS_PER_TICK);
       const outbox = await this.o.db
         .tx(async (c) => {
-          const locked = await runs.lockRunningRuns(c, chunk, RUNS_PER_TICK);
+          const locked = await lockRunningRuns(c, chunk, RUNS_PER_TICK);
           // Runs another scheduler holds right now are looked at again shortly.
           const got = new Set(locked.map((r) => r.run_id));
           const missed = chunk.filter((id) => !got.has(id));
-          for (const id of await runs.filterRunning(c, missed)) this.deferDirty(id);
+          for (const id of await filterRunning(c, missed)) this.deferDirty(id);
           return this.evaluate(c, locked);
         })
         .catch((err) => {
@@ -248,18 +265,18 @@ export class Scheduler {
   /** Creates the task instances of queued runs and queues their first tasks; returns how many started. */
   private async startQueuedRuns(): Promise<number> {
     // Most passes follow a task's result, with no run waiting: one cheap read instead of a transaction.
-    if (!(await runs.anyQueuedRuns(this.o.db))) return 0;
+    if (!(await anyQueuedRuns(this.o.db))) return 0;
     let started = 0;
     let created = 0;
     const outbox = await this.o.db.tx(async (c) => {
       // Runs of paused DAGs, and beyond a DAG's max_active_runs, stay queued.
-      const queued = await runs.lockStartableRuns(c, RUNS_PER_TICK);
+      const queued = await lockStartableRuns(c, RUNS_PER_TICK);
       const toCreate: Array<{ runId: string; tasks: SerializedTask[] }> = [];
       for (const r of queued)
         toCreate.push({ runId: r.run_id, tasks: (await this.versions.get(r.dag_hash)).tasks });
       // One statement each for all the runs of the pass: starting 500 runs of 10 tasks took 1,000.
       await tis.createTaskInstancesOfRuns(c, toCreate);
-      await runs.markRunning(
+      await markRunning(
         c,
         queued.map((r) => r.run_id),
       );
@@ -273,7 +290,7 @@ export class Scheduler {
     });
     // Before the first messages go out, so that no worker plans its claims on outdated statistics.
     this.createdSinceAnalyze += created;
-    if (await tis.refreshStatisticsAfterGrowth(this.o.db, this.createdSinceAnalyze).catch(() => false))
+    if (await refreshStatisticsAfterGrowth(this.o.db, this.createdSinceAnalyze).catch(() => false))
       this.createdSinceAnalyze = 0;
     await this.publish(outbox);
     return started;
@@ -283,7 +300,7 @@ export class Scheduler {
   private async evaluate(
     c: Parameters<Parameters<Db['tx']>[0]>[0],
     locked: runs.RunRow[],
-  ): Promise<tis.OutboxRow[]> {
+  ): Promise<OutboxRow[]> {
     if (locked.length === 0) return [];
     const dags = new Map<string, SerializedDag>();
     for (const r of locked) dags.set(r.dag_hash, await this.versions.get(r.dag_hash));
@@ -304,7 +321,7 @@ export class Scheduler {
       m.set(b.task_id, { state: b.state, nextRetryAt: b.next_retry_at, output: b.output });
     }
     const now = new Date();
-    const toQueue: tis.QueueRequest[] = [];
+    const toQueue: QueueRequest[] = [];
     const toSettle: Array<{ runId: string; taskId: string; state: 'skipped' | 'upstream_failed' }> = [];
     const finished: Array<{ run: runs.RunRow; state: 'success' | 'failed'; dag: SerializedDag }> = [];
     for (const r of locked) {
@@ -313,9 +330,9 @@ export class Scheduler {
       for (const s of d.settle) toSettle.push({ runId: r.run_id, ...s });
       if (d.runState) finished.push({ run: r, state: d.runState, dag: dags.get(r.dag_hash)! });
     }
-    await tis.settleUnrun(c, toSettle);
-    const outbox = await tis.queueTasks(c, await this.withinLimits(c, locked, dags, toQueue));
-    const ended = await runs.finishRuns(
+    await settleUnrun(c, toSettle);
+    const outbox = await queueTasks(c, await this.withinLimits(c, locked, dags, toQueue));
+    const ended = await finishRuns(
       c,
       finished.map((f) => ({ runId: f.run.run_id, state: f.state })),
       this.o.db.channel('events'),
@@ -327,7 +344,7 @@ export class Scheduler {
         // The scheduler never runs user code: a run callback is queued for a worker, in this transaction.
         const event = f.state === 'success' ? 'onRunSuccess' : 'onRunFailure';
         const rc = f.dag.runCallbacks;
-        if (rc?.[event]) outbox.push(...(await tis.queueRunCallback(c, f.run.run_id, `@${event}`, rc.queue)));
+        if (rc?.[event]) outbox.push(...(await queueRunCallback(c, f.run.run_id, `@${event}`, rc.queue)));
       }
     }
     return outbox;
@@ -343,8 +360,8 @@ export class Scheduler {
     c: Parameters<Parameters<Db['tx']>[0]>[0],
     locked: runs.RunRow[],
     dags: ReadonlyMap<string, SerializedDag>,
-    toQueue: tis.QueueRequest[],
-  ): Promise<tis.QueueRequest[]> {
+    toQueue: QueueRequest[],
+  ): Promise<QueueRequest[]> {
     if (toQueue.length === 0) return toQueue;
     const runOf = new Map(locked.map((r, i) => [r.run_id, { run: r, age: i }]));
     const specs = new Map<string, Map<string, SerializedTask>>();
@@ -363,10 +380,10 @@ export class Scheduler {
       }))
       .sort((a, b) => (b.t?.priorityWeight ?? 0) - (a.t?.priorityWeight ?? 0) || a.age - b.age);
     // Locks in a fixed order (DAG rows, then pool rows) so two schedulers never deadlock.
-    const dagFree = await tis.lockTaskSlots(c, [...new Set(candidates.map((x) => x.dagId))]);
+    const dagFree = await lockTaskSlots(c, [...new Set(candidates.map((x) => x.dagId))]);
     const poolNames = [...new Set(candidates.flatMap((x) => (x.t?.pool ? [x.t.pool] : [])))];
     const pools = await lockPoolSlots(c, poolNames);
-    const kept: tis.QueueRequest[] = [];
+    const kept: QueueRequest[] = [];
     for (const x of candidates) {
       const dagLeft = dagFree.get(x.dagId);
       if (dagLeft !== undefined && dagLeft <= 0) continue;
@@ -421,7 +438,7 @@ export class Scheduler {
     }
   }
 
-  private publish(rows: tis.OutboxRow[]) {
+  private publish(rows: OutboxRow[]) {
     return publishOutbox(this.o.broker, this.o.db, rows, this.log);
   }
 
@@ -462,13 +479,13 @@ export class Scheduler {
     if (this.stopping) return;
     try {
       const after = this.o.requeueAfterMs ?? 60_000;
-      const stale = await tis.findStaleQueued(this.o.db, after, 1000);
+      const stale = await findStaleQueued(this.o.db, after, 1000);
       if (stale.length === 0) return;
       const depths = await this.o.broker.depths([...new Set(stale.map((s) => s.queue))]);
       const empty = new Set(depths.filter((d) => d.ready === 0).map((d) => d.queue));
       const lost = stale.filter((s) => empty.has(s.queue));
       if (lost.length === 0) return;
-      const rows = await this.o.db.tx((c) => tis.requeueStale(c, lost, after));
+      const rows = await this.o.db.tx((c) => requeueStale(c, lost, after));
       if (rows.length === 0) return;
       this.log.warn(
         {
@@ -486,7 +503,7 @@ export class Scheduler {
   private async checkDueRetries() {
     if (this.stopping || this.noRunningRuns) return;
     try {
-      const due = await runs.runsWithDueRetries(this.o.db);
+      const due = await runsWithDueRetries(this.o.db);
       if (due.length === 0) return;
       for (const id of due) this.dirty.add(id);
       this.wake();
@@ -499,7 +516,7 @@ export class Scheduler {
   async failTimedOutRuns() {
     if (this.stopping || this.noRunningRuns) return;
     try {
-      for (const t of await runs.timedOutRuns(this.o.db)) {
+      for (const t of await timedOutRuns(this.o.db)) {
         const reason = `run timed out after ${formatMs(t.timeoutMs)} (runTimeout)`;
         const r = await this.o.db.tx((c) =>
           stopRun(c, t.runId, {
@@ -529,7 +546,7 @@ export class Scheduler {
     if (this.stopping) return;
     try {
       const threshold = this.o.zombieThresholdMs ?? 30_000;
-      for (const z of await tis.findZombies(this.o.db, threshold)) {
+      for (const z of await findZombies(this.o.db, threshold)) {
         const dag = await this.versions.get(z.dagHash);
         const task = dag.tasks.find((t) => t.taskId === z.taskId);
         // A run callback (@...) runs after its run ended, so no scheduling pass would queue it again.
@@ -538,7 +555,7 @@ export class Scheduler {
         const retryIn = freeRetry ? 0 : task ? retryDelayMs(task, z.failedTries) : null;
         const error = `worker ${z.workerId ?? '?'} lost: no heartbeat for ${threshold / 1000}s`;
         // Past the free ones, a lost try counts like a failure (and is still recorded as lost).
-        const result: tis.TryResult = freeRetry
+        const result: TryResult = freeRetry
           ? lostTry(error)
           : {
               state: retryIn !== null ? 'up_for_retry' : 'failed',
@@ -549,7 +566,7 @@ export class Scheduler {
               countsAsFailure: true,
               lost: true,
             };
-        const ok = await tis.finishTry(this.o.db, z, z.token, result, this.o.db.channel('events'));
+        const ok = await finishTry(this.o.db, z, z.token, result, this.o.db.channel('events'));
         if (ok)
           this.log.warn(
             { runId: z.runId, taskId: z.taskId, try: z.tryNumber, retry: retryIn !== null },

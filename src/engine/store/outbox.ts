@@ -1,6 +1,14 @@
 /** The transactional outbox of task messages (see migration 0001). */
+import type { TaskMessage } from '../../core/states.js';
 import { prepared, type Queryable } from './db.js';
-import type { OutboxRow } from './task-instances.js';
+
+/** A task's message waiting to be published, written in the transaction that queued the task. */
+export interface OutboxRow {
+  id: number;
+  queue: string;
+  priority: number;
+  payload: TaskMessage;
+}
 
 export async function deleteOutbox(q: Queryable, ids: number[]) {
   if (ids.length > 0)

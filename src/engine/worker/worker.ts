@@ -26,8 +26,13 @@ import { retryDelayMs } from '../scheduler/decide.js';
 import { FREE_LOST_TRIES, lostTry } from '../lost-try.js';
 import { isConnectionError, type Db, type Listener } from '../store/db.js';
 import { publishOutbox } from '../publish-outbox.js';
-import { endRunsIfOver, lockRunToAdvance, notifyRun } from '../store/runs.js';
+import { endRunsIfOver, lockRunToAdvance, notifyRun } from '../store/run-progress.js';
 import * as tis from '../store/task-instances.js';
+import { queueTasks } from '../store/queueing.js';
+import { Claim, ClaimRequest, claimTask, claimTasks } from '../store/claims.js';
+import { ResultToStore, StoredResult, TryResult, finishTry, storeTryResults } from '../store/results.js';
+import { orphanedClaims } from '../store/recovery.js';
+import { OutboxRow } from '../store/outbox.js';
 import { readVariable, secretValuesForMasking } from '../variables.js';
 import * as workers from '../store/workers.js';
 import type { GpuAllocator } from './gpus.js';
@@ -66,7 +71,7 @@ interface AdvanceRequest {
 
 interface Advanced {
   /** Tasks it made ready, queued, with their messages not yet published. */
-  outbox: tis.OutboxRow[];
+  outbox: OutboxRow[];
   /** Every downstream task had finished already: the run may be over. */
   mayEnd: boolean;
 }
@@ -75,7 +80,7 @@ interface Advanced {
 interface StoreContext {
   dag?: SerializedDag;
   task?: SerializedTask;
-  claim?: tis.Claim;
+  claim?: Claim;
   sink?: LogSink | null;
 }
 
@@ -83,7 +88,7 @@ interface StoreContext {
 interface ClaimedTry {
   m: TaskMessage;
   token: string;
-  claim: tis.Claim;
+  claim: Claim;
 }
 
 interface Running {
@@ -115,8 +120,8 @@ export class Worker {
   /** The DAG version of recent runs: a task's upstream outputs then come with its claim. */
   private readonly runDags = new Map<string, string>();
   /** Claims, results and end-of-run checks of tasks ending together go to Postgres together. */
-  private readonly claims: Batcher<tis.ClaimRequest, tis.Claim | null>;
-  private readonly results: Batcher<tis.ResultToStore, tis.StoredResult>;
+  private readonly claims: Batcher<ClaimRequest, Claim | null>;
+  private readonly results: Batcher<ResultToStore, StoredResult>;
   private readonly endChecks: RunEndChecks;
   private readonly advances: Batcher<AdvanceRequest, Advanced>;
 
@@ -125,8 +130,8 @@ export class Worker {
     this.log = (o.logger ?? silentLogger).child({ component: 'worker', workerId: this.id });
     this.versions = new VersionCache(o.db);
     this.launcher = storeRunLauncher(o.db, this.versions);
-    this.claims = new Batcher((reqs) => tis.claimTasks(o.db, this.id, reqs));
-    this.results = new Batcher((items) => tis.storeTryResults(o.db, items, o.db.channel('events'), this.id));
+    this.claims = new Batcher((reqs) => claimTasks(o.db, this.id, reqs));
+    this.results = new Batcher((items) => storeTryResults(o.db, items, o.db.channel('events'), this.id));
     // One judgement in flight: successes arriving meanwhile share the next one, instead of queueing on
     // the run's lock in Postgres.
     this.advances = new Batcher((items) => this.advanceRuns(items), { maxInFlight: 1, maxBatch: 256 });
@@ -180,7 +185,7 @@ export class Worker {
     const ids = { runId: m.runId, taskId: m.taskId, try: m.tryNumber };
     if (this.stopping) return d.release();
     const token = randomUUID();
-    let claim: tis.Claim | null;
+    let claim: Claim | null;
     this.claiming.add(token);
     try {
       claim = await this.claims.add({ m, token, upstream: this.knownUpstream(m), outboxId: null });
@@ -237,7 +242,7 @@ export class Worker {
       await this.handleRunCallback(m, token, abort, claim, runEvent, callbackSink, log);
       return null;
     }
-    let result: tis.TryResult;
+    let result: TryResult;
     let task: SerializedTask | undefined;
     let dagVersion: SerializedDag | undefined;
     let runInfo: RunInfo | undefined;
@@ -340,7 +345,7 @@ export class Worker {
     m: TaskMessage,
     token: string,
     abort: AbortController,
-    claim: tis.Claim,
+    claim: Claim,
     event: RunCallbackEvent,
     sink: LogSink,
     log: Logger,
@@ -405,9 +410,9 @@ export class Worker {
   private failure(
     f: TaskFailure,
     task: SerializedTask | undefined,
-    claim: tis.Claim,
+    claim: Claim,
     signal: AbortSignal,
-  ): tis.TryResult {
+  ): TryResult {
     // Stopped by this worker's shutdown, or lost with its process host: not the task's fault, run it again
     // (a host lost every time, though, is the task's doing past a few tries).
     if ((signal.aborted && this.stopping) || (f instanceof TaskLost && claim.lostTries < FREE_LOST_TRIES))
@@ -429,7 +434,7 @@ export class Worker {
   private async store(
     m: TaskMessage,
     token: string,
-    r: tis.TryResult,
+    r: TryResult,
     log: Logger,
     of: StoreContext = {},
   ): Promise<{ stored: boolean; next: ClaimedTry | null }> {
@@ -468,7 +473,7 @@ export class Worker {
   private async storeOnce(
     m: TaskMessage,
     token: string,
-    r: tis.TryResult,
+    r: TryResult,
     logs: LogLine[],
     of: StoreContext,
     log: Logger,
@@ -532,7 +537,7 @@ export class Worker {
    * outbox (committed with their tasks), so a worker that dies first loses nothing, the schedulers'
    * stale-outbox sweep sends them. Waiting cost every next task a publisher confirm and a delete.
    */
-  private publishInBackground(rows: tis.OutboxRow[], log: Logger) {
+  private publishInBackground(rows: OutboxRow[], log: Logger) {
     if (rows.length === 0) return;
     const p = publishOutbox(this.o.broker, this.o.db, rows, log).finally(() => this.publishing.delete(p));
     this.publishing.add(p);
@@ -557,12 +562,12 @@ export class Worker {
    * longer run (its run was cancelled meanwhile); 'unclaimed' when the database did not answer, and the
    * message must be published after all.
    */
-  private async claimNext(row: tis.OutboxRow, log: Logger): Promise<ClaimedTry | null | 'unclaimed'> {
+  private async claimNext(row: OutboxRow, log: Logger): Promise<ClaimedTry | null | 'unclaimed'> {
     const m = row.payload;
     const token = randomUUID();
     this.claiming.add(token);
     try {
-      const claim = await tis.claimTask(this.o.db, m, this.id, token, this.knownUpstream(m), row.id);
+      const claim = await claimTask(this.o.db, m, this.id, token, this.knownUpstream(m), row.id);
       if (!claim) return null;
       this.running.set(token, { message: m, token, abort: new AbortController() });
       this.rememberRunDag(m.runId, claim.dagHash);
@@ -600,7 +605,7 @@ export class Worker {
           const states = await tis.statesOf(c, runId, reads);
           const judged = idx.map((i) => judge(items[i]!.plan.downstream, states));
           const ready = [...new Set(judged.flatMap((j) => j.queue))];
-          const rows = await tis.queueTasks(
+          const rows = await queueTasks(
             c,
             ready.map((taskId) => ({ runId, taskId, from: 'none' as const })),
           );
@@ -727,8 +732,8 @@ export class Worker {
    * instead of staying 'running' forever behind a live heartbeat.
    */
   private async releaseOrphans(known: string[]) {
-    for (const o of await tis.orphanedClaims(this.o.db, this.id, known)) {
-      const ok = await tis.finishTry(
+    for (const o of await orphanedClaims(this.o.db, this.id, known)) {
+      const ok = await finishTry(
         this.o.db,
         o,
         o.token,
@@ -773,7 +778,7 @@ export class Worker {
 }
 
 /** The task callback a try's result calls for (none for a try lost with its worker or to a shutdown). */
-function taskCallbackEvent(r: tis.TryResult): TaskCallbackEvent | null {
+function taskCallbackEvent(r: TryResult): TaskCallbackEvent | null {
   if (r.state === 'success') return 'onSuccess';
   if (r.state === 'failed') return 'onFailure';
   return r.countsAsFailure ? 'onRetry' : null;

@@ -8,7 +8,7 @@ import type { Broker } from '../../engine/broker/broker.js';
 import type { QueueReading } from '../../engine/autoscale/decide.js';
 import type { Logger } from '../../core/logger.js';
 import { Db } from '../../engine/store/db.js';
-import { runningByQueue } from '../../engine/store/task-instances.js';
+import { runningByQueue } from '../../engine/store/queue-load.js';
 import type { Connection } from '../config.js';
 
 export class QueueInputs {
