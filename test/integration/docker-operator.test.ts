@@ -221,6 +221,20 @@ describe('docker operator (real engine)', function () {
       .catch(() => undefined);
   });
 
+  it('gives the task the AIRTASKS_* environment a bash task gets, the worker id included', async function () {
+    const command =
+      'echo "$AIRTASKS_DAG_ID $AIRTASKS_RUN_ID $AIRTASKS_TASK_ID $AIRTASKS_TRY_NUMBER $AIRTASKS_LOGICAL_DATE ' +
+      '$AIRTASKS_CONF [${AIRTASKS_WORKER_ID-unset}]"';
+    const t = context({ image: BASE_IMAGE, command }, { conf: { n: 1 } });
+    const onWorker = { ...t.ctx, workerId: 'worker-7' };
+    expect((await dockerOperator.execute(onWorker)).output).to.equal(
+      `docker_test ${t.runId} dock 1 2026-01-02T03:04:05.000Z {"n":1} [worker-7]`,
+    );
+    // In `dags test` there is no worker: the variable is not set at all.
+    const local = context({ image: BASE_IMAGE, command: 'echo "[${AIRTASKS_WORKER_ID-unset}]"' });
+    expect((await dockerOperator.execute(local.ctx)).output).to.equal('[unset]');
+  });
+
   it('binds a writable host temp dir and names it in AIRTASKS_TMP_DIR', async function () {
     const t = context({
       image: BASE_IMAGE,

@@ -95,6 +95,15 @@ describe('bash operator', function () {
     expect(direct.lines[0]).to.deep.equal({ stream: 'system', line: '$ ../show.sh a b=c' });
   });
 
+  it('gives the command the AIRTASKS_* environment, the worker id included', async function () {
+    const direct = context('printenv AIRTASKS_WORKER_ID');
+    const viaBash = context('echo "$AIRTASKS_WORKER_ID $AIRTASKS_TRY_NUMBER $AIRTASKS_CONF"');
+    expect((await bashOperator.execute({ ...direct.ctx, workerId: 'worker-7' })).output).to.equal('worker-7');
+    expect((await bashOperator.execute({ ...viaBash.ctx, workerId: 'worker-7' })).output).to.equal(
+      'worker-7 1 {"n":1}',
+    );
+  });
+
   it('fails with the exit status, and with the signal as bash reports it', async function () {
     const e = await fails(bashOperator.execute(context('./status.sh 3').ctx));
     expect(e.message).to.equal('bash exited with code 3');

@@ -5,6 +5,7 @@ import { storableText } from '../../core/storable.js';
 import { render, templateContext } from '../template.js';
 import { plainCommand } from './plain-command.js';
 import { HostLost, NotStarted, startProcess } from './process-host.js';
+import { taskEnv, workerEnv } from './task-env.js';
 import { TaskFailure, TaskLost, type Operator, type OperatorContext, type OperatorResult } from './types.js';
 
 const KILL_GRACE_MS = 5000;
@@ -104,30 +105,4 @@ async function runGroup(
     clearTimeout(grace);
     ctx.signal.removeEventListener('abort', kill);
   }
-}
-
-/**
- * The worker's environment without the secret key: tasks read secrets as variables, never the key. Copied
- * once: copying process.env is slow (each read crosses into C++), half a millisecond per task here.
- */
-let baseEnv: NodeJS.ProcessEnv | null = null;
-function workerEnv(): NodeJS.ProcessEnv {
-  if (!baseEnv) {
-    baseEnv = { ...process.env };
-    delete baseEnv.AIRTASKS_SECRET_KEY;
-    delete baseEnv.AIRTASKS_SECRET_KEY_FILE;
-  }
-  return baseEnv;
-}
-
-function taskEnv(ctx: OperatorContext): Record<string, string> {
-  return {
-    ...(ctx.workerId ? { AIRTASKS_WORKER_ID: ctx.workerId } : {}),
-    AIRTASKS_DAG_ID: ctx.run.dagId,
-    AIRTASKS_RUN_ID: ctx.run.runId,
-    AIRTASKS_TASK_ID: ctx.run.taskId,
-    AIRTASKS_TRY_NUMBER: String(ctx.run.tryNumber),
-    AIRTASKS_LOGICAL_DATE: ctx.run.logicalDate.toISOString(),
-    AIRTASKS_CONF: JSON.stringify(ctx.run.conf),
-  };
 }

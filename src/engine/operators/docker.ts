@@ -32,6 +32,7 @@ import type { DockerOptions, TaskOptions } from '../dag/builder.js';
 import { sleep } from '../../core/backoff.js';
 import { render, templateContext } from '../template.js';
 import type { GpuLease, GpuRequest } from '../worker/gpus.js';
+import { taskEnv } from './task-env.js';
 import { TaskFailure, type Operator, type OperatorContext, type OperatorResult } from './types.js';
 
 /** The operator's arguments: DockerOptions without the task options. */
@@ -511,15 +512,4 @@ export function buildCreateOptions(a: DockerArgs, b: Built): Docker.ContainerCre
     HostConfig: host,
   };
   return opts;
-}
-
-function taskEnv(ctx: OperatorContext): Record<string, string> {
-  return {
-    AIRTASKS_DAG_ID: ctx.run.dagId,
-    AIRTASKS_RUN_ID: ctx.run.runId,
-    AIRTASKS_TASK_ID: ctx.run.taskId,
-    AIRTASKS_TRY_NUMBER: String(ctx.run.tryNumber),
-    AIRTASKS_LOGICAL_DATE: ctx.run.logicalDate.toISOString(),
-    AIRTASKS_CONF: JSON.stringify(ctx.run.conf),
-  };
 }

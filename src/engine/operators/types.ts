@@ -52,7 +52,7 @@ export interface OperatorContext {
   signal: AbortSignal;
   dagsFolder: string;
   variable(key: string): Promise<string | undefined>;
-  /** The worker running the try (AIRTASKS_WORKER_ID in a bash task's environment); absent in `dags test`. */
+  /** The worker running the try (AIRTASKS_WORKER_ID in a task's environment); absent in `dags test`. */
   workerId?: string;
   /** The worker's GPUs; tasks that ask for GPUs get specific devices from it. Absent: the engine picks. */
   gpus?: GpuAllocator;

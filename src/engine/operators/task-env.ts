@@ -1,0 +1,32 @@
+/**
+ * The environment a task sees: the AIRTASKS_* variables every kind of task gets, and the worker's own
+ * environment, which a task process on the worker's host (not a container) inherits.
+ */
+import type { OperatorContext } from './types.js';
+
+/** What the try is: the same for a bash command and a container. AIRTASKS_WORKER_ID only when run by a worker. */
+export function taskEnv(ctx: Pick<OperatorContext, 'run' | 'workerId'>): Record<string, string> {
+  return {
+    ...(ctx.workerId ? { AIRTASKS_WORKER_ID: ctx.workerId } : {}),
+    AIRTASKS_DAG_ID: ctx.run.dagId,
+    AIRTASKS_RUN_ID: ctx.run.runId,
+    AIRTASKS_TASK_ID: ctx.run.taskId,
+    AIRTASKS_TRY_NUMBER: String(ctx.run.tryNumber),
+    AIRTASKS_LOGICAL_DATE: ctx.run.logicalDate.toISOString(),
+    AIRTASKS_CONF: JSON.stringify(ctx.run.conf),
+  };
+}
+
+/**
+ * The worker's environment without the secret key: tasks read secrets as variables, never the key. Copied
+ * once: copying process.env is slow (each read crosses into C++), half a millisecond per task here.
+ */
+let baseEnv: NodeJS.ProcessEnv | null = null;
+export function workerEnv(): NodeJS.ProcessEnv {
+  if (!baseEnv) {
+    baseEnv = { ...process.env };
+    delete baseEnv.AIRTASKS_SECRET_KEY;
+    delete baseEnv.AIRTASKS_SECRET_KEY_FILE;
+  }
+  return baseEnv;
+}

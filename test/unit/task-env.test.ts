@@ -1,0 +1,38 @@
+/** The environment every kind of task sees (src/engine/operators/task-env.ts). */
+import { expect } from 'chai';
+import { taskEnv, workerEnv } from '../../src/engine/operators/task-env.js';
+import type { OperatorContext } from '../../src/engine/operators/types.js';
+
+function context(workerId?: string): Pick<OperatorContext, 'run' | 'workerId'> {
+  return {
+    run: {
+      dagId: 'd',
+      runId: 'manual__1',
+      taskId: 't',
+      tryNumber: 2,
+      logicalDate: new Date('2026-01-02T03:04:05Z'),
+      conf: { n: 1 },
+      outputs: new Map(),
+    },
+    ...(workerId ? { workerId } : {}),
+  };
+}
+
+describe('task environment', () => {
+  it('names the try, and the worker when a worker runs it', () => {
+    const run = {
+      AIRTASKS_DAG_ID: 'd',
+      AIRTASKS_RUN_ID: 'manual__1',
+      AIRTASKS_TASK_ID: 't',
+      AIRTASKS_TRY_NUMBER: '2',
+      AIRTASKS_LOGICAL_DATE: '2026-01-02T03:04:05.000Z',
+      AIRTASKS_CONF: '{"n":1}',
+    };
+    expect(taskEnv(context('w-1'))).to.deep.equal({ AIRTASKS_WORKER_ID: 'w-1', ...run });
+    expect(taskEnv(context())).to.deep.equal(run);
+  });
+
+  it("leaves the secret key out of the worker's environment", () => {
+    expect(workerEnv()).to.not.have.any.keys('AIRTASKS_SECRET_KEY', 'AIRTASKS_SECRET_KEY_FILE');
+  });
+});
