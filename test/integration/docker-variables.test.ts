@@ -5,7 +5,8 @@ import path from 'node:path';
 import { expect } from 'chai';
 import type Docker from 'dockerode';
 import { findTaskContainers } from '../../src/docker/containers.js';
-import { dockerOperator, HOST_TMP_ENV } from '../../src/engine/operators/docker.js';
+import { dockerOperator } from '../../src/engine/operators/docker.js';
+import { HOST_TMP_ENV } from '../../src/engine/operators/docker-host-dir.js';
 import {
   BASE_IMAGE,
   dockerContext,
