@@ -4,7 +4,7 @@
  */
 import type { OperatorContext } from './types.js';
 
-/** What the try is: the same for a bash command and a container. AIRTASKS_WORKER_ID only when run by a worker. */
+/** Names the try, for a bash command and a container alike; AIRTASKS_WORKER_ID only when a worker runs it. */
 export function taskEnv(ctx: Pick<OperatorContext, 'run' | 'workerId'>): Record<string, string> {
   return {
     ...(ctx.workerId ? { AIRTASKS_WORKER_ID: ctx.workerId } : {}),
