@@ -1,7 +1,7 @@
 /**
- * One pass of schedule keeping: creates the scheduled runs that have come due for every unpaused DAG
- * with a schedule. Safe with several schedulers: each DAG row is taken with SKIP LOCKED, and run ids
- * are deterministic (scheduled__<dag>__<logical date>) so a run is never created twice.
+ * Schedule keeping: creates the scheduled runs that have come due for every unpaused DAG with a schedule.
+ * Safe with several schedulers: each DAG row is taken with SKIP LOCKED, and run ids are deterministic
+ * (scheduled__<dag>__<logical date>) so a run is never created twice.
  */
 import { applyParams } from '../dag/params.js';
 import type { VersionCache } from '../dag/versions.js';
@@ -12,6 +12,38 @@ import * as runs from '../store/runs.js';
 import { planScheduledRuns, scheduledRunId } from './schedules.js';
 
 const DAGS_PER_PASS = 100;
+
+export interface ScheduledRunsDeps {
+  db: Db;
+  versions: VersionCache;
+  /** The time schedules are computed against. */
+  clock: () => Date;
+  log: Logger;
+  /** Called when runs were created: they are queued, for a scheduling pass to start. */
+  created: () => void;
+  stopping: AbortSignal;
+}
+
+/** Schedule passes on a timer and on DAG changes, one at a time: a call during a pass does nothing. */
+export class ScheduledRuns {
+  private creating = false;
+
+  constructor(private readonly d: ScheduledRunsDeps) {}
+
+  /** Creates the scheduled runs that have come due. */
+  async createDue(): Promise<void> {
+    if (this.d.stopping.aborted || this.creating) return;
+    this.creating = true;
+    try {
+      if ((await createScheduledRuns(this.d.db, this.d.versions, this.d.clock(), this.d.log)) > 0)
+        this.d.created();
+    } catch (err) {
+      this.d.log.warn({ err: (err as Error).message }, 'schedule pass failed');
+    } finally {
+      this.creating = false;
+    }
+  }
+}
 
 /** Returns how many runs it created. */
 export async function createScheduledRuns(db: Db, versions: VersionCache, now: Date, log: Logger) {
