@@ -4,7 +4,7 @@ import { silentLogger } from '../../src/core/logger.js';
 import { PassLoop } from '../../src/engine/scheduler/pass-loop.js';
 import { RunChanges } from '../../src/engine/scheduler/run-changes.js';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+import { sleep } from '../../src/core/backoff.js';
 
 /** A loop whose passes are recorded (start and end times) and run `body`. */
 function looper(body: (n: number, loop: PassLoop) => Promise<void> = () => sleep(20)) {
