@@ -1,5 +1,7 @@
 import { expect } from 'chai';
-import { Dag, dag, dagsOfModule, DEFAULT_QUEUE, isDag, TaskRef } from '../../src/engine/dag/builder.js';
+import { Dag, dag, isDag, TaskRef } from '../../src/engine/dag/builder.js';
+import { dagsOfModule } from '../../src/engine/dag/dags-of-module.js';
+import { DEFAULT_QUEUE } from '../../src/engine/dag/serialize.js';
 import type { SerializedTask } from '../../src/core/dag-model.js';
 import { DagValidationError } from '../../src/engine/dag/validate.js';
 

@@ -18,7 +18,9 @@
 import { BUILTIN_OPERATORS } from '../../core/dag-model.js';
 import type { TaskContext } from './context.js';
 import { DagValidationError } from './validate.js';
-import type { Dag, DagFunction, TaskOptions, TaskRef } from './builder.js';
+import type { Dag, TaskRef } from './builder.js';
+import type { DagFunction } from './functions.js';
+import type { TaskOptions } from './options.js';
 
 export interface OperatorRunContext<Args> extends TaskContext {
   /** The task's arguments as stored with the DAG version of the run. */

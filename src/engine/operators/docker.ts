@@ -28,7 +28,7 @@ import {
 import { connectDocker, engineMessage, unreachableMessage } from '../../docker/engine.js';
 import { ensureImage, normalizeImage, PULL_POLICIES, type PullPolicy } from '../../docker/images.js';
 import { nanoCpus, parseBytes } from '../../docker/units.js';
-import type { DockerOptions, TaskOptions } from '../dag/builder.js';
+import type { DockerOptions, TaskOptions } from '../dag/options.js';
 import { sleep } from '../../core/backoff.js';
 import { render, templateContext } from '../template.js';
 import type { GpuLease, GpuRequest } from '../worker/gpus.js';
