@@ -131,7 +131,9 @@ export class Dag<Conf = Record<string, unknown>> {
       const cb = options[event];
       if (cb === undefined) continue;
       rc ??= { queue: checkId('queue', options.defaults?.queue ?? DEFAULT_QUEUE) };
-      rc[event] = callbackSpec(this.functions, id, cb, functionKey(null, event), `${event} of DAG "${id}"`);
+      const { spec, fn } = callbackSpec(cb, `${event} of DAG "${id}"`, id);
+      rc[event] = spec;
+      if (fn) this.functions.set(functionKey(null, event), fn);
     }
     this.runCallbacks = rc;
   }
@@ -181,24 +183,22 @@ export class Dag<Conf = Record<string, unknown>> {
       throw new DagValidationError(`duplicate task id "${id}" in DAG "${this.id}"`, this.id);
     const d = { ...this.options.defaults, ...stripUndefined(opts) };
     const spec = taskSpec(this.id, id, operator, args, d);
-    if (d.weightRule !== undefined) this.weightRules.set(id, d.weightRule);
     const callbacks: TaskCallbacks = {};
+    const fns = new Map<string, DagFunction>();
     for (const event of TASK_CALLBACK_EVENTS) {
       const cb = d[event];
-      if (cb !== undefined)
-        callbacks[event] = callbackSpec(
-          this.functions,
-          this.id,
-          cb,
-          functionKey(id, event),
-          `${event} of task "${id}"`,
-        );
+      if (cb === undefined) continue;
+      const c = callbackSpec(cb, `${event} of task "${id}"`, this.id);
+      callbacks[event] = c.spec;
+      if (c.fn) fns.set(functionKey(id, event), c.fn);
     }
     if (Object.keys(callbacks).length > 0) spec.callbacks = callbacks;
     const ref = new TaskRef<T>(this as unknown as Dag<never>, id, spec);
-    // Upstreams are checked before the task is registered, so a refused call leaves the DAG unchanged.
+    // Upstreams are checked before anything is kept, so a refused call leaves the DAG unchanged.
     if (opts.upstream) ref.setUpstream(opts.upstream as TaskRef<unknown>);
     this.tasks.set(id, ref as TaskRef<unknown>);
+    if (d.weightRule !== undefined) this.weightRules.set(id, d.weightRule);
+    for (const [key, fn] of fns) this.functions.set(key, fn);
     return ref;
   }
 

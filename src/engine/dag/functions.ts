@@ -20,21 +20,18 @@ export function functionKey(taskId: string | null, event?: TaskCallbackEvent | R
   return event ? `${taskId ?? ''}#${event}` : (taskId ?? '');
 }
 
-/** Keeps a callback's function (if it is one) in `functions` under `key`, and returns its code-free form. */
+/** A callback's code-free form, and its function if it is one (kept in Dag.functions by the caller). */
 export function callbackSpec(
-  functions: Map<string, DagFunction>,
-  dagId: string,
   cb: Callback,
-  key: string,
   what: string,
-): CallbackSpec {
+  dagId: string,
+): { spec: CallbackSpec; fn?: DagFunction } {
   if (typeof cb === 'string') {
     if (cb.trim() === '') throw new DagValidationError(`${what}: a bash callback needs a command`, dagId);
-    return { bash: cb };
+    return { spec: { bash: cb } };
   }
   if (typeof cb !== 'function') {
     throw new DagValidationError(`${what} must be a bash command (string) or a function`, dagId);
   }
-  functions.set(key, cb);
-  return { node: cb.toString() };
+  return { spec: { node: cb.toString() }, fn: cb };
 }
