@@ -11,7 +11,7 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import pg from 'pg';
 import { RabbitBroker } from '../src/engine/broker/rabbitmq.js';
-import { dagsOfModule } from '../src/engine/dag/builder.js';
+import { dagsOfModule } from '../src/engine/dag/dags-of-module.js';
 import { dagHash } from '../src/engine/dag/serialize.js';
 import { upsertDag } from '../src/engine/store/dags.js';
 import { Db } from '../src/engine/store/db.js';

@@ -13,6 +13,20 @@ export const TRIGGER_RULES = [
 ] as const;
 export type TriggerRule = (typeof TRIGGER_RULES)[number];
 
+/**
+ * The operators every worker has built in, as SerializedTask.operator names them. A custom operator
+ * (defineOperator) may take none of these names: the worker would run the built-in in its place.
+ */
+export const BUILTIN_OPERATORS = [
+  'bash',
+  'node',
+  'branch',
+  'docker',
+  'trigger_dag',
+  'multi_trigger',
+] as const;
+export type BuiltinOperator = (typeof BUILTIN_OPERATORS)[number];
+
 export const WEIGHT_RULES = ['absolute', 'downstream', 'upstream'] as const;
 export type WeightRule = (typeof WEIGHT_RULES)[number];
 

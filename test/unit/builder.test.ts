@@ -1,5 +1,7 @@
 import { expect } from 'chai';
-import { Dag, dag, dagsOfModule, DEFAULT_QUEUE, isDag, TaskRef } from '../../src/engine/dag/builder.js';
+import { Dag, dag, isDag, TaskRef } from '../../src/engine/dag/builder.js';
+import { dagsOfModule } from '../../src/engine/dag/dags-of-module.js';
+import { DEFAULT_QUEUE } from '../../src/engine/dag/serialize.js';
 import type { SerializedTask } from '../../src/core/dag-model.js';
 import { DagValidationError } from '../../src/engine/dag/validate.js';
 
@@ -262,8 +264,7 @@ describe('dag builder', () => {
       expect(taskOf(two, 'b').upstream).to.deep.equal([]);
     });
 
-    // Correct behaviour: a call that throws must not leave a half-built task behind. The source registers the
-    // task in Dag.task() before it checks the upstream references, so this currently fails (see report).
+    // A call that throws must not leave a half-built task behind.
     it('does not register a task whose upstream was refused', () => {
       const one = dag('one');
       const two = dag('two');
@@ -271,6 +272,17 @@ describe('dag builder', () => {
       expect(() => two.bash('c', { command: 'c', upstream: a })).to.throw(DagValidationError);
       expect(two.tasks.has('c')).to.equal(false);
       expect(() => two.bash('c', { command: 'c' })).not.to.throw();
+    });
+
+    it('keeps neither the weight rule nor the functions of a task whose upstream was refused', () => {
+      const foreign = dag('one').bash('a', { command: 'a' });
+      const two = dag('two');
+      const refused = { weightRule: 'downstream', onFailure: () => 1, upstream: foreign } as const;
+      expect(() => two.node('c', { ...refused, run: () => 1 })).to.throw(DagValidationError);
+      expect([...two.functions.keys()]).to.deep.equal([]);
+      const c = two.bash('c', { command: 'c' });
+      two.bash('d', { command: 'd', upstream: c });
+      expect(taskOf(two, 'c').priorityWeight).to.equal(1);
     });
 
     it('serialize() reports a cycle made with setUpstream, with its path', () => {

@@ -1,5 +1,6 @@
 import { expect } from 'chai';
-import { dag, functionKey } from '../../src/engine/dag/builder.js';
+import { dag } from '../../src/engine/dag/builder.js';
+import { functionKey } from '../../src/engine/dag/functions.js';
 import { defineOperator } from '../../src/engine/dag/define-operator.js';
 import { DagValidationError } from '../../src/engine/dag/validate.js';
 import { itemConf, triggeredRunId } from '../../src/engine/operators/trigger-dag.js';

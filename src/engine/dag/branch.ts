@@ -5,9 +5,9 @@
  * the scheduler's decide() reads it from there: no separate step that a crash or a second scheduler could
  * half-apply.
  */
-import type { SerializedDag, SerializedTask } from '../../core/dag-model.js';
+import type { BuiltinOperator, SerializedDag, SerializedTask } from '../../core/dag-model.js';
 
-export const BRANCH_OPERATOR = 'branch';
+export const BRANCH_OPERATOR = 'branch' satisfies BuiltinOperator;
 
 /** What a branch function may return: task ids or references, one or a list; null or [] skips them all. */
 export type BranchChoice =

@@ -15,9 +15,12 @@
  * `dags show` and every retry see exactly what was declared. The code runs in the worker only: the worker
  * imports the DAG file, which imports the plugin, as it does for node tasks; scheduling never runs it.
  */
+import { BUILTIN_OPERATORS } from '../../core/dag-model.js';
 import type { TaskContext } from './context.js';
 import { DagValidationError } from './validate.js';
-import type { Dag, DagFunction, TaskOptions, TaskRef } from './builder.js';
+import type { Dag, TaskRef } from './builder.js';
+import type { DagFunction } from './functions.js';
+import type { TaskOptions } from './options.js';
 
 export interface OperatorRunContext<Args> extends TaskContext {
   /** The task's arguments as stored with the DAG version of the run. */
@@ -44,7 +47,6 @@ export type OperatorFactory<Args, Out> = (
   opts: OperatorTaskOptions<Args>,
 ) => TaskRef<Awaited<Out>>;
 
-export const BUILTIN_OPERATORS = ['bash', 'node', 'docker', 'trigger_dag', 'multi_trigger'];
 const NAME = /^[A-Za-z][A-Za-z0-9_.-]{0,99}$/;
 
 /** The keys of task options; everything else a factory is given is the operator's arguments. */
@@ -74,7 +76,7 @@ export function defineOperator<Args extends object, Out = unknown>(
       `invalid operator name ${JSON.stringify(def?.name)}: use letters, digits, '_', '.', '-', starting with a letter`,
     );
   }
-  if (BUILTIN_OPERATORS.includes(def.name)) {
+  if ((BUILTIN_OPERATORS as readonly string[]).includes(def.name)) {
     throw new DagValidationError(`operator name "${def.name}" is taken by a built-in operator`);
   }
   if (typeof def.run !== 'function')

@@ -5,7 +5,7 @@
  */
 import { pathToFileURL } from 'node:url';
 import { register } from 'tsx/esm/api';
-import { dagsOfModule } from './builder.js';
+import { dagsOfModule } from './dags-of-module.js';
 import type { FileResult, ParseRequest } from './loader.js';
 
 // One loader for the whole batch: tsImport() per file would add a loader hook per file, and every later

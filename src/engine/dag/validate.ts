@@ -14,6 +14,11 @@ export class DagValidationError extends Error {
   }
 }
 
+/** A DagValidationError about one task of a DAG being declared. */
+export function taskError(dagId: string, taskId: string, message: string): DagValidationError {
+  return new DagValidationError(`task "${taskId}" in DAG "${dagId}": ${message}`, dagId);
+}
+
 export function checkId(kind: 'DAG' | 'task' | 'queue' | 'pool', id: unknown): string {
   if (typeof id !== 'string' || !ID_PATTERN.test(id)) {
     throw new DagValidationError(

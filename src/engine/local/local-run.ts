@@ -3,7 +3,7 @@
  * `airtasks tasks test`, for DAG authors and CI. Same trigger-rule logic (decide) and the same operators
  * as the real workers; logs go to a callback instead of Postgres.
  */
-import { functionKey } from '../dag/builder.js';
+import { functionKey } from '../dag/functions.js';
 import { parseDagFiles, listDagFiles } from '../dag/loader.js';
 import { applyParams, ConfValidationError } from '../dag/params.js';
 import { dagHash } from '../dag/serialize.js';

@@ -1,7 +1,7 @@
 /** The docker operator's arguments, checked before anything else happens. */
 import { PULL_POLICIES, type PullPolicy } from '../../docker/images.js';
 import { nanoCpus, parseBytes } from '../../docker/units.js';
-import type { DockerOptions, TaskOptions } from '../dag/builder.js';
+import type { DockerOptions, TaskOptions } from '../dag/options.js';
 import { TaskFailure } from './types.js';
 
 /** The operator's arguments: DockerOptions without the task options. */

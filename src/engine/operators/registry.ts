@@ -1,3 +1,5 @@
+/** The operator that runs each task: a built-in by its name, else a custom operator from the DAG file. */
+import type { BuiltinOperator } from '../../core/dag-model.js';
 import { bashOperator } from './bash.js';
 import { branchOperator } from './branch.js';
 import { dockerOperator } from './docker.js';
@@ -6,11 +8,17 @@ import { multiTriggerOperator, triggerDagOperator } from './trigger-dag.js';
 import { customOperator } from './custom.js';
 import type { Operator } from './types.js';
 
-const operators = new Map<string, Operator>(
-  [bashOperator, nodeOperator, branchOperator, dockerOperator, triggerDagOperator, multiTriggerOperator].map(
-    (o) => [o.name, o],
-  ),
-);
+// A Record, so that a name added to BUILTIN_OPERATORS without an implementation does not compile.
+const builtins: Record<BuiltinOperator, Operator> = {
+  bash: bashOperator,
+  node: nodeOperator,
+  branch: branchOperator,
+  docker: dockerOperator,
+  trigger_dag: triggerDagOperator,
+  multi_trigger: multiTriggerOperator,
+};
+
+const operators = new Map<string, Operator>(Object.entries(builtins));
 
 export function getOperator(name: string): Operator | undefined {
   return operators.get(name);

@@ -8,7 +8,7 @@
  * (multi_trigger). With waitForCompletion the task waits for the runs and fails if one did not succeed.
  */
 import { createHash } from 'node:crypto';
-import { DEFAULT_MAX_ITEMS } from '../dag/builder.js';
+import { DEFAULT_MAX_ITEMS } from '../dag/operator-args.js';
 import { applyParams, ConfValidationError } from '../dag/params.js';
 import { renderDeep, templateContext } from '../template.js';
 import { callUserFunction, loadDagFunction, taskContextOf } from './dag-functions.js';

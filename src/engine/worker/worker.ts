@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import type { Broker, Delivery, Subscription } from '../broker/broker.js';
-import { functionKey, RUN_CALLBACK_EVENTS } from '../dag/builder.js';
+import { functionKey, RUN_CALLBACK_EVENTS } from '../dag/functions.js';
 import type {
   RunCallbackEvent,
   SerializedDag,
