@@ -98,6 +98,34 @@ d.bash('here', { command: 'echo here', upstream: pick });
     }
   });
 
+  it('dags test fails a task whose output is over the cap, as a worker does', async () => {
+    const dags = await tempDagsFolder({
+      'o.ts': `import { dag } from 'airtasks';
+export const d = dag('local_big_output', { defaults: { retries: 0 } });
+const big = d.node('big', { run: () => 'x'.repeat(300 * 1024) });
+d.bash('after', { command: 'echo never', upstream: big });
+`,
+    });
+    try {
+      const r = await runCli(
+        ['dags', 'test', 'local_big_output', '--dags-folder', dags.dir, '--json'],
+        NO_SERVICES,
+      );
+      expect(r.code, r.stderr).to.equal(10);
+      const out = JSON.parse(r.stdout);
+      expect(out.state).to.equal('failed');
+      expect(
+        Object.fromEntries(out.tasks.map((t: { taskId: string; state: string }) => [t.taskId, t.state])),
+      ).to.deep.equal({ big: 'failed', after: 'upstream_failed' });
+      const big = out.tasks.find((t: { taskId: string }) => t.taskId === 'big');
+      expect(big.error).to.match(
+        /^the task's output is \d+ bytes, over the cap of 262144 bytes: store large data elsewhere/,
+      );
+    } finally {
+      await dags.remove();
+    }
+  });
+
   it('reports a failing DAG with exit 10, retrying as configured, and prints task logs', async () => {
     const dags = await tempDagsFolder({
       'f.ts': `import { dag } from 'airtasks';

@@ -1,6 +1,7 @@
 /** A worker's claim on a try: a conditional update that only one worker can win (stale messages lose). */
 import type { TaskMessage } from '../../core/states.js';
 import { prepared, type Queryable } from './db.js';
+import { rowsOf, statementParams, value } from './params.js';
 
 export interface Claim {
   dagId: string;
@@ -45,30 +46,26 @@ export interface ClaimRequest {
  * statement in the B2 benchmark). A condition on a column of x proves no partial index's predicate, so the
  * primary key is the only index left to it (test/integration/plans.test.ts).
  */
-/** Claims several tries in one statement (see claimTask); one answer per request, in order. */
-export async function claimTasks(
-  q: Queryable,
-  workerId: string,
-  reqs: ClaimRequest[],
-): Promise<Array<Claim | null>> {
-  const r = await q.query<{
-    token: string;
-    dag_id: string;
-    dag_hash: string;
-    conf: Record<string, unknown>;
-    logical_date: Date;
-    failed_tries: number;
-    lost_tries: number;
-    outputs: Record<string, unknown> | null;
-  }>(
+const CLAIM = statementParams({
+  x: rowsOf<ClaimRequest>('x', [
+    ['run_id', 'text', (x) => x.m.runId],
+    ['task_id', 'text', (x) => x.m.taskId],
+    ['try_number', 'int', (x) => x.m.tryNumber],
+    ['token', 'uuid', (x) => x.token],
+    ['upstream', 'jsonb', (x) => (x.upstream ? JSON.stringify(x.upstream) : null)],
+    ['outbox_id', 'bigint', (x) => x.outboxId],
     // The state a claim expects comes from x, not a constant: see STATE_FROM_X.
-    prepared(
-      'claim_tasks',
-      `WITH x AS (
-       SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::uuid[], $5::jsonb[], $6::bigint[], $8::text[])
-         AS x(run_id, task_id, try_number, token, upstream, outbox_id, from_state)),
+    ['from_state', 'text', () => 'queued'],
+  ]),
+  workerId: value<string>(),
+});
+
+const CLAIM_TASKS = prepared(
+  'claim_tasks',
+  `WITH x AS (SELECT * FROM ${CLAIM.sql.x}),
      claimed AS (
-       UPDATE task_instances t SET state = 'running', claim_token = x.token, worker_id = $7, started_at = now()
+       UPDATE task_instances t SET state = 'running', claim_token = x.token, worker_id = ${CLAIM.sql.workerId},
+         started_at = now()
        FROM x
        WHERE t.run_id = x.run_id AND t.task_id = x.task_id AND t.try_number = x.try_number
          AND t.state = x.from_state
@@ -84,18 +81,24 @@ export async function claimTasks(
      unsent AS (DELETE FROM outbox WHERE id IN (SELECT outbox_id FROM x WHERE outbox_id IS NOT NULL))
      SELECT c.token, r.dag_id, r.dag_hash, r.conf, r.logical_date, c.failed_tries, c.lost_tries, c.outputs
      FROM claimed c JOIN dag_runs r ON r.run_id = c.run_id`,
-    ),
-    [
-      reqs.map((x) => x.m.runId),
-      reqs.map((x) => x.m.taskId),
-      reqs.map((x) => x.m.tryNumber),
-      reqs.map((x) => x.token),
-      reqs.map((x) => (x.upstream ? JSON.stringify(x.upstream) : null)),
-      reqs.map((x) => x.outboxId),
-      workerId,
-      reqs.map(() => 'queued'),
-    ],
-  );
+);
+
+/** Claims several tries in one statement (see claimTask); one answer per request, in order. */
+export async function claimTasks(
+  q: Queryable,
+  workerId: string,
+  reqs: ClaimRequest[],
+): Promise<Array<Claim | null>> {
+  const r = await q.query<{
+    token: string;
+    dag_id: string;
+    dag_hash: string;
+    conf: Record<string, unknown>;
+    logical_date: Date;
+    failed_tries: number;
+    lost_tries: number;
+    outputs: Record<string, unknown> | null;
+  }>(CLAIM_TASKS, CLAIM.values({ x: reqs, workerId }));
   const byToken = new Map(r.rows.map((row) => [row.token, row]));
   return reqs.map((x) => {
     const row = byToken.get(x.token);

@@ -4,6 +4,7 @@
  */
 import type { TaskMessage } from '../../core/states.js';
 import { prepared, type Queryable } from './db.js';
+import { columnArrays, rowsOf, statementParams, value } from './params.js';
 import { logColumns, type LogLine } from './logs.js';
 import type { OutboxRow } from './outbox.js';
 
@@ -94,41 +95,44 @@ export interface StoredResult {
   started: StartedSuccessor[];
 }
 
-/**
- * Stores several results in one statement (see finishTry and StoreResultOptions): each fenced by its claim
- * token, its try recorded, its log lines written; the schedulers are woken once per run that asked for it.
- * A success starts its successors in the same statement (and so in the same commit as the result): a link
- * of a chain is one statement and one flush to disk.
- */
-export async function storeTryResults(
-  q: Queryable,
-  items: ResultToStore[],
-  channel: string,
-  /** The worker that claims successors with a token. */
-  workerId: string | null = null,
-): Promise<StoredResult[]> {
-  const logs = logColumns(items.flatMap((x) => x.logs));
-  const next = items.flatMap((x) => (x.successors ?? []).map((s) => ({ parent: x, ...s })));
-  const r = await q.query<{
-    stored: string[];
-    started: Array<{
-      parent: string;
-      taskId: string;
-      tryNumber: number;
-      token: string | null;
-      failedTries: number;
-      lostTries: number;
-      upstreamOutput: unknown;
-    }>;
-    outbox: OutboxRow[];
-  }>(
-    prepared(
-      'store_try_results',
-      `WITH x AS (
-       SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::uuid[], $5::text[], $6::int[], $7::jsonb[],
-                            $8::text[], $9::float8[], $10::int[], $11::int[], $12::bool[], $20::text[])
-         AS x(run_id, task_id, try_number, token, state, exit_code, output, error, retry_in_ms, failed_inc,
-              lost_inc, notify, from_state)),
+/** A successor to start (ResultToStore.successors), with the token of the result that starts it. */
+interface SuccessorRow {
+  parent: string;
+  taskId: string;
+  token: string | null;
+}
+
+const STORE = statementParams({
+  x: rowsOf<ResultToStore>('x', [
+    ['run_id', 'text', (x) => x.m.runId],
+    ['task_id', 'text', (x) => x.m.taskId],
+    ['try_number', 'int', (x) => x.m.tryNumber],
+    ['token', 'uuid', (x) => x.token],
+    ['state', 'text', (x) => x.res.state],
+    ['exit_code', 'int', (x) => x.res.exitCode],
+    ['output', 'jsonb', (x) => (x.res.output === undefined ? null : JSON.stringify(x.res.output))],
+    ['error', 'text', (x) => x.res.error],
+    ['retry_in_ms', 'float8', (x) => x.res.retryInMs],
+    ['failed_inc', 'int', (x) => (x.res.countsAsFailure ? 1 : 0)],
+    ['lost_inc', 'int', (x) => (x.res.lost ? 1 : 0)],
+    ['notify', 'bool', (x) => x.notify],
+    // The state a result expects comes from x, not a constant: see STATE_FROM_X (claims.ts).
+    ['from_state', 'text', () => 'running'],
+  ]),
+  logs: columnArrays(['text', 'text', 'int', 'text', 'timestamptz', 'text']),
+  channel: value<string>(),
+  nx: rowsOf<SuccessorRow>('nx', [
+    ['parent', 'uuid', (n) => n.parent],
+    ['task_id', 'text', (n) => n.taskId],
+    ['token', 'uuid', (n) => n.token],
+    ['from_state', 'text', () => 'none'],
+  ]),
+  workerId: value<string | null>(),
+});
+
+const STORE_TRY_RESULTS = prepared(
+  'store_try_results',
+  `WITH x AS (SELECT * FROM ${STORE.sql.x}),
      upd AS (
        UPDATE task_instances t SET state = x.state, ended_at = now(), exit_code = x.exit_code,
          output = x.output, error = x.error,
@@ -146,10 +150,8 @@ export async function storeTryResults(
        ON CONFLICT DO NOTHING RETURNING run_id),
      logs AS (
        INSERT INTO task_logs (run_id, task_id, try_number, stream, ts, line)
-       SELECT * FROM unnest($13::text[], $14::text[], $15::int[], $16::text[], $17::timestamptz[], $18::text[])),
-     nx AS (
-       SELECT * FROM unnest($21::uuid[], $22::text[], $23::uuid[], $24::text[])
-         AS nx(parent, task_id, token, from_state)),
+       SELECT * FROM ${STORE.sql.logs}),
+     nx AS (SELECT * FROM ${STORE.sql.nx}),
      -- Successors of the successes stored above (their rows are 'none', never one of upd's), while the run
      -- runs: conditional on their state, so a cancel or a scheduler that got there first wins.
      started AS (
@@ -157,7 +159,7 @@ export async function storeTryResults(
          state = CASE WHEN nx.token IS NULL THEN 'queued' ELSE 'running' END,
          try_number = t.try_number + 1, queued_at = now(), enqueued_at = now(), requeues = 0,
          next_retry_at = NULL, claim_token = nx.token,
-         worker_id = CASE WHEN nx.token IS NULL THEN NULL ELSE $25 END,
+         worker_id = CASE WHEN nx.token IS NULL THEN NULL ELSE ${STORE.sql.workerId} END,
          started_at = CASE WHEN nx.token IS NULL THEN NULL ELSE now() END,
          ended_at = NULL, exit_code = NULL, error = NULL
        FROM nx JOIN upd ON upd.token = nx.parent AND upd.state = 'success'
@@ -170,36 +172,49 @@ export async function storeTryResults(
        SELECT queue, priority, jsonb_build_object('runId', run_id, 'taskId', task_id, 'tryNumber', try_number)
        FROM started WHERE token IS NULL RETURNING id, queue, priority, payload)
      SELECT (SELECT coalesce(array_agg(token::text), '{}') FROM upd) AS stored,
-       (SELECT count(pg_notify($19, run_id)) FROM (SELECT DISTINCT run_id FROM upd WHERE notify) n) AS notified,
+       (SELECT count(pg_notify(${STORE.sql.channel}, run_id)) FROM (SELECT DISTINCT run_id FROM upd WHERE notify) n) AS notified,
        (SELECT coalesce(jsonb_agg(jsonb_build_object('parent', parent, 'taskId', task_id,
           'tryNumber', try_number, 'token', token, 'failedTries', failed_tries, 'lostTries', lost_tries,
           'upstreamOutput', upstream_output)), '[]')
         FROM started) AS started,
        (SELECT coalesce(jsonb_agg(jsonb_build_object('id', id, 'queue', queue, 'priority', priority,
           'payload', payload)), '[]') FROM ob) AS outbox`,
-    ),
-    [
-      items.map((x) => x.m.runId),
-      items.map((x) => x.m.taskId),
-      items.map((x) => x.m.tryNumber),
-      items.map((x) => x.token),
-      items.map((x) => x.res.state),
-      items.map((x) => x.res.exitCode),
-      items.map((x) => (x.res.output === undefined ? null : JSON.stringify(x.res.output))),
-      items.map((x) => x.res.error),
-      items.map((x) => x.res.retryInMs),
-      items.map((x) => (x.res.countsAsFailure ? 1 : 0)),
-      items.map((x) => (x.res.lost ? 1 : 0)),
-      items.map((x) => x.notify),
-      ...logs,
+);
+
+/**
+ * Stores several results in one statement (see finishTry and StoreResultOptions): each fenced by its claim
+ * token, its try recorded, its log lines written; the schedulers are woken once per run that asked for it.
+ * A success starts its successors in the same statement (and so in the same commit as the result): a link
+ * of a chain is one statement and one flush to disk.
+ */
+export async function storeTryResults(
+  q: Queryable,
+  items: ResultToStore[],
+  channel: string,
+  /** The worker that claims successors with a token. */
+  workerId: string | null = null,
+): Promise<StoredResult[]> {
+  const r = await q.query<{
+    stored: string[];
+    started: Array<{
+      parent: string;
+      taskId: string;
+      tryNumber: number;
+      token: string | null;
+      failedTries: number;
+      lostTries: number;
+      upstreamOutput: unknown;
+    }>;
+    outbox: OutboxRow[];
+  }>(
+    STORE_TRY_RESULTS,
+    STORE.values({
+      x: items,
+      logs: logColumns(items.flatMap((x) => x.logs)),
       channel,
-      items.map(() => 'running'),
-      next.map((n) => n.parent.token),
-      next.map((n) => n.taskId),
-      next.map((n) => n.token),
-      next.map(() => 'none'),
+      nx: items.flatMap((x) => (x.successors ?? []).map((s) => ({ parent: x.token, ...s }))),
       workerId,
-    ],
+    }),
   );
   const row = r.rows[0]!;
   const stored = new Set(row.stored);
