@@ -96,6 +96,45 @@ describe('docker operator (real engine)', function () {
     expect(t.sink.of('stderr')).to.deep.equal(['two']);
   });
 
+  it('passes template values to the container shell as data, never as code (hostile conf)', async function () {
+    const hostile = [
+      '$(echo x > /tmp/airtasks/m1)',
+      "'; echo x > /tmp/airtasks/m2; '",
+      '`touch /tmp/airtasks/m3`',
+    ];
+    for (const v of hostile) {
+      const t = context(
+        {
+          image: BASE_IMAGE,
+          command:
+            'echo "{{ conf.v }}"; echo {{ conf.v }}; echo \'{{ conf.v }}\'; eval "echo {{ conf.v }}"; ls /tmp/airtasks | wc -l',
+        },
+        { conf: { v } },
+      );
+      const r = await dockerOperator.execute(t.ctx);
+      expect(t.sink.of('stdout').slice(0, 4)).to.deep.equal([v, v, v, v]);
+      expect(r.output, 'files created in the scratch dir').to.equal('0');
+    }
+  });
+
+  it('hands a conf and a value too large for the environment over as files', async function () {
+    const big = 'B'.repeat(200_000);
+    const t = context(
+      {
+        image: BASE_IMAGE,
+        command:
+          'printf %s "{{ conf.big }}" | wc -c; test -z "${AIRTASKS_CONF:-}" && wc -c < "$AIRTASKS_CONF_FILE"',
+      },
+      { conf: { big } },
+    );
+    const r = await dockerOperator.execute(t.ctx);
+    expect(t.sink.of('stdout').map((l) => l.trim())).to.deep.equal([
+      '200000',
+      String(JSON.stringify({ big }).length),
+    ]);
+    expect(r.exitCode).to.equal(0);
+  });
+
   it('runs an array command as the exact argv, templated', async function () {
     const t = context(
       { image: BASE_IMAGE, command: ['echo', 'run {{ run_id }} on {{ ds }}', '$HOME'] },

@@ -2,7 +2,7 @@
  * The bash operator with real processes: a plain program call (run without bash) behaves as it does under
  * `bash -c`: output, exit status, signals, environment, working directory, timeouts of its whole group.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -145,14 +145,61 @@ describe('bash operator', function () {
   });
 
   it('fails a command the system refuses to start (E2BIG) with a clear message; the host goes on', async function () {
-    const t = context('echo "$AIRTASKS_CONF" | head -c 10');
-    t.ctx.run.conf = { v: 'L'.repeat(200_000) };
+    const t = context('echo "$BIG" | head -c 10');
+    // One variable over Linux's 128 KiB cap (a task's own env; a large conf goes to a file, see below).
+    (t.ctx.task.args as { env?: Record<string, string> }).env = { BIG: 'L'.repeat(200_000) };
     const before = await hostsOf(process.pid);
     const e = await fails(bashOperator.execute(t.ctx));
     expect(e).to.not.be.instanceOf(TaskLost);
     expect(e.message).to.match(/^bash could not be started: spawn E2BIG \(the command or its environment/);
     expect((await bashOperator.execute(context('/bin/echo fine').ctx)).output).to.equal('fine');
     if (before.length) expect(await hostsOf(process.pid)).to.deep.equal(before);
+  });
+
+  it('prints a hostile conf value as data in every quoting (the README example included), running none of it', async function () {
+    const marker = path.join(folder, 'pwned');
+    for (const v of [
+      `$(touch ${marker})`,
+      `'; touch ${marker}; '`,
+      `"; touch ${marker}; "`,
+      `\ntouch ${marker}\n`,
+    ]) {
+      const t = context(
+        `echo "hello {{ conf.name }}"; echo "hello {{ conf.name | shquote }}"; echo {{ conf.name }}; echo '{{ conf.name }}'`,
+      );
+      t.ctx.run.conf = { name: v };
+      await bashOperator.execute(t.ctx);
+      const out = t.lines
+        .filter((l) => l.stream === 'stdout')
+        .map((l) => l.line)
+        .join('\n');
+      expect(out).to.equal([`hello ${v}`, `hello ${v}`, v, v].join('\n'));
+      // The log shows the command as written, values in place.
+      expect(t.lines[0]).to.deep.equal({
+        stream: 'system',
+        line: `$ echo "hello ${v}"; echo "hello ${v}"; echo ${v}; echo '${v}'`,
+      });
+      expect(existsSync(marker), JSON.stringify(v)).to.equal(false);
+    }
+  });
+
+  it('fails a template that puts a value where it cannot be data, before running anything', async function () {
+    const t = context('echo $(( {{ conf.n }} + 1 ))');
+    t.ctx.run.conf = { n: 'a[$(id)]' };
+    const e = await fails(bashOperator.execute(t.ctx));
+    expect(e.message).to.match(/^the command template: a template value used in arithmetic/);
+    expect(t.lines.filter((l) => l.stream === 'stdout')).to.deep.equal([]);
+  });
+
+  it('passes a conf too large for the environment as AIRTASKS_CONF_FILE, and removes the file after', async function () {
+    const t = context(
+      'test -z "${AIRTASKS_CONF:-}" && cat "$AIRTASKS_CONF_FILE" | wc -c && echo "$AIRTASKS_CONF_FILE"',
+    );
+    t.ctx.run.conf = { v: 'L'.repeat(200_000) };
+    const r = await bashOperator.execute(t.ctx);
+    const out = t.lines.filter((l) => l.stream === 'stdout').map((l) => l.line);
+    expect(Number(out[0])).to.equal(JSON.stringify(t.ctx.run.conf).length);
+    expect(existsSync(String(r.output))).to.equal(false);
   });
 
   it('relays every line of a loud command, in order per stream, and its last stdout line', async function () {

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import type { RunInfo } from '../../src/engine/operators/types.js';
-import { render, shquote, templateContext } from '../../src/engine/template.js';
+import { render, shquote, templateContext } from '../../src/engine/templates/render.js';
 
 const run = (over: Partial<RunInfo> = {}): RunInfo => ({
   dagId: 'my_dag',

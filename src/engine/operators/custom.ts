@@ -3,7 +3,7 @@
  * plugin that defines the operator, and calls its run function with the stored arguments.
  */
 import type { OperatorRunContext } from '../dag/define-operator.js';
-import { render, templateContext } from '../template.js';
+import { render, templateContext } from '../templates/render.js';
 import { callUserFunction, loadDagFunction, taskContextOf } from './dag-functions.js';
 import { TaskFailure, type Operator } from './types.js';
 

@@ -5,7 +5,8 @@
 import type Docker from 'dockerode';
 import { taskLabels } from '../../docker/containers.js';
 import { nanoCpus, parseBytes } from '../../docker/units.js';
-import { render, templateContext } from '../template.js';
+import { render, templateContext } from '../templates/render.js';
+import type { ContainerCommand } from './docker-command.js';
 import type { GpuRequest } from '../worker/gpus.js';
 import type { DockerArgs } from './docker-args.js';
 import { deviceRequestsFor, visibleDevices } from './docker-gpus.js';
@@ -20,6 +21,7 @@ export interface ContainerPlan extends HostDirMounts {
   gpuRequest: GpuRequest | undefined;
   /** The devices the worker assigned; undefined when the worker does not manage its GPUs. */
   gpuIds: readonly string[] | undefined;
+  command: ContainerCommand;
 }
 
 export function createOptions(
@@ -43,7 +45,7 @@ export function createOptions(
   };
   const create = buildCreateOptions(a, {
     image: plan.image,
-    cmd: commandOf(a.command, tpl),
+    cmd: plan.command.cmd,
     entrypoint: a.entrypoint === undefined ? undefined : toArgv(a.entrypoint),
     env,
     labels: { ...a.labels, ...taskLabels(ctx.run) },
@@ -64,6 +66,8 @@ function containerEnv(
   tpl: Record<string, unknown>,
 ): Record<string, string> {
   const env: Record<string, string> = { ...taskEnv(ctx) };
+  delete env.AIRTASKS_CONF; // in plan.valuesEnv: in a file when it is large
+  Object.assign(env, plan.valuesEnv, plan.command.env);
   if (plan.tmpDir !== undefined) env.AIRTASKS_TMP_DIR = plan.tmpDir;
   for (const [k, v] of Object.entries(a.env ?? {})) env[k] = render(String(v), tpl);
   if (
@@ -125,15 +129,6 @@ export function argvOf(create: Docker.ContainerCreateOptions): string[] {
     ...(create.Entrypoint ? toArgv(create.Entrypoint as string | string[]) : []),
     ...(create.Cmd ? toArgv(create.Cmd as string | string[]) : []),
   ];
-}
-
-function commandOf(
-  command: string | string[] | undefined,
-  tpl: Record<string, unknown>,
-): string[] | undefined {
-  if (command === undefined) return undefined;
-  if (typeof command === 'string') return ['/bin/sh', '-c', render(command, tpl)];
-  return command.map((c) => render(c, tpl));
 }
 
 function toArgv(v: string | string[]): string[] {

@@ -9,6 +9,7 @@ import path from 'node:path';
 import type Docker from 'dockerode';
 import type { DockerArgs } from './docker-args.js';
 import { writeVariables, type VariableFile } from './docker-variables.js';
+import type { ValueFiles } from './value-files.js';
 import { TaskFailure } from './types.js';
 
 export const DEFAULT_CONTAINER_TMP_DIR = '/tmp/airtasks';
@@ -30,13 +31,23 @@ export interface HostDirMounts {
   mounts: Docker.MountSettings[];
   /** Where the scratch dir is in the container; undefined when the task has none (tmpDir: false). */
   tmpDir: string | undefined;
+  /** AIRTASKS_CONF, or where the value files are (AIRTASKS_VALUES_DIR, AIRTASKS_CONF_FILE). */
+  valuesEnv: Record<string, string>;
 }
 
-/** Fills the host temp dir (scratch dir, variable files); returns the mounts showing it in the container. */
+/** Where a try's value files (values too large for the environment) are in its container. */
+export const CONTAINER_VALUES_DIR = '/run/airtasks-values';
+
+/**
+ * Fills the host temp dir (scratch dir, variable files, value files); returns the mounts showing it in the
+ * container.
+ */
 export async function mountHostDir(
   hostDir: string,
   variables: VariableFile[],
   a: DockerArgs,
+  values: ValueFiles,
+  conf: string,
 ): Promise<HostDirMounts> {
   const mounts: Docker.MountSettings[] = [];
   let tmpDir: string | undefined;
@@ -48,7 +59,14 @@ export async function mountHostDir(
     mounts.push({ Type: 'bind', Source: dir, Target: tmpDir, ReadOnly: false });
   }
   if (a.variables !== undefined) mounts.push(...(await writeVariables(hostDir, variables, a)));
-  return { mounts, tmpDir };
+  const valuesEnv: Record<string, string> = { AIRTASKS_CONF: conf };
+  values.takeLargeConf(valuesEnv);
+  if (!values.empty) {
+    const dir = path.join(hostDir, 'values');
+    await values.place(dir, CONTAINER_VALUES_DIR, valuesEnv, true);
+    mounts.push({ Type: 'bind', Source: dir, Target: CONTAINER_VALUES_DIR, ReadOnly: true });
+  }
+  return { mounts, tmpDir, valuesEnv };
 }
 
 export async function removeHostDir(hostDir: string): Promise<void> {

@@ -22,6 +22,7 @@ import { normalizeImage } from '../../docker/images.js';
 import type { GpuLease } from '../worker/gpus.js';
 import { checkArgs, type DockerArgs } from './docker-args.js';
 import { createContainer, disposeContainer, runContainer } from './docker-container.js';
+import { containerCommand } from './docker-command.js';
 import { createOptions } from './docker-create.js';
 import { gpuRequestOf, leaseGpus } from './docker-gpus.js';
 import { makeHostDir, mountHostDir, removeHostDir } from './docker-host-dir.js';
@@ -45,7 +46,9 @@ export const dockerOperator: Operator = {
     const image = normalizeImage(a.image);
     const signal = ctx.signal;
 
-    // 1. Variables (and the registry auth variable): all read before anything is created.
+    // 1. The command (values passed as data), variables and the registry auth variable: all settled before
+    // anything is created.
+    const command = containerCommand(a, ctx);
     const variables = await readVariables(ctx, a);
     const auth = await readRegistryAuth(ctx, a, image);
     if (signal.aborted) throw stopped(signal);
@@ -64,9 +67,10 @@ export const dockerOperator: Operator = {
       await pullImage(docker, image, a, auth, ctx); // 3.
       if (signal.aborted) throw stopped(signal);
       held.hostDir = await makeHostDir(); // 4.
-      const { mounts, tmpDir } = await mountHostDir(held.hostDir, variables, a);
+      const conf = JSON.stringify(ctx.run.conf);
+      const dir = await mountHostDir(held.hostDir, variables, a, command.files, conf);
       const gpuIds = held.lease?.ids;
-      const create = createOptions(a, ctx, { image, mounts, tmpDir, runtime, gpuRequest, gpuIds }); // 5.
+      const create = createOptions(a, ctx, { image, ...dir, runtime, gpuRequest, gpuIds, command }); // 5.
       held.container = await createContainer(docker, create, image, ctx);
       if (signal.aborted) throw stopped(signal);
       return await runContainer(held.container, create, a, ctx);

@@ -10,7 +10,7 @@
 import { createHash } from 'node:crypto';
 import { DEFAULT_MAX_ITEMS } from '../dag/operator-args.js';
 import { applyParams, ConfValidationError } from '../dag/params.js';
-import { renderDeep, templateContext } from '../template.js';
+import { renderDeep, templateContext } from '../templates/render.js';
 import { callUserFunction, loadDagFunction, taskContextOf } from './dag-functions.js';
 import { TaskFailure, type Operator, type OperatorContext } from './types.js';
 
