@@ -103,7 +103,7 @@ function compile(source: string): nunjucks.Template {
   if (t) return t;
   const c = new GuardedCompiler('template', false);
   c.compile(transformer.transform(parser.parse(source, [], OPTIONS), []));
-  const props = new Function(c.getCode())() as object; // eslint-disable-line @typescript-eslint/no-implied-eval
+  const props = new Function(c.getCode())() as object;
   t = new (nunjucks.Template as unknown as new (src: object, e: nunjucks.Environment) => nunjucks.Template)(
     { type: 'code', obj: props },
     env,
