@@ -11,12 +11,14 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { parse, stringify } from 'yaml';
 import { composeContainers, composeProjectName, removeComposeProject } from '../docker/compose.js';
-import { AirtasksError, ExitCode } from '../core/errors.js';
+import { AirtasksError, ExitCode, NotFoundError, UnavailableError } from '../core/errors.js';
 import { toComposeFiles, type SourceStack } from './compose-files.js';
 import {
   devOverride,
+  missingSecrets,
   projectOf,
   requiredSecrets,
+  stackFiles,
   undeployProject,
   type DeployOptions,
   type DeployResult,
@@ -24,7 +26,7 @@ import {
 } from './deploy.js';
 import { localSecretsDir } from './local-secrets.js';
 import { airtasksServices, loadStackDocument, stackValue } from './stack-file.js';
-import { dockerFor, withEngine } from './swarm.js';
+import { dockerFor, withEngine } from './docker.js';
 
 export interface ComposeCommand {
   /** The program and the arguments before compose's own (`docker compose` or `docker-compose`). */
@@ -47,9 +49,9 @@ export async function findCompose(env: NodeJS.ProcessEnv = {}): Promise<ComposeC
     if (r.exitCode === 0 && /^v?\d/.test(r.stdout.trim()))
       return { file, args: [...args], version: r.stdout.trim() };
   }
-  throw new AirtasksError(
+  throw new UnavailableError(
+    'compose',
     `neither \`docker compose\` nor \`docker-compose\` is installed: ${INSTALL_HINT}`,
-    ExitCode.UNAVAILABLE,
   );
 }
 
@@ -80,9 +82,7 @@ async function runCompose(
 
 export async function deployLocal(o: DeployOptions): Promise<DeployResult> {
   const { project, stack, stackFile } = projectOf(o);
-  const files = [stackFile, ...(o.files ?? []).map((f) => path.resolve(f))];
-  for (const f of files)
-    if (!existsSync(f)) throw new AirtasksError(`${f} does not exist`, ExitCode.NOT_FOUND);
+  const files = stackFiles(stackFile, o.files);
   const sources: SourceStack[] = await Promise.all(
     files.map(async (file) => ({ file, value: stackValue(await loadStackDocument(file)) })),
   );
@@ -96,12 +96,7 @@ export async function deployLocal(o: DeployOptions): Promise<DeployResult> {
   const secretsDir = localSecretsDir(project.root);
   const needed = requiredSecrets(sources.map((s) => s.value));
   const missing = needed.filter((n) => !existsSync(path.join(secretsDir, n)));
-  if (missing.length > 0)
-    throw new AirtasksError(
-      `the stack needs local secrets that do not exist: ${missing.join(', ')}. Create each with ` +
-        '`airtasks secrets create --local NAME` (value from stdin or --file; an empty value turns a proxy feature off)',
-      ExitCode.NOT_FOUND,
-    );
+  if (missing.length > 0) throw missingSecrets(missing, true);
   const docker = dockerFor(o);
   await withEngine(o, () => docker.ping());
   const compose = await findCompose(o.dockerHost ? { DOCKER_HOST: o.dockerHost } : {});
@@ -161,9 +156,10 @@ export async function undeployLocal(
   const dir = renderedDir(project.root, stack);
   const files = existsSync(dir) ? (await readdir(dir)).filter((f) => f.endsWith('.yml')).sort() : [];
   if (before.length === 0 && files.length === 0)
-    throw new AirtasksError(
+    throw new NotFoundError(
+      'stack',
+      stack,
       `no stack named ${stack} is deployed here (neither compose nor swarm)`,
-      ExitCode.NOT_FOUND,
     );
   const removed = [...new Set(before.map((c) => `${name}_${c.Labels['com.docker.compose.service'] ?? '?'}`))];
   if (files.length > 0) {

@@ -20,8 +20,8 @@ import {
   type StackServiceState,
 } from '../docker/swarm.js';
 import type { QueueDepth } from '../engine/broker/broker.js';
-import { AirtasksError, ExitCode, usageError } from '../core/errors.js';
-import { findProject, type ConnectionOptions, type Project } from './config.js';
+import { AirtasksError, ExitCode, NotFoundError, ValidationError } from '../core/errors.js';
+import { findProject, requireProject, stackName, type ConnectionOptions, type Project } from './config.js';
 import { queuedByQueue } from '../engine/store/queue-load.js';
 import { listWorkers } from '../engine/store/workers.js';
 import { openEngine } from './engine.js';
@@ -33,7 +33,7 @@ import {
   stackValue,
   type StackFile,
 } from './stack-file.js';
-import { dockerFor, withEngine, type DockerTarget } from './swarm.js';
+import { dockerFor, withEngine, type DockerTarget } from './docker.js';
 
 export const QUEUE_NODE_LABEL = (queue: string) => `airtasks.queue.${queue}`;
 
@@ -61,13 +61,8 @@ export interface DeployResult {
 }
 
 export function projectOf(o: StackTarget): { project: Project; stack: string; stackFile: string } {
-  const project = findProject(o.cwd);
-  if (!project.configFile)
-    throw usageError('no airtasks.json here or above: run this inside a project (`airtasks init` makes one)');
-  const configured = project.config.stackName;
-  const stack =
-    o.stack ?? (typeof configured === 'string' && configured ? configured : path.basename(project.root));
-  if (!/^[A-Za-z0-9][A-Za-z0-9_-]*$/.test(stack)) throw usageError(`invalid stack name "${stack}"`);
+  const project = requireProject(findProject(o.cwd), 'run this inside a project (`airtasks init` makes one)');
+  const stack = stackName(project, o.stack);
   return { project, stack, stackFile: path.join(project.root, STACK_FILE) };
 }
 
@@ -79,11 +74,26 @@ export function requiredSecrets(stacks: StackFile[]): string[] {
   return [...merged.entries()].filter(([, v]) => v.external).map(([k, v]) => v.name ?? k);
 }
 
+/** The stack file and the files merged over it, each checked to exist. */
+export function stackFiles(stackFile: string, more: string[] = []): string[] {
+  const files = [stackFile, ...more.map((f) => path.resolve(f))];
+  for (const f of files) if (!existsSync(f)) throw new NotFoundError('file', f, `${f} does not exist`);
+  return files;
+}
+
+/** Not found: the secrets a stack needs that do not exist (swarm ones, or the project's local ones). */
+export function missingSecrets(missing: string[], local: boolean): NotFoundError {
+  return new NotFoundError(
+    'secret',
+    missing.join(', '),
+    `the stack needs ${local ? 'local ' : ''}secrets that do not exist: ${missing.join(', ')}. Create each with ` +
+      `\`airtasks secrets create ${local ? '--local ' : ''}NAME\` (value from stdin or --file; an empty value turns a proxy feature off)`,
+  );
+}
+
 export async function deployProject(o: DeployOptions): Promise<DeployResult> {
   const { project, stack, stackFile } = projectOf(o);
-  const files = [stackFile, ...(o.files ?? []).map((f) => path.resolve(f))];
-  for (const f of files)
-    if (!existsSync(f)) throw new AirtasksError(`${f} does not exist`, ExitCode.NOT_FOUND);
+  const files = stackFiles(stackFile, o.files);
   const docs = await Promise.all(files.map(async (f) => stackValue(await loadStackDocument(f))));
   const base = docs[0]!;
   if (o.dev) {
@@ -98,12 +108,7 @@ export async function deployProject(o: DeployOptions): Promise<DeployResult> {
     await requireSwarmManager(docker);
     const have = new Set((await listSecrets(docker)).map((s) => s.name));
     const missing = needed.filter((n) => !have.has(n));
-    if (missing.length > 0)
-      throw new AirtasksError(
-        `the stack needs secrets that do not exist: ${missing.join(', ')}. Create each with ` +
-          '`airtasks secrets create NAME` (value from stdin or --file; an empty value turns a proxy feature off)',
-        ExitCode.NOT_FOUND,
-      );
+    if (missing.length > 0) throw missingSecrets(missing, false);
   });
   const image = typeof project.config.image === 'string' ? project.config.image : '';
   const resolve = o.resolveImage ?? (image.split('/')[0]?.match(/[.:]/) ? 'always' : 'never');
@@ -148,7 +153,7 @@ export async function undeployProject(
     await requireSwarmManager(docker);
     return stackServices(docker, stack);
   });
-  if (before.length === 0) throw new AirtasksError(`no stack named ${stack} is deployed`, ExitCode.NOT_FOUND);
+  if (before.length === 0) throw new NotFoundError('stack', stack, `no stack named ${stack} is deployed`);
   const r = await execa('docker', ['stack', 'rm', stack], {
     env: o.dockerHost ? { DOCKER_HOST: o.dockerHost } : {},
     reject: false,
@@ -270,7 +275,8 @@ export async function labelNodeForQueue(
 ): Promise<NodeInfo> {
   const docker = dockerFor(o);
   for (const q of o.queues)
-    if (!/^[A-Za-z0-9_.-]{1,100}$/.test(q)) throw usageError(`invalid queue name "${q}"`);
+    if (!/^[A-Za-z0-9_.-]{1,100}$/.test(q))
+      throw new ValidationError('queues', 'malformed', `invalid queue name "${q}"`, { value: q });
   return withEngine(o, async () => {
     await requireSwarmManager(docker);
     const labels = o.queues.map(QUEUE_NODE_LABEL);

@@ -1,7 +1,7 @@
 /** Opens the store (and the broker when needed) for a service call, with errors a user can act on. */
 import { createBroker } from '../engine/broker/index.js';
 import type { Broker } from '../engine/broker/broker.js';
-import { AirtasksError, ExitCode } from '../core/errors.js';
+import { AirtasksError, UnavailableError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { Db } from '../engine/store/db.js';
 import { migrate, type MigrationResult } from '../engine/store/migrate.js';
@@ -61,9 +61,9 @@ async function checkSchema(db: Db) {
     `"${db.schema}".dag_runs`,
   ]);
   if (!r.rows[0]?.ok) {
-    throw new AirtasksError(
+    throw new UnavailableError(
+      'database',
       `The database has no airtasks schema "${db.schema}" yet: run \`airtasks db migrate\` (the scheduler does it when it starts).`,
-      ExitCode.UNAVAILABLE,
     );
   }
 }
@@ -74,11 +74,11 @@ export function asUserError(err: unknown, conn: Pick<Connection, 'databaseUrl' |
   const e = err as NodeJS.ErrnoException;
   const code = e?.code ?? '';
   if (['ECONNREFUSED', 'ENOTFOUND', 'ETIMEDOUT', 'EHOSTUNREACH', '28P01', '3D000', '28000'].includes(code)) {
-    const which =
-      /amqp/i.test(e.message) || e.message?.includes('5672')
-        ? `broker ${redact(conn.brokerUrl)}`
-        : `database ${redact(conn.databaseUrl)}`;
-    return new AirtasksError(`Cannot reach the ${which}: ${e.message}`, ExitCode.UNAVAILABLE, { cause: err });
+    const broker = /amqp/i.test(e.message) || e.message?.includes('5672');
+    const which = broker ? `broker ${redact(conn.brokerUrl)}` : `database ${redact(conn.databaseUrl)}`;
+    return new UnavailableError(broker ? 'broker' : 'database', `Cannot reach the ${which}: ${e.message}`, {
+      cause: err,
+    });
   }
   return err instanceof Error ? err : new Error(String(err));
 }

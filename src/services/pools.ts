@@ -1,5 +1,5 @@
 /** Pools: named slot counts shared by every DAG (`airtasks pools set | list | delete`). */
-import { conflict, notFound, usageError } from '../core/errors.js';
+import { ConflictError, NotFoundError, ValidationError } from '../core/errors.js';
 import { ID_PATTERN } from '../engine/dag/validate.js';
 import * as pools from '../engine/store/pools.js';
 import type { ConnectionOptions } from './config.js';
@@ -37,8 +37,11 @@ function item(p: pools.PoolUsage): PoolItem {
 
 function checkName(name: string) {
   if (!ID_PATTERN.test(name))
-    throw usageError(
+    throw new ValidationError(
+      'name',
+      'malformed',
       `invalid pool name "${name}": use 1-250 letters, digits, '_', '.' or '-', not starting with '.' or '-'`,
+      { value: name },
     );
 }
 
@@ -48,8 +51,13 @@ export async function setPool(
   checkName(o.name);
   const slots = Number(o.slots);
   if (!Number.isInteger(slots) || slots < 0 || slots > MAX_SLOTS)
-    throw usageError(`invalid slot count "${o.slots}": give an integer from 0 to ${MAX_SLOTS}`);
-  if (o.description !== undefined) checkStorableText(o.description, 'the description');
+    throw new ValidationError(
+      'slots',
+      'out-of-range',
+      `invalid slot count "${o.slots}": give an integer from 0 to ${MAX_SLOTS}`,
+      { value: o.slots },
+    );
+  if (o.description !== undefined) checkStorableText(o.description, 'description', 'the description');
   const e = await openEngine(o);
   try {
     await pools.setPool(e.db, o.name, slots, o.description, e.db.channel('events'));
@@ -73,9 +81,11 @@ export async function deletePool(o: ConnectionOptions & { name: string }): Promi
   const e = await openEngine(o);
   try {
     const r = await e.db.tx((c) => pools.deletePool(c, o.name));
-    if (r === 'missing') throw notFound(`no pool "${o.name}"`);
+    if (r === 'missing') throw new NotFoundError('pool', o.name, `no pool "${o.name}"`);
     if (r === 'busy')
-      throw conflict(
+      throw new ConflictError(
+        'pool',
+        o.name,
         `pool "${o.name}" has queued or running tasks; delete it once they end (tasks waiting for it keep waiting until it exists again)`,
       );
   } finally {

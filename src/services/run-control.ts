@@ -1,5 +1,5 @@
 /** Cancelling runs and clearing tasks so that they run again. */
-import { conflict, notFound } from '../core/errors.js';
+import { ConflictError, NotFoundError } from '../core/errors.js';
 import { getVersion } from '../engine/store/dags.js';
 import { clearTasks as clearStoredTasks, stopRun } from '../engine/store/run-control.js';
 import * as runs from '../engine/store/runs.js';
@@ -18,6 +18,9 @@ export interface CancelResult {
   tasks: Array<{ taskId: string; from: TaskState }>;
 }
 
+const unknownRun = (runId: string, hint = '') =>
+  new NotFoundError('run', runId, `unknown run "${runId}"${hint}`);
+
 export const CANCEL_REASON = 'cancelled: the run was cancelled (airtasks runs cancel)';
 
 /**
@@ -29,7 +32,7 @@ export async function cancelRun(o: ConnectionOptions & { runId: string }): Promi
   const e = await openEngine(o);
   try {
     const run = await runs.getRun(e.db, o.runId);
-    if (!run) throw notFound(`unknown run "${o.runId}" (airtasks runs list shows the runs)`);
+    if (!run) throw unknownRun(o.runId, ' (airtasks runs list shows the runs)');
     const r = await e.db.tx((c) =>
       stopRun(c, o.runId, {
         runState: 'cancelled',
@@ -38,9 +41,11 @@ export async function cancelRun(o: ConnectionOptions & { runId: string }): Promi
         claimsChannel: e.db.channel('claims'),
       }),
     );
-    if (!r) throw notFound(`unknown run "${o.runId}"`);
+    if (!r) throw unknownRun(o.runId);
     if (!r.stopped && r.previousState !== 'cancelled') {
-      throw conflict(
+      throw new ConflictError(
+        'run',
+        o.runId,
         `run "${o.runId}" already ended (${r.previousState}); only a queued or running run can be cancelled. ` +
           `To run some of its tasks again: airtasks tasks clear ${o.runId} <task_id> [--downstream]`,
       );
@@ -93,11 +98,13 @@ export async function clearTask(
   const e = await openEngine(o);
   try {
     const run = await runs.getRun(e.db, o.runId);
-    if (!run) throw notFound(`unknown run "${o.runId}" (airtasks runs list shows the runs)`);
+    if (!run) throw unknownRun(o.runId, ' (airtasks runs list shows the runs)');
     const dag = await getVersion(e.db, run.dag_hash);
     if (!dag) throw new Error(`DAG version ${run.dag_hash} of run ${o.runId} is missing from the store`);
     if (!dag.tasks.some((t) => t.taskId === o.taskId)) {
-      throw notFound(
+      throw new NotFoundError(
+        'task',
+        o.taskId,
         `run "${o.runId}" (DAG ${run.dag_id}) has no task "${o.taskId}"; its tasks: ${dag.tasks.map((t) => t.taskId).join(', ')}`,
       );
     }
@@ -105,11 +112,17 @@ export async function clearTask(
     const r = await e.db.tx((c) => clearStoredTasks(c, o.runId, ids, e.db.channel('events')));
     switch (r.outcome) {
       case 'no_run':
-        throw notFound(`unknown run "${o.runId}"`);
+        throw unknownRun(o.runId);
       case 'run_not_started':
-        throw conflict(`run "${o.runId}" has not started yet: there is nothing to clear`);
+        throw new ConflictError(
+          'run',
+          o.runId,
+          `run "${o.runId}" has not started yet: there is nothing to clear`,
+        );
       case 'busy':
-        throw conflict(
+        throw new ConflictError(
+          'task',
+          o.taskId,
           `cannot clear while ${r.tasks.map((t) => `"${t.taskId}" is ${t.state}`).join(', ')}: ` +
             `wait for ${r.tasks.length > 1 ? 'them' : 'it'} to end, or cancel the run (airtasks runs cancel ${o.runId}) and clear then`,
         );

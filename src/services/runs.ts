@@ -1,5 +1,5 @@
 /** Inspecting runs, task instances and logs. */
-import { notFound } from '../core/errors.js';
+import { NotFoundError } from '../core/errors.js';
 import type { RunState, TaskState } from '../core/states.js';
 import { readLogs } from '../engine/store/logs.js';
 import * as runs from '../engine/store/runs.js';
@@ -73,7 +73,7 @@ export async function showRun(o: ConnectionOptions & { runId: string }): Promise
   const e = await openEngine(o);
   try {
     const r = await runs.getRun(e.db, o.runId);
-    if (!r) throw notFound(`unknown run "${o.runId}"`);
+    if (!r) throw new NotFoundError('run', o.runId, `unknown run "${o.runId}"`);
     const tries = await tis.listTries(e.db, o.runId);
     const list = await tis.listTaskInstances(e.db, o.runId);
     return {
@@ -132,7 +132,7 @@ export async function taskLogs(
   const e = await openEngine(o);
   try {
     const ti = await tis.getTaskInstance(e.db, o.runId, o.taskId);
-    if (!ti) throw notFound(`run "${o.runId}" has no task "${o.taskId}"`);
+    if (!ti) throw new NotFoundError('task', o.taskId, `run "${o.runId}" has no task "${o.taskId}"`);
     const rows = await readLogs(e.db, o.runId, o.taskId, { tryNumber: o.tryNumber });
     // Ended tries are in task_tries; the current one, while it runs, only in its task instance.
     const tries = (await tis.listTries(e.db, o.runId, o.taskId)).map((t) => ({

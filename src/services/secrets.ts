@@ -6,7 +6,7 @@ import {
   requireSwarmManager,
   type SecretInfo,
 } from '../docker/swarm.js';
-import { dockerFor, withEngine, type DockerTarget } from './swarm.js';
+import { dockerFor, withEngine, type DockerTarget } from './docker.js';
 
 export const SECRET_LABEL = 'io.airtasks.secret';
 

@@ -8,7 +8,7 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { sleep } from '../core/backoff.js';
-import { AirtasksError, ExitCode } from '../core/errors.js';
+import { AirtasksError, ExitCode, UnavailableError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { findProject, runningStandalone, standaloneStateFile, type StandaloneState } from './config.js';
 import { startScheduler, startWorker, type Daemon } from './daemons.js';
@@ -145,12 +145,10 @@ async function embeddedPostgres(dataDir: string, port: number, log: Logger): Pro
     }
     await pg.start();
   } catch (err) {
-    throw new AirtasksError(
+    throw new UnavailableError(
+      'database',
       `the embedded Postgres did not start (data in ${dataDir}): ${(err as Error).message}`,
-      ExitCode.UNAVAILABLE,
-      {
-        cause: err,
-      },
+      { cause: err },
     );
   }
   log.info({ port, dataDir }, 'embedded Postgres started');
