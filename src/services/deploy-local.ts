@@ -8,10 +8,10 @@
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { execa } from 'execa';
 import { parse, stringify } from 'yaml';
+import { runDockerCli, type DockerProgram } from '../docker/cli.js';
 import { composeContainers, composeProjectName, removeComposeProject } from '../docker/compose.js';
-import { AirtasksError, ExitCode, NotFoundError, UnavailableError } from '../core/errors.js';
+import { NotFoundError, UnavailableError } from '../core/errors.js';
 import { toComposeFiles, type SourceStack } from './compose-files.js';
 import {
   devOverride,
@@ -30,7 +30,7 @@ import { dockerFor, withEngine } from './docker.js';
 
 export interface ComposeCommand {
   /** The program and the arguments before compose's own (`docker compose` or `docker-compose`). */
-  file: string;
+  file: DockerProgram;
   args: string[];
   version: string;
 }
@@ -40,14 +40,14 @@ const INSTALL_HINT =
   'or v1 (Debian/Ubuntu: `apt-get install docker-compose`); or deploy to a swarm with `airtasks deploy --swarm`';
 
 /** `docker compose` when the plugin is there, else `docker-compose`; exit 4 naming how to install one. */
-export async function findCompose(env: NodeJS.ProcessEnv = {}): Promise<ComposeCommand> {
+export async function findCompose(dockerHost?: string): Promise<ComposeCommand> {
   for (const [file, args] of [
     ['docker', ['compose']],
     ['docker-compose', []],
   ] as const) {
-    const r = await execa(file, [...args, 'version', '--short'], { env, reject: false });
-    if (r.exitCode === 0 && /^v?\d/.test(r.stdout.trim()))
-      return { file, args: [...args], version: r.stdout.trim() };
+    // Not installed, or an old docker without the plugin: try the next.
+    const r = await runDockerCli(file, [...args, 'version', '--short'], { dockerHost }).catch(() => null);
+    if (r && /^v?\d/.test(r.stdout.trim())) return { file, args: [...args], version: r.stdout.trim() };
   }
   throw new UnavailableError(
     'compose',
@@ -66,18 +66,10 @@ async function runCompose(
 ): Promise<void> {
   const all = [...compose.args, ...args];
   o.onProgress?.(`${compose.file} ${all.join(' ')}`);
-  const r = await execa(compose.file, all, {
-    cwd: o.cwd,
-    env: o.dockerHost ? { DOCKER_HOST: o.dockerHost } : {},
-    reject: false,
-    all: true,
-  });
-  if (r.exitCode !== 0)
-    throw new AirtasksError(
-      `${compose.file} ${all.join(' ')} failed (exit ${r.exitCode}):\n${r.all ?? ''}`.trim(),
-      ExitCode.ERROR,
-    );
-  for (const line of (r.all ?? '').split('\n')) if (line.trim()) o.onProgress?.(line);
+  const r = await withEngine(o, () =>
+    runDockerCli(compose.file, all, { cwd: o.cwd, dockerHost: o.dockerHost }),
+  );
+  for (const line of r.output.split('\n')) if (line.trim()) o.onProgress?.(line);
 }
 
 export async function deployLocal(o: DeployOptions): Promise<DeployResult> {
@@ -99,7 +91,7 @@ export async function deployLocal(o: DeployOptions): Promise<DeployResult> {
   if (missing.length > 0) throw missingSecrets(missing, true);
   const docker = dockerFor(o);
   await withEngine(o, () => docker.ping());
-  const compose = await findCompose(o.dockerHost ? { DOCKER_HOST: o.dockerHost } : {});
+  const compose = await findCompose(o.dockerHost);
 
   const dir = renderedDir(project.root, stack);
   await rm(dir, { recursive: true, force: true });
@@ -164,7 +156,7 @@ export async function undeployLocal(
   const removed = [...new Set(before.map((c) => `${name}_${c.Labels['com.docker.compose.service'] ?? '?'}`))];
   if (files.length > 0) {
     // Compose v1 needs the files to know the services; `down` keeps volumes (the data) as swarm does.
-    const compose = await findCompose(o.dockerHost ? { DOCKER_HOST: o.dockerHost } : {});
+    const compose = await findCompose(o.dockerHost);
     await runCompose(
       compose,
       ['-p', name, ...files.flatMap((f) => ['-f', path.join(dir, f)]), 'down', '--remove-orphans'],

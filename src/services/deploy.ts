@@ -7,8 +7,8 @@
 import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { execa } from 'execa';
 import { stringify } from 'yaml';
+import { runDockerCli } from '../docker/cli.js';
 import { composeProjectName, composeServices, type ComposeServiceState } from '../docker/compose.js';
 import {
   listNodes,
@@ -20,7 +20,7 @@ import {
   type StackServiceState,
 } from '../docker/swarm.js';
 import type { QueueDepth } from '../engine/broker/broker.js';
-import { AirtasksError, ExitCode, NotFoundError, ValidationError } from '../core/errors.js';
+import { NotFoundError, ValidationError } from '../core/errors.js';
 import { findProject, requireProject, stackName, type ConnectionOptions, type Project } from './config.js';
 import { queuedByQueue } from '../engine/store/queue-load.js';
 import { listWorkers } from '../engine/store/workers.js';
@@ -116,18 +116,14 @@ export async function deployProject(o: DeployOptions): Promise<DeployResult> {
   if (resolve !== 'never') args.push('--with-registry-auth');
   args.push(stack);
   o.onProgress?.(`docker ${args.join(' ')}`);
-  const r = await execa('docker', args, {
-    cwd: path.dirname(stackFile),
-    env: o.dockerHost ? { DOCKER_HOST: o.dockerHost } : {},
-    reject: false,
-    all: true,
-  });
-  if (r.exitCode !== 0)
-    throw new AirtasksError(
-      `docker stack deploy failed (exit ${r.exitCode}):\n${r.all ?? ''}`.trim(),
-      ExitCode.ERROR,
-    );
-  for (const line of (r.all ?? '').split('\n')) if (line.trim()) o.onProgress?.(line);
+  const r = await withEngine(o, () =>
+    runDockerCli('docker', args, {
+      cwd: path.dirname(stackFile),
+      dockerHost: o.dockerHost,
+      name: 'docker stack deploy',
+    }),
+  );
+  for (const line of r.output.split('\n')) if (line.trim()) o.onProgress?.(line);
   return { stack, target: 'swarm', files, services: Object.keys(base.services), secrets: needed };
 }
 
@@ -154,16 +150,9 @@ export async function undeployProject(
     return stackServices(docker, stack);
   });
   if (before.length === 0) throw new NotFoundError('stack', stack, `no stack named ${stack} is deployed`);
-  const r = await execa('docker', ['stack', 'rm', stack], {
-    env: o.dockerHost ? { DOCKER_HOST: o.dockerHost } : {},
-    reject: false,
-    all: true,
-  });
-  if (r.exitCode !== 0)
-    throw new AirtasksError(
-      `docker stack rm failed (exit ${r.exitCode}):\n${r.all ?? ''}`.trim(),
-      ExitCode.ERROR,
-    );
+  await withEngine(o, () =>
+    runDockerCli('docker', ['stack', 'rm', stack], { dockerHost: o.dockerHost, name: 'docker stack rm' }),
+  );
   // Services go at once; their containers (and so the stack's networks) shortly after.
   const end = Date.now() + (o.waitMs ?? 60_000);
   for (;;) {

@@ -1,9 +1,10 @@
 /**
- * The Docker engine for services: which one a call talks to, and its errors (engine, swarm and build
- * ones) as airtasks errors with the documented exit codes.
+ * The Docker engine for services: which one a call talks to, and its errors (engine, swarm, build and
+ * docker CLI ones) as airtasks errors with the documented exit codes.
  */
 import type Docker from 'dockerode';
 import { BuildError } from '../docker/build.js';
+import { DockerCliError } from '../docker/cli.js';
 import { connectDocker, unreachableMessage } from '../docker/engine.js';
 import { SwarmError } from '../docker/swarm.js';
 import { AirtasksError, ExitCode, UnavailableError } from '../core/errors.js';
@@ -29,6 +30,10 @@ export function dockerError(err: unknown, dockerHost?: string): unknown {
     return err.kind === 'not-manager'
       ? new UnavailableError('swarm', err.message, { cause: err })
       : new AirtasksError(err.message, CODES[err.kind], { cause: err });
+  if (err instanceof DockerCliError)
+    return err.notInstalled
+      ? new UnavailableError(err.program === 'docker' ? 'docker' : 'compose', err.message, { cause: err })
+      : new AirtasksError(err.message, ExitCode.ERROR, { cause: err });
   if (err instanceof BuildError) return new AirtasksError(err.message, ExitCode.ERROR, { cause: err });
   const unreachable = unreachableMessage(err, dockerHost);
   if (unreachable) return new UnavailableError('docker', unreachable, { cause: err });
