@@ -1,4 +1,7 @@
-/** Opens the store (and the broker when needed) for a service call, with errors a user can act on. */
+/**
+ * Opens the store (and the broker when needed) from connection settings: for a service call, with
+ * errors a user can act on (openEngine), or as the bare pool and broker for a long-lived reader.
+ */
 import { createBroker } from '../engine/broker/index.js';
 import type { Broker } from '../engine/broker/broker.js';
 import { AirtasksError, UnavailableError } from '../core/errors.js';
@@ -16,30 +19,39 @@ export interface Engine {
   close(): Promise<void>;
 }
 
-export async function openEngine(
-  opts: ConnectionOptions,
-  o: { broker?: boolean; migrate?: boolean; logger?: Logger; maxConnections?: number } = {},
-): Promise<Engine> {
-  const conn = resolveConnection(opts);
-  const db = new Db({
+/** The store's connection pool for these settings; it connects on first use. */
+export function connectDb(conn: Connection, o: { logger?: Logger; maxConnections?: number } = {}): Db {
+  return new Db({
     url: conn.databaseUrl,
     schema: conn.schema,
     logger: o.logger,
     maxConnections: o.maxConnections,
     applicationName: conn.connectionName,
   });
+}
+
+/** The broker of these settings: RabbitMQ when they name one, else the Postgres queue of `db`. */
+export function connectBroker(db: Db, conn: Connection, logger?: Logger): Promise<Broker> {
+  return createBroker(db, {
+    url: conn.brokerUrl,
+    prefix: conn.queuePrefix,
+    logger,
+    connectionName: conn.connectionName,
+  });
+}
+
+export async function openEngine(
+  opts: ConnectionOptions,
+  o: { broker?: boolean; migrate?: boolean; logger?: Logger; maxConnections?: number } = {},
+): Promise<Engine> {
+  const conn = resolveConnection(opts);
+  const db = connectDb(conn, o);
   let broker: Broker | null = null;
   let migration: MigrationResult | undefined;
   try {
     if (o.migrate) migration = await migrate(db);
     else await checkSchema(db);
-    if (o.broker)
-      broker = await createBroker(db, {
-        url: conn.brokerUrl,
-        prefix: conn.queuePrefix,
-        logger: o.logger,
-        connectionName: conn.connectionName,
-      });
+    if (o.broker) broker = await connectBroker(db, conn, o.logger);
   } catch (err) {
     await db.close().catch(() => undefined);
     throw asUserError(err, conn);
