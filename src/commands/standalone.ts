@@ -1,5 +1,6 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand, EXIT_CODES_HELP } from '../cli/base-command.js';
+import { LOG_LEVELS } from '../cli/flags.js';
 import { runExitCode } from '../cli/run-exit-code.js';
 import { confText } from '../cli/conf-flags.js';
 import { runUntilSignal } from '../cli/signals.js';
@@ -41,7 +42,7 @@ ${EXIT_CODES_HELP}`;
       min: 1,
     }),
     port: Flags.integer({ summary: 'Port of the embedded Postgres (default: a free one).' }),
-    'log-level': Flags.string({ env: 'AIRTASKS_LOG_LEVEL', options: ['debug', 'info', 'warn', 'error'] }),
+    'log-level': Flags.string({ env: 'AIRTASKS_LOG_LEVEL', options: LOG_LEVELS }),
   };
 
   async run() {

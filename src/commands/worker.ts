@@ -1,5 +1,6 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../cli/base-command.js';
+import { logLevelFlag } from '../cli/flags.js';
 import { runUntilSignal } from '../cli/signals.js';
 import { commaList } from '../core/comma-list.js';
 import { usageError } from '../core/errors.js';
@@ -41,11 +42,7 @@ export default class WorkerCommand extends BaseCommand<typeof WorkerCommand> {
         "GPUs this worker hands to container tasks: '0,1', 'all' or 'none' (default: detected with nvidia-smi).",
       env: 'AIRTASKS_WORKER_GPUS',
     }),
-    'log-level': Flags.string({
-      env: 'AIRTASKS_LOG_LEVEL',
-      default: 'info',
-      options: ['debug', 'info', 'warn', 'error'],
-    }),
+    'log-level': logLevelFlag,
   };
 
   async run() {

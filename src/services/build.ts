@@ -10,7 +10,7 @@ import { resolveRegistryAuth } from '../docker/auth.js';
 import { buildImage, packContext, pushImage } from '../docker/build.js';
 import { usageError, ValidationError } from '../core/errors.js';
 import { findProject, requireProject, type Project } from './config.js';
-import { dockerFor, withEngine } from './docker.js';
+import { dockerFor, withDocker } from './docker.js';
 import { STACK_FILE } from './scaffold.js';
 import {
   airtasksServices,
@@ -110,7 +110,7 @@ export async function buildProject(o: BuildProjectOptions): Promise<BuildResult>
       {
         title: `Build ${ref}`,
         task: async (_ctx, task) => {
-          result.imageId = await withEngine(o, () =>
+          result.imageId = await withDocker(o, () =>
             buildImage(docker, packContext(project.root), {
               tags: [ref],
               buildArgs: o.buildArgs ?? {},
@@ -128,7 +128,7 @@ export async function buildProject(o: BuildProjectOptions): Promise<BuildResult>
         enabled: () => !!o.push,
         task: async (_ctx, task) => {
           const auth = await resolveRegistryAuth(ref, { onWarning: (m) => (task.output = m) });
-          const digest = await withEngine(o, () =>
+          const digest = await withDocker(o, () =>
             pushImage(docker, ref, {
               ...(auth ? { auth } : {}),
               onLine: (l) => (task.output = l),

@@ -6,7 +6,7 @@ import { GpuAllocator } from '../engine/worker/gpus.js';
 import { Worker, type WorkerOptions } from '../engine/worker/worker.js';
 import { ValidationError } from '../core/errors.js';
 import { findProject, resolvePausedOnCreation, type ConnectionOptions } from './config.js';
-import { openEngine, type Engine } from './engine.js';
+import { openEngine, withEngine, type Engine } from './engine.js';
 import { importSecretVariables, SECRETS_DIR_ENV, secretVariableNames } from './secret-variables.js';
 
 export interface Daemon {
@@ -91,9 +91,7 @@ async function startOrClose(engine: Engine, d: Daemon, start: () => Promise<void
 }
 
 export async function migrateDb(o: ConnectionOptions) {
-  const engine = await openEngine(o, { migrate: true });
-  await engine.close();
-  return engine.migration!;
+  return withEngine(o, async (engine) => engine.migration!, { migrate: true });
 }
 
 export const defaultConcurrency = () => Math.max(2, os.availableParallelism());

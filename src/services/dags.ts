@@ -6,7 +6,7 @@ import { NotFoundError } from '../core/errors.js';
 import type { Queryable } from '../engine/store/db.js';
 import * as dags from '../engine/store/dags.js';
 import { resolveDagsFolder, type ConnectionOptions } from './config.js';
-import { openEngine } from './engine.js';
+import { withEngine } from './engine.js';
 
 /** A DAG's schedule and pause state as the store knows it. */
 export interface DagScheduleState {
@@ -53,8 +53,7 @@ function scheduleState(r: dags.DagRow): DagScheduleState {
 }
 
 export async function listDags(o: ConnectionOptions): Promise<DagListing> {
-  const e = await openEngine(o);
-  try {
+  return withEngine(o, async (e) => {
     const rows = await dags.listDags(e.db);
     const out: DagListing = { dags: [], importErrors: [] };
     for (const r of rows) {
@@ -72,9 +71,7 @@ export async function listDags(o: ConnectionOptions): Promise<DagListing> {
       message: x.message,
     }));
     return out;
-  } finally {
-    await e.close();
-  }
+  });
 }
 
 /** A DAG's stored version (its schedule and limits included) and its state in the store. */
@@ -85,8 +82,7 @@ export type DagDetails = SerializedDag & {
 } & Pick<DagScheduleState, 'paused' | 'nextLogicalDate' | 'nextRunAt' | 'lastScheduledLogicalDate'>;
 
 export async function showDag(o: ConnectionOptions & { dagId: string }): Promise<DagDetails> {
-  const e = await openEngine(o);
-  try {
+  return withEngine(o, async (e) => {
     const row = await dags.getDag(e.db, o.dagId);
     if (!row) throw new NotFoundError('dag', o.dagId, `unknown DAG "${o.dagId}"`);
     const v = await dags.getVersion(e.db, row.hash);
@@ -101,9 +97,7 @@ export async function showDag(o: ConnectionOptions & { dagId: string }): Promise
       nextRunAt: st.nextRunAt,
       lastScheduledLogicalDate: st.lastScheduledLogicalDate,
     };
-  } finally {
-    await e.close();
-  }
+  });
 }
 
 /**
@@ -113,14 +107,11 @@ export async function showDag(o: ConnectionOptions & { dagId: string }): Promise
 export async function setDagPaused(
   o: ConnectionOptions & { dagId: string; paused: boolean },
 ): Promise<DagScheduleState> {
-  const e = await openEngine(o);
-  try {
+  return withEngine(o, async (e) => {
     const row = await dags.setPaused(e.db, o.dagId, o.paused, e.db.channel('events'));
     if (!row) throw await unknownDag(e.db, o.dagId);
     return scheduleState(row);
-  } finally {
-    await e.close();
-  }
+  });
 }
 
 /** Not found: a DAG the store does not know (or no longer has a file for), with the ones it knows. */

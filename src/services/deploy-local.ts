@@ -26,7 +26,7 @@ import {
 } from './deploy.js';
 import { localSecretsDir } from './local-secrets.js';
 import { airtasksServices, loadStackDocument, stackValue } from './stack-file.js';
-import { dockerFor, withEngine } from './docker.js';
+import { dockerFor, withDocker } from './docker.js';
 
 export interface ComposeCommand {
   /** The program and the arguments before compose's own (`docker compose` or `docker-compose`). */
@@ -66,7 +66,7 @@ async function runCompose(
 ): Promise<void> {
   const all = [...compose.args, ...args];
   o.onProgress?.(`${compose.file} ${all.join(' ')}`);
-  const r = await withEngine(o, () =>
+  const r = await withDocker(o, () =>
     runDockerCli(compose.file, all, { cwd: o.cwd, dockerHost: o.dockerHost }),
   );
   for (const line of r.output.split('\n')) if (line.trim()) o.onProgress?.(line);
@@ -90,7 +90,7 @@ export async function deployLocal(o: DeployOptions): Promise<DeployResult> {
   const missing = needed.filter((n) => !existsSync(path.join(secretsDir, n)));
   if (missing.length > 0) throw missingSecrets(missing, true);
   const docker = dockerFor(o);
-  await withEngine(o, () => docker.ping());
+  await withDocker(o, () => docker.ping());
   const compose = await findCompose(o.dockerHost);
 
   const dir = renderedDir(project.root, stack);
@@ -135,7 +135,7 @@ export async function hasLocalDeployment(o: StackTarget): Promise<boolean> {
   const { project, stack } = projectOf(o);
   if (existsSync(renderedDir(project.root, stack))) return true;
   const docker = dockerFor(o);
-  return withEngine(o, async () => (await composeContainers(docker, composeProjectName(stack))).length > 0);
+  return withDocker(o, async () => (await composeContainers(docker, composeProjectName(stack))).length > 0);
 }
 
 export async function undeployLocal(
@@ -144,7 +144,7 @@ export async function undeployLocal(
   const { project, stack } = projectOf(o);
   const name = composeProjectName(stack);
   const docker = dockerFor(o);
-  const before = await withEngine(o, () => composeContainers(docker, name));
+  const before = await withDocker(o, () => composeContainers(docker, name));
   const dir = renderedDir(project.root, stack);
   const files = existsSync(dir) ? (await readdir(dir)).filter((f) => f.endsWith('.yml')).sort() : [];
   if (before.length === 0 && files.length === 0)
@@ -164,7 +164,7 @@ export async function undeployLocal(
     );
   }
   // Without the rendered files (or after a partial down), what is left goes through the engine.
-  await withEngine(o, () => removeComposeProject(docker, name));
+  await withDocker(o, () => removeComposeProject(docker, name));
   await rm(dir, { recursive: true, force: true });
   return { stack, target: 'compose', removed: removed.sort() };
 }

@@ -24,7 +24,7 @@ import { NotFoundError, ValidationError } from '../core/errors.js';
 import { findProject, requireProject, stackName, type ConnectionOptions, type Project } from './config.js';
 import { queuedByQueue } from '../engine/store/queue-load.js';
 import { listWorkers } from '../engine/store/workers.js';
-import { openEngine } from './engine.js';
+import { withEngine } from './engine.js';
 import { STACK_FILE } from './scaffold.js';
 import {
   airtasksServices,
@@ -33,7 +33,7 @@ import {
   stackValue,
   type StackFile,
 } from './stack-file.js';
-import { dockerFor, withEngine, type DockerTarget } from './docker.js';
+import { dockerFor, withDocker, type DockerTarget } from './docker.js';
 
 export const QUEUE_NODE_LABEL = (queue: string) => `airtasks.queue.${queue}`;
 
@@ -104,7 +104,7 @@ export async function deployProject(o: DeployOptions): Promise<DeployResult> {
   }
   const docker = dockerFor(o);
   const needed = requiredSecrets(docs);
-  await withEngine(o, async () => {
+  await withDocker(o, async () => {
     await requireSwarmManager(docker);
     const have = new Set((await listSecrets(docker)).map((s) => s.name));
     const missing = needed.filter((n) => !have.has(n));
@@ -116,7 +116,7 @@ export async function deployProject(o: DeployOptions): Promise<DeployResult> {
   if (resolve !== 'never') args.push('--with-registry-auth');
   args.push(stack);
   o.onProgress?.(`docker ${args.join(' ')}`);
-  const r = await withEngine(o, () =>
+  const r = await withDocker(o, () =>
     runDockerCli('docker', args, {
       cwd: path.dirname(stackFile),
       dockerHost: o.dockerHost,
@@ -145,12 +145,12 @@ export async function undeployProject(
 ): Promise<{ stack: string; removed: string[] }> {
   const { stack } = projectOf(o);
   const docker = dockerFor(o);
-  const before = await withEngine(o, async () => {
+  const before = await withDocker(o, async () => {
     await requireSwarmManager(docker);
     return stackServices(docker, stack);
   });
   if (before.length === 0) throw new NotFoundError('stack', stack, `no stack named ${stack} is deployed`);
-  await withEngine(o, () =>
+  await withDocker(o, () =>
     runDockerCli('docker', ['stack', 'rm', stack], { dockerHost: o.dockerHost, name: 'docker stack rm' }),
   );
   // Services go at once; their containers (and so the stack's networks) shortly after.
@@ -201,7 +201,7 @@ export async function stackStatus(o: StackTarget & ConnectionOptions): Promise<S
   let services: Array<StackServiceState | ComposeServiceState> = [];
   let servicesError: string | null = null;
   try {
-    services = await withEngine(o, async () => {
+    services = await withDocker(o, async () => {
       const local = await composeServices(docker, composeProjectName(stack));
       try {
         await requireSwarmManager(docker);
@@ -226,18 +226,19 @@ export async function stackStatus(o: StackTarget & ConnectionOptions): Promise<S
   ];
   let queueNames = [...new Set(configured)];
   try {
-    const engine = await openEngine({ ...o, cwd: o.cwd ?? project.root }, { broker: true });
-    try {
-      queued = await queuedByQueue(engine.db);
-      workerQueues = (await listWorkers(engine.db, 60_000)).map((w) => w.queues);
-      // Queues that tasks wait in, or that workers consume, count even when no config names them.
-      queueNames = [
-        ...new Set([...queueNames, ...queued.keys(), ...workerQueues.flat().filter((q) => q !== '*')]),
-      ];
-      depths = await engine.broker!.depths(queueNames);
-    } finally {
-      await engine.close();
-    }
+    await withEngine(
+      { ...o, cwd: o.cwd ?? project.root },
+      async (engine) => {
+        queued = await queuedByQueue(engine.db);
+        workerQueues = (await listWorkers(engine.db, 60_000)).map((w) => w.queues);
+        // Queues that tasks wait in, or that workers consume, count even when no config names them.
+        queueNames = [
+          ...new Set([...queueNames, ...queued.keys(), ...workerQueues.flat().filter((q) => q !== '*')]),
+        ];
+        depths = await engine.broker!.depths(queueNames);
+      },
+      { broker: true },
+    );
   } catch (err) {
     depthError = (err as Error).message;
   }
@@ -266,7 +267,7 @@ export async function labelNodeForQueue(
   for (const q of o.queues)
     if (!/^[A-Za-z0-9_.-]{1,100}$/.test(q))
       throw new ValidationError('queues', 'malformed', `invalid queue name "${q}"`, { value: q });
-  return withEngine(o, async () => {
+  return withDocker(o, async () => {
     await requireSwarmManager(docker);
     const labels = o.queues.map(QUEUE_NODE_LABEL);
     const node =
@@ -279,7 +280,7 @@ export async function labelNodeForQueue(
 
 export async function swarmNodes(o: DockerTarget): Promise<NodeInfo[]> {
   const docker = dockerFor(o);
-  return withEngine(o, async () => {
+  return withDocker(o, async () => {
     await requireSwarmManager(docker);
     return listNodes(docker);
   });

@@ -41,7 +41,7 @@ export function dockerError(err: unknown, dockerHost?: string): unknown {
 }
 
 /** Runs Docker calls, turning their errors into errors with the documented exit codes. */
-export async function withEngine<T>(o: DockerTarget, f: () => Promise<T>): Promise<T> {
+export async function withDocker<T>(o: DockerTarget, f: () => Promise<T>): Promise<T> {
   try {
     return await f();
   } catch (err) {

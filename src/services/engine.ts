@@ -40,10 +40,16 @@ export function connectBroker(db: Db, conn: Connection, logger?: Logger): Promis
   });
 }
 
-export async function openEngine(
-  opts: ConnectionOptions,
-  o: { broker?: boolean; migrate?: boolean; logger?: Logger; maxConnections?: number } = {},
-): Promise<Engine> {
+export interface OpenOptions {
+  /** Open the broker too (default: the store only). */
+  broker?: boolean;
+  /** Bring the schema up to date (default: check that it exists). */
+  migrate?: boolean;
+  logger?: Logger;
+  maxConnections?: number;
+}
+
+export async function openEngine(opts: ConnectionOptions, o: OpenOptions = {}): Promise<Engine> {
   const conn = resolveConnection(opts);
   const db = connectDb(conn, o);
   let broker: Broker | null = null;
@@ -66,6 +72,20 @@ export async function openEngine(
       await db.close().catch(() => undefined);
     },
   };
+}
+
+/** Runs `f` with an engine opened for it, and closes the engine however `f` ends. */
+export async function withEngine<T>(
+  opts: ConnectionOptions,
+  f: (engine: Engine) => Promise<T>,
+  o: OpenOptions = {},
+): Promise<T> {
+  const engine = await openEngine(opts, o);
+  try {
+    return await f(engine);
+  } finally {
+    await engine.close();
+  }
 }
 
 async function checkSchema(db: Db) {

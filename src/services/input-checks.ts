@@ -14,6 +14,19 @@ export const MAX_VARIABLE_BYTES = 1024 * 1024;
 const subject = (what: FieldMessage | undefined, name: string) =>
   what === undefined ? name : typeof what === 'string' ? what : what(name);
 
+const tooLarge = (
+  field: string,
+  what: FieldMessage | undefined,
+  bytes: number,
+  maxBytes: number,
+  advice: string,
+) =>
+  new ValidationError(
+    field,
+    'too-large',
+    (name) => `${subject(what, name)} is ${bytes} bytes, over the limit of ${maxBytes}: ${advice}`,
+  );
+
 /** Throws a validation error of `field` naming the first place in a JSON value that cannot be stored. */
 export function checkStorableJson(
   value: unknown,
@@ -30,12 +43,7 @@ export function checkStorableJson(
     );
   const bytes = Buffer.byteLength(JSON.stringify(value));
   if (bytes > maxBytes)
-    throw new ValidationError(
-      field,
-      'too-large',
-      (name) =>
-        `${subject(what, name)} is ${bytes} bytes, over the limit of ${maxBytes}: keep large data elsewhere and pass a reference`,
-    );
+    throw tooLarge(field, what, bytes, maxBytes, 'keep large data elsewhere and pass a reference');
 }
 
 /** Throws a validation error of `field` when a text value cannot be stored. */
@@ -53,11 +61,5 @@ export function checkStorableText(
       (name) => `${subject(what, name)} ${p}: encode binary data, e.g. as base64`,
     );
   const bytes = Buffer.byteLength(value);
-  if (bytes > maxBytes)
-    throw new ValidationError(
-      field,
-      'too-large',
-      (name) =>
-        `${subject(what, name)} is ${bytes} bytes, over the limit of ${maxBytes}: keep large data elsewhere`,
-    );
+  if (bytes > maxBytes) throw tooLarge(field, what, bytes, maxBytes, 'keep large data elsewhere');
 }

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { SECRET_NAME } from '../docker/names.js';
 import { NotFoundError, ValidationError } from '../core/errors.js';
 import { findProject, requireProject } from './config.js';
+import { secretValue } from './secrets.js';
 
 export interface LocalSecretInfo {
   name: string;
@@ -48,8 +49,7 @@ export async function createLocalSecret(o: {
   // Whatever the project's own .gitignore says, git never picks these files up.
   await writeFile(path.join(dir, '.gitignore'), '*\n');
   const file = path.join(dir, o.name);
-  // Same value rules as swarm secrets: empty is stored as a blank line ("off" for the proxy).
-  const value = o.value.length === 0 ? Buffer.from('\n') : o.value;
+  const { value, blank } = secretValue(o.value);
   try {
     await writeFile(file, value, { mode: 0o600, flag: 'wx' });
   } catch (err) {
@@ -62,7 +62,7 @@ export async function createLocalSecret(o: {
       );
     throw err;
   }
-  return { name: o.name, file, bytes: value.length, blank: o.value.toString('utf8').trim() === '' };
+  return { name: o.name, file, bytes: value.length, blank };
 }
 
 export async function listLocalSecrets(o: { cwd?: string }): Promise<LocalSecretInfo[]> {

@@ -5,7 +5,7 @@ import { clearTasks as clearStoredTasks, stopRun } from '../engine/store/run-con
 import * as runs from '../engine/store/runs.js';
 import type { RunState, TaskState } from '../core/states.js';
 import type { ConnectionOptions } from './config.js';
-import { openEngine } from './engine.js';
+import { withEngine } from './engine.js';
 
 export interface CancelResult {
   runId: string;
@@ -29,8 +29,7 @@ export const CANCEL_REASON = 'cancelled: the run was cancelled (airtasks runs ca
  * nothing; a run that ended otherwise is a conflict (exit 6).
  */
 export async function cancelRun(o: ConnectionOptions & { runId: string }): Promise<CancelResult> {
-  const e = await openEngine(o);
-  try {
+  return withEngine(o, async (e) => {
     const run = await runs.getRun(e.db, o.runId);
     if (!run) throw unknownRun(o.runId, ' (airtasks runs list shows the runs)');
     const r = await e.db.tx((c) =>
@@ -58,9 +57,7 @@ export async function cancelRun(o: ConnectionOptions & { runId: string }): Promi
       alreadyCancelled: !r.stopped,
       tasks: r.tasks,
     };
-  } finally {
-    await e.close();
-  }
+  });
 }
 
 export interface ClearResult {
@@ -95,8 +92,7 @@ export function downstreamOf(tasks: ReadonlyArray<{ taskId: string; upstream: st
 export async function clearTask(
   o: ConnectionOptions & { runId: string; taskId: string; downstream?: boolean },
 ): Promise<ClearResult> {
-  const e = await openEngine(o);
-  try {
+  return withEngine(o, async (e) => {
     const run = await runs.getRun(e.db, o.runId);
     if (!run) throw unknownRun(o.runId, ' (airtasks runs list shows the runs)');
     const dag = await getVersion(e.db, run.dag_hash);
@@ -135,7 +131,5 @@ export async function clearTask(
           tasks: r.tasks,
         };
     }
-  } finally {
-    await e.close();
-  }
+  });
 }

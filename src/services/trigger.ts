@@ -11,7 +11,7 @@ import * as runs from '../engine/store/runs.js';
 import * as tis from '../engine/store/task-instances.js';
 import type { ConnectionOptions } from './config.js';
 import { unknownDag } from './dags.js';
-import { openEngine } from './engine.js';
+import { withEngine } from './engine.js';
 import { checkStorableJson } from './input-checks.js';
 
 export interface TaskSummary {
@@ -83,8 +83,7 @@ export async function triggerDag(o: TriggerOptions): Promise<RunSummary> {
       { value: runId },
     );
   }
-  const engine = await openEngine(o);
-  try {
+  return withEngine(o, async (engine) => {
     const dag = await dags.getDag(engine.db, o.dagId);
     if (!dag || !dag.is_active) throw await unknownDag(engine.db, o.dagId);
     const version = await dags.getVersion(engine.db, dag.hash);
@@ -108,9 +107,7 @@ export async function triggerDag(o: TriggerOptions): Promise<RunSummary> {
     for (const notice of await poolNotices(engine.db, version)) o.onNotice?.(notice);
     if (!o.wait) return await summarize(engine.db, runId);
     return await waitForRun(engine.db, runId, { timeoutMs: o.timeoutMs, onTaskChange: o.onTaskChange });
-  } finally {
-    await engine.close();
-  }
+  });
 }
 
 /** What keeps tasks of the DAG waiting for pools: a pool that does not exist, or one too small for a task. */

@@ -5,7 +5,7 @@ import { encryptSecret, requireSecretKey } from '../engine/secrets.js';
 import * as vars from '../engine/store/variables.js';
 import { plainValue } from '../engine/variables.js';
 import type { ConnectionOptions } from './config.js';
-import { openEngine } from './engine.js';
+import { withEngine } from './engine.js';
 import { checkStorableText } from './input-checks.js';
 
 const KEY = /^[A-Za-z0-9_.\- ]{1,250}$/;
@@ -32,14 +32,11 @@ const MASK = '***';
 const noVariable = (key: string) => new NotFoundError('variable', key, `no variable "${key}"`);
 
 export async function getVariable(o: ConnectionOptions & { key: string }): Promise<VariableItem> {
-  const e = await openEngine(o);
-  try {
+  return withEngine(o, async (e) => {
     const v = await vars.getVariable(e.db, o.key);
     if (!v) throw noVariable(o.key);
     return { key: v.key, value: plainValue(v), secret: v.is_secret, description: v.description };
-  } finally {
-    await e.close();
-  }
+  });
 }
 
 export async function setVariable(
@@ -50,40 +47,31 @@ export async function setVariable(
   // Secret values are encrypted before they leave this process; without a key nothing is written.
   const key = o.secret ? requireSecretKey(`setting secret variable "${o.key}"`) : null;
   const value = key ? encryptSecret(o.value, o.key, key) : o.value;
-  const e = await openEngine(o);
-  try {
+  return withEngine(o, async (e) => {
     await vars.setVariable(e.db, o.key, value, {
       secret: o.secret,
       description: o.description,
       encrypted: key !== null,
     });
-  } finally {
-    await e.close();
-  }
+  });
 }
 
 /** Lists variables; values of secret ones are masked. */
 export async function listVariables(o: ConnectionOptions): Promise<VariableItem[]> {
-  const e = await openEngine(o);
-  try {
+  return withEngine(o, async (e) => {
     return (await vars.listVariables(e.db)).map((v) => ({
       key: v.key,
       value: v.is_secret ? MASK : v.value,
       secret: v.is_secret,
       description: v.description,
     }));
-  } finally {
-    await e.close();
-  }
+  });
 }
 
 export async function deleteVariable(o: ConnectionOptions & { key: string }): Promise<void> {
-  const e = await openEngine(o);
-  try {
+  return withEngine(o, async (e) => {
     if (!(await vars.deleteVariable(e.db, o.key))) throw noVariable(o.key);
-  } finally {
-    await e.close();
-  }
+  });
 }
 
 /** Imports a JSON object of key -> value (non-string values are stored as JSON text); all or nothing. */
@@ -116,29 +104,23 @@ export async function importVariables(
       `the value of "${k}" in ${o.file}`,
     );
   }
-  const e = await openEngine(o);
-  try {
+  return withEngine(o, async (e) => {
     await e.db.tx(async (c) => {
       for (const [k, v] of entries)
         await vars.setVariable(c, k, typeof v === 'string' ? v : JSON.stringify(v));
     });
     return { imported: entries.length };
-  } finally {
-    await e.close();
-  }
+  });
 }
 
 /** All variables as one JSON object; secret values are left out unless asked for. */
 export async function exportVariables(
   o: ConnectionOptions & { includeSecrets?: boolean },
 ): Promise<Record<string, string>> {
-  const e = await openEngine(o);
-  try {
+  return withEngine(o, async (e) => {
     const out: Record<string, string> = {};
     for (const v of await vars.listVariables(e.db))
       if (!v.is_secret || o.includeSecrets) out[v.key] = plainValue(v);
     return out;
-  } finally {
-    await e.close();
-  }
+  });
 }

@@ -3,7 +3,7 @@ import type { Logger } from '../../core/logger.js';
 import { usageError } from '../../core/errors.js';
 import { requireSwarmManager } from '../../docker/swarm.js';
 import { requireProject, resolveConnection, stackName, type ConnectionOptions } from '../config.js';
-import { dockerFor, withEngine, type DockerTarget } from '../docker.js';
+import { dockerFor, withDocker, type DockerTarget } from '../docker.js';
 import { Autoscaler, AutoscaleLoop, type QueueOutcome } from './autoscaler.js';
 import { autoscaledQueues, DEFAULT_COOLDOWN_MS, type QueueAutoscaleConfig } from './config.js';
 import { QueueInputs } from './inputs.js';
@@ -45,7 +45,7 @@ async function prepare(o: AutoscaleOptions, idleWhenNone = false) {
         '(e.g. "queues": {"worker": {"concurrency": 2, "min": 1, "max": 4}})',
     );
   const docker = dockerFor(o);
-  await withEngine(o, () => requireSwarmManager(docker));
+  await withDocker(o, () => requireSwarmManager(docker));
   const inputs = new QueueInputs(conn, o.logger);
   const scaler = new Autoscaler({
     queues,
