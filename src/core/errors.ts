@@ -40,6 +40,8 @@ export type FieldMessage = string | Wording;
 
 /** An error about one field of a call (an option or a setting), named as the service calls it. */
 export abstract class FieldError extends AirtasksError {
+  private readonly wording: Wording;
+
   constructor(
     /** The option's name in the service call, e.g. `conf` or `databaseUrl`. */
     readonly field: string,
@@ -51,8 +53,6 @@ export abstract class FieldError extends AirtasksError {
     super(wording(field), exitCode, options);
     this.wording = wording;
   }
-
-  private readonly wording: Wording;
 
   /** The message with the field called `name` (the CLI passes its flag, e.g. `--conf`). */
   messageFor(name: string): string {
