@@ -2,6 +2,7 @@
 import { Command, Errors, Flags, type Interfaces } from '@oclif/core';
 import { AirtasksError, ExitCode } from '../core/errors.js';
 import type { ConnectionOptions } from '../services/config.js';
+import { cliMessage, flagForField } from './error-messages.js';
 
 export type CommandFlags<T extends typeof Command> = Interfaces.InferredFlags<
   (typeof BaseCommand)['baseFlags'] & T['flags']
@@ -80,7 +81,16 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     process.exitCode = code;
   }
 
+  /** The message of an error as this command says it: service fields named by its flags. */
+  protected errorMessage(err: Error): string {
+    if (!(err instanceof AirtasksError)) return err.message;
+    const ctor = this.ctor as typeof BaseCommand;
+    const flags = { ...ctor.baseFlags, ...ctor.flags };
+    return cliMessage(err, (field) => flagForField(field, flags));
+  }
+
   protected override async catch(err: Error & { exitCode?: number }): Promise<unknown> {
+    const message = this.errorMessage(err);
     if (this.jsonEnabled()) {
       // oclif's JSON error is `{"error": {"oclif": {...}}}` with exit code 1: keep the message and the
       // documented exit code. The message goes to stderr too, for a human watching.
@@ -89,12 +99,12 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
           ? err.exitCode
           : ((err as { oclif?: { exit?: number } }).oclif?.exit ?? ExitCode.ERROR);
       process.exitCode = exitCode;
-      this.logJson({ error: { message: err.message, exitCode } });
-      process.stderr.write(` ›   Error: ${err.message}\n`);
+      this.logJson({ error: { message, exitCode } });
+      process.stderr.write(` ›   Error: ${message}\n`);
       return;
     }
     if (err instanceof AirtasksError) {
-      return super.catch(new Errors.CLIError(err.message, { exit: err.exitCode }));
+      return super.catch(new Errors.CLIError(message, { exit: err.exitCode }));
     }
     if (err instanceof Errors.CLIError || (err as { oclif?: unknown }).oclif) return super.catch(err);
     // Unexpected: keep the cause visible.

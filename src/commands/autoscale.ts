@@ -1,5 +1,6 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../cli/base-command.js';
+import { dockerHostFlag, logLevelFlag } from '../cli/flags.js';
 import { runUntilSignal } from '../cli/signals.js';
 import { table } from '../cli/table.js';
 import { commaList } from '../core/comma-list.js';
@@ -51,12 +52,8 @@ export default class AutoscaleCommand extends BaseCommand<typeof AutoscaleComman
       env: 'AIRTASKS_STACK',
     }),
     'hook-timeout': Flags.string({ summary: 'Time a node-group hook may run.', default: '2m' }),
-    'docker-host': Flags.string({ env: 'DOCKER_HOST', summary: 'Docker engine address (a swarm manager).' }),
-    'log-level': Flags.string({
-      env: 'AIRTASKS_LOG_LEVEL',
-      default: 'info',
-      options: ['debug', 'info', 'warn', 'error'],
-    }),
+    'docker-host': dockerHostFlag(),
+    'log-level': logLevelFlag,
   };
 
   async run(): Promise<AutoscalePass | undefined> {
@@ -65,7 +62,7 @@ export default class AutoscaleCommand extends BaseCommand<typeof AutoscaleComman
     const opts = {
       ...this.connection(),
       ...(f.stack ? { stack: f.stack } : {}),
-      ...(f['docker-host'] ? { dockerHost: f['docker-host'] } : {}),
+      dockerHost: f['docker-host'],
       ...(f.queues
         ? {
             queues: commaList(f.queues),

@@ -1,5 +1,6 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../cli/base-command.js';
+import { dockerHostFlag } from '../cli/flags.js';
 import { usageError } from '../core/errors.js';
 import { buildProject, type BuildResult } from '../services/build.js';
 
@@ -15,7 +16,7 @@ export default class Build extends BaseCommand<typeof Build> {
     push: Flags.boolean({ summary: 'Push the image to its registry after the build.' }),
     'build-arg': Flags.string({ summary: 'A build argument NAME=VALUE (repeatable).', multiple: true }),
     'no-stack': Flags.boolean({ summary: 'Leave deploy/stack.yml as it is.' }),
-    'docker-host': Flags.string({ env: 'DOCKER_HOST', summary: 'Docker engine address.' }),
+    'docker-host': dockerHostFlag('Docker engine address.'),
   };
 
   async run(): Promise<BuildResult> {
@@ -30,7 +31,7 @@ export default class Build extends BaseCommand<typeof Build> {
       push: this.flags.push,
       buildArgs,
       updateStack: !this.flags['no-stack'],
-      ...(this.flags['docker-host'] ? { dockerHost: this.flags['docker-host'] } : {}),
+      dockerHost: this.flags['docker-host'],
       renderer: this.jsonEnabled() ? 'silent' : process.stderr.isTTY ? 'default' : 'simple',
     });
     this.log(`${r.image} ${r.imageId}`);

@@ -1,5 +1,6 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../cli/base-command.js';
+import { dockerHostFlag } from '../cli/flags.js';
 import { usageError } from '../core/errors.js';
 import { deployProject, type DeployResult } from '../services/deploy.js';
 import { deployLocal } from '../services/deploy-local.js';
@@ -35,10 +36,7 @@ With --swarm: \`docker stack deploy\` with swarm secrets (\`airtasks secrets cre
       summary: 'Swarm: query the registry for image digests (default: never for an image without registry).',
       options: ['always', 'changed', 'never'],
     }),
-    'docker-host': Flags.string({
-      env: 'DOCKER_HOST',
-      summary: 'Docker engine address (with --swarm: a swarm manager).',
-    }),
+    'docker-host': dockerHostFlag('Docker engine address (with --swarm: a swarm manager).'),
   };
 
   async run(): Promise<DeployResult> {
@@ -49,7 +47,7 @@ With --swarm: \`docker stack deploy\` with swarm secrets (\`airtasks secrets cre
       dev: f.dev,
       files: f.file ?? [],
       ...(f['resolve-image'] ? { resolveImage: f['resolve-image'] as 'always' | 'changed' | 'never' } : {}),
-      ...(f['docker-host'] ? { dockerHost: f['docker-host'] } : {}),
+      dockerHost: f['docker-host'],
       onProgress: (l) => this.progress(l),
     });
     this.log(`deployed stack ${r.stack} (${r.target}): ${r.services.join(', ')}`);

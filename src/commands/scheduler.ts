@@ -1,5 +1,6 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../cli/base-command.js';
+import { logLevelFlag } from '../cli/flags.js';
 import { runUntilSignal } from '../cli/signals.js';
 import { createLogger } from '../core/logger.js';
 import { startScheduler } from '../services/daemons.js';
@@ -28,11 +29,7 @@ export default class SchedulerCommand extends BaseCommand<typeof SchedulerComman
       default: 30_000,
       min: 100,
     }),
-    'log-level': Flags.string({
-      env: 'AIRTASKS_LOG_LEVEL',
-      default: 'info',
-      options: ['debug', 'info', 'warn', 'error'],
-    }),
+    'log-level': logLevelFlag,
   };
 
   async run() {

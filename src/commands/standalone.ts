@@ -1,10 +1,12 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand, EXIT_CODES_HELP } from '../cli/base-command.js';
+import { LOG_LEVELS } from '../cli/flags.js';
+import { runExitCode } from '../cli/run-exit-code.js';
+import { confText } from '../cli/conf-flags.js';
 import { runUntilSignal } from '../cli/signals.js';
 import { createLogger } from '../core/logger.js';
 import { defaultConcurrency } from '../services/daemons.js';
 import { runDagStandalone, startStandalone } from '../services/standalone.js';
-import { exitCodeFor, readConfFile } from '../services/trigger.js';
 
 export default class StandaloneCommand extends BaseCommand<typeof StandaloneCommand> {
   static override summary =
@@ -40,7 +42,7 @@ ${EXIT_CODES_HELP}`;
       min: 1,
     }),
     port: Flags.integer({ summary: 'Port of the embedded Postgres (default: a free one).' }),
-    'log-level': Flags.string({ env: 'AIRTASKS_LOG_LEVEL', options: ['debug', 'info', 'warn', 'error'] }),
+    'log-level': Flags.string({ env: 'AIRTASKS_LOG_LEVEL', options: LOG_LEVELS }),
   };
 
   async run() {
@@ -54,12 +56,12 @@ ${EXIT_CODES_HELP}`;
       logger,
     };
     if (f.run) {
-      const confText = f['conf-file'] ? await readConfFile(f['conf-file']) : f.conf;
+      const conf = await confText(f);
       this.progress(`Starting airtasks standalone and running ${f.run} ...`);
       const r = await runDagStandalone({
         ...common,
         dagId: f.run,
-        confText,
+        confText: conf,
         timeoutMs: f.timeout ? f.timeout * 1000 : undefined,
         onNotice: (m) => process.stderr.write(`Warning: ${m}\n`),
         onTaskChange: (t) =>
@@ -74,7 +76,7 @@ ${EXIT_CODES_HELP}`;
         .map(([s, n]) => `${n} ${s}`)
         .join(', ');
       this.log(`Run ${r.runId} of ${r.dagId}: ${r.state} (${r.tasks.length} tasks: ${counts})`);
-      this.setExitCode(exitCodeFor(r.state));
+      this.setExitCode(runExitCode(r.state));
       return r;
     }
     const sa = await startStandalone(common);

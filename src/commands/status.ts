@@ -1,5 +1,6 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../cli/base-command.js';
+import { dockerHostFlag } from '../cli/flags.js';
 import { table } from '../cli/table.js';
 import { stackStatus, type StatusResult } from '../services/deploy.js';
 
@@ -10,14 +11,14 @@ export default class Status extends BaseCommand<typeof Status> {
     'Queue depths need the database and broker (connection flags or env); without them the services are still shown.';
   static override flags = {
     stack: Flags.string({ summary: "Stack name (default: airtasks.json's stackName)." }),
-    'docker-host': Flags.string({ env: 'DOCKER_HOST', summary: 'Docker engine address (a swarm manager).' }),
+    'docker-host': dockerHostFlag(),
   };
 
   async run(): Promise<StatusResult> {
     const r = await stackStatus({
       ...this.connection(),
       ...(this.flags.stack ? { stack: this.flags.stack } : {}),
-      ...(this.flags['docker-host'] ? { dockerHost: this.flags['docker-host'] } : {}),
+      dockerHost: this.flags['docker-host'],
     });
     if (r.servicesError) this.log(`stack ${r.stack}: services unknown (${r.servicesError.split('\n')[0]})`);
     else this.log(`stack ${r.stack}${r.services.length === 0 ? ': not deployed' : ''}`);

@@ -1,5 +1,6 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../cli/base-command.js';
+import { dockerHostFlag } from '../cli/flags.js';
 import { undeployAny } from '../services/deploy-local.js';
 
 export default class Undeploy extends BaseCommand<typeof Undeploy> {
@@ -12,14 +13,14 @@ export default class Undeploy extends BaseCommand<typeof Undeploy> {
       allowNo: true,
     }),
     stack: Flags.string({ summary: "Stack name (default: airtasks.json's stackName)." }),
-    'docker-host': Flags.string({ env: 'DOCKER_HOST', summary: 'Docker engine address (a swarm manager).' }),
+    'docker-host': dockerHostFlag(),
   };
 
   async run() {
     const r = await undeployAny({
       ...(this.flags.swarm !== undefined ? { swarm: this.flags.swarm } : {}),
       ...(this.flags.stack ? { stack: this.flags.stack } : {}),
-      ...(this.flags['docker-host'] ? { dockerHost: this.flags['docker-host'] } : {}),
+      dockerHost: this.flags['docker-host'],
       onProgress: (l) => this.progress(l),
     });
     this.log(`removed stack ${r.stack} (${r.target}): ${r.removed.join(', ')}`);

@@ -1,8 +1,11 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../cli/base-command.js';
+import { logLevelFlag } from '../cli/flags.js';
 import { runUntilSignal } from '../cli/signals.js';
+import { commaList } from '../core/comma-list.js';
+import { usageError } from '../core/errors.js';
 import { createLogger } from '../core/logger.js';
-import { parseQueues, startWorker } from '../services/daemons.js';
+import { startWorker } from '../services/daemons.js';
 
 export default class WorkerCommand extends BaseCommand<typeof WorkerCommand> {
   static override summary = 'Run a worker (long-lived) on one or more queues.';
@@ -39,11 +42,7 @@ export default class WorkerCommand extends BaseCommand<typeof WorkerCommand> {
         "GPUs this worker hands to container tasks: '0,1', 'all' or 'none' (default: detected with nvidia-smi).",
       env: 'AIRTASKS_WORKER_GPUS',
     }),
-    'log-level': Flags.string({
-      env: 'AIRTASKS_LOG_LEVEL',
-      default: 'info',
-      options: ['debug', 'info', 'warn', 'error'],
-    }),
+    'log-level': logLevelFlag,
   };
 
   async run() {
@@ -62,4 +61,11 @@ export default class WorkerCommand extends BaseCommand<typeof WorkerCommand> {
       (m) => logger.info(m),
     );
   }
+}
+
+/** The queues of -q, each once; with the flag's own example when it names none. */
+function parseQueues(text: string): string[] {
+  const queues = [...new Set(commaList(text))];
+  if (queues.length === 0) throw usageError('--queues needs at least one queue name, e.g. -q worker,gpu');
+  return queues;
 }

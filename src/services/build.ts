@@ -7,10 +7,10 @@ import { existsSync, lstatSync, realpathSync } from 'node:fs';
 import path from 'node:path';
 import { Listr, ProcessOutput } from 'listr2';
 import { resolveRegistryAuth } from '../docker/auth.js';
-import { BuildError, buildImage, packContext, pushImage } from '../docker/build.js';
-import { connectDocker, unreachableMessage } from '../docker/engine.js';
-import { AirtasksError, ExitCode, usageError } from '../core/errors.js';
-import { findProject, type Project } from './config.js';
+import { buildImage, packContext, pushImage } from '../docker/build.js';
+import { usageError, ValidationError } from '../core/errors.js';
+import { findProject, requireProject, type Project } from './config.js';
+import { dockerFor, withDocker } from './docker.js';
 import { STACK_FILE } from './scaffold.js';
 import {
   airtasksServices,
@@ -76,17 +76,24 @@ export function checkBuildContext(root: string): void {
 }
 
 export async function buildProject(o: BuildProjectOptions): Promise<BuildResult> {
-  const project = findProject(o.cwd);
-  if (!project.configFile)
-    throw usageError(
-      'no airtasks.json here or above: run `airtasks build` inside a project (`airtasks init` makes one)',
-    );
+  const project = requireProject(
+    findProject(o.cwd),
+    'run `airtasks build` inside a project (`airtasks init` makes one)',
+  );
   const image = projectImage(project);
   const tag = o.tag ?? 'latest';
-  if (!TAG.test(tag)) throw usageError(`invalid tag "${tag}": letters, digits, "_", ".", "-" (at most 128)`);
+  if (!TAG.test(tag))
+    throw new ValidationError(
+      'tag',
+      'malformed',
+      `invalid tag "${tag}": letters, digits, "_", ".", "-" (at most 128)`,
+      {
+        value: tag,
+      },
+    );
   const ref = `${image}:${tag}`;
   checkBuildContext(project.root);
-  const docker = connectDocker(o.dockerHost ? { host: o.dockerHost } : {});
+  const docker = dockerFor(o);
   const stackFile = path.join(project.root, STACK_FILE);
   const result: BuildResult = {
     imageId: '',
@@ -103,18 +110,16 @@ export async function buildProject(o: BuildProjectOptions): Promise<BuildResult>
       {
         title: `Build ${ref}`,
         task: async (_ctx, task) => {
-          try {
-            result.imageId = await buildImage(docker, packContext(project.root), {
+          result.imageId = await withDocker(o, () =>
+            buildImage(docker, packContext(project.root), {
               tags: [ref],
               buildArgs: o.buildArgs ?? {},
               labels: {
                 'io.airtasks.project': String(project.config.stackName ?? path.basename(project.root)),
               },
               onLine: (line) => (task.output = line),
-            });
-          } catch (err) {
-            throw engineError(err, o.dockerHost);
-          }
+            }),
+          );
           task.title = `Built ${ref} (${result.imageId.replace('sha256:', '').slice(0, 12)})`;
         },
       },
@@ -123,15 +128,12 @@ export async function buildProject(o: BuildProjectOptions): Promise<BuildResult>
         enabled: () => !!o.push,
         task: async (_ctx, task) => {
           const auth = await resolveRegistryAuth(ref, { onWarning: (m) => (task.output = m) });
-          let digest: string | null;
-          try {
-            digest = await pushImage(docker, ref, {
+          const digest = await withDocker(o, () =>
+            pushImage(docker, ref, {
               ...(auth ? { auth } : {}),
               onLine: (l) => (task.output = l),
-            });
-          } catch (err) {
-            throw engineError(err, o.dockerHost);
-          }
+            }),
+          );
           result.pushed = true;
           result.pushedRefs = digest ? [ref, `${image}@${digest}`] : [ref];
           task.title = `Pushed ${result.pushedRefs.join(' ')}`;
@@ -161,11 +163,4 @@ export async function buildProject(o: BuildProjectOptions): Promise<BuildResult>
   );
   await tasks.run();
   return result;
-}
-
-function engineError(err: unknown, host?: string): Error {
-  const unreachable = unreachableMessage(err, host);
-  if (unreachable) return new AirtasksError(unreachable, ExitCode.UNAVAILABLE, { cause: err });
-  if (err instanceof BuildError) return new AirtasksError(err.message, ExitCode.ERROR, { cause: err });
-  return err as Error;
 }

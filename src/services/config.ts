@@ -5,7 +5,13 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { AirtasksError, ExitCode } from '../core/errors.js';
+import {
+  AirtasksError,
+  ExitCode,
+  NotConfiguredError,
+  UnavailableError,
+  ValidationError,
+} from '../core/errors.js';
 
 export interface ProjectConfig {
   /** Relative to the project root. */
@@ -83,6 +89,23 @@ export function findProject(cwd = process.cwd()): Project {
   return { root: path.resolve(cwd), configFile: null, config: { dagsFolder: 'dags', queues: {} } };
 }
 
+/** The project itself, or a usage error saying what it is needed for (`why`) when there is none. */
+export function requireProject(project: Project, why: string): Project & { configFile: string } {
+  if (project.configFile === null)
+    throw new AirtasksError(`no ${CONFIG_FILE} here or above: ${why}`, ExitCode.USAGE);
+  return { ...project, configFile: project.configFile };
+}
+
+/** The name of the project's stack: given, else airtasks.json's stackName, else the folder's name. */
+export function stackName(project: Project, given: string | undefined): string {
+  const configured = project.config.stackName;
+  const stack =
+    given ?? (typeof configured === 'string' && configured ? configured : path.basename(project.root));
+  if (!/^[A-Za-z0-9][A-Za-z0-9_-]*$/.test(stack))
+    throw new ValidationError('stack', 'malformed', `invalid stack name "${stack}"`, { value: stack });
+  return stack;
+}
+
 export interface StandaloneState {
   pid: number;
   databaseUrl: string;
@@ -151,10 +174,10 @@ export function applySecretFiles(
     try {
       return readFileSync(file, 'utf8').replace(/\r?\n$/, '');
     } catch (err) {
-      throw new AirtasksError(
+      throw new UnavailableError(
+        'secret',
         `${name} names ${file}, which cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'}): ` +
           'create the secret or fix the path',
-        ExitCode.UNAVAILABLE,
       );
     }
   };
@@ -207,8 +230,9 @@ export function resolveConnection(input: ConnectionOptions): Connection {
   const sa = runningStandalone(project);
   if (sa)
     return { ...base, databaseUrl: sa.databaseUrl, schema: opts.schema ?? sa.schema, source: 'standalone' };
-  throw new AirtasksError(
-    'No database configured: pass --database-url, set AIRTASKS_DATABASE_URL, or start `airtasks standalone` in this project.',
-    ExitCode.UNAVAILABLE,
+  throw new NotConfiguredError(
+    'databaseUrl',
+    (name) =>
+      `No database configured: pass ${name}, set AIRTASKS_DATABASE_URL, or start \`airtasks standalone\` in this project.`,
   );
 }

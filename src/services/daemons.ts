@@ -4,10 +4,9 @@ import type { Logger } from '../core/logger.js';
 import { Scheduler, type SchedulerOptions } from '../engine/scheduler/scheduler.js';
 import { GpuAllocator } from '../engine/worker/gpus.js';
 import { Worker, type WorkerOptions } from '../engine/worker/worker.js';
-import { commaList } from '../core/comma-list.js';
-import { usageError } from '../core/errors.js';
+import { ValidationError } from '../core/errors.js';
 import { findProject, resolvePausedOnCreation, type ConnectionOptions } from './config.js';
-import { openEngine, type Engine } from './engine.js';
+import { openEngine, withEngine, type Engine } from './engine.js';
 import { importSecretVariables, SECRETS_DIR_ENV, secretVariableNames } from './secret-variables.js';
 
 export interface Daemon {
@@ -48,17 +47,15 @@ export type WorkerSettings = Partial<
   gpuSpec?: string;
 };
 
-export function parseQueues(text: string): string[] {
-  const queues = [...new Set(commaList(text))];
-  if (queues.length === 0) throw usageError('--queues needs at least one queue name, e.g. -q worker,gpu');
-  return queues;
-}
-
 export async function startWorker(
   o: ConnectionOptions & { logger: Logger; queues: string[]; concurrency: number } & WorkerSettings,
 ): Promise<Daemon> {
+  if (o.queues.length === 0)
+    throw new ValidationError('queues', 'missing', (name) => `${name} needs at least one queue name`);
   if (!Number.isInteger(o.concurrency) || o.concurrency < 1)
-    throw usageError('--concurrency must be an integer >= 1');
+    throw new ValidationError('concurrency', 'out-of-range', (name) => `${name} must be an integer >= 1`, {
+      value: o.concurrency,
+    });
   const gpus = await GpuAllocator.fromSpec(o.gpuSpec);
   const engine = await openEngine(o, {
     broker: true,
@@ -94,9 +91,7 @@ async function startOrClose(engine: Engine, d: Daemon, start: () => Promise<void
 }
 
 export async function migrateDb(o: ConnectionOptions) {
-  const engine = await openEngine(o, { migrate: true });
-  await engine.close();
-  return engine.migration!;
+  return withEngine(o, async (engine) => engine.migration!, { migrate: true });
 }
 
 export const defaultConcurrency = () => Math.max(2, os.availableParallelism());

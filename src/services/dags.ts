@@ -2,10 +2,11 @@
 import { listDagFiles, parseDagFiles } from '../engine/dag/loader.js';
 import { paramsOf, type ParamInfo } from '../engine/dag/params.js';
 import type { SerializedDag } from '../core/dag-model.js';
-import { notFound } from '../core/errors.js';
+import { NotFoundError } from '../core/errors.js';
+import type { Queryable } from '../engine/store/db.js';
 import * as dags from '../engine/store/dags.js';
 import { resolveDagsFolder, type ConnectionOptions } from './config.js';
-import { openEngine } from './engine.js';
+import { withEngine } from './engine.js';
 
 /** A DAG's schedule and pause state as the store knows it. */
 export interface DagScheduleState {
@@ -52,8 +53,7 @@ function scheduleState(r: dags.DagRow): DagScheduleState {
 }
 
 export async function listDags(o: ConnectionOptions): Promise<DagListing> {
-  const e = await openEngine(o);
-  try {
+  return withEngine(o, async (e) => {
     const rows = await dags.listDags(e.db);
     const out: DagListing = { dags: [], importErrors: [] };
     for (const r of rows) {
@@ -71,9 +71,7 @@ export async function listDags(o: ConnectionOptions): Promise<DagListing> {
       message: x.message,
     }));
     return out;
-  } finally {
-    await e.close();
-  }
+  });
 }
 
 /** A DAG's stored version (its schedule and limits included) and its state in the store. */
@@ -84,12 +82,11 @@ export type DagDetails = SerializedDag & {
 } & Pick<DagScheduleState, 'paused' | 'nextLogicalDate' | 'nextRunAt' | 'lastScheduledLogicalDate'>;
 
 export async function showDag(o: ConnectionOptions & { dagId: string }): Promise<DagDetails> {
-  const e = await openEngine(o);
-  try {
+  return withEngine(o, async (e) => {
     const row = await dags.getDag(e.db, o.dagId);
-    if (!row) throw notFound(`unknown DAG "${o.dagId}"`);
+    if (!row) throw new NotFoundError('dag', o.dagId, `unknown DAG "${o.dagId}"`);
     const v = await dags.getVersion(e.db, row.hash);
-    if (!v) throw notFound(`DAG "${o.dagId}" has no stored version`);
+    if (!v) throw new NotFoundError('dag', o.dagId, `DAG "${o.dagId}" has no stored version`);
     const st = scheduleState(row);
     return {
       ...v,
@@ -100,9 +97,7 @@ export async function showDag(o: ConnectionOptions & { dagId: string }): Promise
       nextRunAt: st.nextRunAt,
       lastScheduledLogicalDate: st.lastScheduledLogicalDate,
     };
-  } finally {
-    await e.close();
-  }
+  });
 }
 
 /**
@@ -112,20 +107,26 @@ export async function showDag(o: ConnectionOptions & { dagId: string }): Promise
 export async function setDagPaused(
   o: ConnectionOptions & { dagId: string; paused: boolean },
 ): Promise<DagScheduleState> {
-  const e = await openEngine(o);
-  try {
+  return withEngine(o, async (e) => {
     const row = await dags.setPaused(e.db, o.dagId, o.paused, e.db.channel('events'));
-    if (!row) {
-      const known = (await dags.listDags(e.db)).map((d) => d.dag_id);
-      throw notFound(
-        `unknown DAG "${o.dagId}"` +
-          (known.length ? `; known DAGs: ${known.join(', ')}` : '; no DAGs are known yet'),
-      );
-    }
+    if (!row) throw await unknownDag(e.db, o.dagId);
     return scheduleState(row);
-  } finally {
-    await e.close();
-  }
+  });
+}
+
+/** Not found: a DAG the store does not know (or no longer has a file for), with the ones it knows. */
+export async function unknownDag(db: Queryable, dagId: string): Promise<NotFoundError> {
+  const known = (await dags.listDags(db)).map((d) => d.dag_id);
+  const errors = await dags.listImportErrors(db);
+  return new NotFoundError(
+    'dag',
+    dagId,
+    `unknown DAG "${dagId}"` +
+      (known.length
+        ? `; known DAGs: ${known.join(', ')}`
+        : '; no DAGs are known yet (is a scheduler running on the dags folder?)') +
+      (errors.length ? `; ${errors.length} file(s) failed to import (airtasks dags list)` : ''),
+  );
 }
 
 export interface ValidationReport {
@@ -139,7 +140,9 @@ export interface ValidationReport {
 export async function validateDags(o: { dagsFolder?: string; cwd?: string }): Promise<ValidationReport> {
   const folder = resolveDagsFolder(o);
   const files = await listDagFiles(folder).catch((err: Error) => {
-    throw notFound(`cannot read the dags folder ${folder}: ${err.message}`);
+    throw new NotFoundError('folder', folder, `cannot read the dags folder ${folder}: ${err.message}`, {
+      cause: err,
+    });
   });
   const results = await parseDagFiles(files);
   const report: ValidationReport = { dagsFolder: folder, files: files.length, dags: [], errors: [] };

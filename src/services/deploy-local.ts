@@ -8,15 +8,17 @@
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { execa } from 'execa';
 import { parse, stringify } from 'yaml';
+import { runDockerCli, type DockerProgram } from '../docker/cli.js';
 import { composeContainers, composeProjectName, removeComposeProject } from '../docker/compose.js';
-import { AirtasksError, ExitCode } from '../core/errors.js';
+import { NotFoundError, UnavailableError } from '../core/errors.js';
 import { toComposeFiles, type SourceStack } from './compose-files.js';
 import {
   devOverride,
+  missingSecrets,
   projectOf,
   requiredSecrets,
+  stackFiles,
   undeployProject,
   type DeployOptions,
   type DeployResult,
@@ -24,11 +26,11 @@ import {
 } from './deploy.js';
 import { localSecretsDir } from './local-secrets.js';
 import { airtasksServices, loadStackDocument, stackValue } from './stack-file.js';
-import { dockerFor, withEngine } from './swarm.js';
+import { dockerFor, withDocker } from './docker.js';
 
 export interface ComposeCommand {
   /** The program and the arguments before compose's own (`docker compose` or `docker-compose`). */
-  file: string;
+  file: DockerProgram;
   args: string[];
   version: string;
 }
@@ -38,18 +40,18 @@ const INSTALL_HINT =
   'or v1 (Debian/Ubuntu: `apt-get install docker-compose`); or deploy to a swarm with `airtasks deploy --swarm`';
 
 /** `docker compose` when the plugin is there, else `docker-compose`; exit 4 naming how to install one. */
-export async function findCompose(env: NodeJS.ProcessEnv = {}): Promise<ComposeCommand> {
+export async function findCompose(dockerHost?: string): Promise<ComposeCommand> {
   for (const [file, args] of [
     ['docker', ['compose']],
     ['docker-compose', []],
   ] as const) {
-    const r = await execa(file, [...args, 'version', '--short'], { env, reject: false });
-    if (r.exitCode === 0 && /^v?\d/.test(r.stdout.trim()))
-      return { file, args: [...args], version: r.stdout.trim() };
+    // Not installed, or an old docker without the plugin: try the next.
+    const r = await runDockerCli(file, [...args, 'version', '--short'], { dockerHost }).catch(() => null);
+    if (r && /^v?\d/.test(r.stdout.trim())) return { file, args: [...args], version: r.stdout.trim() };
   }
-  throw new AirtasksError(
+  throw new UnavailableError(
+    'compose',
     `neither \`docker compose\` nor \`docker-compose\` is installed: ${INSTALL_HINT}`,
-    ExitCode.UNAVAILABLE,
   );
 }
 
@@ -64,25 +66,15 @@ async function runCompose(
 ): Promise<void> {
   const all = [...compose.args, ...args];
   o.onProgress?.(`${compose.file} ${all.join(' ')}`);
-  const r = await execa(compose.file, all, {
-    cwd: o.cwd,
-    env: o.dockerHost ? { DOCKER_HOST: o.dockerHost } : {},
-    reject: false,
-    all: true,
-  });
-  if (r.exitCode !== 0)
-    throw new AirtasksError(
-      `${compose.file} ${all.join(' ')} failed (exit ${r.exitCode}):\n${r.all ?? ''}`.trim(),
-      ExitCode.ERROR,
-    );
-  for (const line of (r.all ?? '').split('\n')) if (line.trim()) o.onProgress?.(line);
+  const r = await withDocker(o, () =>
+    runDockerCli(compose.file, all, { cwd: o.cwd, dockerHost: o.dockerHost }),
+  );
+  for (const line of r.output.split('\n')) if (line.trim()) o.onProgress?.(line);
 }
 
 export async function deployLocal(o: DeployOptions): Promise<DeployResult> {
   const { project, stack, stackFile } = projectOf(o);
-  const files = [stackFile, ...(o.files ?? []).map((f) => path.resolve(f))];
-  for (const f of files)
-    if (!existsSync(f)) throw new AirtasksError(`${f} does not exist`, ExitCode.NOT_FOUND);
+  const files = stackFiles(stackFile, o.files);
   const sources: SourceStack[] = await Promise.all(
     files.map(async (file) => ({ file, value: stackValue(await loadStackDocument(file)) })),
   );
@@ -96,15 +88,10 @@ export async function deployLocal(o: DeployOptions): Promise<DeployResult> {
   const secretsDir = localSecretsDir(project.root);
   const needed = requiredSecrets(sources.map((s) => s.value));
   const missing = needed.filter((n) => !existsSync(path.join(secretsDir, n)));
-  if (missing.length > 0)
-    throw new AirtasksError(
-      `the stack needs local secrets that do not exist: ${missing.join(', ')}. Create each with ` +
-        '`airtasks secrets create --local NAME` (value from stdin or --file; an empty value turns a proxy feature off)',
-      ExitCode.NOT_FOUND,
-    );
+  if (missing.length > 0) throw missingSecrets(missing, true);
   const docker = dockerFor(o);
-  await withEngine(o, () => docker.ping());
-  const compose = await findCompose(o.dockerHost ? { DOCKER_HOST: o.dockerHost } : {});
+  await withDocker(o, () => docker.ping());
+  const compose = await findCompose(o.dockerHost);
 
   const dir = renderedDir(project.root, stack);
   await rm(dir, { recursive: true, force: true });
@@ -148,7 +135,7 @@ export async function hasLocalDeployment(o: StackTarget): Promise<boolean> {
   const { project, stack } = projectOf(o);
   if (existsSync(renderedDir(project.root, stack))) return true;
   const docker = dockerFor(o);
-  return withEngine(o, async () => (await composeContainers(docker, composeProjectName(stack))).length > 0);
+  return withDocker(o, async () => (await composeContainers(docker, composeProjectName(stack))).length > 0);
 }
 
 export async function undeployLocal(
@@ -157,18 +144,19 @@ export async function undeployLocal(
   const { project, stack } = projectOf(o);
   const name = composeProjectName(stack);
   const docker = dockerFor(o);
-  const before = await withEngine(o, () => composeContainers(docker, name));
+  const before = await withDocker(o, () => composeContainers(docker, name));
   const dir = renderedDir(project.root, stack);
   const files = existsSync(dir) ? (await readdir(dir)).filter((f) => f.endsWith('.yml')).sort() : [];
   if (before.length === 0 && files.length === 0)
-    throw new AirtasksError(
+    throw new NotFoundError(
+      'stack',
+      stack,
       `no stack named ${stack} is deployed here (neither compose nor swarm)`,
-      ExitCode.NOT_FOUND,
     );
   const removed = [...new Set(before.map((c) => `${name}_${c.Labels['com.docker.compose.service'] ?? '?'}`))];
   if (files.length > 0) {
     // Compose v1 needs the files to know the services; `down` keeps volumes (the data) as swarm does.
-    const compose = await findCompose(o.dockerHost ? { DOCKER_HOST: o.dockerHost } : {});
+    const compose = await findCompose(o.dockerHost);
     await runCompose(
       compose,
       ['-p', name, ...files.flatMap((f) => ['-f', path.join(dir, f)]), 'down', '--remove-orphans'],
@@ -176,7 +164,7 @@ export async function undeployLocal(
     );
   }
   // Without the rendered files (or after a partial down), what is left goes through the engine.
-  await withEngine(o, () => removeComposeProject(docker, name));
+  await withDocker(o, () => removeComposeProject(docker, name));
   await rm(dir, { recursive: true, force: true });
   return { stack, target: 'compose', removed: removed.sort() };
 }

@@ -7,8 +7,8 @@
 import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { execa } from 'execa';
 import { stringify } from 'yaml';
+import { runDockerCli } from '../docker/cli.js';
 import { composeProjectName, composeServices, type ComposeServiceState } from '../docker/compose.js';
 import {
   listNodes,
@@ -20,11 +20,11 @@ import {
   type StackServiceState,
 } from '../docker/swarm.js';
 import type { QueueDepth } from '../engine/broker/broker.js';
-import { AirtasksError, ExitCode, usageError } from '../core/errors.js';
-import { findProject, type ConnectionOptions, type Project } from './config.js';
+import { NotFoundError, ValidationError } from '../core/errors.js';
+import { findProject, requireProject, stackName, type ConnectionOptions, type Project } from './config.js';
 import { queuedByQueue } from '../engine/store/queue-load.js';
 import { listWorkers } from '../engine/store/workers.js';
-import { openEngine } from './engine.js';
+import { withEngine } from './engine.js';
 import { STACK_FILE } from './scaffold.js';
 import {
   airtasksServices,
@@ -33,7 +33,7 @@ import {
   stackValue,
   type StackFile,
 } from './stack-file.js';
-import { dockerFor, withEngine, type DockerTarget } from './swarm.js';
+import { dockerFor, withDocker, type DockerTarget } from './docker.js';
 
 export const QUEUE_NODE_LABEL = (queue: string) => `airtasks.queue.${queue}`;
 
@@ -61,13 +61,8 @@ export interface DeployResult {
 }
 
 export function projectOf(o: StackTarget): { project: Project; stack: string; stackFile: string } {
-  const project = findProject(o.cwd);
-  if (!project.configFile)
-    throw usageError('no airtasks.json here or above: run this inside a project (`airtasks init` makes one)');
-  const configured = project.config.stackName;
-  const stack =
-    o.stack ?? (typeof configured === 'string' && configured ? configured : path.basename(project.root));
-  if (!/^[A-Za-z0-9][A-Za-z0-9_-]*$/.test(stack)) throw usageError(`invalid stack name "${stack}"`);
+  const project = requireProject(findProject(o.cwd), 'run this inside a project (`airtasks init` makes one)');
+  const stack = stackName(project, o.stack);
   return { project, stack, stackFile: path.join(project.root, STACK_FILE) };
 }
 
@@ -79,11 +74,26 @@ export function requiredSecrets(stacks: StackFile[]): string[] {
   return [...merged.entries()].filter(([, v]) => v.external).map(([k, v]) => v.name ?? k);
 }
 
+/** The stack file and the files merged over it, each checked to exist. */
+export function stackFiles(stackFile: string, more: string[] = []): string[] {
+  const files = [stackFile, ...more.map((f) => path.resolve(f))];
+  for (const f of files) if (!existsSync(f)) throw new NotFoundError('file', f, `${f} does not exist`);
+  return files;
+}
+
+/** Not found: the secrets a stack needs that do not exist (swarm ones, or the project's local ones). */
+export function missingSecrets(missing: string[], local: boolean): NotFoundError {
+  return new NotFoundError(
+    'secret',
+    missing.join(', '),
+    `the stack needs ${local ? 'local ' : ''}secrets that do not exist: ${missing.join(', ')}. Create each with ` +
+      `\`airtasks secrets create ${local ? '--local ' : ''}NAME\` (value from stdin or --file; an empty value turns a proxy feature off)`,
+  );
+}
+
 export async function deployProject(o: DeployOptions): Promise<DeployResult> {
   const { project, stack, stackFile } = projectOf(o);
-  const files = [stackFile, ...(o.files ?? []).map((f) => path.resolve(f))];
-  for (const f of files)
-    if (!existsSync(f)) throw new AirtasksError(`${f} does not exist`, ExitCode.NOT_FOUND);
+  const files = stackFiles(stackFile, o.files);
   const docs = await Promise.all(files.map(async (f) => stackValue(await loadStackDocument(f))));
   const base = docs[0]!;
   if (o.dev) {
@@ -94,16 +104,11 @@ export async function deployProject(o: DeployOptions): Promise<DeployResult> {
   }
   const docker = dockerFor(o);
   const needed = requiredSecrets(docs);
-  await withEngine(o, async () => {
+  await withDocker(o, async () => {
     await requireSwarmManager(docker);
     const have = new Set((await listSecrets(docker)).map((s) => s.name));
     const missing = needed.filter((n) => !have.has(n));
-    if (missing.length > 0)
-      throw new AirtasksError(
-        `the stack needs secrets that do not exist: ${missing.join(', ')}. Create each with ` +
-          '`airtasks secrets create NAME` (value from stdin or --file; an empty value turns a proxy feature off)',
-        ExitCode.NOT_FOUND,
-      );
+    if (missing.length > 0) throw missingSecrets(missing, false);
   });
   const image = typeof project.config.image === 'string' ? project.config.image : '';
   const resolve = o.resolveImage ?? (image.split('/')[0]?.match(/[.:]/) ? 'always' : 'never');
@@ -111,18 +116,14 @@ export async function deployProject(o: DeployOptions): Promise<DeployResult> {
   if (resolve !== 'never') args.push('--with-registry-auth');
   args.push(stack);
   o.onProgress?.(`docker ${args.join(' ')}`);
-  const r = await execa('docker', args, {
-    cwd: path.dirname(stackFile),
-    env: o.dockerHost ? { DOCKER_HOST: o.dockerHost } : {},
-    reject: false,
-    all: true,
-  });
-  if (r.exitCode !== 0)
-    throw new AirtasksError(
-      `docker stack deploy failed (exit ${r.exitCode}):\n${r.all ?? ''}`.trim(),
-      ExitCode.ERROR,
-    );
-  for (const line of (r.all ?? '').split('\n')) if (line.trim()) o.onProgress?.(line);
+  const r = await withDocker(o, () =>
+    runDockerCli('docker', args, {
+      cwd: path.dirname(stackFile),
+      dockerHost: o.dockerHost,
+      name: 'docker stack deploy',
+    }),
+  );
+  for (const line of r.output.split('\n')) if (line.trim()) o.onProgress?.(line);
   return { stack, target: 'swarm', files, services: Object.keys(base.services), secrets: needed };
 }
 
@@ -144,21 +145,14 @@ export async function undeployProject(
 ): Promise<{ stack: string; removed: string[] }> {
   const { stack } = projectOf(o);
   const docker = dockerFor(o);
-  const before = await withEngine(o, async () => {
+  const before = await withDocker(o, async () => {
     await requireSwarmManager(docker);
     return stackServices(docker, stack);
   });
-  if (before.length === 0) throw new AirtasksError(`no stack named ${stack} is deployed`, ExitCode.NOT_FOUND);
-  const r = await execa('docker', ['stack', 'rm', stack], {
-    env: o.dockerHost ? { DOCKER_HOST: o.dockerHost } : {},
-    reject: false,
-    all: true,
-  });
-  if (r.exitCode !== 0)
-    throw new AirtasksError(
-      `docker stack rm failed (exit ${r.exitCode}):\n${r.all ?? ''}`.trim(),
-      ExitCode.ERROR,
-    );
+  if (before.length === 0) throw new NotFoundError('stack', stack, `no stack named ${stack} is deployed`);
+  await withDocker(o, () =>
+    runDockerCli('docker', ['stack', 'rm', stack], { dockerHost: o.dockerHost, name: 'docker stack rm' }),
+  );
   // Services go at once; their containers (and so the stack's networks) shortly after.
   const end = Date.now() + (o.waitMs ?? 60_000);
   for (;;) {
@@ -207,7 +201,7 @@ export async function stackStatus(o: StackTarget & ConnectionOptions): Promise<S
   let services: Array<StackServiceState | ComposeServiceState> = [];
   let servicesError: string | null = null;
   try {
-    services = await withEngine(o, async () => {
+    services = await withDocker(o, async () => {
       const local = await composeServices(docker, composeProjectName(stack));
       try {
         await requireSwarmManager(docker);
@@ -232,18 +226,19 @@ export async function stackStatus(o: StackTarget & ConnectionOptions): Promise<S
   ];
   let queueNames = [...new Set(configured)];
   try {
-    const engine = await openEngine({ ...o, cwd: o.cwd ?? project.root }, { broker: true });
-    try {
-      queued = await queuedByQueue(engine.db);
-      workerQueues = (await listWorkers(engine.db, 60_000)).map((w) => w.queues);
-      // Queues that tasks wait in, or that workers consume, count even when no config names them.
-      queueNames = [
-        ...new Set([...queueNames, ...queued.keys(), ...workerQueues.flat().filter((q) => q !== '*')]),
-      ];
-      depths = await engine.broker!.depths(queueNames);
-    } finally {
-      await engine.close();
-    }
+    await withEngine(
+      { ...o, cwd: o.cwd ?? project.root },
+      async (engine) => {
+        queued = await queuedByQueue(engine.db);
+        workerQueues = (await listWorkers(engine.db, 60_000)).map((w) => w.queues);
+        // Queues that tasks wait in, or that workers consume, count even when no config names them.
+        queueNames = [
+          ...new Set([...queueNames, ...queued.keys(), ...workerQueues.flat().filter((q) => q !== '*')]),
+        ];
+        depths = await engine.broker!.depths(queueNames);
+      },
+      { broker: true },
+    );
   } catch (err) {
     depthError = (err as Error).message;
   }
@@ -270,8 +265,9 @@ export async function labelNodeForQueue(
 ): Promise<NodeInfo> {
   const docker = dockerFor(o);
   for (const q of o.queues)
-    if (!/^[A-Za-z0-9_.-]{1,100}$/.test(q)) throw usageError(`invalid queue name "${q}"`);
-  return withEngine(o, async () => {
+    if (!/^[A-Za-z0-9_.-]{1,100}$/.test(q))
+      throw new ValidationError('queues', 'malformed', `invalid queue name "${q}"`, { value: q });
+  return withDocker(o, async () => {
     await requireSwarmManager(docker);
     const labels = o.queues.map(QUEUE_NODE_LABEL);
     const node =
@@ -284,7 +280,7 @@ export async function labelNodeForQueue(
 
 export async function swarmNodes(o: DockerTarget): Promise<NodeInfo[]> {
   const docker = dockerFor(o);
-  return withEngine(o, async () => {
+  return withDocker(o, async () => {
     await requireSwarmManager(docker);
     return listNodes(docker);
   });

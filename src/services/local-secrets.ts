@@ -8,8 +8,9 @@ import { existsSync } from 'node:fs';
 import { chmod, mkdir, readdir, stat, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { SECRET_NAME } from '../docker/names.js';
-import { AirtasksError, ExitCode, usageError } from '../core/errors.js';
-import { findProject } from './config.js';
+import { NotFoundError, ValidationError } from '../core/errors.js';
+import { findProject, requireProject } from './config.js';
+import { secretValue } from './secrets.js';
 
 export interface LocalSecretInfo {
   name: string;
@@ -22,17 +23,18 @@ export function localSecretsDir(root: string): string {
 }
 
 function projectRoot(cwd?: string): string {
-  const project = findProject(cwd);
-  if (!project.configFile)
-    throw usageError(
-      'no airtasks.json here or above: local secrets belong to a project (`airtasks init` makes one)',
-    );
-  return project.root;
+  return requireProject(findProject(cwd), 'local secrets belong to a project (`airtasks init` makes one)')
+    .root;
 }
 
 function checkName(name: string): void {
   if (!SECRET_NAME.test(name))
-    throw usageError(`invalid secret name "${name}": letters, digits, "_", ".", "-" (at most 64)`);
+    throw new ValidationError(
+      'name',
+      'malformed',
+      `invalid secret name "${name}": letters, digits, "_", ".", "-" (at most 64)`,
+      { value: name },
+    );
 }
 
 export async function createLocalSecret(o: {
@@ -47,19 +49,20 @@ export async function createLocalSecret(o: {
   // Whatever the project's own .gitignore says, git never picks these files up.
   await writeFile(path.join(dir, '.gitignore'), '*\n');
   const file = path.join(dir, o.name);
-  // Same value rules as swarm secrets: empty is stored as a blank line ("off" for the proxy).
-  const value = o.value.length === 0 ? Buffer.from('\n') : o.value;
+  const { value, blank } = secretValue(o.value);
   try {
     await writeFile(file, value, { mode: 0o600, flag: 'wx' });
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'EEXIST')
-      throw new AirtasksError(
+      throw new ValidationError(
+        'name',
+        'taken',
         `local secret ${o.name} already exists: remove it first (airtasks secrets rm --local ${o.name})`,
-        ExitCode.USAGE,
+        { value: o.name },
       );
     throw err;
   }
-  return { name: o.name, file, bytes: value.length, blank: o.value.toString('utf8').trim() === '' };
+  return { name: o.name, file, bytes: value.length, blank };
 }
 
 export async function listLocalSecrets(o: { cwd?: string }): Promise<LocalSecretInfo[]> {
@@ -82,7 +85,7 @@ export async function removeLocalSecrets(o: { cwd?: string; names: string[] }): 
       await unlink(path.join(dir, name));
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT')
-        throw new AirtasksError(`no local secret named ${name}`, ExitCode.NOT_FOUND);
+        throw new NotFoundError('secret', name, `no local secret named ${name}`);
       throw err;
     }
   }

@@ -13,7 +13,7 @@ export async function testDag(
   },
 ): Promise<LocalRunResult> {
   const conf = parseConf(o.confText);
-  const variables = o.variablesText ? stringValues(parseConf(o.variablesText)) : undefined;
+  const variables = o.variablesText ? stringValues(parseConf(o.variablesText, 'variables')) : undefined;
   return runLocally({ ...o, conf, variables, dagsFolder: resolveDagsFolder({ dagsFolder: o.dagsFolder }) });
 }
 

@@ -1,9 +1,9 @@
 /** Pools: named slot counts shared by every DAG (`airtasks pools set | list | delete`). */
-import { conflict, notFound, usageError } from '../core/errors.js';
+import { ConflictError, NotFoundError, ValidationError } from '../core/errors.js';
 import { ID_PATTERN } from '../engine/dag/validate.js';
 import * as pools from '../engine/store/pools.js';
 import type { ConnectionOptions } from './config.js';
-import { openEngine } from './engine.js';
+import { withEngine } from './engine.js';
 import { checkStorableText } from './input-checks.js';
 
 /** Slots a pool may have: 0 (closed, tasks wait) up to a bound that keeps the count an int4. */
@@ -37,8 +37,11 @@ function item(p: pools.PoolUsage): PoolItem {
 
 function checkName(name: string) {
   if (!ID_PATTERN.test(name))
-    throw usageError(
+    throw new ValidationError(
+      'name',
+      'malformed',
       `invalid pool name "${name}": use 1-250 letters, digits, '_', '.' or '-', not starting with '.' or '-'`,
+      { value: name },
     );
 }
 
@@ -48,37 +51,35 @@ export async function setPool(
   checkName(o.name);
   const slots = Number(o.slots);
   if (!Number.isInteger(slots) || slots < 0 || slots > MAX_SLOTS)
-    throw usageError(`invalid slot count "${o.slots}": give an integer from 0 to ${MAX_SLOTS}`);
-  if (o.description !== undefined) checkStorableText(o.description, 'the description');
-  const e = await openEngine(o);
-  try {
+    throw new ValidationError(
+      'slots',
+      'out-of-range',
+      `invalid slot count "${o.slots}": give an integer from 0 to ${MAX_SLOTS}`,
+      { value: o.slots },
+    );
+  if (o.description !== undefined) checkStorableText(o.description, 'description', 'the description');
+  return withEngine(o, async (e) => {
     await pools.setPool(e.db, o.name, slots, o.description, e.db.channel('events'));
     return item((await pools.getPool(e.db, o.name))!);
-  } finally {
-    await e.close();
-  }
+  });
 }
 
 export async function listPools(o: ConnectionOptions): Promise<PoolItem[]> {
-  const e = await openEngine(o);
-  try {
+  return withEngine(o, async (e) => {
     return (await pools.listPools(e.db)).map(item);
-  } finally {
-    await e.close();
-  }
+  });
 }
 
 /** Deletes a pool; refused (exit 6) while tasks hold its slots, so no running task loses its pool. */
 export async function deletePool(o: ConnectionOptions & { name: string }): Promise<void> {
-  const e = await openEngine(o);
-  try {
+  return withEngine(o, async (e) => {
     const r = await e.db.tx((c) => pools.deletePool(c, o.name));
-    if (r === 'missing') throw notFound(`no pool "${o.name}"`);
+    if (r === 'missing') throw new NotFoundError('pool', o.name, `no pool "${o.name}"`);
     if (r === 'busy')
-      throw conflict(
+      throw new ConflictError(
+        'pool',
+        o.name,
         `pool "${o.name}" has queued or running tasks; delete it once they end (tasks waiting for it keep waiting until it exists again)`,
       );
-  } finally {
-    await e.close();
-  }
+  });
 }

@@ -1,11 +1,11 @@
 /** Cancelling runs and clearing tasks so that they run again. */
-import { conflict, notFound } from '../core/errors.js';
+import { ConflictError, NotFoundError } from '../core/errors.js';
 import { getVersion } from '../engine/store/dags.js';
 import { clearTasks as clearStoredTasks, stopRun } from '../engine/store/run-control.js';
 import * as runs from '../engine/store/runs.js';
 import type { RunState, TaskState } from '../core/states.js';
 import type { ConnectionOptions } from './config.js';
-import { openEngine } from './engine.js';
+import { withEngine } from './engine.js';
 
 export interface CancelResult {
   runId: string;
@@ -18,6 +18,9 @@ export interface CancelResult {
   tasks: Array<{ taskId: string; from: TaskState }>;
 }
 
+const unknownRun = (runId: string, hint = '') =>
+  new NotFoundError('run', runId, `unknown run "${runId}"${hint}`);
+
 export const CANCEL_REASON = 'cancelled: the run was cancelled (airtasks runs cancel)';
 
 /**
@@ -26,10 +29,9 @@ export const CANCEL_REASON = 'cancelled: the run was cancelled (airtasks runs ca
  * nothing; a run that ended otherwise is a conflict (exit 6).
  */
 export async function cancelRun(o: ConnectionOptions & { runId: string }): Promise<CancelResult> {
-  const e = await openEngine(o);
-  try {
+  return withEngine(o, async (e) => {
     const run = await runs.getRun(e.db, o.runId);
-    if (!run) throw notFound(`unknown run "${o.runId}" (airtasks runs list shows the runs)`);
+    if (!run) throw unknownRun(o.runId, ' (airtasks runs list shows the runs)');
     const r = await e.db.tx((c) =>
       stopRun(c, o.runId, {
         runState: 'cancelled',
@@ -38,9 +40,11 @@ export async function cancelRun(o: ConnectionOptions & { runId: string }): Promi
         claimsChannel: e.db.channel('claims'),
       }),
     );
-    if (!r) throw notFound(`unknown run "${o.runId}"`);
+    if (!r) throw unknownRun(o.runId);
     if (!r.stopped && r.previousState !== 'cancelled') {
-      throw conflict(
+      throw new ConflictError(
+        'run',
+        o.runId,
         `run "${o.runId}" already ended (${r.previousState}); only a queued or running run can be cancelled. ` +
           `To run some of its tasks again: airtasks tasks clear ${o.runId} <task_id> [--downstream]`,
       );
@@ -53,9 +57,7 @@ export async function cancelRun(o: ConnectionOptions & { runId: string }): Promi
       alreadyCancelled: !r.stopped,
       tasks: r.tasks,
     };
-  } finally {
-    await e.close();
-  }
+  });
 }
 
 export interface ClearResult {
@@ -90,14 +92,15 @@ export function downstreamOf(tasks: ReadonlyArray<{ taskId: string; upstream: st
 export async function clearTask(
   o: ConnectionOptions & { runId: string; taskId: string; downstream?: boolean },
 ): Promise<ClearResult> {
-  const e = await openEngine(o);
-  try {
+  return withEngine(o, async (e) => {
     const run = await runs.getRun(e.db, o.runId);
-    if (!run) throw notFound(`unknown run "${o.runId}" (airtasks runs list shows the runs)`);
+    if (!run) throw unknownRun(o.runId, ' (airtasks runs list shows the runs)');
     const dag = await getVersion(e.db, run.dag_hash);
     if (!dag) throw new Error(`DAG version ${run.dag_hash} of run ${o.runId} is missing from the store`);
     if (!dag.tasks.some((t) => t.taskId === o.taskId)) {
-      throw notFound(
+      throw new NotFoundError(
+        'task',
+        o.taskId,
         `run "${o.runId}" (DAG ${run.dag_id}) has no task "${o.taskId}"; its tasks: ${dag.tasks.map((t) => t.taskId).join(', ')}`,
       );
     }
@@ -105,11 +108,17 @@ export async function clearTask(
     const r = await e.db.tx((c) => clearStoredTasks(c, o.runId, ids, e.db.channel('events')));
     switch (r.outcome) {
       case 'no_run':
-        throw notFound(`unknown run "${o.runId}"`);
+        throw unknownRun(o.runId);
       case 'run_not_started':
-        throw conflict(`run "${o.runId}" has not started yet: there is nothing to clear`);
+        throw new ConflictError(
+          'run',
+          o.runId,
+          `run "${o.runId}" has not started yet: there is nothing to clear`,
+        );
       case 'busy':
-        throw conflict(
+        throw new ConflictError(
+          'task',
+          o.taskId,
           `cannot clear while ${r.tasks.map((t) => `"${t.taskId}" is ${t.state}`).join(', ')}: ` +
             `wait for ${r.tasks.length > 1 ? 'them' : 'it'} to end, or cancel the run (airtasks runs cancel ${o.runId}) and clear then`,
         );
@@ -122,7 +131,5 @@ export async function clearTask(
           tasks: r.tasks,
         };
     }
-  } finally {
-    await e.close();
-  }
+  });
 }

@@ -1,11 +1,11 @@
 /** Inspecting runs, task instances and logs. */
-import { notFound } from '../core/errors.js';
+import { NotFoundError } from '../core/errors.js';
 import type { RunState, TaskState } from '../core/states.js';
 import { readLogs } from '../engine/store/logs.js';
 import * as runs from '../engine/store/runs.js';
 import * as tis from '../engine/store/task-instances.js';
 import type { ConnectionOptions } from './config.js';
-import { openEngine } from './engine.js';
+import { withEngine } from './engine.js';
 
 export interface RunListItem {
   runId: string;
@@ -24,8 +24,7 @@ const iso = (d: Date | null) => (d ? d.toISOString() : null);
 export async function listRuns(
   o: ConnectionOptions & { dagId?: string; state?: string; limit?: number },
 ): Promise<RunListItem[]> {
-  const e = await openEngine(o);
-  try {
+  return withEngine(o, async (e) => {
     return (await runs.listRuns(e.db, o)).map((r) => ({
       runId: r.run_id,
       dagId: r.dag_id,
@@ -36,9 +35,7 @@ export async function listRuns(
       startedAt: iso(r.started_at),
       endedAt: iso(r.ended_at),
     }));
-  } finally {
-    await e.close();
-  }
+  });
 }
 
 export interface RunDetail extends RunListItem {
@@ -70,10 +67,9 @@ export interface RunDetail extends RunListItem {
 }
 
 export async function showRun(o: ConnectionOptions & { runId: string }): Promise<RunDetail> {
-  const e = await openEngine(o);
-  try {
+  return withEngine(o, async (e) => {
     const r = await runs.getRun(e.db, o.runId);
-    if (!r) throw notFound(`unknown run "${o.runId}"`);
+    if (!r) throw new NotFoundError('run', o.runId, `unknown run "${o.runId}"`);
     const tries = await tis.listTries(e.db, o.runId);
     const list = await tis.listTaskInstances(e.db, o.runId);
     return {
@@ -113,9 +109,7 @@ export async function showRun(o: ConnectionOptions & { runId: string }): Promise
           })),
       })),
     };
-  } finally {
-    await e.close();
-  }
+  });
 }
 
 export interface TaskLogs {
@@ -129,10 +123,9 @@ export interface TaskLogs {
 export async function taskLogs(
   o: ConnectionOptions & { runId: string; taskId: string; tryNumber?: number },
 ): Promise<TaskLogs> {
-  const e = await openEngine(o);
-  try {
+  return withEngine(o, async (e) => {
     const ti = await tis.getTaskInstance(e.db, o.runId, o.taskId);
-    if (!ti) throw notFound(`run "${o.runId}" has no task "${o.taskId}"`);
+    if (!ti) throw new NotFoundError('task', o.taskId, `run "${o.runId}" has no task "${o.taskId}"`);
     const rows = await readLogs(e.db, o.runId, o.taskId, { tryNumber: o.tryNumber });
     // Ended tries are in task_tries; the current one, while it runs, only in its task instance.
     const tries = (await tis.listTries(e.db, o.runId, o.taskId)).map((t) => ({
@@ -153,7 +146,5 @@ export async function taskLogs(
         line: l.line,
       })),
     };
-  } finally {
-    await e.close();
-  }
+  });
 }

@@ -10,7 +10,7 @@ import path from 'node:path';
 import nunjucks from 'nunjucks';
 import { SECRET_NAME } from '../docker/names.js';
 import { commaList } from '../core/comma-list.js';
-import { AirtasksError, ExitCode, usageError } from '../core/errors.js';
+import { ValidationError } from '../core/errors.js';
 import { CONFIG_FILE } from './config.js';
 
 /** The airtasks package root (the same from src/services and dist/services). */
@@ -73,37 +73,62 @@ const RESERVED_SECRETS = [
   'ssl_certificate_key',
 ];
 
-/** Checks and normalises the answers; throws a usage error naming what is wrong. */
+/** Checks and normalises the answers; throws a validation error naming what is wrong. */
 export function normalizeScaffoldOptions(o: ScaffoldOptions): ScaffoldOptions & { imageRef: string } {
   const name = o.name.trim();
   if (!NAME.test(name))
-    throw usageError(
+    throw new ValidationError(
+      'name',
+      'malformed',
       `invalid project name "${o.name}": use lower-case letters, digits, "-" and "_" (it is also the stack name)`,
+      { value: o.name },
     );
   const registry = o.registry?.trim().replace(/\/+$/, '') || undefined;
   let image = o.image.trim() || name;
   if (registry && !image.startsWith(`${registry}/`)) image = `${registry}/${image}`;
   if (!IMAGE.test(image))
-    throw usageError(
+    throw new ValidationError(
+      'image',
+      'malformed',
       `invalid image name "${image}": use lower-case letters, digits, ".", "_", "-" and "/", no tag`,
+      { value: image },
     );
   const queues: QueueSpec[] = [];
   for (const q of o.queues) {
     if (!QUEUE.test(q.name))
-      throw usageError(`invalid queue name "${q.name}": use letters, digits, "_", ".", "-"`);
+      throw new ValidationError(
+        'queues',
+        'malformed',
+        `invalid queue name "${q.name}": use letters, digits, "_", ".", "-"`,
+        { value: q.name },
+      );
     if (!Number.isInteger(q.concurrency) || q.concurrency < 1)
-      throw usageError(`the concurrency of queue "${q.name}" must be an integer >= 1`);
-    if (queues.some((x) => x.name === q.name)) throw usageError(`queue "${q.name}" is given twice`);
+      throw new ValidationError(
+        'queues',
+        'out-of-range',
+        `the concurrency of queue "${q.name}" must be an integer >= 1`,
+        { value: q.concurrency },
+      );
+    if (queues.some((x) => x.name === q.name))
+      throw new ValidationError('queues', 'malformed', `queue "${q.name}" is given twice`, { value: q.name });
     queues.push(q);
   }
-  if (queues.length === 0) throw usageError('give at least one queue, e.g. --queues worker:2');
+  if (queues.length === 0)
+    throw new ValidationError(
+      'queues',
+      'missing',
+      (name) => `give at least one queue, e.g. ${name} worker:2`,
+    );
   if (o.gpuExample && !queues.some((q) => q.name === GPU_QUEUE))
     queues.push({ name: GPU_QUEUE, concurrency: 1 });
   const secretVariables = [...new Set((o.secretVariables ?? []).map((v) => v.trim()).filter(Boolean))];
   for (const v of secretVariables) {
     if (!SECRET_NAME.test(v) || RESERVED_SECRETS.includes(v))
-      throw usageError(
+      throw new ValidationError(
+        'secretVariables',
+        RESERVED_SECRETS.includes(v) ? 'reserved' : 'malformed',
         `invalid secret variable "${v}": a secret name (a letter or digit, then letters, digits, "_", ".", "-"), none of ${RESERVED_SECRETS.join(', ')}`,
+        { value: v },
       );
   }
   return {
@@ -123,7 +148,12 @@ export function parseQueueSpecs(text: string): QueueSpec[] {
     const [name = '', c] = s.split(':');
     const concurrency = c === undefined ? 1 : Number(c);
     if (!Number.isInteger(concurrency) || concurrency < 1)
-      throw usageError(`invalid queue "${s}": write name or name:concurrency, e.g. worker:4`);
+      throw new ValidationError(
+        'queues',
+        'malformed',
+        `invalid queue "${s}": write name or name:concurrency, e.g. worker:4`,
+        { value: s },
+      );
     return { name: name.trim(), concurrency };
   });
 }
@@ -134,10 +164,14 @@ export async function scaffoldProject(input: ScaffoldOptions): Promise<ScaffoldR
   if (existsSync(dir)) {
     const entries = await readdir(dir);
     if (entries.length > 0 && !o.force)
-      throw new AirtasksError(
-        `${dir} is not empty (${entries.slice(0, 3).join(', ')}${entries.length > 3 ? ', ...' : ''}): ` +
-          'choose an empty or new directory, or pass --force to write over files of the same name',
-        ExitCode.USAGE,
+      // What is missing is leave to write there: the `force` option.
+      throw new ValidationError(
+        'force',
+        'missing',
+        (name) =>
+          `${dir} is not empty (${entries.slice(0, 3).join(', ')}${entries.length > 3 ? ', ...' : ''}): ` +
+          `choose an empty or new directory, or pass ${name} to write over files of the same name`,
+        { value: dir },
       );
   }
   const defaultQueue = o.queues.find((q) => q.name !== GPU_QUEUE)?.name ?? o.queues[0]!.name;

@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { SECRET_NAME } from '../docker/names.js';
 import { commaList } from '../core/comma-list.js';
-import { AirtasksError, ExitCode, usageError } from '../core/errors.js';
+import { UnavailableError, usageError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { encryptSecret, requireSecretKey } from '../engine/secrets.js';
 import type { Queryable } from '../engine/store/db.js';
@@ -45,13 +45,14 @@ export async function importSecretVariables(
     try {
       text = (await readFile(path.join(dir, name), 'utf8')).replace(/\r?\n$/, '');
     } catch (err) {
-      throw new AirtasksError(
+      throw new UnavailableError(
+        'secret',
         `secret "${name}" (${SECRET_VARIABLES_ENV}) cannot be read from ${dir} (${(err as NodeJS.ErrnoException).code ?? 'error'}): ` +
           'give the service that secret, or remove the name from the list',
-        ExitCode.UNAVAILABLE,
+        { cause: err },
       );
     }
-    checkStorableText(text, `secret "${name}"`);
+    checkStorableText(text, name, `secret "${name}"`);
     values.push([name, text]);
   }
   for (const [name, text] of values)

@@ -6,21 +6,28 @@ import {
   requireSwarmManager,
   type SecretInfo,
 } from '../docker/swarm.js';
-import { dockerFor, withEngine, type DockerTarget } from './swarm.js';
+import { dockerFor, withDocker, type DockerTarget } from './docker.js';
 
 export const SECRET_LABEL = 'io.airtasks.secret';
 
 /**
- * Docker refuses empty secrets, so an empty value is stored as one newline: a blank secret, which
- * the proxy and the `*_FILE` readers take as empty (the original's `echo '' | docker secret create`).
+ * What a secret stores, swarm or local. Docker refuses empty secrets, so an empty value is stored as
+ * one newline: a blank secret, which the proxy and the `*_FILE` readers take as empty ("off" for a
+ * proxy feature; the original's `echo '' | docker secret create`).
  */
+export function secretValue(given: Buffer): { value: Buffer; blank: boolean } {
+  return {
+    value: given.length === 0 ? Buffer.from('\n') : given,
+    blank: given.toString('utf8').trim() === '',
+  };
+}
+
 export async function createProjectSecret(
   o: DockerTarget & { name: string; value: Buffer },
 ): Promise<{ name: string; id: string; bytes: number; blank: boolean }> {
   const docker = dockerFor(o);
-  const blank = o.value.toString('utf8').trim() === '';
-  const value = o.value.length === 0 ? Buffer.from('\n') : o.value;
-  return withEngine(o, async () => {
+  const { value, blank } = secretValue(o.value);
+  return withDocker(o, async () => {
     await requireSwarmManager(docker);
     const id = await createSecret(docker, o.name, value, { [SECRET_LABEL]: 'true' });
     return { name: o.name, id, bytes: value.length, blank };
@@ -29,7 +36,7 @@ export async function createProjectSecret(
 
 export async function listProjectSecrets(o: DockerTarget): Promise<SecretInfo[]> {
   const docker = dockerFor(o);
-  return withEngine(o, async () => {
+  return withDocker(o, async () => {
     await requireSwarmManager(docker);
     return listSecrets(docker);
   });
@@ -37,7 +44,7 @@ export async function listProjectSecrets(o: DockerTarget): Promise<SecretInfo[]>
 
 export async function removeProjectSecrets(o: DockerTarget & { names: string[] }): Promise<string[]> {
   const docker = dockerFor(o);
-  return withEngine(o, async () => {
+  return withDocker(o, async () => {
     await requireSwarmManager(docker);
     for (const name of o.names) await removeSecret(docker, name);
     return o.names;

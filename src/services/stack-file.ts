@@ -4,7 +4,7 @@
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { isMap, isScalar, parseDocument, type Document } from 'yaml';
-import { AirtasksError, ExitCode } from '../core/errors.js';
+import { AirtasksError, ExitCode, NotFoundError } from '../core/errors.js';
 import { splitReference } from '../docker/images.js';
 
 /** Service label that marks the services running the project image (scheduler, workers). */
@@ -16,9 +16,11 @@ export async function loadStackDocument(file: string): Promise<Document> {
   try {
     text = await readFile(file, 'utf8');
   } catch (err) {
-    throw new AirtasksError(
-      `cannot read the stack file ${file} (${(err as NodeJS.ErrnoException).code}): run \`airtasks init\` or pass --stack-file`,
-      ExitCode.NOT_FOUND,
+    throw new NotFoundError(
+      'file',
+      file,
+      `cannot read the stack file ${file} (${(err as NodeJS.ErrnoException).code}): run \`airtasks init\``,
+      { cause: err },
     );
   }
   const doc = parseDocument(text, { merge: true });

@@ -8,9 +8,16 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { sleep } from '../core/backoff.js';
-import { AirtasksError, ExitCode } from '../core/errors.js';
+import { AirtasksError, ExitCode, UnavailableError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
-import { findProject, runningStandalone, standaloneStateFile, type StandaloneState } from './config.js';
+import {
+  findProject,
+  resolveDagsFolder,
+  runningStandalone,
+  standaloneStateFile,
+  type ConnectionOptions,
+  type StandaloneState,
+} from './config.js';
 import { startScheduler, startWorker, type Daemon } from './daemons.js';
 import { triggerDag, type RunSummary, type TaskSummary } from './trigger.js';
 
@@ -25,6 +32,8 @@ export interface StandaloneOptions {
 export interface Standalone {
   databaseUrl: string;
   schema: string;
+  /** The settings other calls use to reach it. */
+  connection: ConnectionOptions;
   dagsFolder: string;
   dataDir: string;
   stop(): Promise<void>;
@@ -49,7 +58,7 @@ export async function startStandalone(o: StandaloneOptions): Promise<Standalone>
   const port = o.port ?? (await freePort());
   const pg = await embeddedPostgres(dataDir, port, o.logger);
   const databaseUrl = `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/postgres`;
-  const conn = {
+  const connection: ConnectionOptions = {
     databaseUrl,
     schema: SCHEMA,
     cwd: project.root,
@@ -68,8 +77,10 @@ export async function startStandalone(o: StandaloneOptions): Promise<Standalone>
       .catch((err: Error) => o.logger.error({ err: err.message }, 'embedded Postgres stop failed'));
   };
   try {
-    daemons.push(await startScheduler({ ...conn, logger: o.logger }));
-    daemons.push(await startWorker({ ...conn, logger: o.logger, queues: ['*'], concurrency: o.concurrency }));
+    daemons.push(await startScheduler({ ...connection, logger: o.logger }));
+    daemons.push(
+      await startWorker({ ...connection, logger: o.logger, queues: ['*'], concurrency: o.concurrency }),
+    );
     const state: StandaloneState = {
       pid: process.pid,
       databaseUrl,
@@ -81,8 +92,8 @@ export async function startStandalone(o: StandaloneOptions): Promise<Standalone>
     await stop();
     throw err;
   }
-  const dagsFolder = path.resolve(project.root, o.dagsFolder ?? project.config.dagsFolder);
-  return { databaseUrl, schema: SCHEMA, dagsFolder, dataDir, stop };
+  const dagsFolder = resolveDagsFolder(connection, project);
+  return { databaseUrl, schema: SCHEMA, connection, dagsFolder, dataDir, stop };
 }
 
 /** Starts standalone, runs one DAG to its end, stops: the zero-setup demo and a CI smoke test. */
@@ -99,10 +110,7 @@ export async function runDagStandalone(
   const sa = await startStandalone(o);
   try {
     return await triggerDag({
-      databaseUrl: sa.databaseUrl,
-      schema: sa.schema,
-      cwd: o.cwd,
-      dagsFolder: o.dagsFolder,
+      ...sa.connection,
       dagId: o.dagId,
       confText: o.confText,
       wait: true,
@@ -145,12 +153,10 @@ async function embeddedPostgres(dataDir: string, port: number, log: Logger): Pro
     }
     await pg.start();
   } catch (err) {
-    throw new AirtasksError(
+    throw new UnavailableError(
+      'database',
       `the embedded Postgres did not start (data in ${dataDir}): ${(err as Error).message}`,
-      ExitCode.UNAVAILABLE,
-      {
-        cause: err,
-      },
+      { cause: err },
     );
   }
   log.info({ port, dataDir }, 'embedded Postgres started');

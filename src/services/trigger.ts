@@ -1,7 +1,6 @@
 /** Starting runs, and waiting for them. */
 import { randomBytes } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
-import { AirtasksError, ExitCode, notFound, usageError } from '../core/errors.js';
+import { AirtasksError, ExitCode, NotFoundError, ValidationError } from '../core/errors.js';
 import { applyParams, ConfValidationError } from '../engine/dag/params.js';
 import type { SerializedDag } from '../core/dag-model.js';
 import { TERMINAL_RUN_STATES, type RunState, type TaskState } from '../core/states.js';
@@ -11,7 +10,8 @@ import * as dags from '../engine/store/dags.js';
 import * as runs from '../engine/store/runs.js';
 import * as tis from '../engine/store/task-instances.js';
 import type { ConnectionOptions } from './config.js';
-import { openEngine } from './engine.js';
+import { unknownDag } from './dags.js';
+import { withEngine } from './engine.js';
 import { checkStorableJson } from './input-checks.js';
 
 export interface TaskSummary {
@@ -30,7 +30,7 @@ export interface RunSummary {
 
 export interface TriggerOptions extends ConnectionOptions {
   dagId: string;
-  /** Conf as JSON text (already read from --conf or --conf-file). */
+  /** Conf as JSON text: a JSON object, checked before anything is written. */
   confText?: string;
   runId?: string;
   wait?: boolean;
@@ -42,30 +42,29 @@ export interface TriggerOptions extends ConnectionOptions {
 
 const RUN_ID = /^[A-Za-z0-9_.:+-]{1,250}$/;
 
-/** Parses run parameters: a JSON object, or a usage error saying what is wrong. */
-export function parseConf(text: string | undefined): Record<string, unknown> {
+/**
+ * Parses a JSON object given as text (run parameters, or a local run's variables): a validation error
+ * of `field` saying what is wrong otherwise.
+ */
+export function parseConf(text: string | undefined, field = 'conf'): Record<string, unknown> {
   if (text === undefined || text.trim() === '') return {};
   let v: unknown;
   try {
     v = JSON.parse(text);
   } catch (err) {
-    throw usageError(`--conf is not valid JSON: ${(err as Error).message}`);
+    const why = (err as Error).message;
+    throw new ValidationError(field, 'malformed', (name) => `${name} is not valid JSON: ${why}`);
   }
   if (v === null || typeof v !== 'object' || Array.isArray(v)) {
-    throw usageError(
-      `--conf must be a JSON object such as '{"name": "value"}', got ${Array.isArray(v) ? 'an array' : JSON.stringify(v)}`,
+    const got = Array.isArray(v) ? 'an array' : JSON.stringify(v);
+    throw new ValidationError(
+      field,
+      'wrong-type',
+      (name) => `${name} must be a JSON object such as '{"name": "value"}', got ${got}`,
     );
   }
-  checkStorableJson(v, '--conf');
+  checkStorableJson(v, field);
   return v as Record<string, unknown>;
-}
-
-export async function readConfFile(file: string): Promise<string> {
-  try {
-    return await readFile(file, 'utf8');
-  } catch (err) {
-    throw usageError(`cannot read --conf-file ${file}: ${(err as Error).message}`);
-  }
 }
 
 export function newRunId(kind = 'manual'): string {
@@ -76,22 +75,17 @@ export async function triggerDag(o: TriggerOptions): Promise<RunSummary> {
   // Everything the user gave is checked before anything is written.
   const conf = parseConf(o.confText);
   if (o.runId !== undefined && !RUN_ID.test(o.runId)) {
-    throw usageError(`invalid run id "${o.runId}": use 1-250 letters, digits and _ . : + -`);
+    const runId = o.runId;
+    throw new ValidationError(
+      'runId',
+      'malformed',
+      `invalid run id "${runId}": use 1-250 letters, digits and _ . : + -`,
+      { value: runId },
+    );
   }
-  const engine = await openEngine(o);
-  try {
+  return withEngine(o, async (engine) => {
     const dag = await dags.getDag(engine.db, o.dagId);
-    if (!dag || !dag.is_active) {
-      const known = (await dags.listDags(engine.db)).map((d) => d.dag_id);
-      const errors = await dags.listImportErrors(engine.db);
-      throw notFound(
-        `unknown DAG "${o.dagId}"` +
-          (known.length
-            ? `; known DAGs: ${known.join(', ')}`
-            : '; no DAGs are known yet (is a scheduler running on the dags folder?)') +
-          (errors.length ? `; ${errors.length} file(s) failed to import (airtasks dags list)` : ''),
-      );
-    }
+    if (!dag || !dag.is_active) throw await unknownDag(engine.db, o.dagId);
     const version = await dags.getVersion(engine.db, dag.hash);
     const runConf = checkConf(version?.params, conf, dag.dag_id);
     const runId = o.runId ?? newRunId();
@@ -100,7 +94,10 @@ export async function triggerDag(o: TriggerOptions): Promise<RunSummary> {
       [{ runId, dagId: dag.dag_id, dagHash: dag.hash, conf: runConf }],
       engine.db.channel('events'),
     );
-    if (created.length === 0) throw usageError(`a run with id "${runId}" already exists`);
+    if (created.length === 0)
+      throw new ValidationError('runId', 'taken', `a run with id "${runId}" already exists`, {
+        value: runId,
+      });
     if (dag.is_paused) {
       // As in Airflow: the run is accepted and starts once the DAG is unpaused.
       o.onNotice?.(
@@ -110,9 +107,7 @@ export async function triggerDag(o: TriggerOptions): Promise<RunSummary> {
     for (const notice of await poolNotices(engine.db, version)) o.onNotice?.(notice);
     if (!o.wait) return await summarize(engine.db, runId);
     return await waitForRun(engine.db, runId, { timeoutMs: o.timeoutMs, onTaskChange: o.onTaskChange });
-  } finally {
-    await engine.close();
-  }
+  });
 }
 
 /** What keeps tasks of the DAG waiting for pools: a pool that does not exist, or one too small for a task. */
@@ -142,7 +137,7 @@ async function poolNotices(db: Queryable, dag: SerializedDag | undefined): Promi
   return notices;
 }
 
-/** The conf with the DAG's param defaults merged in, or a usage error naming every invalid field. */
+/** The conf with the DAG's param defaults merged in, or a validation error naming every invalid field. */
 export function checkConf(
   schema: Record<string, unknown> | undefined,
   conf: Record<string, unknown>,
@@ -152,7 +147,8 @@ export function checkConf(
     return applyParams(schema, conf, dagId);
   } catch (err) {
     if (err instanceof ConfValidationError) {
-      throw usageError(`${err.message} (airtasks dags show ${dagId} lists its params)`);
+      const message = `${err.message} (airtasks dags show ${dagId} lists its params)`;
+      throw new ValidationError('conf', 'schema', () => message, { cause: err });
     }
     throw err;
   }
@@ -160,7 +156,7 @@ export function checkConf(
 
 export async function summarize(db: Db, runId: string): Promise<RunSummary> {
   const run = await runs.getRun(db, runId);
-  if (!run) throw notFound(`unknown run "${runId}"`);
+  if (!run) throw new NotFoundError('run', runId, `unknown run "${runId}"`);
   const list = await tis.listTaskInstances(db, runId);
   return {
     dagId: run.dag_id,
@@ -219,12 +215,4 @@ export async function waitForRun(
   } finally {
     await listener.close();
   }
-}
-
-/** The exit code that tells a script how a run ended. */
-export function exitCodeFor(state: RunState): number {
-  if (state === 'success') return ExitCode.OK;
-  if (state === 'cancelled') return ExitCode.RUN_CANCELLED;
-  if (state === 'failed') return ExitCode.RUN_FAILED;
-  return ExitCode.OK;
 }

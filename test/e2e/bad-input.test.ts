@@ -12,7 +12,7 @@ import pg from 'pg';
 import { Daemon, runCli, tempDagsFolder, type CliResult } from '../helpers/cli.js';
 import { DATABASE_URL, requireService, uniqueName } from '../helpers/env.js';
 import { seededRandom } from '../helpers/faults.js';
-import { AirtasksError } from '../../src/core/errors.js';
+import { AirtasksError, ValidationError } from '../../src/core/errors.js';
 import { showRun } from '../../src/services/runs.js';
 import { triggerDag } from '../../src/services/trigger.js';
 import { exportVariables, importVariables } from '../../src/services/variables.js';
@@ -226,7 +226,9 @@ describe('e2e: bad input, huge logs and outputs, secrets', function () {
         refused++;
         expect(err, where).to.be.instanceOf(AirtasksError);
         expect((err as AirtasksError).exitCode, `${where}\n${(err as Error).message}`).to.equal(2);
-        expect((err as Error).message).to.match(/^--conf/);
+        // The service names the field; the CLI words it with the flag, as `trigger dag --conf` shows it.
+        expect(err, where).to.be.instanceOf(ValidationError).and.include({ field: 'conf' });
+        expect((err as ValidationError).messageFor('--conf')).to.match(/^--conf/);
         expect(await runCount(), where).to.equal(before);
       }
     }

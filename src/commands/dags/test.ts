@@ -1,7 +1,8 @@
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand, EXIT_CODES_HELP } from '../../cli/base-command.js';
+import { runExitCode } from '../../cli/run-exit-code.js';
+import { confFlags, confText } from '../../cli/conf-flags.js';
 import { testDag, type LocalRunResult } from '../../services/local-test.js';
-import { exitCodeFor, readConfFile } from '../../services/trigger.js';
 
 export default class DagsTest extends BaseCommand<typeof DagsTest> {
   static override summary =
@@ -12,8 +13,7 @@ ${EXIT_CODES_HELP}`;
   static override examples = [`<%= config.bin %> dags test example_conf --conf '{"message": 1}'`];
   static override args = { dagId: Args.string({ required: true, description: 'DAG id' }) };
   static override flags = {
-    conf: Flags.string({ summary: 'Run parameters: a JSON object.', exclusive: ['conf-file'] }),
-    'conf-file': Flags.string({ summary: 'Read the run parameters from this JSON file.' }),
+    ...confFlags,
     variables: Flags.string({
       summary: 'Variables the tasks may read: a JSON object (there is no database).',
     }),
@@ -21,11 +21,10 @@ ${EXIT_CODES_HELP}`;
 
   async run(): Promise<LocalRunResult> {
     const f = this.flags;
-    const confText = f['conf-file'] ? await readConfFile(f['conf-file']) : f.conf;
     const r = await testDag({
       dagsFolder: f['dags-folder'],
       dagId: this.args.dagId,
-      confText,
+      confText: await confText(f),
       variablesText: f.variables,
       onLog: (task, tryNumber, stream, line) =>
         this.progress(`[${task}#${tryNumber}]${stream === 'stdout' ? '' : ` (${stream})`} ${line}`),
@@ -40,7 +39,7 @@ ${EXIT_CODES_HELP}`;
       this.log(`triggered runs: ${r.triggeredRuns.length} (${counts})`);
     }
     this.log(`${r.dagId}: ${r.state}`);
-    this.setExitCode(exitCodeFor(r.state));
+    this.setExitCode(runExitCode(r.state));
     return r;
   }
 }

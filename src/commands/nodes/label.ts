@@ -1,5 +1,6 @@
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../../cli/base-command.js';
+import { dockerHostFlag } from '../../cli/flags.js';
 import { labelNodeForQueue } from '../../services/deploy.js';
 
 export default class NodesLabel extends BaseCommand<typeof NodesLabel> {
@@ -16,7 +17,7 @@ export default class NodesLabel extends BaseCommand<typeof NodesLabel> {
   static override flags = {
     queue: Flags.string({ char: 'q', summary: 'Queue (repeatable).', multiple: true, required: true }),
     remove: Flags.boolean({ summary: 'Remove the label instead.' }),
-    'docker-host': Flags.string({ env: 'DOCKER_HOST', summary: 'Docker engine address (a swarm manager).' }),
+    'docker-host': dockerHostFlag(),
   };
 
   async run() {
@@ -24,7 +25,7 @@ export default class NodesLabel extends BaseCommand<typeof NodesLabel> {
       node: this.args.node,
       queues: this.flags.queue,
       remove: this.flags.remove,
-      ...(this.flags['docker-host'] ? { dockerHost: this.flags['docker-host'] } : {}),
+      dockerHost: this.flags['docker-host'],
     });
     const queues = Object.keys(n.labels)
       .filter((l) => l.startsWith('airtasks.queue.'))

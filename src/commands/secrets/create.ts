@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { Args, Flags } from '@oclif/core';
 import { password } from '@inquirer/prompts';
 import { BaseCommand } from '../../cli/base-command.js';
+import { dockerHostFlag, localSecretsFlag } from '../../cli/flags.js';
 import { usageError } from '../../core/errors.js';
 import { createLocalSecret } from '../../services/local-secrets.js';
 import { createProjectSecret } from '../../services/secrets.js';
@@ -18,10 +19,8 @@ export default class SecretsCreate extends BaseCommand<typeof SecretsCreate> {
   static override args = { name: Args.string({ required: true, description: 'secret name' }) };
   static override flags = {
     file: Flags.string({ char: 'f', summary: 'Read the value from this file.' }),
-    local: Flags.boolean({
-      summary: "The project's local secrets (.airtasks/secrets/, for `airtasks deploy` without --swarm).",
-    }),
-    'docker-host': Flags.string({ env: 'DOCKER_HOST', summary: 'Docker engine address (a swarm manager).' }),
+    local: localSecretsFlag,
+    'docker-host': dockerHostFlag(),
   };
 
   async run() {
@@ -34,7 +33,7 @@ export default class SecretsCreate extends BaseCommand<typeof SecretsCreate> {
     const r = await createProjectSecret({
       name: this.args.name,
       value,
-      ...(this.flags['docker-host'] ? { dockerHost: this.flags['docker-host'] } : {}),
+      dockerHost: this.flags['docker-host'],
     });
     this.log(`created secret ${r.name} (${r.blank ? 'blank' : `${r.bytes} bytes`})`);
     return r;

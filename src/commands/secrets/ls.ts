@@ -1,5 +1,5 @@
-import { Flags } from '@oclif/core';
 import { BaseCommand } from '../../cli/base-command.js';
+import { dockerHostFlag, localSecretsFlag } from '../../cli/flags.js';
 import { table } from '../../cli/table.js';
 import { listLocalSecrets } from '../../services/local-secrets.js';
 import { listProjectSecrets } from '../../services/secrets.js';
@@ -8,10 +8,8 @@ export default class SecretsLs extends BaseCommand<typeof SecretsLs> {
   static override summary =
     'List swarm secrets, or with --local the local ones (names and dates, never values).';
   static override flags = {
-    local: Flags.boolean({
-      summary: "The project's local secrets (.airtasks/secrets/, for `airtasks deploy` without --swarm).",
-    }),
-    'docker-host': Flags.string({ env: 'DOCKER_HOST', summary: 'Docker engine address (a swarm manager).' }),
+    local: localSecretsFlag,
+    'docker-host': dockerHostFlag(),
   };
 
   async run() {
@@ -25,9 +23,7 @@ export default class SecretsLs extends BaseCommand<typeof SecretsLs> {
       );
       return { secrets: local.map((s) => ({ name: s.name, createdAt: s.createdAt })) };
     }
-    const secrets = await listProjectSecrets(
-      this.flags['docker-host'] ? { dockerHost: this.flags['docker-host'] } : {},
-    );
+    const secrets = await listProjectSecrets({ dockerHost: this.flags['docker-host'] });
     this.log(
       table(
         ['NAME', 'CREATED', 'ID'],

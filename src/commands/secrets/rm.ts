@@ -1,5 +1,6 @@
-import { Args, Flags } from '@oclif/core';
+import { Args } from '@oclif/core';
 import { BaseCommand } from '../../cli/base-command.js';
+import { dockerHostFlag, localSecretsFlag } from '../../cli/flags.js';
 import { removeLocalSecrets } from '../../services/local-secrets.js';
 import { removeProjectSecrets } from '../../services/secrets.js';
 
@@ -9,10 +10,8 @@ export default class SecretsRm extends BaseCommand<typeof SecretsRm> {
   static override strict = false;
   static override args = { name: Args.string({ required: true, description: 'secret name(s)' }) };
   static override flags = {
-    local: Flags.boolean({
-      summary: "The project's local secrets (.airtasks/secrets/, for `airtasks deploy` without --swarm).",
-    }),
-    'docker-host': Flags.string({ env: 'DOCKER_HOST', summary: 'Docker engine address (a swarm manager).' }),
+    local: localSecretsFlag,
+    'docker-host': dockerHostFlag(),
   };
 
   async run() {
@@ -22,7 +21,7 @@ export default class SecretsRm extends BaseCommand<typeof SecretsRm> {
       ? await removeLocalSecrets({ names })
       : await removeProjectSecrets({
           names,
-          ...(this.flags['docker-host'] ? { dockerHost: this.flags['docker-host'] } : {}),
+          dockerHost: this.flags['docker-host'],
         });
     for (const n of removed) this.log(`removed secret ${n}`);
     return { removed };

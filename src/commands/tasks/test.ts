@@ -1,7 +1,7 @@
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../../cli/base-command.js';
+import { runExitCode } from '../../cli/run-exit-code.js';
 import { testDag, type LocalRunResult } from '../../services/local-test.js';
-import { exitCodeFor } from '../../services/trigger.js';
 
 export default class TasksTest extends BaseCommand<typeof TasksTest> {
   static override summary =
@@ -28,7 +28,7 @@ export default class TasksTest extends BaseCommand<typeof TasksTest> {
     this.log(
       `${t.taskId}: ${t.state}${t.error ? ` (${t.error})` : ''}; output: ${JSON.stringify(t.output ?? null)}`,
     );
-    this.setExitCode(exitCodeFor(r.state));
+    this.setExitCode(runExitCode(r.state));
     return r;
   }
 }

@@ -1,13 +1,8 @@
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand, EXIT_CODES_HELP } from '../../cli/base-command.js';
-import {
-  exitCodeFor,
-  readConfFile,
-  triggerDag,
-  WaitTimeout,
-  type RunSummary,
-  type TaskSummary,
-} from '../../services/trigger.js';
+import { runExitCode } from '../../cli/run-exit-code.js';
+import { confFlags, confText } from '../../cli/conf-flags.js';
+import { triggerDag, WaitTimeout, type RunSummary, type TaskSummary } from '../../services/trigger.js';
 
 export default class TriggerDag extends BaseCommand<typeof TriggerDag> {
   static override summary = 'Start a run of a DAG.';
@@ -20,8 +15,7 @@ ${EXIT_CODES_HELP}`;
   ];
   static override args = { dagId: Args.string({ required: true, description: 'DAG id' }) };
   static override flags = {
-    conf: Flags.string({ summary: 'Run parameters: a JSON object.', exclusive: ['conf-file'] }),
-    'conf-file': Flags.string({ summary: 'Read the run parameters from this JSON file.' }),
+    ...confFlags,
     'run-id': Flags.string({ summary: 'Run id (default: manual__<time>_<random>).' }),
     wait: Flags.boolean({ summary: 'Wait for the run to end; exit code = outcome.' }),
     timeout: Flags.integer({
@@ -33,13 +27,13 @@ ${EXIT_CODES_HELP}`;
 
   async run(): Promise<RunSummary> {
     const f = this.flags;
-    const confText = f['conf-file'] ? await readConfFile(f['conf-file']) : f.conf;
+    const conf = await confText(f);
     let result: RunSummary;
     try {
       result = await triggerDag({
         ...this.connection(),
         dagId: this.args.dagId,
-        confText,
+        confText: conf,
         runId: f['run-id'],
         wait: f.wait,
         timeoutMs: f.timeout ? f.timeout * 1000 : undefined,
@@ -56,7 +50,7 @@ ${EXIT_CODES_HELP}`;
       throw err;
     }
     if (f.wait) {
-      this.setExitCode(exitCodeFor(result.state));
+      this.setExitCode(runExitCode(result.state));
       this.log(`${result.runId} ${result.state}`);
     } else {
       this.log(result.runId);

@@ -1,10 +1,9 @@
 /** `airtasks autoscale` as plain functions: one pass (--once, --dry-run) or the long-lived loop. */
-import path from 'node:path';
 import type { Logger } from '../../core/logger.js';
 import { usageError } from '../../core/errors.js';
 import { requireSwarmManager } from '../../docker/swarm.js';
-import { resolveConnection, type ConnectionOptions, type Project } from '../config.js';
-import { dockerFor, withEngine, type DockerTarget } from '../swarm.js';
+import { requireProject, resolveConnection, stackName, type ConnectionOptions } from '../config.js';
+import { dockerFor, withDocker, type DockerTarget } from '../docker.js';
 import { Autoscaler, AutoscaleLoop, type QueueOutcome } from './autoscaler.js';
 import { autoscaledQueues, DEFAULT_COOLDOWN_MS, type QueueAutoscaleConfig } from './config.js';
 import { QueueInputs } from './inputs.js';
@@ -30,32 +29,23 @@ export interface AutoscalePass {
   queues: QueueOutcome[];
 }
 
-function stackOf(project: Project, given: string | undefined): string {
-  const configured = project.config.stackName;
-  const stack =
-    given ?? (typeof configured === 'string' && configured ? configured : path.basename(project.root));
-  if (!/^[A-Za-z0-9][A-Za-z0-9_-]*$/.test(stack)) throw usageError(`invalid stack name "${stack}"`);
-  return stack;
-}
-
 async function prepare(o: AutoscaleOptions, idleWhenNone = false) {
   const conn = resolveConnection(o);
-  if (!conn.project.configFile)
-    throw usageError('no airtasks.json here or above: the autoscaler reads its queues from the project');
-  const stack = stackOf(conn.project, o.stack);
+  const project = requireProject(conn.project, 'the autoscaler reads its queues from the project');
+  const stack = stackName(project, o.stack);
   const queues: QueueAutoscaleConfig[] = autoscaledQueues(
-    conn.project,
+    project,
     { stack, cooldownMs: o.cooldownMs ?? DEFAULT_COOLDOWN_MS },
     o.queues,
   );
   if (queues.length === 0 && idleWhenNone) return { stack, queues, active: null };
   if (queues.length === 0)
     throw usageError(
-      `no queue to autoscale: give a queue of ${conn.project.configFile} a "max" ` +
+      `no queue to autoscale: give a queue of ${project.configFile} a "max" ` +
         '(e.g. "queues": {"worker": {"concurrency": 2, "min": 1, "max": 4}})',
     );
   const docker = dockerFor(o);
-  await withEngine(o, () => requireSwarmManager(docker));
+  await withDocker(o, () => requireSwarmManager(docker));
   const inputs = new QueueInputs(conn, o.logger);
   const scaler = new Autoscaler({
     queues,

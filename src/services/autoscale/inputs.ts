@@ -3,13 +3,13 @@
  * knows it) and running task instances per queue (Postgres). Every failure becomes a reading that
  * says why, per queue, so one unreachable service holds the sizes instead of zeroing them.
  */
-import { createBroker } from '../../engine/broker/index.js';
 import type { Broker } from '../../engine/broker/broker.js';
 import type { QueueReading } from '../../engine/autoscale/decide.js';
 import type { Logger } from '../../core/logger.js';
-import { Db } from '../../engine/store/db.js';
+import type { Db } from '../../engine/store/db.js';
 import { runningByQueue } from '../../engine/store/queue-load.js';
 import type { Connection } from '../config.js';
+import { connectBroker, connectDb } from '../engine.js';
 
 export class QueueInputs {
   private broker: Broker | null = null;
@@ -20,13 +20,7 @@ export class QueueInputs {
     private readonly log: Logger,
   ) {
     // The pool connects on use and replaces lost connections, so a database outage only fails passes.
-    this.db = new Db({
-      url: conn.databaseUrl,
-      schema: conn.schema,
-      logger: log,
-      maxConnections: 2,
-      applicationName: conn.connectionName,
-    });
+    this.db = connectDb(conn, { logger: log, maxConnections: 2 });
   }
 
   async read(queues: string[]): Promise<Map<string, QueueReading>> {
@@ -58,12 +52,7 @@ export class QueueInputs {
 
   /** Opened on first use and kept; amqplib's recovery reconnects it (Postgres queue: the same pool). */
   private async openBroker(): Promise<Broker> {
-    this.broker ??= await createBroker(this.db, {
-      url: this.conn.brokerUrl,
-      prefix: this.conn.queuePrefix,
-      logger: this.log,
-      connectionName: this.conn.connectionName,
-    });
+    this.broker ??= await connectBroker(this.db, this.conn, this.log);
     return this.broker;
   }
 
