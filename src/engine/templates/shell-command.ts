@@ -10,10 +10,10 @@ import { isTemplate, renderWith, textOf } from './sandbox.js';
 import {
   PLACEHOLDER_END,
   PLACEHOLDER_START,
-  quoteCommand,
   UnsafeTemplateError,
   type Dialect,
-} from './shell-quoting.js';
+} from './shell-placeholders.js';
+import { quoteCommand } from './shell-quoting.js';
 
 export { UnsafeTemplateError };
 

@@ -1,4 +1,6 @@
 /**
+ * Long because: one reader of shell syntax, its parts calling each other over one cursor.
+ *
  * Where a template value lands in a shell command, and what to write there instead of the value: a reference
  * to an environment variable that holds it (`"${AIRTASKS_VALUE_1}"`), quoted for the spot it is in. The shell
  * then expands the variable as data, never parsing the value as shell code, whatever the author's quoting.
@@ -15,37 +17,16 @@
  * A spot that cannot be made safe (a quoted here-document, a value as a variable's name) is refused with a
  * message saying why, before anything runs.
  */
-
-/** Placeholders stand for values in the rendered text: U+E000, the value's index, U+E001 (private use). */
-export const PLACEHOLDER_START = '\uE000';
-export const PLACEHOLDER_END = '\uE001';
-const PLACEHOLDER = /\uE000(\d+)\uE001/g;
-
-export type Dialect = 'bash' | 'sh';
-
-export class UnsafeTemplateError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'UnsafeTemplateError';
-  }
-}
-
-export interface QuotedCommand {
-  /** The command with every placeholder replaced by a reference to its variable. */
-  script: string;
-  /** Indexes of values that sit in arithmetic: they must be integers. */
-  integers: Set<number>;
-}
-
-export interface QuoteOptions {
-  /** The variable that holds value `index`. */
-  name(index: number): string;
-  /**
-   * Lines that set the variables of these values in a shell of its own (values kept in files, which an inner
-   * `sh -c` must read itself: they are too large for its environment).
-   */
-  readInInnerShell(indexes: number[]): string;
-}
+import {
+  PLACEHOLDER_END,
+  PLACEHOLDER_START,
+  placeholdersIn,
+  UnsafeTemplateError,
+  type Dialect,
+  type QuoteOptions,
+  type QuotedCommand,
+} from './shell-placeholders.js';
+import { commandWords, readsCodeFromStdin, rolesOf, type Word } from './shell-words.js';
 
 /** Replaces the placeholders of a rendered command by references to their variables, quoted for their spot. */
 export function quoteCommand(text: string, dialect: Dialect, o: QuoteOptions): QuotedCommand {
@@ -55,24 +36,6 @@ export function quoteCommand(text: string, dialect: Dialect, o: QuoteOptions): Q
 }
 
 type Spot = 'unquoted' | 'double' | 'single' | 'ansi' | 'bare';
-
-const SHELLS = new Set(['bash', 'sh', 'dash', 'ash', 'ksh', 'mksh', 'zsh', 'busybox']);
-/** Words that run the rest of the command as a command of its own. */
-const WRAPPERS = new Set(['exec', 'command', 'builtin', 'nohup', 'time', 'sudo', 'env', 'timeout', 'nice']);
-const DECLARERS = new Set(['declare', 'typeset', 'local', 'readonly', 'export']);
-const ARITH_TESTS = new Set(['-eq', '-ne', '-lt', '-le', '-gt', '-ge']);
-const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
-
-/** A word of a simple command as read: what it becomes in the output, and its text for an inner shell. */
-interface Word {
-  out: string;
-  /** The word as the shell would pass it on (quotes removed, expansions kept as text); placeholders kept. */
-  inner: string;
-  /** Placeholders in the word, with the spot each was in (for a word that is handed on as code). */
-  values: number[];
-  /** Whether the word began unquoted with `name=` (an assignment). */
-  start: number;
-}
 
 interface PendingHeredoc {
   delimiter: string;
@@ -146,7 +109,7 @@ class Scanner {
     let heredocs: PendingHeredoc[] = [];
     let sep = '';
     const flush = () => {
-      out += sep + this.emitCommand(words, heredocs);
+      out += sep + this.emitCommand(words);
       words = [];
       sep = '';
     };
@@ -208,7 +171,7 @@ class Scanner {
             delimiter: d.inner,
             quoted: /['"\\]/.test(d.out),
             stripTabs: redirect[0].endsWith('-'),
-            code: this.readsCodeFromStdin(words),
+            code: readsCodeFromStdin(words),
           });
           // Kept with the command's words so that it is written in order.
           words.push({ out: text + d.out, inner: '', values: [], start: -1 });
@@ -227,12 +190,6 @@ class Scanner {
     return out + sep;
   }
 
-  /** A shell reading a script from its standard input (`bash`, `sh -s`): a here-document it reads is code. */
-  private readsCodeFromStdin(words: Word[]): boolean {
-    const args = this.commandWords(words);
-    if (args.length === 0 || !SHELLS.has(basename(args[0]!.inner))) return false;
-    return !args.slice(1).some((w) => !w.inner.startsWith('-') || /^-[A-Za-z]*c/.test(w.inner));
-  }
 
   /** Reads the bodies of the here-documents announced on the line that just ended, with their delimiters. */
   private heredocBodies(pending: PendingHeredoc[]): string {
@@ -308,7 +265,7 @@ class Scanner {
     const values: number[] = [];
     // `name[` at the start of a word: an assignment to an array element, its subscript is arithmetic.
     const sub = /^([A-Za-z_][A-Za-z0-9_]*)\[/.exec(this.s.slice(this.i, this.i + 260));
-    if (sub && this.commandWords(before).length === 0) {
+    if (sub && commandWords(before).length === 0) {
       this.i += sub[0].length;
       const stopAt = this.matching('[', ']');
       const text = this.associative.has(sub[1]!)
@@ -594,13 +551,6 @@ class Scanner {
     return this.s.length;
   }
 
-  /** The words of a command that are not assignments before it or redirections. */
-  private commandWords(words: Word[]): Word[] {
-    const real = words.filter((w) => w.start >= 0);
-    let k = 0;
-    while (k < real.length && /^[A-Za-z_][A-Za-z0-9_]*(\[[^\]]*\])?\+?=/.test(real[k]!.inner)) k++;
-    return real.slice(k);
-  }
 
   /** Code run again by this shell (eval, trap), made safe the same way. */
   private inner(code: string): string {
@@ -615,63 +565,9 @@ class Scanner {
   }
 
   /** Writes a simple command: most words as they are; code handed to a shell again is made safe first. */
-  private emitCommand(words: Word[], heredocs: PendingHeredoc[]): string {
-    void heredocs;
+  private emitCommand(words: Word[]): string {
     if (words.length === 0) return '';
-    const args = this.commandWords(words);
-    const code = new Set<Word>();
-    const integer = new Set<Word>();
-    // Skip wrappers (sudo, env X=1, timeout 5, nohup ...) to find the command that runs.
-    let k = 0;
-    while (k < args.length && WRAPPERS.has(basename(args[k]!.inner))) {
-      k++;
-      while (k < args.length && (args[k]!.inner.startsWith('-') || /^[A-Za-z_]\w*=/.test(args[k]!.inner) || /^\d/.test(args[k]!.inner)))
-        k++;
-    }
-    const cmd = args[k] ? basename(args[k]!.inner) : '';
-    const rest = args.slice(k + 1);
-    if (cmd === 'eval') for (const w of rest) code.add(w);
-    else if (cmd === 'trap') {
-      const action = rest.find((w) => !w.inner.startsWith('-'));
-      if (action) code.add(action);
-    } else if (SHELLS.has(cmd)) {
-      let sawC = false;
-      for (let j = 0; j < rest.length; j++) {
-        const a = rest[j]!.inner;
-        if (a === '-o' || a === '+o') {
-          j++;
-          continue;
-        }
-        if (/^-[A-Za-z]*c[A-Za-z]*$/.test(a)) {
-          sawC = true;
-          continue;
-        }
-        if (a.startsWith('-') || a.startsWith('+')) continue;
-        if (sawC) code.add(rest[j]!);
-        break;
-      }
-    } else if (cmd === 'let') for (const w of rest) integer.add(w);
-    else if (DECLARERS.has(cmd)) {
-      const opts = rest.filter((w) => /^[-+][A-Za-z]+$/.test(w.inner)).map((w) => w.inner);
-      const ints = opts.some((o) => o.startsWith('-') && o.includes('i'));
-      for (const w of rest) {
-        if (w.values.length === 0) continue;
-        const eq = w.inner.indexOf('=');
-        const nameOk = eq > 0 && IDENT.test(w.inner.slice(0, eq)) && !w.inner.slice(0, eq).includes(PLACEHOLDER_START);
-        if (!nameOk)
-          throw new UnsafeTemplateError(
-            `a template value in an argument of ${cmd} can only be the value of an assignment (${cmd} name={{ ... }}): ` +
-              `as a name it could declare an array element whose subscript the shell evaluates`,
-          );
-        if (ints) integer.add(w);
-      }
-    } else if (cmd === '[[') {
-      for (let j = 0; j < rest.length; j++) {
-        const w = rest[j]!;
-        if (w.values.length === 0) continue;
-        if (ARITH_TESTS.has(rest[j - 1]?.inner ?? '') || ARITH_TESTS.has(rest[j + 1]?.inner ?? '')) integer.add(w);
-      }
-    }
+    const { cmd, code, integer } = rolesOf(words);
     for (const w of integer) for (const v of w.values) this.integers.add(v);
     if (code.size === 0 || ![...code].some((w) => w.values.length > 0)) return words.map((w) => w.out).join('');
     // The code the inner shell runs: eval joins its arguments with spaces.
@@ -691,13 +587,4 @@ class Scanner {
       })
       .join('');
   }
-}
-
-function basename(word: string): string {
-  return word.slice(word.lastIndexOf('/') + 1);
-}
-
-/** Every placeholder index in the text, in order. */
-export function placeholdersIn(text: string): number[] {
-  return [...text.matchAll(PLACEHOLDER)].map((m) => Number(m[1]));
 }
