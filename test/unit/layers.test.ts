@@ -78,4 +78,18 @@ describe('layers of src/', () => {
     }
     expect(bad, bad.join('\n')).to.deep.equal([]);
   });
+
+  it('keeps files under ~350 lines, or says why in their first comment', () => {
+    const long = files.filter((file) => {
+      const text = readFileSync(file, 'utf8');
+      const lines = text.split('\n').length;
+      if (lines <= 360) return false;
+      const head = /^\s*\/\*\*?([\s\S]*?)\*\//.exec(text)?.[1] ?? '';
+      return !/\bLong because\b/.test(head);
+    });
+    expect(
+      long.map((f) => path.relative(SRC, f)),
+      'files over 360 lines need "Long because ..." in their first comment',
+    ).to.deep.equal([]);
+  });
 });
