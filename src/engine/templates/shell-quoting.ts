@@ -349,18 +349,25 @@ class Scanner {
         const r = this.doubleQuoted(values);
         out += prefix + r.out + '"';
         inner += r.inner;
-      } else if (c === '$' || c === '`') {
-        const e = this.expansion();
-        out += e.out;
-        inner += e.out;
-        values.push(...e.values);
       } else {
-        out += c;
-        inner += c;
-        this.i++;
+        const t = this.plainOrExpansion(values);
+        out += t;
+        inner += t;
       }
     }
     return { out, inner, values, start };
+  }
+
+  /** An expansion ($..., `...`) or one plain character at the cursor: written and passed on as it is. */
+  private plainOrExpansion(values: number[]): string {
+    const c = this.peek();
+    if (c !== '$' && c !== '`') {
+      this.i++;
+      return c;
+    }
+    const e = this.expansion();
+    values.push(...e.values);
+    return e.out;
   }
 
   /** The inside of "...": escapes, expansions, placeholders; the cursor ends after the closing quote. */
@@ -381,15 +388,10 @@ class Scanner {
         out += c + n;
         inner += '$`"\\\n'.includes(n) ? (n === '\n' ? '' : n) : c + n;
         this.i += 2;
-      } else if (c === '$' || c === '`') {
-        const e = this.expansion();
-        out += e.out;
-        inner += e.out;
-        values.push(...e.values);
       } else {
-        out += c;
-        inner += c;
-        this.i++;
+        const t = this.plainOrExpansion(values);
+        out += t;
+        inner += t;
       }
     }
     this.i++;
