@@ -12,6 +12,7 @@ import {
   secretForms,
   setKnownSecrets,
 } from '../../src/core/masking.js';
+import { seededRandom } from '../helpers/faults.js';
 
 describe('masking secrets', () => {
   it('replaces every occurrence of each secret with ***', () => {
@@ -32,6 +33,29 @@ describe('masking secrets', () => {
     expect(new Masker(['1111', '2222']).mask('11112222 1111')).to.equal('*** ***');
     // A later, longer occurrence reaching back over several earlier ones.
     expect(new Masker(['bcde', 'cdef', 'abcdefgh']).mask('-abcdefgh-')).to.equal('-***-');
+  });
+
+  it('agrees with a naive masking on 500 random texts and secrets (overlaps forced by a small alphabet)', () => {
+    const seed = Number(process.env.FUZZ_SEED ?? Math.floor(Math.random() * 2 ** 31));
+    const rnd = seededRandom(seed);
+    const word = (min: number, max: number) =>
+      Array.from(
+        { length: min + Math.floor(rnd() * (max - min + 1)) },
+        () => 'abc'[Math.floor(rnd() * 3)],
+      ).join('');
+    for (let i = 0; i < 500; i++) {
+      const secrets = Array.from({ length: 1 + Math.floor(rnd() * 3) }, () => word(2, 7));
+      const text = word(0, 40);
+      // Naive: mark every character of every occurrence, then one *** per run of marked characters.
+      const marked = new Array<boolean>(text.length).fill(false);
+      for (const s of secrets.filter((x) => x.length >= MIN_MASKED_LENGTH))
+        for (let at = text.indexOf(s); at !== -1; at = text.indexOf(s, at + 1))
+          for (let k = at; k < at + s.length; k++) marked[k] = true;
+      const expected = text.replace(/./g, (c, k: number) => (marked[k] ? '\0' : c)).replace(/\0+/g, '***');
+      expect(new Masker(secrets).mask(text), `seed ${seed} case ${i}: ${secrets} in ${text}`).to.equal(
+        expected,
+      );
+    }
   });
 
   it('masks a multi-line secret whole and each of its lines, whatever the line ends', () => {
