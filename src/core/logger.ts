@@ -1,6 +1,11 @@
-/** Structured logs on stderr: JSON lines when headless, readable lines on a terminal. */
+/**
+ * Structured logs on stderr: JSON lines when headless, readable lines on a terminal. Every line is masked
+ * with the secrets this process knows (core/masking.ts) before it is written: a worker's lines about a
+ * task (its error, a callback's failure) may quote what the task printed.
+ */
 import pino, { type Logger as PinoLogger } from 'pino';
 import pretty from 'pino-pretty';
+import { maskJsonLine } from './masking.js';
 
 export type Logger = PinoLogger;
 
@@ -14,10 +19,15 @@ export interface LoggerOptions {
 export function createLogger(opts: LoggerOptions = {}): Logger {
   const level = opts.level ?? process.env.AIRTASKS_LOG_LEVEL ?? 'info';
   const json = opts.json ?? (process.env.AIRTASKS_LOG_FORMAT === 'json' || !process.stderr.isTTY);
-  const base = { name: opts.name };
-  if (json) return pino({ level, base }, pino.destination({ fd: 2, sync: true }));
+  // The JSON line, before it is written or made readable: pretty output is masked too.
+  const options = {
+    level,
+    base: { name: opts.name },
+    hooks: { streamWrite: (s: string) => maskJsonLine(s) },
+  };
+  if (json) return pino(options, pino.destination({ fd: 2, sync: true }));
   return pino(
-    { level, base },
+    options,
     pretty({ destination: 2, sync: true, ignore: 'pid,hostname', translateTime: 'HH:MM:ss.l' }),
   );
 }

@@ -1,9 +1,14 @@
-/** Inspecting runs, task instances and logs. */
+/**
+ * Inspecting runs, task instances and logs. Workers store what tasks print, return and fail with masked
+ * already; what is shown here is masked again with the secrets this process can read, for what was stored
+ * before (by an older worker) or before a value became secret.
+ */
 import { NotFoundError } from '../core/errors.js';
 import type { RunState, TaskState } from '../core/states.js';
 import { readLogs } from '../engine/store/logs.js';
 import * as runs from '../engine/store/runs.js';
 import * as tis from '../engine/store/task-instances.js';
+import { secretVariablesMasker } from '../engine/variables.js';
 import type { ConnectionOptions } from './config.js';
 import { withEngine } from './engine.js';
 
@@ -72,6 +77,8 @@ export async function showRun(o: ConnectionOptions & { runId: string }): Promise
     if (!r) throw new NotFoundError('run', o.runId, `unknown run "${o.runId}"`);
     const tries = await tis.listTries(e.db, o.runId);
     const list = await tis.listTaskInstances(e.db, o.runId);
+    const m = await secretVariablesMasker(e.db);
+    const text = (s: string | null) => (s === null ? null : m.mask(s));
     return {
       runId: r.run_id,
       dagId: r.dag_id,
@@ -80,8 +87,8 @@ export async function showRun(o: ConnectionOptions & { runId: string }): Promise
       createdAt: r.created_at.toISOString(),
       startedAt: iso(r.started_at),
       endedAt: iso(r.ended_at),
-      conf: r.conf,
-      error: r.error,
+      conf: m.maskDeep(r.conf) as Record<string, unknown>,
+      error: text(r.error),
       dagHash: r.dag_hash,
       logicalDate: r.logical_date.toISOString(),
       tasks: list.map((t) => ({
@@ -93,8 +100,8 @@ export async function showRun(o: ConnectionOptions & { runId: string }): Promise
         startedAt: iso(t.started_at),
         endedAt: iso(t.ended_at),
         exitCode: t.exit_code,
-        output: t.output,
-        error: t.error,
+        output: m.maskDeep(t.output),
+        error: text(t.error),
         // Times the current try's message was re-sent because it was lost (see the scheduler).
         requeues: t.requeues,
         tries: tries
@@ -105,7 +112,7 @@ export async function showRun(o: ConnectionOptions & { runId: string }): Promise
             workerId: x.worker_id,
             startedAt: iso(x.started_at),
             endedAt: iso(x.ended_at),
-            error: x.error,
+            error: text(x.error),
           })),
       })),
     };
@@ -135,6 +142,7 @@ export async function taskLogs(
     }));
     if (ti.state === 'running' && !tries.some((t) => t.tryNumber === ti.try_number))
       tries.push({ tryNumber: ti.try_number, workerId: ti.worker_id, startedAt: iso(ti.started_at) });
+    const m = await secretVariablesMasker(e.db);
     return {
       runId: o.runId,
       taskId: o.taskId,
@@ -143,7 +151,7 @@ export async function taskLogs(
         tryNumber: l.try_number,
         stream: l.stream,
         ts: l.ts.toISOString(),
-        line: l.line,
+        line: m.mask(l.line),
       })),
     };
   });

@@ -293,19 +293,21 @@ describe('e2e: bad input, huge logs and outputs, secrets', function () {
     // The key from a file works as well (a swarm secret).
     const keyFile = path.join(dags.dir, 'key');
     await writeFile(keyFile, KEY + '\n');
-    const got = await cli(['variables', 'get', 'bi_password'], { AIRTASKS_SECRET_KEY_FILE: keyFile });
+    const got = await cli(['variables', 'get', 'bi_password', '--reveal'], {
+      AIRTASKS_SECRET_KEY_FILE: keyFile,
+    });
     expect(got.code, got.stderr).to.equal(0);
     expect(got.stdout.trim()).to.equal('s3cr3t-value');
-    expectRefused(await cli(['variables', 'get', 'bi_password']), 2, 'needs the secret key');
+    expectRefused(await cli(['variables', 'get', 'bi_password', '--reveal']), 2, 'needs the secret key');
     expectRefused(
-      await cli(['variables', 'get', 'bi_password'], {
+      await cli(['variables', 'get', 'bi_password', '--reveal'], {
         AIRTASKS_SECRET_KEY: randomBytes(32).toString('hex'),
       }),
       2,
       'was encrypted with key',
     );
     expectRefused(
-      await cli(['variables', 'get', 'bi_password'], { AIRTASKS_SECRET_KEY: 'too-short' }),
+      await cli(['variables', 'get', 'bi_password', '--reveal'], { AIRTASKS_SECRET_KEY: 'too-short' }),
       2,
       'openssl rand',
     );
@@ -313,8 +315,11 @@ describe('e2e: bad input, huge logs and outputs, secrets', function () {
     expect(list.stdout).to.include('"***"').and.not.include('s3cr3t');
     const exp = await cli(['variables', 'export', '--json'], withKey);
     expect(json(exp)).to.not.have.property('bi_password');
+    // Secrets are exported as secrets: encrypted as stored, or in clear only with --reveal.
     const expAll = await cli(['variables', 'export', '--include-secrets', '--json'], withKey);
-    expect(json(expAll).bi_password).to.equal('s3cr3t-value');
+    expect(json(expAll).bi_password).to.deep.equal({ secret: true, encrypted: row.value });
+    const expClear = await cli(['variables', 'export', '--include-secrets', '--reveal', '--json'], withKey);
+    expect(json(expClear).bi_password).to.deep.equal({ secret: true, value: 's3cr3t-value' });
     // A task reads it (the worker has the key), and its log shows it masked; bash tasks never see the key.
     const run = await cli(['trigger', 'dag', 'bi_secret', '--wait', '--json']);
     expect(run.code, run.stderr).to.equal(0);

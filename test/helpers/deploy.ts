@@ -133,7 +133,7 @@ export async function writeHostOverride(
 /** The deployed scheduler imported the secret into a secret variable, readable with the stack's key. */
 export async function expectSecretVariable(env: NodeJS.ProcessEnv, cwd: string): Promise<void> {
   const v = await runCli(
-    ['variables', 'get', SECRET_VARIABLE, '--json'],
+    ['variables', 'get', SECRET_VARIABLE, '--reveal', '--json'],
     { ...env, AIRTASKS_SECRET_KEY: TEST_SECRET_KEY },
     30_000,
     { cwd },

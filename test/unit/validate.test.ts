@@ -317,6 +317,33 @@ describe('validateDag', () => {
     });
   }
 
+  it("reports a docker task's variable keys that cannot be file names, naming the task and the key", () => {
+    const docker = (id: string, variables: unknown) =>
+      task(id, [], { operator: 'docker', args: { image: 'alpine', variables } });
+    const e = caught(() =>
+      validateDag(
+        serialized([
+          docker('dots', ['fine', '.', '..']),
+          docker('slash', { 'a/b': '/run/x' }),
+          docker('cased', ['Token', 'token', 'other']),
+        ]),
+      ),
+    );
+    expect(e.message).to.include('task "dots": invalid variable key ".":');
+    expect(e.message).to.include('task "dots": invalid variable key "..":');
+    expect(e.message).to.include('task "slash": invalid variable key "a/b":');
+    expect(e.message).to.include('task "cased": variables "Token" and "token" differ only in case');
+    expect(e.message).to.not.include('"fine"').and.not.include('"other"');
+    // The key -> path form names each file itself: keys alike but for case are fine there.
+    expect(() =>
+      validateDag(
+        serialized([docker('paths', { Token: '/run/a', token: '/run/b' }), docker('none', undefined)]),
+      ),
+    ).not.to.throw();
+    // Only docker tasks write variables as files.
+    expect(() => validateDag(serialized([task('b', [], { args: { variables: ['..'] } })]))).not.to.throw();
+  });
+
   it('names every problem in one message', () => {
     const tasks = [task('a'), task('a'), task('b', ['zzz']), task('c', [], { retries: -2 })];
     const e = caught(() => validateDag(serialized(tasks, 'multi')));

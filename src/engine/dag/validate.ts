@@ -1,6 +1,7 @@
 /** Structural checks on a DAG: ids, unknown references, cycles. Pure functions over the serialised form. */
 import { BRANCH_OPERATOR } from './branch.js';
-import { TRIGGER_RULES, type SerializedDag } from '../../core/dag-model.js';
+import { TRIGGER_RULES, type SerializedDag, type SerializedTask } from '../../core/dag-model.js';
+import { keysAlikeButCase, variableKeyProblem } from '../../core/variable-keys.js';
 
 export const ID_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,249}$/;
 
@@ -84,6 +85,7 @@ export function validateDag(d: SerializedDag): void {
       problems.push(`task "${t.taskId}": invalid pool name ${JSON.stringify(t.pool)}`);
     if (t.poolSlots !== undefined && !(Number.isInteger(t.poolSlots) && t.poolSlots >= 1))
       problems.push(`task "${t.taskId}": poolSlots must be an integer >= 1`);
+    problems.push(...dockerVariableProblems(t));
   }
   for (const t of d.tasks) {
     for (const up of t.upstream) {
@@ -105,6 +107,23 @@ export function validateDag(d: SerializedDag): void {
   if (problems.length > 0) {
     throw new DagValidationError(`DAG "${d.dagId}" is invalid: ${problems.join('; ')}`, d.dagId);
   }
+}
+
+/**
+ * A docker task's `variables`: keys a variable can have, and in the list form (one file per key, named
+ * after it) no two that one file system would take for the same file. Told now rather than when it runs.
+ */
+function dockerVariableProblems(t: SerializedTask): string[] {
+  const v = t.args.variables;
+  if (t.operator !== 'docker' || !v || typeof v !== 'object') return [];
+  const keys = (Array.isArray(v) ? v : Object.keys(v)).filter((k): k is string => typeof k === 'string');
+  const problems = keys.flatMap((k) => variableKeyProblem(k) ?? []);
+  if (Array.isArray(v))
+    for (const [a, b] of keysAlikeButCase(keys))
+      problems.push(
+        `variables "${a}" and "${b}" differ only in case: on a case-insensitive file system they are one file; give them paths with the key -> path form`,
+      );
+  return problems.map((p) => `task "${t.taskId}": ${p}`);
 }
 
 /** Task ids ordered so that every task comes after its upstreams (input must be acyclic). */

@@ -1,4 +1,8 @@
-/** Buffers a try's log lines and writes them to Postgres in batches, up to a size cap. */
+/**
+ * Buffers a try's log lines and writes them to Postgres in batches, up to a size cap. Secrets are masked
+ * in every line, and the try's result is masked with the same secrets (ResultStore).
+ */
+import { knownSecrets, maskerOf, type Masker } from '../../core/masking.js';
 import type { Db } from '../store/db.js';
 import { storableText } from '../../core/storable.js';
 import { appendLogs, type LogLine } from '../store/logs.js';
@@ -6,7 +10,10 @@ import { appendLogs, type LogLine } from '../store/logs.js';
 export interface LogSinkOptions {
   capBytes: number;
   flushMs?: number;
-  /** Strings to mask in every line (values of secret variables). */
+  /**
+   * Values to mask in every line (the secret variables, read before the try started), besides every
+   * secret this process knows (core/masking.ts knownSecrets: values read since included).
+   */
   mask?: string[];
 }
 
@@ -16,12 +23,29 @@ export class LogSink {
   private truncated = false;
   private timer: NodeJS.Timeout | null = null;
   private writing: Promise<void> = Promise.resolve();
+  /** The sink's own values, when this process does not know them all (then they are masked as well). */
+  private readonly own: Masker | null;
 
   constructor(
     private readonly db: Db,
     private readonly key: { runId: string; taskId: string; tryNumber: number },
     private readonly opts: LogSinkOptions,
-  ) {}
+  ) {
+    const mask = opts.mask ?? [];
+    this.own = knownSecrets().covers(mask) ? null : maskerOf(mask);
+  }
+
+  /** The text with the secrets masked, as this sink stores lines: for the try's error and callbacks. */
+  mask(text: string): string {
+    const known = knownSecrets().mask(text);
+    return this.own ? this.own.mask(known) : known;
+  }
+
+  /** A JSON value with the secrets masked (strings and keys): for the try's output. */
+  maskDeep(value: unknown): unknown {
+    const known = knownSecrets().maskDeep(value);
+    return this.own ? this.own.maskDeep(known) : known;
+  }
 
   stdout(line: string) {
     this.add('stdout', line);
@@ -36,8 +60,7 @@ export class LogSink {
   private add(stream: LogLine['stream'], raw: string) {
     if (this.truncated) return;
     // A NUL byte in a line would make PostgreSQL refuse the whole batch.
-    let line = storableText(raw);
-    for (const m of this.opts.mask ?? []) if (m) line = line.replaceAll(m, '***');
+    let line = this.mask(storableText(raw));
     this.bytes += Buffer.byteLength(line) + 1;
     if (this.bytes > this.opts.capBytes) {
       this.truncated = true;

@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { backoffMs, sleep } from '../../core/backoff.js';
 import type { SerializedDag, SerializedTask } from '../../core/dag-model.js';
 import type { Logger } from '../../core/logger.js';
+import { knownSecrets } from '../../core/masking.js';
 import type { TaskMessage } from '../../core/states.js';
 import { storableText } from '../../core/storable.js';
 import type { Claim } from '../store/claims.js';
@@ -47,6 +48,11 @@ export class ResultStore {
   /**
    * Stores the result, retrying while the database is unreachable; false when fenced out. The sink's last
    * lines go with it; a success also queues the downstream tasks it makes ready (storeOnce).
+   *
+   * Secrets are masked in the output and the error first, in `r` itself: what is stored (and so shown by
+   * `runs show`, and handed to downstream tasks) is what the caller goes on with (its log line, the
+   * callbacks' `{{ error }}`). A task's output is data it chose to return: one that holds a secret is
+   * stored with `***` in its place, like its log.
    */
   async store(
     m: TaskMessage,
@@ -55,6 +61,9 @@ export class ResultStore {
     log: Logger,
     of: StoreContext = {},
   ): Promise<{ stored: boolean; next: ClaimedTry | null }> {
+    const masker = of.sink ?? knownSecrets();
+    r.output = masker.maskDeep(r.output);
+    if (r.error !== null) r.error = masker.mask(r.error);
     const logs = of.sink ? await of.sink.drain() : [];
     for (let attempt = 0; ; attempt++) {
       try {
@@ -67,7 +76,9 @@ export class ResultStore {
             state: 'failed',
             exitCode: r.exitCode,
             output: null,
-            error: storableText(`the task's result could not be stored: ${(err as Error).message}`),
+            error: masker.mask(
+              storableText(`the task's result could not be stored: ${(err as Error).message}`),
+            ),
             retryInMs: null,
             countsAsFailure: true,
           };

@@ -90,6 +90,8 @@ export class RunCallbacks {
         countsAsFailure: Boolean(error),
       },
       log,
+      // Masks the callback's error as its log lines are (the sink's lines are all written by now).
+      { sink },
     );
     this.held.running.delete(token);
     if (stored) log.info({ event, ok: !error }, 'run callback finished');

@@ -1,8 +1,10 @@
 /**
- * The values of secret variables, to mask in task logs; secrets this worker cannot decrypt mask nothing.
- * Read once and kept until a variable changes (a trigger NOTIFYs, migration 0007) or the notification
- * connection was lost (see Liveness).
+ * The values of secret variables, to mask in what tasks show or leave behind (logs, outputs, errors) and
+ * in the worker's own log lines; secrets this worker cannot decrypt mask nothing. Read once and kept until
+ * a variable changes (a trigger NOTIFYs, migration 0007) or the notification connection was lost (see
+ * Liveness). Each read also becomes what this process knows to be secret (core/masking.ts).
  */
+import { setKnownSecrets } from '../../core/masking.js';
 import type { Db } from '../store/db.js';
 import { secretValuesForMasking } from '../variables.js';
 
@@ -13,7 +15,10 @@ export class SecretMasks {
 
   values(): Promise<string[]> {
     if (!this.masks) {
-      const p = secretValuesForMasking(this.db);
+      const p = secretValuesForMasking(this.db).then((values) => {
+        setKnownSecrets(this, values);
+        return values;
+      });
       this.masks = p;
       p.catch(() => {
         if (this.masks === p) this.masks = null;
