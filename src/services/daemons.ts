@@ -43,8 +43,8 @@ export async function startScheduler(
 export type WorkerSettings = Partial<
   Omit<WorkerOptions, 'db' | 'broker' | 'logger' | 'dagsFolder' | 'queues' | 'concurrency' | 'gpus'>
 > & {
-  /** '0,1', 'all' or 'none'; undefined: detect with nvidia-smi. */
-  gpuSpec?: string;
+  /** GPUs to hand to tasks: '0,1', 'all' or 'none'; undefined: detect with nvidia-smi. */
+  gpus?: string;
 };
 
 export async function startWorker(
@@ -56,7 +56,7 @@ export async function startWorker(
     throw new ValidationError('concurrency', 'out-of-range', (name) => `${name} must be an integer >= 1`, {
       value: o.concurrency,
     });
-  const gpus = await GpuAllocator.fromSpec(o.gpuSpec);
+  const gpus = await GpuAllocator.fromSpec(o.gpus);
   const engine = await openEngine(o, {
     broker: true,
     migrate: true,
