@@ -13,11 +13,16 @@ export interface Daemon {
   stop(): Promise<void>;
 }
 
+export interface SchedulerDaemon extends Daemon {
+  /** Resolves once the dags folder was first parsed: the scheduler schedules before, beside the parse. */
+  dagsParsed(): Promise<void>;
+}
+
 export type SchedulerSettings = Partial<Omit<SchedulerOptions, 'db' | 'broker' | 'logger' | 'dagsFolder'>>;
 
 export async function startScheduler(
   o: ConnectionOptions & { logger: Logger } & SchedulerSettings,
-): Promise<Daemon> {
+): Promise<SchedulerDaemon> {
   const pausedOnCreation = o.pausedOnCreation ?? resolvePausedOnCreation(findProject(o.cwd));
   const secretNames = secretVariableNames();
   const engine = await openEngine(o, { broker: true, migrate: true, logger: o.logger });
@@ -37,7 +42,8 @@ export async function startScheduler(
     logger: o.logger,
     dagsFolder: engine.conn.dagsFolder,
   });
-  return startOrClose(engine, scheduler, () => scheduler.start());
+  const d = await startOrClose(engine, scheduler, () => scheduler.start());
+  return { stop: () => d.stop(), dagsParsed: () => scheduler.dagsParsed() };
 }
 
 export type WorkerSettings = Partial<

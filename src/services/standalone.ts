@@ -36,6 +36,8 @@ export interface Standalone {
   connection: ConnectionOptions;
   dagsFolder: string;
   dataDir: string;
+  /** Resolves once the scheduler first parsed the dags folder (it runs before, beside the parse). */
+  dagsParsed(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -76,8 +78,11 @@ export async function startStandalone(o: StandaloneOptions): Promise<Standalone>
       .stop()
       .catch((err: Error) => o.logger.error({ err: err.message }, 'embedded Postgres stop failed'));
   };
+  let dagsParsed: () => Promise<void> = () => Promise.resolve();
   try {
-    daemons.push(await startScheduler({ ...connection, logger: o.logger }));
+    const scheduler = await startScheduler({ ...connection, logger: o.logger });
+    daemons.push(scheduler);
+    dagsParsed = () => scheduler.dagsParsed();
     daemons.push(
       await startWorker({ ...connection, logger: o.logger, queues: ['*'], concurrency: o.concurrency }),
     );
@@ -93,7 +98,7 @@ export async function startStandalone(o: StandaloneOptions): Promise<Standalone>
     throw err;
   }
   const dagsFolder = resolveDagsFolder(connection, project);
-  return { databaseUrl, schema: SCHEMA, connection, dagsFolder, dataDir, stop };
+  return { databaseUrl, schema: SCHEMA, connection, dagsFolder, dataDir, dagsParsed, stop };
 }
 
 /** Starts standalone, runs one DAG to its end, stops: the zero-setup demo and a CI smoke test. */
@@ -109,6 +114,8 @@ export async function runDagStandalone(
 ): Promise<RunSummary> {
   const sa = await startStandalone(o);
   try {
+    // The DAG to run may be in a file the scheduler has not parsed yet.
+    await sa.dagsParsed();
     return await triggerDag({
       ...sa.connection,
       dagId: o.dagId,
