@@ -133,6 +133,10 @@ describe('e2e: a database or broker that cannot be used', function () {
     const text = `Cannot reach the database at postgres://postgres:***@127.0.0.1:${port}/test (connection refused)`;
     for (const r of runs) expectFault(r, 4, text);
     for (const r of runs) expect(errorLine(r)).to.equal(errorLine(runs[0]!));
+    // The cause and its stack, at debug level only.
+    const debug = await cli(['dags', 'list'], { ...db, AIRTASKS_LOG_LEVEL: 'debug' });
+    expect(debug.code).to.equal(4);
+    expect(debug.stderr).to.match(/debug: caused by Error: connect ECONNREFUSED[^\n]*\n\s+at /);
   });
 
   it('a server that accepts and never answers: a timeout (exit 4), as the broker and as the database', async () => {
