@@ -11,6 +11,9 @@ import { migrate, type MigrationResult } from '../engine/store/migrate.js';
 import { resolveConnection, type Connection, type ConnectionOptions } from './config.js';
 import { checkServiceUrl, connectionFailure, redact, type Service } from './connection-errors.js';
 
+// Kept here too: callers took it from this module before it moved beside the other connection wording.
+export { redact } from './connection-errors.js';
+
 export interface Engine {
   conn: Connection;
   db: Db;
