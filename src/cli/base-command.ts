@@ -91,6 +91,14 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
 
   protected override async catch(err: Error & { exitCode?: number }): Promise<unknown> {
     const message = this.errorMessage(err);
+    // An error the user can act on shows its message only; its cause's stack is for debugging.
+    const level = (this.flags as { 'log-level'?: string } | undefined)?.['log-level'];
+    if (
+      err instanceof AirtasksError &&
+      err.cause instanceof Error &&
+      (level ?? process.env.AIRTASKS_LOG_LEVEL) === 'debug'
+    )
+      process.stderr.write(`debug: caused by ${err.cause.stack ?? err.cause.message}\n`);
     if (this.jsonEnabled()) {
       // oclif's JSON error is `{"error": {"oclif": {...}}}` with exit code 1: keep the message and the
       // documented exit code. The message goes to stderr too, for a human watching.

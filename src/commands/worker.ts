@@ -54,7 +54,7 @@ export default class WorkerCommand extends BaseCommand<typeof WorkerCommand> {
       concurrency: this.flags.concurrency,
       graceMs: this.flags.grace * 1000,
       heartbeatMs: this.flags['heartbeat-interval'],
-      gpuSpec: this.flags.gpus,
+      gpus: this.flags.gpus,
     });
     await runUntilSignal(
       () => d.stop(),

@@ -142,15 +142,35 @@ export class ConflictError extends AirtasksError {
 /** What a call depends on and could not reach or use. */
 export type Dependency = 'database' | 'broker' | 'docker' | 'swarm' | 'compose' | 'secret';
 
+/** Why a service could not be used, where it is known (a front end may offer its own hint). */
+export type UnavailableReason =
+  /** Nothing answers at its address: refused, unknown host, no route. */
+  | 'unreachable'
+  /** Something accepted the connection and did not answer in time. */
+  | 'timeout'
+  /** It refused the user or password. */
+  | 'credentials'
+  /** It has no such database or virtual host, or the user may not use it. */
+  | 'not-found'
+  /** What answers speaks another protocol (the URL points at another service). */
+  | 'protocol'
+  /** The TLS handshake failed. */
+  | 'tls'
+  /** It is there but takes no connections now (starting up, too many connections). */
+  | 'busy';
+
 /** A service the call depends on cannot be reached, or is not there (exit 4). */
 export class UnavailableError extends AirtasksError {
+  readonly reason?: UnavailableReason;
+
   constructor(
     readonly dependency: Dependency,
     message: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; reason?: UnavailableReason },
   ) {
     super(message, ExitCode.UNAVAILABLE, options);
     this.name = 'UnavailableError';
+    if (options?.reason) this.reason = options.reason;
   }
 }
 

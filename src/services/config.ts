@@ -51,6 +51,11 @@ export interface ConnectionOptions {
    * operator (or a test) can find and act on exactly them. Default: AIRTASKS_CONNECTION_NAME, else 'airtasks'.
    */
   connectionName?: string;
+  /**
+   * How long connecting to the database or the broker may take, handshake included, before it fails
+   * (default: AIRTASKS_CONNECT_TIMEOUT seconds, else 10 s).
+   */
+  connectTimeoutMs?: number;
   /** Start looking for the project here (default: cwd). */
   cwd?: string;
 }
@@ -62,6 +67,7 @@ export interface Connection {
   queuePrefix: string;
   dagsFolder: string;
   connectionName: string;
+  connectTimeoutMs: number;
   project: Project;
   /** Where the database URL came from, for messages. */
   source: 'option' | 'standalone';
@@ -213,6 +219,24 @@ export function resolveConnectionName(given = process.env.AIRTASKS_CONNECTION_NA
   return name;
 }
 
+export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+
+/** The connect timeout: given, else AIRTASKS_CONNECT_TIMEOUT (seconds), else 10 s. */
+export function resolveConnectTimeout(given?: number, env: NodeJS.ProcessEnv = process.env): number {
+  if (given !== undefined) return given;
+  const text = env.AIRTASKS_CONNECT_TIMEOUT?.trim();
+  if (!text) return DEFAULT_CONNECT_TIMEOUT_MS;
+  const seconds = Number(text);
+  if (!Number.isFinite(seconds) || seconds <= 0 || seconds > 3600)
+    throw new ValidationError(
+      'connectTimeoutMs',
+      'out-of-range',
+      `AIRTASKS_CONNECT_TIMEOUT must be a number of seconds above 0 and at most 3600, got "${text}"`,
+      { value: text },
+    );
+  return Math.round(seconds * 1000);
+}
+
 export function resolveConnection(input: ConnectionOptions): Connection {
   const opts = applySecretFiles(input);
   const project = findProject(opts.cwd);
@@ -222,6 +246,7 @@ export function resolveConnection(input: ConnectionOptions): Connection {
     queuePrefix: opts.queuePrefix ?? '',
     dagsFolder,
     connectionName: resolveConnectionName(opts.connectionName),
+    connectTimeoutMs: resolveConnectTimeout(opts.connectTimeoutMs),
     project,
   };
   if (opts.databaseUrl) {

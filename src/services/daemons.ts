@@ -13,11 +13,16 @@ export interface Daemon {
   stop(): Promise<void>;
 }
 
+export interface SchedulerDaemon extends Daemon {
+  /** Resolves once the dags folder was first parsed: the scheduler schedules before, beside the parse. */
+  dagsParsed(): Promise<void>;
+}
+
 export type SchedulerSettings = Partial<Omit<SchedulerOptions, 'db' | 'broker' | 'logger' | 'dagsFolder'>>;
 
 export async function startScheduler(
   o: ConnectionOptions & { logger: Logger } & SchedulerSettings,
-): Promise<Daemon> {
+): Promise<SchedulerDaemon> {
   const pausedOnCreation = o.pausedOnCreation ?? resolvePausedOnCreation(findProject(o.cwd));
   const secretNames = secretVariableNames();
   const engine = await openEngine(o, { broker: true, migrate: true, logger: o.logger });
@@ -37,14 +42,15 @@ export async function startScheduler(
     logger: o.logger,
     dagsFolder: engine.conn.dagsFolder,
   });
-  return startOrClose(engine, scheduler, () => scheduler.start());
+  const d = await startOrClose(engine, scheduler, () => scheduler.start());
+  return { stop: () => d.stop(), dagsParsed: () => scheduler.dagsParsed() };
 }
 
 export type WorkerSettings = Partial<
   Omit<WorkerOptions, 'db' | 'broker' | 'logger' | 'dagsFolder' | 'queues' | 'concurrency' | 'gpus'>
 > & {
-  /** '0,1', 'all' or 'none'; undefined: detect with nvidia-smi. */
-  gpuSpec?: string;
+  /** GPUs to hand to tasks: '0,1', 'all' or 'none'; undefined: detect with nvidia-smi. */
+  gpus?: string;
 };
 
 export async function startWorker(
@@ -56,7 +62,7 @@ export async function startWorker(
     throw new ValidationError('concurrency', 'out-of-range', (name) => `${name} must be an integer >= 1`, {
       value: o.concurrency,
     });
-  const gpus = await GpuAllocator.fromSpec(o.gpuSpec);
+  const gpus = await GpuAllocator.fromSpec(o.gpus);
   const engine = await openEngine(o, {
     broker: true,
     migrate: true,

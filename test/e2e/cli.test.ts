@@ -78,7 +78,8 @@ describe('e2e: CLI with scheduler and workers as subprocesses', function () {
     schedulers = [1, 2].map(
       () => new Daemon(['scheduler', '--zombie-threshold', '5', '--scan-interval', '200'], env),
     );
-    for (const s of schedulers) await s.waitFor('scheduler started');
+    // The DAGs are known once the folder is parsed (beside scheduling, after 'scheduler started').
+    for (const s of schedulers) await s.waitFor('dags folder parsed');
     await startWorker();
     await startWorker();
     db = new pg.Client({ connectionString: DATABASE_URL });

@@ -25,7 +25,7 @@ describe('e2e: run params', function () {
   before(async function () {
     await requireService(this, 'postgres');
     env = (await project.create(DAGS)).env;
-    await project.start(['scheduler', '--scan-interval', '200'], 'scheduler started');
+    await project.start(['scheduler', '--scan-interval', '200'], 'dags folder parsed');
   });
 
   after(() => project.remove());

@@ -132,7 +132,8 @@ export class E2eProject {
 
   /** A scheduler (scanning the folder every 200 ms) and a worker of queue `worker` with concurrency 2. */
   async startEngine(workerArgs: string[] = []): Promise<void> {
-    await this.start(['scheduler', '--scan-interval', '200'], 'scheduler started');
+    // The scheduler parses the dags folder beside scheduling: wait for the DAGs the tests trigger.
+    await this.start(['scheduler', '--scan-interval', '200'], 'dags folder parsed');
     await this.start(['worker', '-q', 'worker', '-c', '2', ...workerArgs], 'worker started');
   }
 

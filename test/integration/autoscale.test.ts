@@ -156,10 +156,19 @@ describe('autoscale --once on a swarm service', function () {
     const r = await once([], { AIRTASKS_BROKER_URL: 'amqp://guest:guest@127.0.0.1:1' }, 4); // printed, exit 4
     expect(r.queues[0]).to.deep.include({ action: 'read-failed', current: 3, target: 3, scaled: false });
     expect(String(r.queues[0]!.reason)).to.match(/^keeping 3: broker unreachable/);
+    // Worded as every command words it: which service, where, what to check.
+    expect(String(r.queues[0]!.reason)).to.include(
+      'Cannot reach the broker at amqp://guest:***@127.0.0.1:1 (connection refused)',
+    );
     const noDb = await once([], { AIRTASKS_DB_SCHEMA: 'no_such_schema' }, 4);
     expect(noDb.queues[0]).to.deep.include({ action: 'read-failed', current: 3, target: 3, scaled: false });
     expect(String(noDb.queues[0]!.reason)).to.match(/^keeping 3: database read failed: .*does not exist/);
     expect(await replicas()).to.equal(3);
+    // A URL that can never work stops it before any pass (exit 2), naming the flag.
+    const swapped = (await once([], { AIRTASKS_BROKER_URL: 'postgres://u@127.0.0.1/db' }, 2)) as unknown as {
+      error: { message: string };
+    };
+    expect(swapped.error.message).to.include('--broker-url must start with amqp:// or amqps://');
   });
 
   it('scales down to min once the backlog is gone (cooldown 0s)', async () => {

@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
 import type Docker from 'dockerode';
+import { ValidationError } from '../../src/core/errors.js';
 import { findTaskContainer, findTaskContainers } from '../../src/docker/containers.js';
 import { dockerOperator } from '../../src/engine/operators/docker.js';
 import {
@@ -49,7 +50,11 @@ describe('GPU allocator', function () {
     expect(parseGpuSpec('all')).to.equal('detect');
     expect(parseGpuSpec('none')).to.deep.equal([]);
     expect(parseGpuSpec('')).to.deep.equal([]);
-    expect(() => parseGpuSpec('0,gpu1')).to.throw(GpuRequestError, /invalid GPU id "gpu1"/);
+    expect(() => parseGpuSpec('0,gpu1')).to.throw(ValidationError, /invalid GPU id "gpu1" in gpus/);
+    expect(() => parseGpuSpec('bogus'))
+      .to.throw(ValidationError)
+      .with.property('field', 'gpus');
+    expect(() => parseGpuSpec('1,1')).to.throw(ValidationError, /listed twice/);
     expect(() => new GpuAllocator(['0', '0'])).to.throw(/listed twice/);
   });
 

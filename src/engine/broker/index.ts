@@ -9,7 +9,14 @@ export type { Broker, Delivery, OutgoingMessage, QueueDepth, Subscription } from
 /** RabbitMQ when a broker URL is given, otherwise the Postgres queue in the same database. */
 export async function createBroker(
   db: Db,
-  opts: { url?: string; prefix?: string; logger?: Logger; leaseMs?: number; connectionName?: string },
+  opts: {
+    url?: string;
+    prefix?: string;
+    logger?: Logger;
+    leaseMs?: number;
+    connectionName?: string;
+    connectTimeoutMs?: number;
+  },
 ): Promise<Broker> {
   if (opts.url)
     return RabbitBroker.connect({
@@ -17,6 +24,7 @@ export async function createBroker(
       prefix: opts.prefix,
       logger: opts.logger,
       connectionName: opts.connectionName,
+      connectTimeoutMs: opts.connectTimeoutMs,
     });
   return new PgQueueBroker(db, { logger: opts.logger, leaseMs: opts.leaseMs });
 }

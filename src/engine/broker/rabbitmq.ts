@@ -23,6 +23,8 @@ export interface RabbitOptions {
   logger?: Logger;
   /** Shown by RabbitMQ as the connection's name (client property connection_name). */
   connectionName?: string;
+  /** How long the first connection (TCP and AMQP handshake, retries included) may take; default 10 s. */
+  connectTimeoutMs?: number;
 }
 
 interface Consumer {
@@ -54,15 +56,23 @@ export class RabbitBroker implements Broker {
 
   static async connect(opts: RabbitOptions): Promise<RabbitBroker> {
     const b = new RabbitBroker(opts);
+    const timeoutMs = opts.connectTimeoutMs ?? 10_000;
     b.conn = await amqp.connect(opts.url, {
       clientProperties: { connection_name: opts.connectionName ?? 'airtasks' },
+      // Bounds each attempt's TCP connect and AMQP handshake: a server that accepts and never speaks
+      // AMQP would otherwise hold the first connection, and any reconnect, for ever.
+      timeout: timeoutMs,
       recovery: {
         initialDelay: 100,
         maxDelay: 5000,
         initialMaxRetries: 3,
+        waitForConnect: false,
         setup: async (model: ChannelModel) => b.onConnect(model),
       },
     });
+    b.conn.on('connect-failed', (err: Error) =>
+      b.log.debug({ err: err.message }, 'broker connection attempt failed'),
+    );
     b.conn.on('disconnect', (err: Error) => {
       b.model = null;
       b.publishChannel = null;
@@ -71,6 +81,12 @@ export class RabbitBroker implements Broker {
       b.log.warn({ err: err?.message }, 'broker connection lost; reconnecting');
     });
     b.conn.on('error', (err: Error) => b.log.warn({ err: err.message }, 'broker connection error'));
+    try {
+      await firstConnection(b.conn, timeoutMs);
+    } catch (err) {
+      await b.conn.close().catch(() => undefined);
+      throw err;
+    }
     return b;
   }
 
@@ -261,4 +277,17 @@ export class RabbitBroker implements Broker {
     this.consumers.clear();
     await this.conn.close().catch(() => undefined);
   }
+}
+
+/** The first connection within `timeoutMs` for all its attempts, so that startup fails in bounded time. */
+function firstConnection(conn: amqp.RecoveringChannelModel, timeoutMs: number): Promise<unknown> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      const err = new Error(`no AMQP handshake within ${timeoutMs} ms`) as NodeJS.ErrnoException;
+      err.code = 'ETIMEDOUT';
+      reject(err);
+    }, timeoutMs);
+  });
+  return Promise.race([conn.waitForConnect(), deadline]).finally(() => clearTimeout(timer));
 }

@@ -49,57 +49,93 @@ export async function listDagFiles(folder: string): Promise<DagFile[]> {
 }
 
 /**
- * Parses files in one child; if that child dies or times out, each file of the batch is parsed alone
- * so that only the culprit is reported.
+ * Parses files in one child, which sends each file's result as soon as it has it. A file that takes
+ * longer than `timeoutMs` to import, or ends the child, is reported alone: the files before it keep
+ * their results, and those after it are parsed in a new child.
  */
 export async function parseDagFiles(
   files: Array<{ fileloc: string; path: string }>,
   timeoutMs = 60_000,
+  signal?: AbortSignal,
 ): Promise<FileResult[]> {
-  if (files.length === 0) return [];
-  try {
-    return await parseInChild(files, timeoutMs);
-  } catch (err) {
-    if (files.length === 1) {
-      return [{ fileloc: files[0]!.fileloc, dags: [], error: (err as Error).message, durationMs: 0 }];
-    }
-    const out: FileResult[] = [];
-    for (const f of files) out.push(...(await parseDagFiles([f], timeoutMs)));
-    return out;
+  const out: FileResult[] = [];
+  let rest = files;
+  while (rest.length > 0) {
+    const batch = await parseInChild(rest, timeoutMs, signal);
+    out.push(...batch.results);
+    if (!batch.failure) break;
+    const culprit = rest[batch.results.length]!;
+    out.push({ fileloc: culprit.fileloc, dags: [], error: batch.failure, durationMs: batch.failedAfterMs });
+    rest = rest.slice(batch.results.length + 1);
   }
+  return out;
+}
+
+interface Batch {
+  results: FileResult[];
+  /** Why the child stopped before the end: the file after the last result is to blame. */
+  failure?: string;
+  failedAfterMs: number;
 }
 
 function parseInChild(
   files: Array<{ fileloc: string; path: string }>,
   timeoutMs: number,
-): Promise<FileResult[]> {
+  signal?: AbortSignal,
+): Promise<Batch> {
   return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
     const child = fork(CHILD, [], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'], serialization: 'advanced' });
     let stderr = '';
     child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
     child.stdout!.resume();
-    let results: FileResult[] | null = null;
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(
-        new Error(`importing took longer than ${timeoutMs} ms (does the file run work at import time?)`),
-      );
-    }, timeoutMs);
-    child.on('message', (m) => (results = m as FileResult[]));
+    const results: FileResult[] = [];
+    let done = false;
+    let failure: string | undefined;
+    let fileStarted = Date.now();
+    let timer: NodeJS.Timeout;
+    // Each file gets timeoutMs of its own, from the previous file's result.
+    const arm = () => {
+      clearTimeout(timer);
+      fileStarted = Date.now();
+      timer = setTimeout(() => {
+        failure = `importing took longer than ${timeoutMs} ms (does the file run work at import time?)`;
+        child.kill('SIGKILL');
+      }, timeoutMs);
+    };
+    const onAbort = () => child.kill('SIGKILL');
+    signal?.addEventListener('abort', onAbort, { once: true });
+    child.on('message', (m: ChildMessage) => {
+      if (m === 'done') done = true;
+      else {
+        results.push(m);
+        arm();
+      }
+    });
     child.on('error', (err) => {
       clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
       reject(err);
     });
-    child.on('exit', (code, signal) => {
+    // 'close', not 'exit': it comes after the IPC channel closed, so every result sent has arrived.
+    child.on('close', (code, exitSignal) => {
       clearTimeout(timer);
-      if (results) resolve(results);
-      else
-        reject(
-          new Error(
-            `the file's import ended the process (${signal ?? `exit code ${code}`})${stderr ? `: ${stderr.trim()}` : ''}`,
-          ),
-        );
+      signal?.removeEventListener('abort', onAbort);
+      if (signal?.aborted) return reject(signal.reason);
+      const failedAfterMs = Date.now() - fileStarted;
+      if (done || results.length === files.length) return resolve({ results, failedAfterMs });
+      resolve({
+        results,
+        failedAfterMs,
+        failure:
+          failure ??
+          `the file's import ended the process (${exitSignal ?? `exit code ${code}`})${stderr ? `: ${stderr.trim()}` : ''}`,
+      });
     });
+    arm();
     child.send({ files } satisfies ParseRequest);
   });
 }
+
+/** What the child sends: each file's result as it has it, then 'done'. */
+export type ChildMessage = FileResult | 'done';

@@ -6,25 +6,31 @@
 import { pathToFileURL } from 'node:url';
 import { register } from 'tsx/esm/api';
 import { dagsOfModule } from './dags-of-module.js';
-import type { FileResult, ParseRequest } from './loader.js';
+import type { ChildMessage, FileResult, ParseRequest } from './loader.js';
 
 // One loader for the whole batch: tsImport() per file would add a loader hook per file, and every later
 // import runs through all of them (1,000 files took 98 s, most of it in the hook chain).
 register();
 
+// Each result goes as soon as it is known, so that a file that hangs or ends the process loses only
+// its own: the parent blames the file after the last result and parses the rest in a new child.
+const send = (m: ChildMessage) => new Promise<void>((resolve) => process.send!(m, () => resolve()));
+
 process.on('message', async (req: ParseRequest) => {
-  const results: FileResult[] = [];
   for (const f of req.files) {
     const started = Date.now();
+    let result: FileResult;
     try {
       const mod = (await import(pathToFileURL(f.path).href)) as Record<string, unknown>;
       const dags = dagsOfModule(mod).map((d) => d.serialize(f.fileloc));
-      results.push({ fileloc: f.fileloc, dags, error: null, durationMs: Date.now() - started });
+      result = { fileloc: f.fileloc, dags, error: null, durationMs: Date.now() - started };
     } catch (err) {
-      results.push({ fileloc: f.fileloc, dags: [], error: describe(err), durationMs: Date.now() - started });
+      result = { fileloc: f.fileloc, dags: [], error: describe(err), durationMs: Date.now() - started };
     }
+    await send(result);
   }
-  process.send!(results, () => process.exit(0));
+  await send('done');
+  process.exit(0);
 });
 
 function describe(err: unknown): string {

@@ -59,8 +59,11 @@ export class DagProcessor {
     };
   }
 
-  /** Parses new and changed files (all of them with force) and records the result. */
-  async sync(force = false): Promise<SyncReport> {
+  /**
+   * Parses new and changed files (all of them with force) and records the result. An abort kills the
+   * parse in progress and records nothing.
+   */
+  async sync(force = false, signal?: AbortSignal): Promise<SyncReport> {
     const log = this.opts.logger ?? silentLogger;
     const files = await listDagFiles(this.folder);
     const changed = files.filter((f) => force || this.seen.get(f.fileloc) !== stamp(f));
@@ -75,7 +78,7 @@ export class DagProcessor {
     };
     if (changed.length === 0 && removed.length === 0 && this.seen.size > 0) return report;
 
-    const results = await parseDagFiles(changed, this.opts.parseTimeoutMs);
+    const results = await parseDagFiles(changed, this.opts.parseTimeoutMs, signal);
     for (const r of results) await this.record(r, report);
     for (const f of changed) this.seen.set(f.fileloc, stamp(f));
     for (const k of removed) {

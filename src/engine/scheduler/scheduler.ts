@@ -148,7 +148,8 @@ export class Scheduler {
     const t = this.t;
     this.listener = this.changes.listen(this.o.db, () => void this.scheduled.createDue());
     await this.listener.ready;
-    await this.folder?.start();
+    // In the background: scheduling must not wait for DAG files (one may hang at import).
+    this.folder?.start();
     await this.scheduled.createDue();
     const every = (ms: number, fn: () => void) => this.timers.push(setInterval(fn, ms));
     every(t.sweepIntervalMs, () => this.changes.sweepAll());
@@ -181,6 +182,11 @@ export class Scheduler {
     await this.folder?.scan(force);
   }
 
+  /** Resolves once the dags folder was first parsed after start() (at once without a folder). */
+  dagsParsed(): Promise<void> {
+    return this.folder?.parsed() ?? Promise.resolve();
+  }
+
   /** Creates the scheduled runs that have come due (also called on a timer). */
   scheduleRuns(): Promise<void> {
     return this.scheduled.createDue();
@@ -206,7 +212,7 @@ export class Scheduler {
     this.stopped ??= (async () => {
       this.stopping.abort();
       for (const t of this.timers) clearInterval(t);
-      this.folder?.stop();
+      await this.folder?.stop();
       await this.listener?.close();
       await this.loop.settled();
       this.log.info('scheduler stopped');

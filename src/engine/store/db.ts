@@ -1,6 +1,7 @@
 /** Postgres connections: a pool bound to one schema, transactions, and LISTEN with reconnect. */
 import pg from 'pg';
 import { backoffMs } from '../../core/backoff.js';
+import { ValidationError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 
 /**
@@ -33,6 +34,8 @@ export interface DbOptions {
   maxConnections?: number;
   logger?: Logger;
   applicationName?: string;
+  /** How long opening a connection (or waiting for a free one) may take; default 10 s. */
+  connectTimeoutMs?: number;
 }
 
 const SCHEMA_PATTERN = /^[a-z_][a-z0-9_]{0,40}$/;
@@ -48,7 +51,13 @@ export class Db {
   constructor(readonly options: DbOptions) {
     this.schema = options.schema ?? 'airtasks';
     if (!SCHEMA_PATTERN.test(this.schema)) {
-      throw new Error(`invalid schema name "${this.schema}": use lower-case letters, digits and '_'`);
+      throw new ValidationError(
+        'schema',
+        'malformed',
+        (name) =>
+          `invalid ${name} "${this.schema}": use lower-case letters, digits and '_' (at most 41 characters, not starting with a digit)`,
+        { value: this.schema },
+      );
     }
     this.pool = new pg.Pool({
       connectionString: options.url,
@@ -57,7 +66,8 @@ export class Db {
       // Left to itself, Postgres re-plans the batched claim at most calls, as the sizes of its arrays change.
       options: `-c search_path=${this.schema} -c plan_cache_mode=force_generic_plan`,
       application_name: options.applicationName ?? 'airtasks',
-      connectionTimeoutMillis: 10_000,
+      // Bounds the TCP connect and the handshake: a server that accepts and never answers fails here.
+      connectionTimeoutMillis: options.connectTimeoutMs ?? 10_000,
     });
     // An idle client that loses its server emits here; without a listener it would crash the process.
     this.pool.on('error', (err) =>
@@ -135,6 +145,8 @@ export class Listener {
     const client = new pg.Client({
       connectionString: this.options.url,
       application_name: `${this.options.applicationName ?? 'airtasks'}-listen`,
+      // Without it a reconnect to a server that accepts and never answers would wait for ever.
+      connectionTimeoutMillis: this.options.connectTimeoutMs ?? 10_000,
     });
     client.on('notification', (n) => this.onNotify(n.channel, n.payload ?? ''));
     client.on('error', () => this.reconnect(client, 0));

@@ -4,12 +4,13 @@
  * GPU. A request the worker can never satisfy fails at once; one that only has to wait for busy
  * devices waits (first come, first served), and gives up when its signal aborts.
  *
- *   const gpus = await GpuAllocator.fromSpec(flags.gpus);  // '0,1' | 'all' | 'none' | undefined (= detect)
+ *   const gpus = await GpuAllocator.fromSpec(spec);  // '0,1' | 'all' | 'none' | undefined (= detect)
  *   const lease = await gpus.acquire(2, { signal });       // { ids: ['0', '1'], release() }
  *   try { ... } finally { lease.release(); }
  */
 import { execFile } from 'node:child_process';
 import { commaList } from '../../core/comma-list.js';
+import { ValidationError } from '../../core/errors.js';
 
 /** What a task asks for: a count, every GPU of the worker, or specific device ids (index or UUID). */
 export type GpuRequest = number | 'all' | readonly string[];
@@ -49,7 +50,7 @@ export class GpuAllocator {
   }
 
   /**
-   * From a worker's `--gpus` value: comma-separated device ids (`0,1`, `GPU-6f2c...`), `all` (what
+   * From a worker's `gpus` setting (`--gpus`): comma-separated device ids (`0,1`, `GPU-6f2c...`), `all` (what
    * nvidia-smi lists), `none` or '' (no GPUs); undefined also detects with nvidia-smi.
    */
   static async fromSpec(spec: string | undefined, opts: DetectOptions = {}): Promise<GpuAllocator> {
@@ -157,19 +158,34 @@ export class GpuAllocator {
   }
 }
 
-/** A `--gpus` value: device ids, or 'detect' for all / unset. */
+/**
+ * A worker's `gpus` setting: device ids, or 'detect' for all / unset. A value it cannot use is a
+ * ValidationError of field `gpus` (the CLI names its flag, --gpus) that lists the accepted forms.
+ */
 export function parseGpuSpec(spec: string | undefined): string[] | 'detect' {
   if (spec === undefined) return 'detect';
   const s = spec.trim();
   if (s === 'all') return 'detect';
   if (s === '' || s === 'none') return [];
   const ids = commaList(s);
+  const forms = 'give device indexes or UUIDs separated by commas (e.g. 0,1 or GPU-<uuid>), "all" or "none"';
+  const seen = new Set<string>();
   for (const id of ids) {
     if (!/^(\d+|(GPU|MIG)-[0-9A-Za-z/-]+)$/.test(id)) {
-      throw new GpuRequestError(
-        `invalid GPU id "${id}" in --gpus: give device indexes or UUIDs separated by commas (e.g. 0,1), "all" or "none"`,
+      throw new ValidationError(
+        'gpus',
+        'malformed',
+        (name) => `invalid GPU id "${id}" in ${name}: ${forms}`,
+        {
+          value: spec,
+        },
       );
     }
+    if (seen.has(id))
+      throw new ValidationError('gpus', 'malformed', (name) => `GPU "${id}" is listed twice in ${name}`, {
+        value: spec,
+      });
+    seen.add(id);
   }
   return ids;
 }

@@ -3,6 +3,7 @@ import type { Logger } from '../../core/logger.js';
 import { usageError } from '../../core/errors.js';
 import { requireSwarmManager } from '../../docker/swarm.js';
 import { requireProject, resolveConnection, stackName, type ConnectionOptions } from '../config.js';
+import { checkServiceUrl } from '../connection-errors.js';
 import { dockerFor, withDocker, type DockerTarget } from '../docker.js';
 import { Autoscaler, AutoscaleLoop, type QueueOutcome } from './autoscaler.js';
 import { autoscaledQueues, DEFAULT_COOLDOWN_MS, type QueueAutoscaleConfig } from './config.js';
@@ -31,6 +32,8 @@ export interface AutoscalePass {
 
 async function prepare(o: AutoscaleOptions, idleWhenNone = false) {
   const conn = resolveConnection(o);
+  // A URL that can never work is refused now, not as a failed reading every pass.
+  checkServiceUrl('broker', conn.brokerUrl);
   const project = requireProject(conn.project, 'the autoscaler reads its queues from the project');
   const stack = stackName(project, o.stack);
   const queues: QueueAutoscaleConfig[] = autoscaledQueues(

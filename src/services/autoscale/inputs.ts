@@ -9,7 +9,7 @@ import type { Logger } from '../../core/logger.js';
 import type { Db } from '../../engine/store/db.js';
 import { runningByQueue } from '../../engine/store/queue-load.js';
 import type { Connection } from '../config.js';
-import { connectBroker, connectDb } from '../engine.js';
+import { asUserError, connectBroker, connectDb } from '../engine.js';
 
 export class QueueInputs {
   private broker: Broker | null = null;
@@ -29,7 +29,9 @@ export class QueueInputs {
     try {
       running = await runningByQueue(this.db);
     } catch (err) {
-      for (const q of queues) out.set(q, { ok: false, error: `database read failed: ${message(err)}` });
+      // Worded as every other command words the same failure (connectBroker does it for the broker).
+      const e = asUserError(err, 'database', this.conn);
+      for (const q of queues) out.set(q, { ok: false, error: `database read failed: ${message(e)}` });
       return out;
     }
     let broker: Broker;
