@@ -105,7 +105,9 @@ export function asUserError(err: unknown, conn: Pick<Connection, 'databaseUrl' |
   if (err instanceof AirtasksError) return err;
   const e = err as NodeJS.ErrnoException;
   const code = e?.code ?? '';
-  if (['ECONNREFUSED', 'ENOTFOUND', 'ETIMEDOUT', 'EHOSTUNREACH', '28P01', '3D000', '28000'].includes(code)) {
+  // 57P03: the server is starting (or stopping); EAI_AGAIN: a name lookup to try again.
+  const unreachable = ['ECONNREFUSED', 'ENOTFOUND', 'ETIMEDOUT', 'EHOSTUNREACH', 'EAI_AGAIN', '57P03'];
+  if ([...unreachable, '28P01', '3D000', '28000'].includes(code)) {
     const broker = /amqp/i.test(e.message) || e.message?.includes('5672');
     const which = broker ? `broker ${redact(conn.brokerUrl)}` : `database ${redact(conn.databaseUrl)}`;
     return new UnavailableError(broker ? 'broker' : 'database', `Cannot reach the ${which}: ${e.message}`, {
