@@ -34,6 +34,7 @@ import {
   type StackFile,
 } from './stack-file.js';
 import { dockerFor, withDocker, type DockerTarget } from './docker.js';
+import { writeStackImages } from './stack-images.js';
 
 export const QUEUE_NODE_LABEL = (queue: string) => `airtasks.queue.${queue}`;
 
@@ -93,6 +94,7 @@ export function missingSecrets(missing: string[], local: boolean): NotFoundError
 
 export async function deployProject(o: DeployOptions): Promise<DeployResult> {
   const { project, stack, stackFile } = projectOf(o);
+  await writeStackImages(project, stackFile);
   const files = stackFiles(stackFile, o.files);
   const docs = await Promise.all(files.map(async (f) => stackValue(await loadStackDocument(f))));
   const base = docs[0]!;
