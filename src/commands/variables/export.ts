@@ -3,6 +3,7 @@ import { BaseCommand } from '../../cli/base-command.js';
 import { exportVariables } from '../../services/variables.js';
 
 export default class VariablesExport extends BaseCommand<typeof VariablesExport> {
+  static override stackRelay = true;
   static override summary =
     'Print all variables as one JSON object (secret ones only with --include-secrets).';
   static override flags = {

@@ -3,6 +3,7 @@ import { BaseCommand } from '../../cli/base-command.js';
 import { importVariables } from '../../services/variables.js';
 
 export default class VariablesImport extends BaseCommand<typeof VariablesImport> {
+  static override stackRelay = true;
   static override summary = 'Import variables from a JSON object file (all or nothing).';
   static override args = { file: Args.string({ required: true }) };
 

@@ -3,6 +3,7 @@ import { BaseCommand } from '../../cli/base-command.js';
 import { setVariable } from '../../services/variables.js';
 
 export default class VariablesSet extends BaseCommand<typeof VariablesSet> {
+  static override stackRelay = true;
   static override summary = 'Set a variable (value from the argument, or stdin with -).';
   static override args = {
     key: Args.string({ required: true }),
