@@ -172,11 +172,20 @@ describe('e2e: the whole stack (local postgres, rabbitmq and nginx images) on a 
         .getSecret(s)
         .remove()
         .catch(() => undefined);
+    // The volumes are in use until swarm has removed the stack's last containers, a little later.
     for (const v of ['pgdata', 'rabbitmq'])
-      await d
-        .getVolume(`${stack}_${v}`)
-        .remove()
-        .catch(() => undefined);
+      await eventually(
+        `volume ${stack}_${v} removed`,
+        () =>
+          d
+            .getVolume(`${stack}_${v}`)
+            .remove()
+            .then(
+              () => true,
+              (e: { statusCode?: number }) => (e.statusCode === 404 ? true : undefined),
+            ),
+        60_000,
+      ).catch(() => undefined);
     await runCli(['nodes', 'label', 'self', '-q', 'worker', '-q', 'other', '--remove'], {}, 30_000);
     for (const tag of ['1.0.0', '2.0.0'])
       await d
