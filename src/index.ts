@@ -29,3 +29,4 @@ export type { SerializedDag, SerializedTask, TriggerRule } from './core/dag-mode
 export { TRIGGER_RULES } from './core/dag-model.js';
 export { DagValidationError } from './engine/dag/validate.js';
 export { TaskFailure } from './engine/operators/types.js';
+export { projectImageRef } from './core/project-image.js';

@@ -2,6 +2,7 @@
 import { Command, Errors, Flags, type Interfaces } from '@oclif/core';
 import { AirtasksError, ExitCode } from '../core/errors.js';
 import type { ConnectionOptions } from '../services/config.js';
+import { databaseConfigured, findStackContainer, runInStack } from '../services/stack-exec.js';
 import { cliMessage, flagForField } from './error-messages.js';
 
 export type CommandFlags<T extends typeof Command> = Interfaces.InferredFlags<
@@ -14,8 +15,21 @@ export const EXIT_CODES_HELP = `EXIT CODES
   5 invalid DAG files · 6 state conflict (run already ended, task still running)
   10 run failed · 11 run cancelled · 12 wait timed out`;
 
+/** The command ran inside the project's stack (see `stackRelay`) and ended with this exit code. */
+class RanInStack extends Error {
+  constructor(readonly exitCode: number) {
+    super(`ran in the stack (exit code ${exitCode})`);
+  }
+}
+
 export abstract class BaseCommand<T extends typeof Command> extends Command {
   static override enableJsonFlag = true;
+  /**
+   * The command needs the database: with none configured here (no flag or env, no standalone), it
+   * runs inside a container of the project's deployed stack on this Docker engine, when there is one
+   * (services/stack-exec.ts), the way a user reaches a stack from the project folder.
+   */
+  static stackRelay = false;
 
   static override baseFlags = {
     'database-url': Flags.string({
@@ -59,6 +73,21 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     });
     this.flags = flags as CommandFlags<T>;
     this.args = args as CommandArgs<T>;
+    if ((this.ctor as typeof BaseCommand).stackRelay && !databaseConfigured(this.connection())) {
+      const container = await findStackContainer({});
+      if (container) {
+        this.progress(
+          `no database configured here: running this in ${container.name} (stack ${container.stack})`,
+        );
+        const code = await runInStack({}, container, [...this.id!.split(':'), ...this.argv], {
+          stdout: process.stdout,
+          stderr: process.stderr,
+          ...(process.stdin.isTTY ? {} : { stdin: process.stdin }),
+        });
+        if (!process.stdin.isTTY) process.stdin.destroy();
+        throw new RanInStack(code);
+      }
+    }
   }
 
   protected connection(): ConnectionOptions {
@@ -90,6 +119,11 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
   }
 
   protected override async catch(err: Error & { exitCode?: number }): Promise<unknown> {
+    if (err instanceof RanInStack) {
+      // What it printed was its result or its error: only the exit code is left to pass on.
+      process.exitCode = err.exitCode;
+      return;
+    }
     const message = this.errorMessage(err);
     // An error the user can act on shows its message only; its cause's stack is for debugging.
     const level = (this.flags as { 'log-level'?: string } | undefined)?.['log-level'];

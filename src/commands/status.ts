@@ -8,7 +8,7 @@ export default class Status extends BaseCommand<typeof Status> {
   static override summary =
     "The deployed stack's services and replicas; each queue's waiting tasks, live workers and depth.";
   static override description =
-    'Queue depths need the database and broker (connection flags or env); without them the services are still shown.';
+    "Queue depths need the database and broker: the connection flags or env, else (no database configured here) they are read in the deployed stack's scheduler container on this Docker engine; without either the services are still shown.";
   static override flags = {
     stack: Flags.string({ summary: "Stack name (default: airtasks.json's stackName)." }),
     'docker-host': dockerHostFlag(),

@@ -12,6 +12,8 @@ import { usageError, ValidationError } from '../core/errors.js';
 import { findProject, requireProject, type Project } from './config.js';
 import { dockerFor, withDocker } from './docker.js';
 import { STACK_FILE } from './scaffold.js';
+import { IMAGE_ENV } from '../core/project-image.js';
+import { projectStackImages, setStackImages } from './stack-images.js';
 import {
   airtasksServices,
   loadStackDocument,
@@ -92,6 +94,7 @@ export async function buildProject(o: BuildProjectOptions): Promise<BuildResult>
       },
     );
   const ref = `${image}:${tag}`;
+  const images = projectStackImages(project);
   checkBuildContext(project.root);
   const docker = dockerFor(o);
   const stackFile = path.join(project.root, STACK_FILE);
@@ -113,7 +116,9 @@ export async function buildProject(o: BuildProjectOptions): Promise<BuildResult>
           result.imageId = await withDocker(o, () =>
             buildImage(docker, packContext(project.root), {
               tags: [ref],
-              buildArgs: o.buildArgs ?? {},
+              // The image knows its own reference (the scaffold's Dockerfile makes it AIRTASKS_IMAGE),
+              // so docker tasks of the project run the very tag being built.
+              buildArgs: { [IMAGE_ENV]: ref, ...o.buildArgs },
               labels: {
                 'io.airtasks.project': String(project.config.stackName ?? path.basename(project.root)),
               },
@@ -144,8 +149,11 @@ export async function buildProject(o: BuildProjectOptions): Promise<BuildResult>
         enabled: () => o.updateStack !== false && existsSync(stackFile),
         task: async (_ctx, task) => {
           const doc = await loadStackDocument(stackFile);
-          const services = airtasksServices(stackValue(doc), image);
+          const stack = stackValue(doc);
+          const services = airtasksServices(stack, image);
           result.servicesUpdated = setServiceImages(doc, services, ref);
+          // airtasks.json's "images" (postgres, rabbitmq, proxy), kept in step the same way.
+          if (images) result.servicesUpdated.push(...setStackImages(doc, stack, images));
           await saveStackDocument(stackFile, doc);
           result.stackFile = stackFile;
           task.title = `${STACK_FILE}: ${services.join(', ')} use ${ref}`;

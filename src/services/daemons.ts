@@ -4,9 +4,11 @@ import type { Logger } from '../core/logger.js';
 import { Scheduler, type SchedulerOptions } from '../engine/scheduler/scheduler.js';
 import { GpuAllocator } from '../engine/worker/gpus.js';
 import { Worker, type WorkerOptions } from '../engine/worker/worker.js';
-import { ValidationError } from '../core/errors.js';
+import { backoffMs, sleep } from '../core/backoff.js';
+import { toMs, type Duration } from '../core/duration.js';
+import { AirtasksError, ExitCode, UnavailableError, ValidationError } from '../core/errors.js';
 import { findProject, resolvePausedOnCreation, type ConnectionOptions } from './config.js';
-import { openEngine, withEngine, type Engine } from './engine.js';
+import { openEngine, withEngine, type Engine, type OpenOptions } from './engine.js';
 import { importSecretVariables, SECRETS_DIR_ENV, secretVariableNames } from './secret-variables.js';
 
 export interface Daemon {
@@ -25,7 +27,8 @@ export async function startScheduler(
 ): Promise<SchedulerDaemon> {
   const pausedOnCreation = o.pausedOnCreation ?? resolvePausedOnCreation(findProject(o.cwd));
   const secretNames = secretVariableNames();
-  const engine = await openEngine(o, { broker: true, migrate: true, logger: o.logger });
+  // Migrations (serialised by a lock) are done before the scheduler schedules anything.
+  const engine = await openEngineWaiting(o, { broker: true, migrate: true, logger: o.logger });
   try {
     await engine.db.tx((c) =>
       importSecretVariables(c, secretNames, { dir: process.env[SECRETS_DIR_ENV], logger: o.logger }),
@@ -63,7 +66,7 @@ export async function startWorker(
       value: o.concurrency,
     });
   const gpus = await GpuAllocator.fromSpec(o.gpus);
-  const engine = await openEngine(o, {
+  const engine = await openEngineWaiting(o, {
     broker: true,
     migrate: true,
     logger: o.logger,
@@ -78,6 +81,46 @@ export async function startWorker(
     dagsFolder: engine.conn.dagsFolder,
   });
   return startOrClose(engine, worker, () => worker.start());
+}
+
+export const CONNECT_WAIT_ENV = 'AIRTASKS_CONNECT_WAIT';
+
+/** AIRTASKS_CONNECT_WAIT (`120s`, `2m`; a plain number is seconds) in ms; unset or 0: no wait. */
+export function connectWaitMs(env: NodeJS.ProcessEnv = process.env): number {
+  const v = env[CONNECT_WAIT_ENV]?.trim();
+  if (!v) return 0;
+  try {
+    return toMs((/^\d+$/.test(v) ? `${v}s` : v) as Duration, CONNECT_WAIT_ENV);
+  } catch (err) {
+    throw new AirtasksError((err as Error).message, ExitCode.USAGE);
+  }
+}
+
+/**
+ * Opens the engine; while the database or the broker cannot be reached (exit code 4) and
+ * AIRTASKS_CONNECT_WAIT has not passed, tries again (a stack's services start in no set order). The
+ * CLI's default is no wait: a command fails at once, saying what it could not reach.
+ */
+async function openEngineWaiting(
+  o: ConnectionOptions & { logger: Logger },
+  open: OpenOptions,
+): Promise<Engine> {
+  const end = Date.now() + connectWaitMs();
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await openEngine(o, open);
+    } catch (err) {
+      const delay = backoffMs(attempt, 500, 5000);
+      const waiting =
+        err instanceof UnavailableError && (err.dependency === 'database' || err.dependency === 'broker');
+      if (!waiting || Date.now() + delay > end) throw err;
+      o.logger.warn(
+        { dependency: err.dependency, retryInMs: delay, error: err.message },
+        `waiting for the ${err.dependency} (${CONNECT_WAIT_ENV})`,
+      );
+      await sleep(delay);
+    }
+  }
 }
 
 async function startOrClose(engine: Engine, d: Daemon, start: () => Promise<void>): Promise<Daemon> {

@@ -27,6 +27,7 @@ import {
 import { localSecretsDir } from './local-secrets.js';
 import { airtasksServices, loadStackDocument, stackValue } from './stack-file.js';
 import { dockerFor, withDocker } from './docker.js';
+import { writeStackImages } from './stack-images.js';
 
 export interface ComposeCommand {
   /** The program and the arguments before compose's own (`docker compose` or `docker-compose`). */
@@ -74,6 +75,7 @@ async function runCompose(
 
 export async function deployLocal(o: DeployOptions): Promise<DeployResult> {
   const { project, stack, stackFile } = projectOf(o);
+  await writeStackImages(project, stackFile);
   const files = stackFiles(stackFile, o.files);
   const sources: SourceStack[] = await Promise.all(
     files.map(async (file) => ({ file, value: stackValue(await loadStackDocument(file)) })),

@@ -20,7 +20,7 @@ import {
   type StackServiceState,
 } from '../docker/swarm.js';
 import type { QueueDepth } from '../engine/broker/broker.js';
-import { NotFoundError, ValidationError } from '../core/errors.js';
+import { NotConfiguredError, NotFoundError, ValidationError } from '../core/errors.js';
 import { findProject, requireProject, stackName, type ConnectionOptions, type Project } from './config.js';
 import { queuedByQueue } from '../engine/store/queue-load.js';
 import { listWorkers } from '../engine/store/workers.js';
@@ -34,6 +34,8 @@ import {
   type StackFile,
 } from './stack-file.js';
 import { dockerFor, withDocker, type DockerTarget } from './docker.js';
+import { writeStackImages } from './stack-images.js';
+import { findStackContainer, runInStackJson } from './stack-exec.js';
 
 export const QUEUE_NODE_LABEL = (queue: string) => `airtasks.queue.${queue}`;
 
@@ -93,6 +95,7 @@ export function missingSecrets(missing: string[], local: boolean): NotFoundError
 
 export async function deployProject(o: DeployOptions): Promise<DeployResult> {
   const { project, stack, stackFile } = projectOf(o);
+  await writeStackImages(project, stackFile);
   const files = stackFiles(stackFile, o.files);
   const docs = await Promise.all(files.map(async (f) => stackValue(await loadStackDocument(f))));
   const base = docs[0]!;
@@ -216,39 +219,41 @@ export async function stackStatus(o: StackTarget & ConnectionOptions): Promise<S
     // Standalone and bare installs have no swarm: their queues are still worth showing.
     servicesError = (err as Error).message;
   }
-  let depths: QueueDepth[] | null = null;
-  let queued: Map<string, number> | null = null;
-  let workerQueues: string[][] | null = null;
-  let depthError: string | null = null;
   const configured = [
     ...Object.keys(project.config.queues ?? {}),
     ...services.map((s) => s.labels[QUEUE_LABEL]).filter((q): q is string => !!q),
   ];
-  let queueNames = [...new Set(configured)];
+  let readings: QueueReadings | null = null;
+  let depthError: string | null = null;
   try {
-    await withEngine(
-      { ...o, cwd: o.cwd ?? project.root },
-      async (engine) => {
-        queued = await queuedByQueue(engine.db);
-        workerQueues = (await listWorkers(engine.db, 60_000)).map((w) => w.queues);
-        // Queues that tasks wait in, or that workers consume, count even when no config names them.
-        queueNames = [
-          ...new Set([...queueNames, ...queued.keys(), ...workerQueues.flat().filter((q) => q !== '*')]),
-        ];
-        depths = await engine.broker!.depths(queueNames);
-      },
-      { broker: true },
-    );
+    readings = await readQueues({ ...o, cwd: o.cwd ?? project.root }, [...new Set(configured)]);
   } catch (err) {
     depthError = (err as Error).message;
+    // No database configured here: the stack's own containers can read the queues.
+    if (err instanceof NotConfiguredError) {
+      const container = await findStackContainer({ ...o, cwd: o.cwd ?? project.root, stack });
+      if (container) {
+        const inside = await runInStackJson<StatusResult>(o, container, [
+          'status',
+          '--json',
+          '--stack',
+          stack,
+        ]);
+        if (inside && !inside.depthError) {
+          readings = new Map(inside.queues.map((q) => [q.queue, q]));
+          depthError = null;
+        } else depthError = `read in ${container.name}: ${inside?.depthError ?? 'no answer'}`;
+      }
+    }
   }
+  const queueNames = [...new Set([...configured, ...(readings?.keys() ?? [])])];
   const queues = queueNames.sort().map((q) => ({
     queue: q,
     concurrency: project.config.queues?.[q]?.concurrency ?? null,
     services: services.filter((s) => s.labels[QUEUE_LABEL] === q).map((s) => s.name),
-    depth: depths?.find((d) => d.queue === q) ?? null,
-    queuedTasks: queued ? (queued.get(q) ?? 0) : null,
-    workers: workerQueues ? workerQueues.filter((qs) => qs.includes(q) || qs.includes('*')).length : null,
+    depth: readings?.get(q)?.depth ?? null,
+    queuedTasks: readings ? (readings.get(q)?.queuedTasks ?? 0) : null,
+    workers: readings ? (readings.get(q)?.workers ?? 0) : null,
   }));
   const warnings = queues
     .filter((q) => (q.queuedTasks ?? 0) > 0 && q.workers === 0)
@@ -258,6 +263,33 @@ export async function stackStatus(o: StackTarget & ConnectionOptions): Promise<S
         `start one (airtasks worker -q ${q.queue}) or label a node for it (airtasks nodes label <node> --queue ${q.queue})`,
     );
   return { stack, services, queues, depthError, servicesError, warnings };
+}
+
+type QueueReadings = Map<string, Pick<QueueStatus, 'depth' | 'queuedTasks' | 'workers'>>;
+
+/** Each queue's depth, waiting tasks and live workers, for the given queues and every queue in use. */
+async function readQueues(o: ConnectionOptions, names: string[]): Promise<QueueReadings> {
+  return withEngine(
+    o,
+    async (engine) => {
+      const queued = await queuedByQueue(engine.db);
+      const workerQueues = (await listWorkers(engine.db, 60_000)).map((w) => w.queues);
+      // Queues that tasks wait in, or that workers consume, count even when no config names them.
+      const all = [...new Set([...names, ...queued.keys(), ...workerQueues.flat().filter((q) => q !== '*')])];
+      const depths = await engine.broker!.depths(all);
+      return new Map(
+        all.map((q) => [
+          q,
+          {
+            depth: depths.find((d) => d.queue === q) ?? null,
+            queuedTasks: queued.get(q) ?? 0,
+            workers: workerQueues.filter((qs) => qs.includes(q) || qs.includes('*')).length,
+          },
+        ]),
+      );
+    },
+    { broker: true },
+  );
 }
 
 export async function labelNodeForQueue(

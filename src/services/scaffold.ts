@@ -12,6 +12,7 @@ import { SECRET_NAME } from '../docker/names.js';
 import { commaList } from '../core/comma-list.js';
 import { ValidationError } from '../core/errors.js';
 import { CONFIG_FILE } from './config.js';
+import { DEFAULT_IMAGES, type StackImages } from './stack-images.js';
 
 /** The airtasks package root (the same from src/services and dist/services). */
 export const PACKAGE_ROOT = path.resolve(import.meta.dirname, '..', '..');
@@ -53,6 +54,8 @@ export interface ProjectFileConfig {
   image: string;
   stackName: string;
   registry?: string;
+  /** The stack's third-party images (postgres, rabbitmq, proxy). */
+  images: StackImages;
 }
 
 export interface ScaffoldResult {
@@ -190,6 +193,7 @@ export async function scaffoldProject(input: ScaffoldOptions): Promise<ScaffoldR
     gpuQueue: GPU_QUEUE,
     queues: o.queues.map((q) => ({ ...q, gpu: q.name === GPU_QUEUE })),
     secretVariables: o.secretVariables ?? [],
+    images: DEFAULT_IMAGES,
   };
   const env = new nunjucks.Environment(null, { autoescape: false, throwOnUndefined: true });
   const written: string[] = [];
@@ -215,6 +219,7 @@ export async function scaffoldProject(input: ScaffoldOptions): Promise<ScaffoldR
     image: o.image,
     stackName: o.name,
     ...(o.registry ? { registry: o.registry } : {}),
+    images: { ...DEFAULT_IMAGES },
   };
   await write(CONFIG_FILE, JSON.stringify(config, null, 2) + '\n');
   return { dir, files: written.sort(), config };

@@ -74,6 +74,11 @@ describe('e2e: airtasks init', function () {
       image: 'registry.local:5000/demo_dags',
       stackName: 'demo_dags',
       registry: 'registry.local:5000',
+      images: {
+        postgres: 'postgres:16-alpine',
+        rabbitmq: 'rabbitmq:3.13-management-alpine',
+        proxy: 'nginx:1.27-alpine',
+      },
     });
     const pkg = JSON.parse(await readFile(path.join(dir, 'package.json'), 'utf8'));
     expect(pkg.type).to.equal('module');
@@ -117,6 +122,23 @@ describe('e2e: airtasks init', function () {
       '/run/secrets/postgres_password',
     );
     expect(stack.services.scheduler.image).to.equal('registry.local:5000/demo_dags:latest');
+    // The third-party images are airtasks.json's, marked for build and deploy to keep in step.
+    expect(stack.services.postgres.image).to.equal(config.images.postgres);
+    expect(stack.services.proxy.deploy.labels['io.airtasks.image']).to.equal('proxy');
+    // A worker in a container makes a container task's temp dir where the node's engine sees it too.
+    expect(stack.services['worker-worker'].environment.AIRTASKS_DOCKER_TMPDIR).to.equal('/tmp');
+    expect(stack.services['worker-worker'].volumes).to.include('/tmp:/tmp');
+    // Reached by name without a virtual IP (no IPVS needed); RabbitMQ's data under a fixed node name.
+    expect(stack.services.postgres.deploy.endpoint_mode).to.equal('dnsrr');
+    expect(stack.services.rabbitmq.deploy.endpoint_mode).to.equal('dnsrr');
+    expect(stack.services.rabbitmq.hostname).to.equal('rabbitmq');
+    // Long-lived services wait for postgres and rabbitmq instead of exiting.
+    for (const s of ['scheduler', 'worker-worker', 'autoscaler'])
+      expect(stack.services[s].environment.AIRTASKS_CONNECT_WAIT, s).to.equal('120s');
+    // The docker DAG runs the image at the tag the worker runs (build bakes it in), not :latest.
+    const dockerDag = await readFile(path.join(dir, 'dags/docker_with_variables.ts'), 'utf8');
+    expect(dockerDag).to.include("projectImageRef('registry.local:5000/demo_dags:latest')");
+    expect(await readFile(path.join(dir, 'Dockerfile'), 'utf8')).to.match(/^ENV AIRTASKS_IMAGE=/m);
 
     await linkAirtasks(dir);
     const v = await runCli(['dags', 'validate', '--json'], NO_SERVICES, 60_000, { cwd: dir });

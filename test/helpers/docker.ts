@@ -16,7 +16,6 @@ import { gzipSync } from 'node:zlib';
 import type Docker from 'dockerode';
 import { findTaskContainers } from '../../src/docker/containers.js';
 import { connectDocker, dockerReachable } from '../../src/docker/engine.js';
-import { imageExists } from '../../src/docker/images.js';
 import type { SerializedDag, SerializedTask } from '../../src/core/dag-model.js';
 import type { OperatorContext } from '../../src/engine/operators/types.js';
 import type { Db } from '../../src/engine/store/db.js';
@@ -48,12 +47,17 @@ export async function requireDocker(ctx: Mocha.Context): Promise<Docker> {
   ctx.skip();
 }
 
-/** The base image (host node + busybox), built by scripts/docker/build-base-image.sh when missing. */
-export async function ensureBaseImage(d: Docker): Promise<string> {
-  if (await imageExists(d, BASE_IMAGE)) return BASE_IMAGE;
-  await run('bash', [path.join(ROOT, 'scripts/docker/build-base-image.sh')], {
+let baseImageChecked: Promise<unknown> | undefined;
+
+/**
+ * The base image (host node + bash + busybox), made or brought up to date by
+ * scripts/docker/build-base-image.sh (once per test process: it rebuilds only when its inputs changed).
+ */
+export async function ensureBaseImage(_d?: Docker): Promise<string> {
+  baseImageChecked ??= run('bash', [path.join(ROOT, 'scripts/docker/build-base-image.sh')], {
     env: { ...process.env, AIRTASKS_BASE_IMAGE: BASE_IMAGE },
   });
+  await baseImageChecked;
   return BASE_IMAGE;
 }
 

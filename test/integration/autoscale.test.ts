@@ -11,7 +11,8 @@ import path from 'node:path';
 import type Docker from 'dockerode';
 import { RabbitBroker } from '../../src/engine/broker/rabbitmq.js';
 import { runNodeGroupHook } from '../../src/services/autoscale/node-group-hook.js';
-import { runCli } from '../helpers/cli.js';
+import { Daemon, runCli } from '../helpers/cli.js';
+import { sleep } from '../helpers/docker.js';
 import { swarmQueueFixture } from '../helpers/autoscale.js';
 import { BROKER_URL, DATABASE_URL, type freshDb, uniqueName } from '../helpers/env.js';
 
@@ -184,5 +185,37 @@ describe('autoscale --once on a swarm service', function () {
     expect(bad.stderr.replace(/\s*›\s*|\s+/g, ' '))
       .to.include('queues.other in')
       .and.include('has no "max"');
+  });
+});
+
+describe('autoscale: a project with no autoscaled queue', function () {
+  this.timeout(60_000);
+  let dir: string;
+  before(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'airtasks-autoscale-idle-'));
+    // A freshly scaffolded project: queues without a "max".
+    await writeFile(
+      path.join(dir, 'airtasks.json'),
+      JSON.stringify({ stackName: 'idle', queues: { worker: { concurrency: 2 } } }),
+    );
+  });
+  after(() => rm(dir, { recursive: true, force: true }));
+
+  it('idles until stopped instead of exiting (a swarm service would restart it forever)', async () => {
+    const daemon = new Daemon(
+      ['autoscale', '--interval', '200ms'],
+      { AIRTASKS_DATABASE_URL: DATABASE_URL },
+      {
+        cwd: dir,
+      },
+    );
+    try {
+      await daemon.waitFor('nothing to autoscale');
+      const exited = await Promise.race([daemon.exited, sleep(2000).then(() => 'running')]);
+      expect(exited, daemon.output).to.equal('running');
+      expect(await daemon.stop('SIGTERM'), daemon.output).to.equal(0);
+    } finally {
+      await daemon.stop('SIGKILL');
+    }
   });
 });

@@ -1,6 +1,6 @@
 /**
  * `airtasks build` against the real Docker engine: a scaffolded project built FROM the local base
- * image (node + busybox, no registry), the stack file rewritten, and the image able to run the CLI
+ * image (node + bash + busybox, no registry), the stack file rewritten, and the image able to run the CLI
  * on its own DAGs.
  */
 import { expect } from 'chai';
@@ -9,7 +9,7 @@ import path from 'node:path';
 import type Docker from 'dockerode';
 import { parse } from 'yaml';
 import { runCli } from '../helpers/cli.js';
-import { ensureBaseImage, requireDocker, startFakeRegistry } from '../helpers/docker.js';
+import { buildImage, ensureBaseImage, requireDocker, startFakeRegistry } from '../helpers/docker.js';
 import { installAirtasks, scaffoldTestProject, type TestProject } from '../helpers/project.js';
 
 /** Runs a command in a container of the image (no network); returns its exit code and output. */
@@ -87,6 +87,10 @@ describe('integration: airtasks build', function () {
     expect((await d.getImage(`${image}:t1`).inspect()).Id).to.equal(result.imageId);
     expect(result.servicesUpdated).to.have.members(['scheduler', 'worker-worker', 'autoscaler']);
 
+    // The image knows its own reference: docker tasks running the project image use this very tag.
+    const env = (await d.getImage(`${image}:t1`).inspect()).Config.Env ?? [];
+    expect(env).to.include(`AIRTASKS_IMAGE=${image}:t1`);
+
     const stackAfter = await readFile(path.join(project.dir, 'deploy/stack.yml'), 'utf8');
     const stack = parse(stackAfter, { merge: true });
     expect(stack.services.scheduler.image).to.equal(`${image}:t1`);
@@ -132,6 +136,20 @@ describe('integration: airtasks build', function () {
       await writeFile(dockerfile, original);
       await rm(path.join(project.dir, 'broken'), { recursive: true, force: true });
     }
+  });
+
+  it('stops at the first step, naming what is missing, when the base image has no bash', async () => {
+    const noBash = `airtasks-test/no-bash-${project.name}`;
+    pushedImages.push(`${noBash}:local`);
+    await buildImage(d, `${noBash}:local`, `FROM ${base}\nRUN rm /bin/bash\n`);
+    const r = await runCli(
+      ['build', '--tag', 't3', '--build-arg', `BASE_IMAGE=${noBash}:local`, '--no-stack'],
+      {},
+      240_000,
+      { cwd: project.dir },
+    );
+    expect(r.code, r.stderr).to.equal(1);
+    expect(r.stderr).to.include('BASE_IMAGE has no bash');
   });
 
   it('--push sends the image to its registry and reports the pushed tag and digest', async () => {

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -29,12 +29,20 @@ describe('deploy: required secrets and the --dev override', () => {
   });
 });
 
+/** Basic auth on, TLS off. */
+const AUTH_ONLY = {
+  basic_auth_username: 'ada',
+  basic_auth_password: 'pw',
+  ssl_certificate: '\n',
+  ssl_certificate_key: '\n',
+};
+
 describe('proxy entrypoint (nginx configuration from the four secrets)', () => {
   let dir: string;
   beforeEach(async () => (dir = await mkdtemp(path.join(os.tmpdir(), 'airtasks-proxy-'))));
   afterEach(() => rm(dir, { recursive: true, force: true }));
 
-  async function render(secrets: Record<string, string>): Promise<string> {
+  async function render(secrets: Record<string, string>, nginxConf = '/nonexistent'): Promise<string> {
     for (const [k, v] of Object.entries(secrets)) await writeFile(path.join(dir, k), v);
     const conf = path.join(dir, 'default.conf');
     await run('sh', [ENTRYPOINT], {
@@ -42,6 +50,7 @@ describe('proxy entrypoint (nginx configuration from the four secrets)', () => {
         ...process.env,
         AIRTASKS_SECRETS_DIR: dir,
         AIRTASKS_PROXY_CONF: conf,
+        AIRTASKS_NGINX_CONF: nginxConf,
         AIRTASKS_PROXY_DRY_RUN: '1',
       },
     });
@@ -70,5 +79,33 @@ describe('proxy entrypoint (nginx configuration from the four secrets)', () => {
     expect(conf).to.include('auth_basic "airtasks"');
     const htpasswd = await readFile(path.join(dir, 'airtasks.htpasswd'), 'utf8');
     expect(htpasswd.startsWith('ada:')).to.equal(true);
+  });
+
+  it("leaves the password file readable by nginx's workers, who are not root", async () => {
+    // Debian's nginx runs its workers as www-data, Alpine's as nginx: the user nginx.conf names.
+    const nginxConf = path.join(dir, 'nginx.conf');
+    await writeFile(nginxConf, 'user  nobody;\nworker_processes auto;\n');
+    await render(AUTH_ONLY, nginxConf);
+    const st = await stat(path.join(dir, 'airtasks.htpasswd'));
+    const { stdout: gid } = await run('id', ['-g', 'nobody']);
+    const groupReadable = (st.mode & 0o777) === 0o640 && st.gid === Number(gid.trim());
+    expect(groupReadable || (st.mode & 0o777) === 0o644, (st.mode & 0o777).toString(8)).to.equal(true);
+  });
+
+  it("asks for the proxy's credentials on its own routes only, and passes RabbitMQ's paths undecoded", async () => {
+    const conf = await render(AUTH_ONLY);
+    const location = (prefix: string) =>
+      conf.slice(conf.indexOf(`location ${prefix} {`)).split('\n    }')[0]!;
+    // A `return` would answer before auth_basic is checked: / serves a file.
+    expect(location('/'))
+      .to.include('auth_basic "airtasks"')
+      .and.include('try_files')
+      .and.not.include('return');
+    // RabbitMQ's UI sends its own Authorization header: the proxy's auth stays out of its way.
+    expect(location('/rabbitmq/')).to.not.include('auth_basic');
+    // The path as the client sent it ($request_uri): %2F, the default vhost, reaches RabbitMQ encoded.
+    expect(conf).to.include('map $request_uri $airtasks_rabbitmq_uri');
+    expect(location('/rabbitmq/')).to.include('proxy_pass http://rabbitmq:15672$airtasks_rabbitmq_uri;');
+    expect(await readFile(path.join(dir, 'airtasks-www', 'index.html'), 'utf8')).to.include('/rabbitmq/');
   });
 });

@@ -10,6 +10,8 @@ import {
   setServiceImages,
   stackValue,
 } from '../../src/services/stack-file.js';
+import type { Project } from '../../src/services/config.js';
+import { projectStackImages, setStackImages } from '../../src/services/stack-images.js';
 
 const STACK = `# my stack: keep this comment
 version: "3.8"
@@ -85,5 +87,58 @@ describe('build context filter (.dockerignore)', () => {
     expect(g('data', true)).to.equal(false);
     expect(g('data/big.bin', false)).to.equal(true);
     expect(g('data/keep.txt', false)).to.equal(false);
+  });
+});
+
+describe('the stack\'s third-party images (airtasks.json "images")', () => {
+  const project = (images: unknown): Project => ({
+    root: '/p',
+    configFile: '/p/airtasks.json',
+    config: { dagsFolder: 'dags', queues: {}, ...(images === undefined ? {} : { images }) },
+  });
+
+  it('reads the images a project sets, and refuses unknown keys and values that are no reference', () => {
+    expect(projectStackImages(project(undefined))).to.equal(null);
+    expect(projectStackImages(project({ postgres: 'mirror.local:5000/library/postgres:16' }))).to.deep.equal({
+      postgres: 'mirror.local:5000/library/postgres:16',
+    });
+    expect(() => projectStackImages(project({ redis: 'redis:7' }))).to.throw(/postgres, rabbitmq, proxy/);
+    expect(() => projectStackImages(project({ proxy: 'nginx latest' }))).to.throw(/images\.proxy/);
+    expect(() => projectStackImages(project(['postgres']))).to.throw(/must be an object/);
+  });
+
+  it("sets the image of the services labelled with the image's key, keeping the rest of the file", async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'airtasks-images-'));
+    try {
+      const file = path.join(dir, 'stack.yml');
+      await writeFile(
+        file,
+        `services:
+  postgres:
+    image: postgres:16-alpine # the database
+    deploy:
+      labels:
+        io.airtasks.image: postgres
+  proxy:
+    image: nginx:1.27-alpine
+    deploy:
+      labels: [io.airtasks.image=proxy]
+  scheduler:
+    image: team/dags:1
+`,
+      );
+      const doc = await loadStackDocument(file);
+      const changed = setStackImages(doc, stackValue(doc), {
+        postgres: 'local/postgres:15',
+        rabbitmq: 'local/rabbitmq:3',
+      });
+      expect(changed).to.deep.equal(['postgres']);
+      await saveStackDocument(file, doc);
+      const text = await readFile(file, 'utf8');
+      expect(text).to.include('image: local/postgres:15 # the database');
+      expect(text).to.include('image: nginx:1.27-alpine').and.include('image: team/dags:1');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

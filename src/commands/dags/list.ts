@@ -3,6 +3,7 @@ import { table } from '../../cli/table.js';
 import { listDags, type DagListing } from '../../services/dags.js';
 
 export default class DagsList extends BaseCommand<typeof DagsList> {
+  static override stackRelay = true;
   static override summary = 'List the DAGs the scheduler knows, and files that failed to import.';
 
   async run(): Promise<DagListing> {

@@ -3,6 +3,7 @@ import { BaseCommand, EXIT_CODES_HELP } from '../../cli/base-command.js';
 import { setDagPaused, type DagScheduleState } from '../../services/dags.js';
 
 export default class DagsPause extends BaseCommand<typeof DagsPause> {
+  static override stackRelay = true;
   static override summary = 'Pause a DAG: no scheduled runs, and its queued runs wait until it is unpaused.';
   static override description = `Runs already running go on to their end. Manual triggers of a paused DAG are accepted and stay queued.
 

@@ -4,6 +4,7 @@ import { table } from '../../cli/table.js';
 import { showDag } from '../../services/dags.js';
 
 export default class DagsShow extends BaseCommand<typeof DagsShow> {
+  static override stackRelay = true;
   static override summary = "Show a DAG's tasks, dependencies and options.";
   static override args = { dagId: Args.string({ required: true, description: 'DAG id' }) };
 

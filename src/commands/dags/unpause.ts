@@ -3,6 +3,7 @@ import { BaseCommand, EXIT_CODES_HELP } from '../../cli/base-command.js';
 import { setDagPaused, type DagScheduleState } from '../../services/dags.js';
 
 export default class DagsUnpause extends BaseCommand<typeof DagsUnpause> {
+  static override stackRelay = true;
   static override summary = 'Unpause a DAG: its queued runs start and its schedule resumes.';
   static override description = `Without catchup, only the most recent missed interval gets a run; with catchup, every missed interval does.
 

@@ -2,6 +2,7 @@ import { BaseCommand } from '../../cli/base-command.js';
 import { migrateDb } from '../../services/daemons.js';
 
 export default class DbMigrate extends BaseCommand<typeof DbMigrate> {
+  static override stackRelay = true;
   static override summary =
     'Create or upgrade the airtasks schema (safe to run concurrently and repeatedly).';
 

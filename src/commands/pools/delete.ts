@@ -3,6 +3,7 @@ import { BaseCommand } from '../../cli/base-command.js';
 import { deletePool } from '../../services/pools.js';
 
 export default class PoolsDelete extends BaseCommand<typeof PoolsDelete> {
+  static override stackRelay = true;
   static override summary = 'Delete a pool (refused, exit 6, while tasks hold its slots).';
   static override args = { name: Args.string({ required: true }) };
 

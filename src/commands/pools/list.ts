@@ -3,6 +3,7 @@ import { table } from '../../cli/table.js';
 import { listPools, type PoolItem } from '../../services/pools.js';
 
 export default class PoolsList extends BaseCommand<typeof PoolsList> {
+  static override stackRelay = true;
   static override summary = 'List pools with their slots in use and the tasks waiting for them.';
 
   async run(): Promise<PoolItem[]> {

@@ -3,6 +3,7 @@ import { BaseCommand } from '../../cli/base-command.js';
 import { setPool, type PoolItem } from '../../services/pools.js';
 
 export default class PoolsSet extends BaseCommand<typeof PoolsSet> {
+  static override stackRelay = true;
   static override summary = 'Create a pool or change its number of slots.';
   static override description =
     'Tasks that name the pool (pool: "name", poolSlots: N) are queued only while N of its slots are free; ' +

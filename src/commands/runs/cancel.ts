@@ -3,6 +3,7 @@ import { BaseCommand, EXIT_CODES_HELP } from '../../cli/base-command.js';
 import { cancelRun, type CancelResult } from '../../services/run-control.js';
 
 export default class RunsCancel extends BaseCommand<typeof RunsCancel> {
+  static override stackRelay = true;
   static override summary = 'Cancel a queued or running run: stop its running tasks, start no others.';
   static override description = `Tasks that have not started never start; running tasks are stopped by their workers (process tree killed, container stopped) and their late results are discarded. Every unfinished task ends 'cancelled' and the run ends 'cancelled' (\`trigger dag --wait\` exits 11).
 

@@ -4,6 +4,7 @@ import { table } from '../../cli/table.js';
 import { listRuns, type RunListItem } from '../../services/runs.js';
 
 export default class RunsList extends BaseCommand<typeof RunsList> {
+  static override stackRelay = true;
   static override summary = 'List recent runs.';
   static override flags = {
     dag: Flags.string({ summary: 'Only runs of this DAG.' }),

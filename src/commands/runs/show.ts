@@ -4,6 +4,7 @@ import { table } from '../../cli/table.js';
 import { showRun, type RunDetail } from '../../services/runs.js';
 
 export default class RunsShow extends BaseCommand<typeof RunsShow> {
+  static override stackRelay = true;
   static override summary = 'Show a run: its state, conf, and every task with its tries.';
   static override args = { runId: Args.string({ required: true, description: 'run id' }) };
 

@@ -3,6 +3,7 @@ import { BaseCommand, EXIT_CODES_HELP } from '../../cli/base-command.js';
 import { clearTask, type ClearResult } from '../../services/run-control.js';
 
 export default class TasksClear extends BaseCommand<typeof TasksClear> {
+  static override stackRelay = true;
   static override summary = 'Run a task of a run again (with --downstream, every task after it too).';
   static override description = `The tasks go back to state 'none' and the scheduler runs them again: their earlier tries stay in the run's history (\`runs show\`, \`tasks logs\`) and try numbers go on from there; each gets its retries afresh. A run that had ended (success, failed, cancelled) is running again.
 

@@ -3,6 +3,7 @@ import { BaseCommand } from '../../cli/base-command.js';
 import { taskLogs, type TaskLogs } from '../../services/runs.js';
 
 export default class TasksLogs extends BaseCommand<typeof TasksLogs> {
+  static override stackRelay = true;
   static override summary = "Print a task's log (every try, or one with --try).";
   static override args = {
     runId: Args.string({ required: true, description: 'run id' }),

@@ -5,6 +5,7 @@ import { confFlags, confText } from '../../cli/conf-flags.js';
 import { triggerDag, WaitTimeout, type RunSummary, type TaskSummary } from '../../services/trigger.js';
 
 export default class TriggerDag extends BaseCommand<typeof TriggerDag> {
+  static override stackRelay = true;
   static override summary = 'Start a run of a DAG.';
   static override description = `Prints the run id. With --wait, follows the run (task state changes on stderr) and exits with its outcome.
 

@@ -3,6 +3,7 @@ import { BaseCommand } from '../../cli/base-command.js';
 import { deleteVariable } from '../../services/variables.js';
 
 export default class VariablesDelete extends BaseCommand<typeof VariablesDelete> {
+  static override stackRelay = true;
   static override summary = 'Delete a variable.';
   static override args = { key: Args.string({ required: true }) };
 

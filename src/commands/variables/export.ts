@@ -3,6 +3,7 @@ import { BaseCommand } from '../../cli/base-command.js';
 import { exportVariables, type ExportedVariables } from '../../services/variables.js';
 
 export default class VariablesExport extends BaseCommand<typeof VariablesExport> {
+  static override stackRelay = true;
   static override summary =
     'Print all variables as one JSON object (secret ones only with --include-secrets).';
   static override description = `Plain variables are written as key -> value. With --include-secrets, each secret variable is written as {"secret": true, "encrypted": "..."}: its value encrypted with the secret key, as it is stored (it decrypts only under the same key name, with the same secret key). With --reveal as well, as {"secret": true, "value": "..."}: in clear, to move secrets to a stack with another secret key. \`variables import\` restores both forms as secret variables.`;

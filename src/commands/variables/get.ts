@@ -3,6 +3,7 @@ import { BaseCommand } from '../../cli/base-command.js';
 import { getVariable, type VariableItem } from '../../services/variables.js';
 
 export default class VariablesGet extends BaseCommand<typeof VariablesGet> {
+  static override stackRelay = true;
   static override summary = "Print a variable's value (a secret one's only with --reveal).";
   static override description = `A secret variable's value is printed only with --reveal, which needs the secret key (AIRTASKS_SECRET_KEY or AIRTASKS_SECRET_KEY_FILE). Without it the command fails (exit 2) and prints nothing, so that a script never goes on with a value it did not get.`;
   static override examples = [

@@ -3,6 +3,7 @@ import { table } from '../../cli/table.js';
 import { listVariables, type VariableItem } from '../../services/variables.js';
 
 export default class VariablesList extends BaseCommand<typeof VariablesList> {
+  static override stackRelay = true;
   static override summary = 'List variables (secret values are masked).';
 
   async run(): Promise<VariableItem[]> {

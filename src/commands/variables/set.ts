@@ -4,6 +4,7 @@ import { MIN_MASKED_LENGTH } from '../../core/masking.js';
 import { setVariable } from '../../services/variables.js';
 
 export default class VariablesSet extends BaseCommand<typeof VariablesSet> {
+  static override stackRelay = true;
   static override summary = 'Set a variable (value from the argument, or stdin with -).';
   static override args = {
     key: Args.string({ required: true }),

@@ -84,7 +84,15 @@ export async function startAutoscaler(
       { stack },
       'no queue of airtasks.json has a "max": nothing to autoscale (the autoscaler idles until stopped)',
     );
-    return { stop: () => Promise.resolve() };
+    // Nothing else holds the event loop open: without this timer Node would end the process (exit 13,
+    // an unsettled top-level await) and swarm would restart it forever.
+    const idle = setInterval(() => undefined, 2 ** 30);
+    return {
+      stop: () => {
+        clearInterval(idle);
+        return Promise.resolve();
+      },
+    };
   }
   o.logger.info(
     {
