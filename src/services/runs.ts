@@ -59,17 +59,35 @@ export interface RunDetail extends RunListItem {
     exitCode: number | null;
     output: unknown;
     error: string | null;
-    tries: Array<{
-      tryNumber: number;
-      state: string;
-      workerId: string | null;
-      startedAt: string | null;
-      endedAt: string | null;
-      error: string | null;
-    }>;
+    tries: TryView[];
     requeues: number;
   }>;
 }
+
+/** A try: who ran it and when; for an ended one, how it ended. */
+export interface TryView {
+  tryNumber: number;
+  state: string;
+  workerId: string | null;
+  startedAt: string | null;
+  endedAt: string | null;
+  error: string | null;
+  /**
+   * When the try's process really ended, when that was after endedAt (its worker was declared lost, its
+   * run cancelled): it ran unseen until then, possibly beside the next try.
+   */
+  processEndedAt: string | null;
+}
+
+const tryView = (t: tis.TryRow): TryView => ({
+  tryNumber: t.try_number,
+  state: t.state,
+  workerId: t.worker_id,
+  startedAt: iso(t.started_at),
+  endedAt: iso(t.ended_at),
+  error: t.error,
+  processEndedAt: iso(t.process_ended_at),
+});
 
 export async function showRun(o: ConnectionOptions & { runId: string }): Promise<RunDetail> {
   return withEngine(o, async (e) => {
@@ -106,14 +124,7 @@ export async function showRun(o: ConnectionOptions & { runId: string }): Promise
         requeues: t.requeues,
         tries: tries
           .filter((x) => x.task_id === t.task_id)
-          .map((x) => ({
-            tryNumber: x.try_number,
-            state: x.state,
-            workerId: x.worker_id,
-            startedAt: iso(x.started_at),
-            endedAt: iso(x.ended_at),
-            error: text(x.error),
-          })),
+          .map((x) => ({ ...tryView(x), error: text(x.error) })),
       })),
     };
   });
@@ -123,7 +134,7 @@ export interface TaskLogs {
   runId: string;
   taskId: string;
   /** Every try that started (of the one asked for with tryNumber), in order: who ran it and when. */
-  tries: Array<{ tryNumber: number; workerId: string | null; startedAt: string | null }>;
+  tries: TryView[];
   lines: Array<{ tryNumber: number; stream: string; ts: string; line: string }>;
 }
 
@@ -135,18 +146,24 @@ export async function taskLogs(
     if (!ti) throw new NotFoundError('task', o.taskId, `run "${o.runId}" has no task "${o.taskId}"`);
     const rows = await readLogs(e.db, o.runId, o.taskId, { tryNumber: o.tryNumber });
     // Ended tries are in task_tries; the current one, while it runs, only in its task instance.
-    const tries = (await tis.listTries(e.db, o.runId, o.taskId)).map((t) => ({
-      tryNumber: t.try_number,
-      workerId: t.worker_id,
-      startedAt: iso(t.started_at),
-    }));
+    const tries = (await tis.listTries(e.db, o.runId, o.taskId)).map(tryView);
     if (ti.state === 'running' && !tries.some((t) => t.tryNumber === ti.try_number))
-      tries.push({ tryNumber: ti.try_number, workerId: ti.worker_id, startedAt: iso(ti.started_at) });
+      tries.push({
+        tryNumber: ti.try_number,
+        state: ti.state,
+        workerId: ti.worker_id,
+        startedAt: iso(ti.started_at),
+        endedAt: null,
+        error: null,
+        processEndedAt: null,
+      });
     const m = await secretVariablesMasker(e.db);
     return {
       runId: o.runId,
       taskId: o.taskId,
-      tries: tries.filter((t) => o.tryNumber === undefined || t.tryNumber === o.tryNumber),
+      tries: tries
+        .filter((t) => o.tryNumber === undefined || t.tryNumber === o.tryNumber)
+        .map((t) => ({ ...t, error: t.error === null ? null : m.mask(t.error) })),
       lines: rows.map((l) => ({
         tryNumber: l.try_number,
         stream: l.stream,

@@ -35,7 +35,15 @@ for (let i = 0; i < Number(values.repeat); i++) {
   });
   console.log(formatReport(r));
   console.log(JSON.stringify({ ...r, problems: r.problems.length }));
-  if (r.runsSucceeded !== r.runs || r.lost || r.duplicated || r.stuck || r.taskFailures || r.problems.length)
+  if (
+    r.runsSucceeded !== r.runs ||
+    r.lost ||
+    r.duplicated ||
+    r.overlaps ||
+    r.stuck ||
+    r.taskFailures ||
+    r.problems.length
+  )
     failed = true;
 }
 process.exitCode = failed ? 1 : 0;

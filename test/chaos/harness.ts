@@ -2,9 +2,11 @@
  * The chaos harness: real `airtasks scheduler` and `airtasks worker` processes (bin/run.js, the built
  * CLI) on this machine's Postgres and RabbitMQ run many runs of a DAG shaped like the interleaved example
  * while faults hit them at seeded random moments: workers and schedulers SIGKILLed and restarted, their
- * Postgres connections terminated, their RabbitMQ connections closed, queued messages purged. Every bash
- * task appends a start line and an end line (run, task, try, worker) to a ledger; afterwards the ledger
- * is checked against the store: each successful try finished exactly once, nothing lost or run twice.
+ * Postgres connections terminated, their RabbitMQ connections closed, queued messages purged, their main
+ * thread blocked by synchronous work (hold.ts). Every bash task appends a start line and an end line (run,
+ * task, try, worker, its own clock) to a ledger; afterwards the ledger is checked against the store
+ * (verdict.ts): each successful try finished exactly once, nothing lost or run twice, no two tries of a
+ * task at the same time.
  * Faults only ever touch this harness's own processes and connections (names prefixed with `name`).
  */
 import { readFile, writeFile } from 'node:fs/promises';
@@ -21,8 +23,11 @@ import {
   seededRandom,
   terminateDbConnections,
 } from '../helpers/faults.js';
+import { blockHoldingWorker, HOLD_DAG, holdDagFile } from './hold.js';
+import type { ChaosReport, FaultKind } from './report.js';
+import { storeRows, verdict } from './verdict.js';
 
-export type FaultKind = 'worker_kill' | 'scheduler_kill' | 'db_terminate' | 'broker_close' | 'queue_purge';
+export { formatReport, type ChaosReport, type FaultKind } from './report.js';
 
 export interface ChaosOptions {
   runs: number;
@@ -44,34 +49,11 @@ export interface ChaosOptions {
   log?: (line: string) => void;
 }
 
-export interface ChaosReport {
-  seed: number;
-  broker: string;
-  runs: number;
-  runsSucceeded: number;
-  tasks: number;
-  faults: Record<FaultKind, number>;
-  executionsStarted: number;
-  executionsFinished: number;
-  /** Executions killed mid-way (a start line without an end line). */
-  executionsKilled: number;
-  /** Finished executions of tries the store did not record as success (work redone after a fault). */
-  reExecutions: number;
-  /** Tries lost with a worker or connection (run again without counting against retries). */
-  lostTries: number;
-  /** Messages re-sent because they were lost. */
-  requeues: number;
-  /** Successful tries without a finished execution in the ledger: must be 0. */
-  lost: number;
-  /** Tries with more than one start or end line: must be 0. */
-  duplicated: number;
-  /** Tries that failed for another reason than a lost worker/connection: must be 0. */
-  taskFailures: number;
-  /** Task instances left queued or running: must be 0. */
-  stuck: number;
-  seconds: number;
-  problems: string[];
-}
+/** Seconds without a heartbeat before the suite's schedulers declare a worker lost. */
+const ZOMBIE_THRESHOLD_S = 3;
+/** worker_block: how long a worker's main thread is blocked, and how long the bash task it runs takes. */
+const BLOCK_MS = (ZOMBIE_THRESHOLD_S + 3) * 1000;
+const HOLD_S = BLOCK_MS / 1000 + 2;
 
 const WIDTH = 5;
 
@@ -102,6 +84,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
   const ledger = path.join(dags.dir, 'ledger.txt');
   await writeFile(ledger, '');
   await writeFile(path.join(dags.dir, 'chaos.ts'), dagFile(ledger));
+  await writeFile(path.join(dags.dir, 'hold.ts'), holdDagFile(ledger, HOLD_S));
   const env: NodeJS.ProcessEnv = {
     AIRTASKS_DATABASE_URL: DATABASE_URL,
     AIRTASKS_DB_SCHEMA: schema,
@@ -118,6 +101,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     db_terminate: 0,
     broker_close: 0,
     queue_purge: 0,
+    worker_block: 0,
   };
   const workers: Array<Daemon | null> = [];
   const schedulers: Array<Daemon | null> = [];
@@ -135,13 +119,29 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
         '--grace',
         '2',
       ],
-      { ...env, AIRTASKS_CONNECTION_NAME: `${name}-w${i}` },
+      {
+        ...env,
+        AIRTASKS_CONNECTION_NAME: `${name}-w${i}`,
+        // worker_block opens the inspector with SIGUSR1: on a port of its own, never one another test holds.
+        NODE_OPTIONS: [process.env.NODE_OPTIONS, '--inspect-port=0'].filter(Boolean).join(' '),
+      },
     );
   const startScheduler = (i: number) =>
-    new Daemon(['scheduler', '--zombie-threshold', '3', '--scan-interval', '1000', '--requeue-after', '3'], {
-      ...env,
-      AIRTASKS_CONNECTION_NAME: `${name}-s${i}`,
-    });
+    new Daemon(
+      [
+        'scheduler',
+        '--zombie-threshold',
+        String(ZOMBIE_THRESHOLD_S),
+        '--scan-interval',
+        '1000',
+        '--requeue-after',
+        '3',
+      ],
+      {
+        ...env,
+        AIRTASKS_CONNECTION_NAME: `${name}-s${i}`,
+      },
+    );
   let stopFaults = false;
   let faultLoop: Promise<void> = Promise.resolve();
   try {
@@ -149,22 +149,39 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     if (m.code !== 0) throw new Error(`db migrate failed: ${m.stderr}`);
     for (let i = 0; i < o.schedulers; i++) schedulers.push(startScheduler(i));
     for (let i = 0; i < o.workers; i++) workers.push(startWorker(i));
-    const dagHash = await waitUntil(
-      async () => {
-        const r = await db.query<{ hash: string }>(
-          `SELECT hash FROM "${schema}".dags WHERE dag_id = 'chaos_interleaved'`,
-        );
-        return r.rows[0]?.hash;
-      },
-      60_000,
-      () => 'the chaos DAG to be parsed:\n' + schedulers.map((s) => s?.output).join('\n'),
-    );
+    const hashOf = (dagId: string) =>
+      waitUntil(
+        async () => {
+          const r = await db.query<{ hash: string }>(`SELECT hash FROM "${schema}".dags WHERE dag_id = $1`, [
+            dagId,
+          ]);
+          return r.rows[0]?.hash;
+        },
+        60_000,
+        () => `DAG ${dagId} to be parsed:\n` + schedulers.map((s) => s?.output).join('\n'),
+      );
+    const dagHash = await hashOf('chaos_interleaved');
+    const holdHash = await hashOf(HOLD_DAG);
+    const startRun = async (dagId: string, hash: string, runId: string) => {
+      await db.query(
+        `INSERT INTO "${schema}".dag_runs (run_id, dag_id, dag_hash, state, conf) VALUES ($1, $2, $3, 'queued', '{}')`,
+        [runId, dagId, hash],
+      );
+      await db.query(`SELECT pg_notify($1, $2)`, [`airtasks_${schema}_events`, `run:${runId}`]);
+    };
+    const holdRuns: string[] = [];
     log(
       `seed ${o.seed}: ${o.runs} runs, ${o.workers} workers x ${o.workerConcurrency}, ${o.schedulers} schedulers, ${o.broker}`,
     );
 
     // Faults at seeded random moments, until every run is over.
-    const kinds: FaultKind[] = ['worker_kill', 'scheduler_kill', 'db_terminate', 'queue_purge'];
+    const kinds: FaultKind[] = [
+      'worker_kill',
+      'scheduler_kill',
+      'db_terminate',
+      'queue_purge',
+      'worker_block',
+    ];
     if (canCloseBroker) kinds.push('broker_close');
     let round: FaultKind[] = [];
     const shuffle = <T>(xs: T[]): T[] => {
@@ -206,6 +223,15 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
         });
       } else if (kind === 'db_terminate') {
         await terminateDbConnections(name);
+      } else if (kind === 'worker_block') {
+        const runId = await blockHoldingWorker({
+          db,
+          schema,
+          startRun: (id) => startRun(HOLD_DAG, holdHash, id),
+          workers,
+          blockMs: BLOCK_MS,
+        });
+        holdRuns.push(runId);
       } else if (kind === 'broker_close') {
         await closeBrokerConnections(name);
       } else if (o.broker === 'rabbitmq') {
@@ -234,11 +260,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
         (runIds.length < o.runs - 1 || lastRunMayStart)
       ) {
         const runId = `chaos_${String(runIds.length).padStart(4, '0')}_${uniqueName('r')}`;
-        await db.query(
-          `INSERT INTO "${schema}".dag_runs (run_id, dag_id, dag_hash, state, conf) VALUES ($1, 'chaos_interleaved', $2, 'queued', '{}')`,
-          [runId, dagHash],
-        );
-        await db.query(`SELECT pg_notify($1, $2)`, [`airtasks_${schema}_events`, `run:${runId}`]);
+        await startRun('chaos_interleaved', dagHash, runId);
         runIds.push(runId);
         active.add(runId);
       }
@@ -259,80 +281,32 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     }
     stopFaults = true;
     await faultLoop;
+    // The worker_block fault's runs end a few seconds after their fault.
+    await waitUntil(
+      async () => {
+        const r = await db.query<{ n: number }>(
+          `SELECT count(*)::int AS n FROM "${schema}".dag_runs WHERE run_id = ANY($1) AND state IN ('queued','running')`,
+          [holdRuns],
+        );
+        return r.rows[0]!.n === 0 || Date.now() > deadline ? true : undefined;
+      },
+      60_000,
+      () => 'the worker_block runs to end',
+    );
 
     // The verdict, from the store and the ledger.
-    const q = async <R extends pg.QueryResultRow>(sql: string) => (await db.query<R>(sql)).rows;
-    const runsRows = await q<{ run_id: string; state: string }>(
-      `SELECT run_id, state FROM "${schema}".dag_runs`,
-    );
-    const tis = await q<{
-      run_id: string;
-      task_id: string;
-      state: string;
-      try_number: number;
-      lost_tries: number;
-      requeues: number;
-    }>(`SELECT run_id, task_id, state, try_number, lost_tries, requeues FROM "${schema}".task_instances`);
-    const tries = await q<{
-      run_id: string;
-      task_id: string;
-      try_number: number;
-      state: string;
-      error: string | null;
-    }>(`SELECT run_id, task_id, try_number, state, error FROM "${schema}".task_tries`);
-    const entries = parseLedger(await readFile(ledger, 'utf8'));
-    const count = new Map<string, { S: number; E: number }>();
-    for (const e of entries) {
-      const k = `${e.runId} ${e.taskId} ${e.tryNumber}`;
-      const c = count.get(k) ?? { S: 0, E: 0 };
-      c[e.kind]++;
-      count.set(k, c);
-    }
-    const successTries = new Set(
-      tis.filter((t) => t.state === 'success').map((t) => `${t.run_id} ${t.task_id} ${t.try_number}`),
-    );
-    let lost = 0;
-    for (const k of successTries) {
-      if ((count.get(k)?.E ?? 0) === 0) {
-        lost++;
-        problems.push(`lost: ${k} is a success in the store but never finished in the ledger`);
-      }
-    }
-    let duplicated = 0;
-    let reExecutions = 0;
-    for (const [k, c] of count) {
-      if (c.S > 1 || c.E > 1) {
-        duplicated++;
-        problems.push(`duplicated: ${k} started ${c.S}x, finished ${c.E}x`);
-      }
-      if (c.E > 0 && !successTries.has(k)) reExecutions += c.E;
-    }
-    const taskFailures = tries.filter((t) => t.state !== 'success' && !/lost/.test(t.error ?? ''));
-    for (const t of taskFailures.slice(0, 10))
-      problems.push(`task failure: ${t.run_id} ${t.task_id} try ${t.try_number}: ${t.error}`);
-    const stuck = tis.filter((t) => t.state === 'queued' || t.state === 'running' || t.state === 'none');
-    for (const t of stuck.slice(0, 10)) problems.push(`stuck: ${t.run_id} ${t.task_id} ${t.state}`);
-    const failedRuns = runsRows.filter((r) => r.state !== 'success');
-    for (const r of failedRuns.slice(0, 10)) problems.push(`run ${r.run_id} ended ${r.state}`);
-    const started_ = entries.filter((e) => e.kind === 'S').length;
-    const finished = entries.filter((e) => e.kind === 'E').length;
+    const rows = await storeRows(db, schema);
+    const v = verdict(rows, parseLedger(await readFile(ledger, 'utf8')));
+    const chaosRuns = rows.runs.filter((r) => r.dag_id === 'chaos_interleaved');
+    if (v.problems.length > 0) problems.push(...v.problems);
     return {
       seed: o.seed,
       broker: o.broker,
-      runs: runsRows.length,
-      runsSucceeded: runsRows.length - failedRuns.length,
-      tasks: tis.length,
+      runs: chaosRuns.length,
+      runsSucceeded: chaosRuns.filter((r) => r.state === 'success').length,
+      tasks: rows.tis.filter((t) => t.dag_id === 'chaos_interleaved').length,
       faults,
-      executionsStarted: started_,
-      executionsFinished: finished,
-      executionsKilled: [...count.values()].reduce((n, c) => n + Math.max(0, c.S - c.E), 0),
-      reExecutions,
-      lostTries: tis.reduce((n, t) => n + t.lost_tries, 0),
-      requeues: tis.reduce((n, t) => n + t.requeues, 0),
-      lost,
-      duplicated,
-      taskFailures: taskFailures.length,
-      stuck: stuck.length,
+      ...v,
       seconds: Math.round((Date.now() - started) / 1000),
       problems,
     };
@@ -353,20 +327,6 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     }
     await dags.remove();
   }
-}
-
-export function formatReport(r: ChaosReport): string {
-  const f = Object.entries(r.faults)
-    .map(([k, n]) => `${k}=${n}`)
-    .join(' ');
-  return [
-    `seed ${r.seed} (${r.broker}): ${r.runsSucceeded}/${r.runs} runs succeeded, ${r.tasks} tasks, ${r.seconds}s`,
-    `faults: ${f}`,
-    `executions: ${r.executionsStarted} started, ${r.executionsFinished} finished, ${r.executionsKilled} killed mid-way, ${r.reExecutions} redone after a fault`,
-    `lost tries re-run: ${r.lostTries}; lost messages re-sent: ${r.requeues}`,
-    `lost: ${r.lost}; duplicated: ${r.duplicated}; task failures: ${r.taskFailures}; stuck: ${r.stuck}`,
-    ...r.problems.slice(0, 20).map((p) => `problem: ${p}`),
-  ].join('\n');
 }
 
 function sleep(ms: number) {

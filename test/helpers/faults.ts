@@ -78,20 +78,30 @@ export function seededRandom(seed: number): () => number {
   };
 }
 
-/** One parsed ledger line: S at the start of an execution, E at its end (a killed one has no E). */
+/**
+ * One parsed ledger line: S at the start of an execution, E at its end, K when it was stopped (SIGTERM; a
+ * SIGKILLed one has neither E nor K). `atUs`: when, by the task's own clock (microseconds since 1970).
+ */
 export interface LedgerEntry {
-  kind: 'S' | 'E';
+  kind: 'S' | 'E' | 'K';
   runId: string;
   taskId: string;
   tryNumber: number;
   workerId: string;
+  atUs: number | null;
 }
 
-/** The bash command that wraps a task's work with ledger lines (each one short write with O_APPEND: atomic). */
+/**
+ * The bash command that wraps a task's work with ledger lines (each one short write with O_APPEND: atomic),
+ * each with the time by the task's own clock.
+ */
 export function ledgerCommand(ledgerPath: string, work: string): string {
   const line = (k: string) =>
-    `echo "${k} {{ run_id }} {{ task_id }} {{ try_number }} $AIRTASKS_WORKER_ID" >> '${ledgerPath}'`;
-  return `${line('S')}; ${work}; ${line('E')}`;
+    `echo "${k} {{ run_id }} {{ task_id }} {{ try_number }} $AIRTASKS_WORKER_ID $(date +%s%N)" >> "$L"`;
+  // The trap reads the try from the environment: the template's values are not for a trap's string.
+  const stopped =
+    'echo "K $AIRTASKS_RUN_ID $AIRTASKS_TASK_ID $AIRTASKS_TRY_NUMBER $AIRTASKS_WORKER_ID $(date +%s%N)" >> "$L"';
+  return `L='${ledgerPath}'; trap '${stopped}; exit 143' TERM; ${line('S')}; ${work}; ${line('E')}`;
 }
 
 export function parseLedger(text: string): LedgerEntry[] {
@@ -99,13 +109,14 @@ export function parseLedger(text: string): LedgerEntry[] {
     .split('\n')
     .filter((l) => l.trim())
     .map((l) => {
-      const [kind, runId, taskId, tryNumber, workerId] = l.trim().split(/\s+/);
+      const [kind, runId, taskId, tryNumber, workerId, ns] = l.trim().split(/\s+/);
       return {
-        kind: kind as 'S' | 'E',
+        kind: kind as 'S' | 'E' | 'K',
         runId: runId!,
         taskId: taskId!,
         tryNumber: Number(tryNumber),
         workerId: workerId ?? '',
+        atUs: ns && /^\d+$/.test(ns) ? Number(BigInt(ns) / 1000n) : null,
       };
     });
 }

@@ -2,7 +2,8 @@
  * The processes of bash tasks, with the worker in a process of its own (RabbitMQ, a scheduler here): when
  * the worker is SIGKILLed its tasks' whole process trees die with it (its process host's lifeline); a
  * process host that is killed takes its commands with it, their tries are lost and run again under a new
- * host; a timeout kills a command's background children; a command's background leftovers die when it exits.
+ * host; a timeout kills a command's background children; a command's background leftovers die when it exits;
+ * a worker whose main thread is stuck is killed by its heartbeat thread, and its tasks with it.
  */
 import { randomUUID } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
@@ -14,6 +15,7 @@ import { dag } from '../../src/engine/dag/builder.js';
 import { Scheduler } from '../../src/engine/scheduler/scheduler.js';
 import { getTaskInstance, listTries } from '../../src/engine/store/task-instances.js';
 import { Daemon } from '../helpers/cli.js';
+import { evaluate, openInspector } from '../helpers/inspector.js';
 import { insertDag, removeDir, startRun, tempDir, waitFor, waitForRun } from '../helpers/engine.js';
 import { BROKER_URL, DATABASE_URL, freshDb, requireService, uniqueName } from '../helpers/env.js';
 import { alive, hostsOf, pidsIn } from '../helpers/processes.js';
@@ -74,7 +76,7 @@ describe('bash task processes (worker in its own process)', function () {
     await removeDir(folder);
   });
 
-  async function startWorker(): Promise<Daemon> {
+  async function startWorker(env: NodeJS.ProcessEnv = {}): Promise<Daemon> {
     const w = new Daemon(
       [],
       {
@@ -84,6 +86,7 @@ describe('bash task processes (worker in its own process)', function () {
         TEST_WORKER_PREFIX: prefix,
         TEST_WORKER_QUEUE: QUEUE,
         TEST_WORKER_DAGS: folder,
+        ...env,
       },
       { script: WORKER },
     );
@@ -160,6 +163,24 @@ describe('bash task processes (worker in its own process)', function () {
     expect(hosts[0]).to.not.equal(host);
     await w.stop('SIGKILL');
     await expectAllGone(second, 5000);
+  });
+
+  it('a worker whose main thread is stuck is killed by its heartbeat thread, its tasks with it', async () => {
+    const w = await startWorker({
+      TEST_WORKER_MAIN_STALL_KILL_MS: '1500',
+      TEST_WORKER_LOG_LEVEL: 'error',
+      // For the inspector (below): a port of its own.
+      NODE_OPTIONS: [process.env.NODE_OPTIONS, '--inspect-port=0'].filter(Boolean).join(' '),
+    });
+    const pids = await startTree('stuck');
+    const hosts = await hostsOf(w.pid);
+    // Stuck for good, as an endless synchronous loop in a node task leaves it; the heartbeat goes on.
+    void evaluate(await openInspector(w.pid, () => w.output), 'for (;;);').catch(() => undefined);
+    await Promise.race([w.exited, new Promise((r) => setTimeout(r, 20_000))]);
+    expect(w.child.signalCode, w.output).to.equal('SIGKILL');
+    expect(w.output).to.include("the worker's main thread has not answered for");
+    await expectAllGone(pids, 5000);
+    await expectAllGone(hosts, 5000);
   });
 
   describe('with a worker running', () => {

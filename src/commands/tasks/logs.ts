@@ -1,5 +1,6 @@
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../../cli/base-command.js';
+import { lateEndNote } from '../../cli/late-end.js';
 import { taskLogs, type TaskLogs } from '../../services/runs.js';
 
 export default class TasksLogs extends BaseCommand<typeof TasksLogs> {
@@ -24,9 +25,10 @@ export default class TasksLogs extends BaseCommand<typeof TasksLogs> {
     const numbers = [...new Set([...tries.keys(), ...r.lines.map((l) => l.tryNumber)])].sort((a, b) => a - b);
     for (const n of numbers) {
       const t = tries.get(n);
+      const late = t ? lateEndNote(t, r.tries) : null;
       this.log(
         t?.workerId
-          ? `--- try ${n} on worker ${t.workerId} (started ${t.startedAt}) ---`
+          ? `--- try ${n} on worker ${t.workerId} (started ${t.startedAt}${late ? `; ${late}` : ''}) ---`
           : `--- try ${n} ---`,
       );
       for (const l of r.lines) {

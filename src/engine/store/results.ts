@@ -235,3 +235,17 @@ export async function storeTryResults(
       })),
   }));
 }
+
+/**
+ * Records on a try's record that its process really ended now (task_tries.process_ended_at): a try of
+ * `workerId` whose result was fenced out because the try had been ended for it (the worker declared lost,
+ * the run cancelled). Only the first late end counts. False when there was nothing to record.
+ */
+export async function recordLateEnd(q: Queryable, workerId: string, m: TaskMessage): Promise<boolean> {
+  const r = await q.query(
+    `UPDATE task_tries SET process_ended_at = now()
+     WHERE run_id = $1 AND task_id = $2 AND try_number = $3 AND worker_id = $4 AND process_ended_at IS NULL`,
+    [m.runId, m.taskId, m.tryNumber, workerId],
+  );
+  return (r.rowCount ?? 0) > 0;
+}

@@ -121,6 +121,8 @@ export interface TryRow {
   ended_at: Date | null;
   exit_code: number | null;
   error: string | null;
+  /** When its process really ended, when that was after ended_at (see recordLateEnds). */
+  process_ended_at: Date | null;
 }
 
 export async function listTries(q: Queryable, runId: string, taskId?: string): Promise<TryRow[]> {

@@ -1,22 +1,51 @@
 /**
  * A worker's liveness: its heartbeat keeps its claims alive and finds those it lost (the task is stopped),
- * and gives back claims it holds without knowing. A cancelled or timed-out run announces itself on the
- * claims channel, so its tasks stop at once rather than at the next heartbeat (which remains the fallback
- * if a notification is missed); the variables channel tells the masks to read secrets again.
+ * and gives back claims it holds without knowing. The heartbeat runs in a thread of its own
+ * (heartbeat-thread.ts) that the main thread's work cannot starve; the rest needs the main thread's state
+ * and stays here. A cancelled or timed-out run announces itself on the claims channel, so its tasks stop
+ * at once rather than at the next heartbeat (which remains the fallback if a notification is missed); the
+ * variables channel tells the masks to read secrets again.
  */
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Worker as Thread } from 'node:worker_threads';
 import type { Logger } from '../../core/logger.js';
 import { lostTry } from '../lost-try.js';
 import type { Db, Listener } from '../store/db.js';
 import { orphanedClaims } from '../store/recovery.js';
 import { finishTry } from '../store/results.js';
 import * as tis from '../store/task-instances.js';
-import * as workers from '../store/workers.js';
+import type { FromHeartbeat, HeartbeatThreadData, ToHeartbeat } from './heartbeat-thread.js';
 import type { HeldTries, Running } from './held-tries.js';
 import type { SecretMasks } from './secret-masks.js';
+
+const THREAD = new URL('./heartbeat-thread.js', import.meta.url);
+
+/**
+ * The heartbeat thread. Run from the sources (tests, development), only its .ts file is there, and a thread
+ * does not get the tsx loader its process was started with: it loads tsx itself.
+ */
+function heartbeatThread(workerData: HeartbeatThreadData): Thread {
+  if (existsSync(fileURLToPath(THREAD))) return new Thread(THREAD, { workerData });
+  const ts = JSON.stringify(new URL('./heartbeat-thread.ts', import.meta.url).href);
+  const tsx = JSON.stringify(import.meta.resolve('tsx/esm/api'));
+  return new Thread(`import(${tsx}).then((t) => t.tsImport(${ts}, ${ts}))`, { eval: true, workerData });
+}
+
+export interface LivenessTimes {
+  heartbeatMs: number;
+  /** How long the main thread may leave the heartbeat thread's pings unanswered before the process is killed. */
+  mainStallKillMs: number;
+}
 
 export class Liveness {
   private timer: NodeJS.Timeout | null = null;
   private listener: Listener | null = null;
+  private thread: Thread | null = null;
+  private threadExited: Promise<void> = Promise.resolve();
+  private stopping = false;
+  /** The claim tokens the heartbeat thread was last told. */
+  private told = new Set<string>();
 
   constructor(
     private readonly db: Db,
@@ -26,36 +55,99 @@ export class Liveness {
     private readonly log: Logger,
   ) {}
 
-  async start(heartbeatMs: number): Promise<void> {
-    this.timer = setInterval(() => void this.heartbeat(), heartbeatMs);
+  async start(times: LivenessTimes): Promise<void> {
+    await this.startThread(times);
+    this.timer = setInterval(() => void this.releaseOrphans(), times.heartbeatMs);
     const variables = this.db.channel('variables');
     this.listener = this.db.listen(
       [this.db.channel('claims'), variables],
       (ch, runId) => {
         if (ch === variables) this.masks.forget();
-        else if ([...this.held.running.values()].some((r) => r.message.runId === runId))
-          void this.heartbeat();
+        else if ([...this.held.running.values()].some((r) => r.message.runId === runId)) this.beatNow();
       },
       () => {
         // Changes to variables may have been missed while the connection was down.
         this.masks.forget();
-        void this.heartbeat();
+        this.beatNow();
       },
     );
     await this.listener.ready;
   }
 
   async stop(): Promise<void> {
+    this.stopping = true;
     if (this.timer) clearInterval(this.timer);
     await this.listener?.close();
+    this.send({ t: 'stop' });
+    // A heartbeat stuck on a dead connection must not hold up the worker's stop.
+    const thread = this.thread;
+    const late = setTimeout(() => void thread?.terminate(), 5000);
+    await this.threadExited;
+    clearTimeout(late);
   }
 
-  private async heartbeat() {
+  private startThread(times: LivenessTimes): Promise<void> {
+    const o = this.db.options;
+    const workerData: HeartbeatThreadData = {
+      url: o.url,
+      schema: this.db.schema,
+      applicationName: o.applicationName ?? 'airtasks',
+      workerId: this.workerId,
+      ...times,
+      logLevel: this.log.level,
+      stderrIsTTY: Boolean(process.stderr.isTTY),
+    };
+    const thread = heartbeatThread(workerData);
+    this.thread = thread;
+    this.threadExited = new Promise((resolve) => thread.once('exit', () => resolve()));
+    this.told = new Set();
+    thread.on('message', (m: FromHeartbeat) => this.onMessage(m));
+    // Without its heartbeat the worker would soon be declared lost while its tasks run: start another.
+    thread.on('exit', (code) => {
+      if (this.stopping || this.thread !== thread) return;
+      this.log.error({ code }, 'the heartbeat thread ended; starting another');
+      setTimeout(() => {
+        if (!this.stopping) this.startThread(times).catch(() => undefined);
+      }, times.heartbeatMs);
+    });
+    return new Promise((resolve, reject) => {
+      thread.on('error', (err) => {
+        this.log.error({ err: err.message }, 'the heartbeat thread failed');
+        reject(err);
+      });
+      thread.on('message', (m: FromHeartbeat) => {
+        if (m.t === 'ready') resolve();
+      });
+    });
+  }
+
+  private onMessage(m: FromHeartbeat) {
+    if (m.t === 'ping') this.send({ t: 'pong', tokens: this.changedTokens() });
+    else if (m.t === 'lost') void this.stopLost(m.tokens);
+    else if (m.t === 'failed') this.log.warn({ err: m.err }, 'heartbeat failed');
+  }
+
+  /** The tokens of the tries this worker runs, when they changed since the thread was last told. */
+  private changedTokens(): string[] | undefined {
+    const running = this.held.running;
+    if (running.size === this.told.size && [...this.told].every((t) => running.has(t))) return undefined;
+    this.told = new Set(running.keys());
+    return [...this.told];
+  }
+
+  /** A heartbeat now, with the tokens held now: a run was cancelled, or the LISTEN connection came back. */
+  private beatNow() {
+    this.told = new Set(this.held.running.keys());
+    this.send({ t: 'beat', tokens: [...this.told] });
+  }
+
+  private send(m: ToHeartbeat) {
+    this.thread?.postMessage(m);
+  }
+
+  private async stopLost(tokens: string[]) {
     try {
-      const known = [...this.held.running.keys(), ...this.held.claiming];
-      await this.releaseOrphans(known);
-      const lost = await workers.heartbeat(this.db, this.workerId, [...this.held.running.keys()]);
-      for (const token of lost) {
+      for (const token of tokens) {
         const r = this.held.running.get(token);
         if (!r || r.abort.signal.aborted) continue;
         const reason = await this.lostReason(r);
@@ -79,17 +171,24 @@ export class Liveness {
    * with the connection, the message was released): give them back as lost tries, so they run again
    * instead of staying 'running' forever behind a live heartbeat.
    */
-  private async releaseOrphans(known: string[]) {
-    for (const o of await orphanedClaims(this.db, this.workerId, known)) {
-      const ok = await finishTry(
-        this.db,
-        o,
-        o.token,
-        lostTry(`worker ${this.workerId} lost the answer to its claim (database connection lost); run again`),
-        this.db.channel('events'),
-      );
-      if (ok)
-        this.log.warn({ runId: o.runId, taskId: o.taskId, try: o.tryNumber }, 'orphaned claim given back');
+  private async releaseOrphans() {
+    try {
+      const known = [...this.held.running.keys(), ...this.held.claiming];
+      for (const o of await orphanedClaims(this.db, this.workerId, known)) {
+        const ok = await finishTry(
+          this.db,
+          o,
+          o.token,
+          lostTry(
+            `worker ${this.workerId} lost the answer to its claim (database connection lost); run again`,
+          ),
+          this.db.channel('events'),
+        );
+        if (ok)
+          this.log.warn({ runId: o.runId, taskId: o.taskId, try: o.tryNumber }, 'orphaned claim given back');
+      }
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'heartbeat failed');
     }
   }
 }

@@ -13,7 +13,13 @@ import { storableText } from '../../core/storable.js';
 import type { Claim } from '../store/claims.js';
 import { isConnectionError, type Db } from '../store/db.js';
 import type { LogLine } from '../store/logs.js';
-import { storeTryResults, type ResultToStore, type StoredResult, type TryResult } from '../store/results.js';
+import {
+  recordLateEnd,
+  storeTryResults,
+  type ResultToStore,
+  type StoredResult,
+  type TryResult,
+} from '../store/results.js';
 import { Batcher } from './batcher.js';
 import type { ClaimedTry, HeldTries } from './held-tries.js';
 import type { LogSink } from './log-sink.js';
@@ -35,8 +41,8 @@ export class ResultStore {
   private readonly results: Batcher<ResultToStore, StoredResult>;
 
   constructor(
-    db: Db,
-    workerId: string,
+    private readonly db: Db,
+    private readonly workerId: string,
     private readonly held: HeldTries,
     private readonly next: NextTries,
     private readonly advance: RunAdvance,
@@ -67,7 +73,11 @@ export class ResultStore {
     const logs = of.sink ? await of.sink.drain() : [];
     for (let attempt = 0; ; attempt++) {
       try {
-        return await this.storeOnce(m, token, r, logs, of, log);
+        const out = await this.storeOnce(m, token, r, logs, of, log);
+        // Fenced out at the first attempt: the try was ended for this worker (declared lost, cancelled)
+        // while it ran. Later attempts may be fenced out by their own earlier commit, whose answer was lost.
+        if (!out.stored && attempt === 0) await this.recordLateEnd(m, log);
+        return out;
       } catch (err) {
         if (!isConnectionError(err) && r.state === 'success') {
           // The database refused the result itself: retrying would loop for ever. Record a failure.
@@ -87,6 +97,15 @@ export class ResultStore {
         log.warn({ err: (err as Error).message, attempt }, 'storing the result failed; retrying');
         await sleep(backoffMs(attempt, 200));
       }
+    }
+  }
+
+  /** Records when the try really ended, on its record (see recordLateEnd): overlaps become visible. */
+  private async recordLateEnd(m: TaskMessage, log: Logger) {
+    try {
+      await recordLateEnd(this.db, this.workerId, m);
+    } catch (err) {
+      log.warn({ err: (err as Error).message }, "the try's real end could not be recorded");
     }
   }
 

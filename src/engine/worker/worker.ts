@@ -49,6 +49,11 @@ export interface WorkerOptions {
   gpus?: GpuAllocator;
   /** How long a callback may run before it is stopped (default 5 minutes). */
   callbackTimeoutMs?: number;
+  /**
+   * How long the main thread's event loop may be stuck before the heartbeat thread kills the process
+   * (default 5 minutes): a stuck worker would otherwise heartbeat for ever while storing nothing.
+   */
+  mainStallKillMs?: number;
 }
 
 export class Worker {
@@ -96,7 +101,10 @@ export class Worker {
       queues: this.o.queues,
       concurrency: this.o.concurrency,
     });
-    await this.liveness.start(this.o.heartbeatMs ?? 2000);
+    await this.liveness.start({
+      heartbeatMs: this.o.heartbeatMs ?? 2000,
+      mainStallKillMs: this.o.mainStallKillMs ?? 5 * 60_000,
+    });
     this.subscription = await this.o.broker.subscribe(this.o.queues, this.o.concurrency, (d) =>
       this.intake.accept(d),
     );
