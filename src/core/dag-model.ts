@@ -51,6 +51,31 @@ export interface SerializedTask {
   args: Record<string, unknown>;
   /** Run by the worker after a try's result is stored; absent when the task has none. */
   callbacks?: TaskCallbacks;
+  /** Set on a mapped task: one task instance per item of a list known at run time; absent otherwise. */
+  map?: SerializedMap;
+}
+
+/** Items a mapped task may have when its DAG file says nothing (map.maxItems). */
+export const DEFAULT_MAX_MAP_ITEMS = 10_000;
+/** The most map.maxItems may be set to: every item is a row, and the list travels as one value. */
+export const MAX_MAP_ITEMS_LIMIT = 1_000_000;
+
+/**
+ * Where a mapped task's items come from (exactly one of items, from, source) and its bounds. The task's own
+ * row runs first, in a worker, and stores the list as its output; one instance `<task>[<index>]` per item
+ * then runs the operator with the item as data (`{{ item }}`, `ctx.item`).
+ */
+export interface SerializedMap {
+  /** A literal list, given in the DAG file. */
+  items?: unknown[];
+  /** An upstream task whose output is the list. */
+  from?: string;
+  /** The source of a function of the context returning the list (called in the worker, like node tasks). */
+  source?: string;
+  /** More items than this fail the task (before any item runs). */
+  maxItems: number;
+  /** At most this many items queued or running at once; absent: no limit. */
+  maxActiveItems?: number;
 }
 
 /** A callback as stored: a templated bash command, or the source of a function of the DAG file. */

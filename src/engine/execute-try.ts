@@ -4,6 +4,7 @@
  * TaskFailure it records. One piece for both, so that `dags test` passes no task that a worker fails.
  */
 import { unstorableJson } from '../core/storable.js';
+import { expandItems, MAP_LIST_CAP_BYTES } from './operators/map-items.js';
 import { resolveOperator } from './operators/registry.js';
 import { TaskFailure, type OperatorContext, type OperatorResult, type TaskLog } from './operators/types.js';
 
@@ -19,12 +20,14 @@ export async function executeTry(
   abort: AbortController,
   outputCapBytes: number,
 ): Promise<OperatorResult> {
-  const op = resolveOperator(ctx.task.operator);
+  // A mapped task's own row expands it (its output is the list); its items run the operator.
+  const expanding = ctx.task.map !== undefined && ctx.run.mapIndex === undefined;
+  const op = expanding ? { execute: expandItems } : resolveOperator(ctx.task.operator);
   const ms = ctx.task.timeoutMs;
   const timer = ms === null ? undefined : setTimeout(() => abort.abort(`timed out after ${ms} ms`), ms);
   try {
     const r = await op.execute(ctx);
-    checkOutputSize(r.output, outputCapBytes);
+    checkOutputSize(r.output, expanding ? Math.max(outputCapBytes, MAP_LIST_CAP_BYTES) : outputCapBytes);
     return r;
   } finally {
     clearTimeout(timer);

@@ -3,6 +3,8 @@ import { ConflictError, NotFoundError } from '../core/errors.js';
 import { getVersion } from '../engine/store/dags.js';
 import { clearTasks as clearStoredTasks, stopRun } from '../engine/store/run-control.js';
 import * as runs from '../engine/store/runs.js';
+import { getTaskInstance } from '../engine/store/task-instances.js';
+import { parseItemId } from '../engine/dag/mapped.js';
 import type { RunState, TaskState } from '../core/states.js';
 import type { ConnectionOptions } from './config.js';
 import { withEngine } from './engine.js';
@@ -97,14 +99,24 @@ export async function clearTask(
     if (!run) throw unknownRun(o.runId, ' (airtasks runs list shows the runs)');
     const dag = await getVersion(e.db, run.dag_hash);
     if (!dag) throw new Error(`DAG version ${run.dag_hash} of run ${o.runId} is missing from the store`);
-    if (!dag.tasks.some((t) => t.taskId === o.taskId)) {
+    // An item of a mapped task (`<task>[<index>]`) is cleared alone; --downstream clears its task's downstream.
+    const item = parseItemId(o.taskId);
+    const base = item && dag.tasks.find((t) => t.taskId === item.taskId)?.map ? item.taskId : o.taskId;
+    if (!dag.tasks.some((t) => t.taskId === base)) {
       throw new NotFoundError(
         'task',
         o.taskId,
         `run "${o.runId}" (DAG ${run.dag_id}) has no task "${o.taskId}"; its tasks: ${dag.tasks.map((t) => t.taskId).join(', ')}`,
       );
     }
-    const ids = [o.taskId, ...(o.downstream ? downstreamOf(dag.tasks, o.taskId) : [])];
+    if (base !== o.taskId && !(await getTaskInstance(e.db, o.runId, o.taskId))) {
+      throw new NotFoundError(
+        'task',
+        o.taskId,
+        `run "${o.runId}" has no item "${o.taskId}" (airtasks runs show ${o.runId} --items lists them)`,
+      );
+    }
+    const ids = [o.taskId, ...(o.downstream ? downstreamOf(dag.tasks, base) : [])];
     const r = await e.db.tx((c) => clearStoredTasks(c, o.runId, ids, e.db.channel('events')));
     switch (r.outcome) {
       case 'no_run':

@@ -5,6 +5,7 @@
  */
 import { NotFoundError } from '../core/errors.js';
 import type { RunState, TaskState } from '../core/states.js';
+import { parseItemId } from '../engine/dag/mapped.js';
 import { readLogs } from '../engine/store/logs.js';
 import * as runs from '../engine/store/runs.js';
 import * as tis from '../engine/store/task-instances.js';
@@ -48,20 +49,36 @@ export interface RunDetail extends RunListItem {
   /** Why the run ended early (cancelled, timed out); null otherwise. */
   error: string | null;
   dagHash: string;
-  tasks: Array<{
-    taskId: string;
-    state: TaskState;
-    tryNumber: number;
-    queue: string;
-    workerId: string | null;
-    startedAt: string | null;
-    endedAt: string | null;
-    exitCode: number | null;
-    output: unknown;
-    error: string | null;
-    tries: TryView[];
-    requeues: number;
-  }>;
+  /** The tasks; the items of a mapped task are in its `map`, not here. */
+  tasks: TaskView[];
+}
+
+/**
+ * A mapped task's items as a group: how many, how many in each state, and (asked for with `items`) each
+ * item in item order. The task's `state` is then the group's: running while an item is unfinished, failed
+ * if one failed, else success.
+ */
+export interface MapGroup {
+  items: number;
+  counts: Partial<Record<TaskState, number>>;
+  list?: TaskView[];
+}
+
+export interface TaskView {
+  taskId: string;
+  state: TaskState;
+  tryNumber: number;
+  queue: string;
+  workerId: string | null;
+  startedAt: string | null;
+  endedAt: string | null;
+  exitCode: number | null;
+  output: unknown;
+  error: string | null;
+  tries: TryView[];
+  requeues: number;
+  /** Set on a mapped task whose items are made. */
+  map?: MapGroup;
 }
 
 /** A try: who ran it and when; for an ended one, how it ended. */
@@ -89,12 +106,48 @@ const tryView = (t: tis.TryRow): TryView => ({
   processEndedAt: iso(t.process_ended_at),
 });
 
-export async function showRun(o: ConnectionOptions & { runId: string }): Promise<RunDetail> {
+/** Moves the items of mapped tasks (`<task>[<index>]`) into their task's group (see MapGroup). */
+export function groupItems(views: TaskView[], withItems: boolean): TaskView[] {
+  const groups = new Map<string, Array<{ index: number; v: TaskView }>>();
+  const tasks: TaskView[] = [];
+  for (const v of views) {
+    const item = parseItemId(v.taskId);
+    if (!item) {
+      tasks.push(v);
+      continue;
+    }
+    let g = groups.get(item.taskId);
+    if (!g) groups.set(item.taskId, (g = []));
+    g.push({ index: item.index, v });
+  }
+  for (const t of tasks) {
+    const g = groups.get(t.taskId);
+    if (!g) continue;
+    g.sort((a, b) => a.index - b.index);
+    const counts: Partial<Record<TaskState, number>> = {};
+    for (const { v } of g) counts[v.state] = (counts[v.state] ?? 0) + 1;
+    t.map = { items: g.length, counts, ...(withItems ? { list: g.map((x) => x.v) } : {}) };
+    if (t.state !== 'success') continue;
+    const n = (s: TaskState[]) => s.reduce((a, x) => a + (counts[x] ?? 0), 0);
+    if (n(['none', 'queued', 'running', 'up_for_retry']) > 0) t.state = 'running';
+    else if (n(['failed', 'upstream_failed', 'cancelled']) > 0) t.state = 'failed';
+  }
+  return tasks;
+}
+
+export async function showRun(o: ConnectionOptions & { runId: string; items?: boolean }): Promise<RunDetail> {
   return withEngine(o, async (e) => {
     const r = await runs.getRun(e.db, o.runId);
     if (!r) throw new NotFoundError('run', o.runId, `unknown run "${o.runId}"`);
     const tries = await tis.listTries(e.db, o.runId);
     const list = await tis.listTaskInstances(e.db, o.runId);
+    // By task: a mapped task's 10,000 items would make a scan per task quadratic.
+    const triesOf = new Map<string, tis.TryRow[]>();
+    for (const x of tries) {
+      const l = triesOf.get(x.task_id);
+      if (l) l.push(x);
+      else triesOf.set(x.task_id, [x]);
+    }
     const m = await secretVariablesMasker(e.db);
     const text = (s: string | null) => (s === null ? null : m.mask(s));
     return {
@@ -109,23 +162,24 @@ export async function showRun(o: ConnectionOptions & { runId: string }): Promise
       error: text(r.error),
       dagHash: r.dag_hash,
       logicalDate: r.logical_date.toISOString(),
-      tasks: list.map((t) => ({
-        taskId: t.task_id,
-        state: t.state,
-        tryNumber: t.try_number,
-        queue: t.queue,
-        workerId: t.worker_id,
-        startedAt: iso(t.started_at),
-        endedAt: iso(t.ended_at),
-        exitCode: t.exit_code,
-        output: m.maskDeep(t.output),
-        error: text(t.error),
-        // Times the current try's message was re-sent because it was lost (see the scheduler).
-        requeues: t.requeues,
-        tries: tries
-          .filter((x) => x.task_id === t.task_id)
-          .map((x) => ({ ...tryView(x), error: text(x.error) })),
-      })),
+      tasks: groupItems(
+        list.map((t) => ({
+          taskId: t.task_id,
+          state: t.state,
+          tryNumber: t.try_number,
+          queue: t.queue,
+          workerId: t.worker_id,
+          startedAt: iso(t.started_at),
+          endedAt: iso(t.ended_at),
+          exitCode: t.exit_code,
+          output: m.maskDeep(t.output),
+          error: text(t.error),
+          // Times the current try's message was re-sent because it was lost (see the scheduler).
+          requeues: t.requeues,
+          tries: (triesOf.get(t.task_id) ?? []).map((x) => ({ ...tryView(x), error: text(x.error) })),
+        })),
+        o.items ?? false,
+      ),
     };
   });
 }

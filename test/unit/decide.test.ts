@@ -300,7 +300,7 @@ describe('decide', () => {
 
     it('does not queue a retry that is not due yet, and its downstream waits', () => {
       const out = decide(d, states({ a: { state: 'up_for_retry', nextRetryAt: at(1) } }), NOW);
-      expect(out).to.deep.equal({ queue: [], settle: [], runState: null });
+      expect(out).to.deep.equal({ queue: [], settle: [], expand: [], runState: null });
     });
 
     it('queues a retry that is due now or overdue, from up_for_retry', () => {

@@ -41,6 +41,7 @@ import type {
   TaskOptions,
   TriggerDagOptions,
 } from './options.js';
+import { mapFunctionKey, mapSpec } from './mapped.js';
 import { applyParams, normalizeParams, type JsonSchema } from './params.js';
 import { normalizeSchedule } from './schedule.js';
 import { DEFAULT_QUEUE, serializeDag, taskSpec, type TaskSpec } from './serialize.js';
@@ -193,9 +194,16 @@ export class Dag<Conf = Record<string, unknown>> {
       if (c.fn) fns.set(functionKey(id, event), c.fn);
     }
     if (Object.keys(callbacks).length > 0) spec.callbacks = callbacks;
+    const mapped = opts.map === undefined ? undefined : mapSpec(this.id, id, opts.map);
+    if (mapped) {
+      spec.map = mapped.map;
+      if (mapped.fn) fns.set(mapFunctionKey(id), mapped.fn);
+    }
     const ref = new TaskRef<T>(this as unknown as Dag<never>, id, spec);
     // Upstreams are checked before anything is kept, so a refused call leaves the DAG unchanged.
     if (opts.upstream) ref.setUpstream(opts.upstream as TaskRef<unknown>);
+    // The task whose output is the list is an upstream of the mapped task.
+    if (mapped?.from) ref.setUpstream(opts.map!.over as TaskRef<unknown>);
     this.tasks.set(id, ref as TaskRef<unknown>);
     if (d.weightRule !== undefined) this.weightRules.set(id, d.weightRule);
     for (const [key, fn] of fns) this.functions.set(key, fn);

@@ -17,6 +17,9 @@ export interface TaskContext<Conf = Record<string, unknown>> {
   signal: AbortSignal;
   /** Reads a variable; undefined when it is not set. */
   variable(key: string): Promise<string | undefined>;
+  /** In an item of a mapped task: its item (JSON), and its index in the list; undefined otherwise. */
+  item?: unknown;
+  mapIndex?: number;
 }
 
 /** The minimal shape of a task reference, so TaskContext does not depend on the builder. */

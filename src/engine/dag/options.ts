@@ -61,6 +61,26 @@ export interface DagOptions extends ScheduleOptions {
 export interface TaskOptions extends TaskDefaults {
   /** Tasks that must finish first: one reference or a list. */
   upstream?: TaskRef<unknown> | ReadonlyArray<TaskRef<unknown>>;
+  /**
+   * Runs the task once per item of a list known at run time (see src/engine/dag/mapped.ts): each item is a
+   * task instance `<task>[<index>]` seeing its item as `{{ item }}` / `ctx.item`; a downstream task gets
+   * the items' outputs as a list, in item order. An empty list skips the task.
+   */
+  map?: MapOptions<unknown>;
+}
+
+/** A mapped task's items and bounds (TaskOptions.map). */
+export interface MapOptions<Conf> {
+  /**
+   * The items: a list (given here), an upstream task whose output is the list (it becomes an upstream),
+   * or a function of the context returning one (called in a worker, as node tasks are). An upstream output
+   * that is a string (a bash task's last line) is read as a JSON list.
+   */
+  over: readonly unknown[] | TaskRef<unknown> | ((ctx: TaskContext<Conf>) => unknown);
+  /** More items than this fail the task before any item runs (default 10,000). */
+  maxItems?: number;
+  /** At most this many items queued or running at once (default: no limit). */
+  maxActiveItems?: number;
 }
 
 export interface BashOptions extends TaskOptions {

@@ -1,6 +1,11 @@
 /** Structural checks on a DAG: ids, unknown references, cycles. Pure functions over the serialised form. */
 import { BRANCH_OPERATOR } from './branch.js';
-import { TRIGGER_RULES, type SerializedDag, type SerializedTask } from '../../core/dag-model.js';
+import {
+  MAX_MAP_ITEMS_LIMIT,
+  TRIGGER_RULES,
+  type SerializedDag,
+  type SerializedTask,
+} from '../../core/dag-model.js';
 import { keysAlikeButCase, variableKeyProblem } from '../../core/variable-keys.js';
 
 export const ID_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,249}$/;
@@ -85,7 +90,7 @@ export function validateDag(d: SerializedDag): void {
       problems.push(`task "${t.taskId}": invalid pool name ${JSON.stringify(t.pool)}`);
     if (t.poolSlots !== undefined && !(Number.isInteger(t.poolSlots) && t.poolSlots >= 1))
       problems.push(`task "${t.taskId}": poolSlots must be an integer >= 1`);
-    problems.push(...dockerVariableProblems(t));
+    problems.push(...dockerVariableProblems(t), ...mapProblems(t));
   }
   for (const t of d.tasks) {
     for (const up of t.upstream) {
@@ -124,6 +129,26 @@ function dockerVariableProblems(t: SerializedTask): string[] {
         `variables "${a}" and "${b}" differ only in case: on a case-insensitive file system they are one file; give them paths with the key -> path form`,
       );
   return problems.map((p) => `task "${t.taskId}": ${p}`);
+}
+
+/** What is wrong with a task's stored map, as validateDag reports problems. */
+function mapProblems(t: SerializedTask): string[] {
+  const m = t.map;
+  if (!m) return [];
+  const p: string[] = [];
+  const sources = [m.items !== undefined, m.from !== undefined, m.source !== undefined].filter(Boolean);
+  if (sources.length !== 1) p.push('map needs exactly one of a list, an upstream task or a function');
+  if (!Number.isInteger(m.maxItems) || m.maxItems < 1 || m.maxItems > MAX_MAP_ITEMS_LIMIT)
+    p.push(`map.maxItems must be an integer from 1 to ${MAX_MAP_ITEMS_LIMIT}`);
+  if (m.maxActiveItems !== undefined && !(Number.isInteger(m.maxActiveItems) && m.maxActiveItems >= 1))
+    p.push('map.maxActiveItems must be an integer >= 1 (leave it out for no limit)');
+  if (m.items !== undefined && !Array.isArray(m.items)) p.push('map.over must be a list');
+  else if (m.items && m.items.length > m.maxItems)
+    p.push(`map.over has ${m.items.length} items, more than map.maxItems (${m.maxItems})`);
+  if (m.from !== undefined && !t.upstream.includes(m.from))
+    p.push(`map.over names task "${m.from}", which is not an upstream task`);
+  if (t.operator === BRANCH_OPERATOR) p.push('a branch task cannot be mapped');
+  return p.map((x) => `task "${t.taskId}": ${x}`);
 }
 
 /** Task ids ordered so that every task comes after its upstreams (input must be acyclic). */

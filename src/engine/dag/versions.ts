@@ -2,6 +2,7 @@
 import type { Queryable } from '../store/db.js';
 import { getVersion } from '../store/dags.js';
 import type { SerializedDag, SerializedTask } from '../../core/dag-model.js';
+import { parseItemId } from './mapped.js';
 
 export class VersionCache {
   private readonly cache = new Map<string, SerializedDag>();
@@ -43,9 +44,16 @@ export class VersionCache {
 
 const taskIndexes = new WeakMap<SerializedDag, Map<string, SerializedTask>>();
 
-/** A task of a DAG version by id, through an index built once per version (DAGs may have 10,000 tasks). */
+/**
+ * A task of a DAG version by id, through an index built once per version (DAGs may have 10,000 tasks). An
+ * item of a mapped task (`<task>[<index>]`) is its mapped task: it runs with that task's settings.
+ */
 export function taskOf(dag: SerializedDag, taskId: string): SerializedTask | undefined {
   let index = taskIndexes.get(dag);
   if (!index) taskIndexes.set(dag, (index = new Map(dag.tasks.map((t) => [t.taskId, t]))));
-  return index.get(taskId);
+  const t = index.get(taskId);
+  if (t) return t;
+  const item = parseItemId(taskId);
+  const mapped = item ? index.get(item.taskId) : undefined;
+  return mapped?.map ? mapped : undefined;
 }

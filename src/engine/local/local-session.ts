@@ -6,7 +6,9 @@
 import type { SerializedDag, SerializedTask, TaskCallbackEvent } from '../../core/dag-model.js';
 import { notFound, AirtasksError, ExitCode } from '../../core/errors.js';
 import type { TaskState } from '../../core/states.js';
+import { itemIds, parseItemId } from '../dag/mapped.js';
 import { dagHash } from '../dag/serialize.js';
+import { taskOf } from '../dag/versions.js';
 import { DEFAULT_OUTPUT_CAP_BYTES, executeTry, tryFailure } from '../execute-try.js';
 import type { RunLauncher, TaskLog } from '../operators/types.js';
 import { decide, nextRetry, type TaskStateBrief } from '../scheduler/decide.js';
@@ -114,6 +116,13 @@ export class LocalSession implements RunLauncher {
     }
 
     const limit = o.concurrency ?? 8;
+    // Items of mapped tasks, made when their task's list is known (as the scheduler makes their rows).
+    const items = new Map<string, unknown>();
+    const mappedOutput = (id: string) => {
+      const n = Array.isArray(results.get(id)!.output) ? (results.get(id)!.output as unknown[]).length : 0;
+      return itemIds(id, n).map((i) => (results.get(i)?.state === 'success' ? results.get(i)!.output : null));
+    };
+    const outputOf = (id: string) => (tasks.get(id)?.map ? mappedOutput(id) : results.get(id)!.output);
     const retryAt = new Map<string, Date>();
     const failures = new Map<string, number>();
     const running = new Map<string, Promise<void>>();
@@ -122,11 +131,26 @@ export class LocalSession implements RunLauncher {
         [...results.values()].map((r) => [
           r.taskId,
           // The output carries a branch task's choice, which decide() applies.
-          { state: r.state, nextRetryAt: retryAt.get(r.taskId) ?? null, output: r.output },
+          {
+            state: r.state,
+            nextRetryAt: retryAt.get(r.taskId) ?? null,
+            output: r.output,
+            itemCount: Array.isArray(r.output) ? r.output.length : null,
+          },
         ]),
       );
       const d = decide(dag, states, new Date());
       for (const s of d.settle) set(results.get(s.taskId)!, s.state);
+      for (const id of d.expand) {
+        const list = results.get(id)!.output as unknown[];
+        if (list.length === 0) set(results.get(id)!, 'skipped');
+        list.forEach((item, i) => {
+          const iid = `${id}[${i}]`;
+          if (results.has(iid)) return;
+          items.set(iid, item);
+          results.set(iid, { taskId: iid, state: 'none', tryNumber: 0, output: undefined, error: null });
+        });
+      }
       if (d.runState) {
         await localRunCallback(scope, dag, d.runState, [...results.values()]);
         return { dagId: dag.dagId, runId, state: d.runState, tasks: [...results.values()] };
@@ -134,11 +158,12 @@ export class LocalSession implements RunLauncher {
       for (const q of d.queue) {
         if (running.size >= limit) break;
         const r = results.get(q.taskId)!;
-        const task = tasks.get(q.taskId)!;
+        const task = taskOf(dag, q.taskId)!;
         r.tryNumber++;
         set(r, 'running');
-        const upstreamOutputs = new Map(task.upstream.map((u) => [u, results.get(u)!.output]));
-        const p = this.execute(scope, dag, task, r, upstreamOutputs).then(async () => {
+        const upstreamOutputs = new Map(task.upstream.map((u) => [u, outputOf(u)]));
+        const item = parseItemId(q.taskId) ? { item: items.get(q.taskId) } : undefined;
+        const p = this.execute(scope, dag, task, r, upstreamOutputs, item).then(async () => {
           let event: TaskCallbackEvent;
           if (r.error === null) {
             set(r, 'success');
@@ -208,15 +233,19 @@ export class LocalSession implements RunLauncher {
     task: SerializedTask,
     r: LocalTaskResult,
     outputs: Map<string, unknown>,
+    /** Set for an item of a mapped task. */
+    mapped?: { item: unknown },
   ) {
-    const log = scope.logFor(task.taskId, r.tryNumber);
+    const log = scope.logFor(r.taskId, r.tryNumber);
     const abort = new AbortController();
+    const run = scope.runInfo(r.taskId, r.tryNumber, outputs);
+    if (mapped) Object.assign(run, { mapIndex: parseItemId(r.taskId)!.index, item: mapped.item });
     try {
       const res = await executeTry(
         {
           dag,
           task,
-          run: scope.runInfo(task.taskId, r.tryNumber, outputs),
+          run,
           log,
           signal: abort.signal,
           dagsFolder: scope.dagsFolder,

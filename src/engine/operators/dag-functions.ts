@@ -92,6 +92,7 @@ export function taskContextOf(ctx: OperatorContext): TaskContext {
     log: logLines(ctx.log),
     signal: ctx.signal,
     variable: (key) => ctx.variable(key),
+    ...(ctx.run.mapIndex === undefined ? {} : { item: ctx.run.item, mapIndex: ctx.run.mapIndex }),
   };
 }
 

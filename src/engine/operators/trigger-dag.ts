@@ -97,7 +97,7 @@ export const multiTriggerOperator: Operator = {
 };
 
 /** Reads what an items function returned: a list, an iterable, an async iterable (not a string). */
-async function collect(value: unknown, max: number, signal: AbortSignal): Promise<unknown[]> {
+export async function collect(value: unknown, max: number, signal: AbortSignal): Promise<unknown[]> {
   if (value === undefined || value === null) {
     throw new TaskFailure(
       `no items: the items function returned ${String(value)}; return a list or a generator`,

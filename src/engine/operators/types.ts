@@ -20,6 +20,9 @@ export interface RunInfo {
   outputs: Map<string, unknown>;
   /** Extra template variables (callbacks add `state`, `error`, `event`). */
   templateVars?: Record<string, unknown>;
+  /** In an item of a mapped task: its index and item (data: `{{ item }}`, `ctx.item`); absent otherwise. */
+  mapIndex?: number;
+  item?: unknown;
 }
 
 /** A run to create for a trigger task. */

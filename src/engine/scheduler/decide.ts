@@ -4,6 +4,7 @@
  */
 import type { SerializedDag, SerializedTask, TriggerRule } from '../../core/dag-model.js';
 import { BRANCH_OPERATOR, branchChoice } from '../dag/branch.js';
+import { itemIds } from '../dag/mapped.js';
 import { topologicalOrder } from '../dag/validate.js';
 import type { RunState } from '../../core/states.js';
 import type { TaskState } from '../../core/states.js';
@@ -13,6 +14,8 @@ export interface TaskStateBrief {
   nextRetryAt: Date | null;
   /** The stored output; needed only for branch tasks (the ids of the downstream tasks they chose). */
   output?: unknown;
+  /** For a mapped task's own row: how many items its stored list has (null: no list). */
+  itemCount?: number | null;
 }
 
 export interface Decision {
@@ -20,6 +23,11 @@ export interface Decision {
   queue: Array<{ taskId: string; from: 'none' | 'up_for_retry' }>;
   /** Tasks that will never run. */
   settle: Array<{ taskId: string; state: 'skipped' | 'upstream_failed' }>;
+  /**
+   * Mapped tasks whose list is stored but whose item rows are not all made (an empty list: the task is
+   * skipped). Their rows are to be made before `queue` is applied: it may name those items.
+   */
+  expand: string[];
   /** Set when every task is finished: the run's final state. */
   runState: Extract<RunState, 'success' | 'failed'> | null;
 }
@@ -45,11 +53,17 @@ export function decide(dag: SerializedDag, states: Map<string, TaskStateBrief>, 
   // Effective states: decisions made in this pass count for the tasks after them.
   const eff = new Map<string, TaskState>();
   for (const t of dag.tasks) eff.set(t.taskId, states.get(t.taskId)?.state ?? 'none');
-  const out: Decision = { queue: [], settle: [], runState: null };
+  const out: Decision = { queue: [], settle: [], expand: [], runState: null };
+  // The items of each expanded mapped task: downstream trigger rules count them, not the task's own row.
+  const items = new Map<string, string[]>();
 
   for (const id of topologicalOrder(dag.tasks)) {
     const task = tasks.get(id)!;
     const st = eff.get(id)!;
+    if (task.map && st === 'success') {
+      decideItems(task, states, eff, items, out, now);
+      continue;
+    }
     if (st === 'up_for_retry') {
       const due = states.get(id)?.nextRetryAt;
       if (!due || due <= now) out.queue.push({ taskId: id, from: 'up_for_retry' });
@@ -62,7 +76,8 @@ export function decide(dag: SerializedDag, states: Map<string, TaskStateBrief>, 
       eff.set(id, 'skipped');
       continue;
     }
-    const verdict = evaluate(task.triggerRule, count(task, eff));
+    const upstream = items.size === 0 ? task.upstream : task.upstream.flatMap((u) => items.get(u) ?? [u]);
+    const verdict = evaluate(task.triggerRule, countUpstream(upstream, eff));
     if (verdict === 'run') {
       out.queue.push({ taskId: id, from: 'none' });
       eff.set(id, 'queued');
@@ -74,6 +89,56 @@ export function decide(dag: SerializedDag, states: Map<string, TaskStateBrief>, 
 
   if ([...eff.values()].every((s) => FINISHED.has(s))) out.runState = runOutcome(dag, eff);
   return out;
+}
+
+/**
+ * A mapped task whose own row stored its list: its items are made if they are not yet, queued (those not
+ * run yet or due for a retry, in item order, up to maxActiveItems at once), and the task counts for the
+ * run's outcome as their set: unfinished while one is, failed if one failed, skipped with no items.
+ */
+function decideItems(
+  task: SerializedTask,
+  states: Map<string, TaskStateBrief>,
+  eff: Map<string, TaskState>,
+  items: Map<string, string[]>,
+  out: Decision,
+  now: Date,
+) {
+  const n = states.get(task.taskId)?.itemCount ?? 0;
+  if (n === 0) {
+    out.expand.push(task.taskId);
+    eff.set(task.taskId, 'skipped');
+    return;
+  }
+  const ids = itemIds(task.taskId, n);
+  items.set(task.taskId, ids);
+  let active = 0;
+  let missing = false;
+  for (const i of ids) {
+    const s = states.get(i)?.state;
+    if (s === undefined) missing = true;
+    else if (s === 'queued' || s === 'running') active++;
+  }
+  if (missing) out.expand.push(task.taskId);
+  let room = (task.map!.maxActiveItems ?? Infinity) - active;
+  let failed = false;
+  let unfinished = false;
+  let allSkipped = true;
+  for (const i of ids) {
+    const b = states.get(i);
+    let s: TaskState = b?.state ?? 'none';
+    const ready = s === 'none' || (s === 'up_for_retry' && (!b?.nextRetryAt || b.nextRetryAt <= now));
+    if (ready && room > 0) {
+      out.queue.push({ taskId: i, from: s as 'none' | 'up_for_retry' });
+      room--;
+      s = 'queued';
+    }
+    eff.set(i, s);
+    if (!FINISHED.has(s)) unfinished = true;
+    else if (s === 'failed' || s === 'upstream_failed' || s === 'cancelled') failed = true;
+    if (s !== 'skipped') allSkipped = false;
+  }
+  eff.set(task.taskId, unfinished ? 'running' : failed ? 'failed' : allSkipped ? 'skipped' : 'success');
 }
 
 function notChosenByBranch(
@@ -88,10 +153,6 @@ function notChosenByBranch(
       eff.get(up) === 'success' &&
       !branchChoice(states.get(up)?.output).includes(task.taskId),
   );
-}
-
-function count(task: SerializedTask, eff: Map<string, TaskState>): Counts {
-  return countUpstream(task.upstream, eff);
 }
 
 /** The counts trigger rules read, over the states of a task's upstream tasks. */

@@ -8,6 +8,7 @@ import type { Logger } from '../../core/logger.js';
 import { BRANCH_OPERATOR } from '../dag/branch.js';
 import type { VersionCache } from '../dag/versions.js';
 import type { Queryable } from '../store/db.js';
+import { expandMapped } from '../store/mapped-items.js';
 import type { OutboxRow } from '../store/outbox.js';
 import { type QueueRequest, queueRunCallback, queueTasks, settleUnrun } from '../store/queueing.js';
 import { finishRuns } from '../store/run-passes.js';
@@ -40,29 +41,41 @@ export class RunEvaluator {
     const branchIds = [...dags.values()].flatMap((d) =>
       d.tasks.filter((t) => t.operator === BRANCH_OPERATOR).map((t) => t.taskId),
     );
+    // ... and how many items the lists of mapped tasks have.
+    const mappedIds = [...dags.values()].flatMap((d) => d.tasks.filter((t) => t.map).map((t) => t.taskId));
     const briefs = await briefsForRuns(
       c,
       locked.map((r) => r.run_id),
       [...new Set(branchIds)],
+      [...new Set(mappedIds)],
     );
     this.d.rowsRead(briefs.length);
     const byRun = new Map<string, Map<string, TaskStateBrief>>();
     for (const b of briefs) {
       let m = byRun.get(b.run_id);
       if (!m) byRun.set(b.run_id, (m = new Map()));
-      m.set(b.task_id, { state: b.state, nextRetryAt: b.next_retry_at, output: b.output });
+      m.set(b.task_id, {
+        state: b.state,
+        nextRetryAt: b.next_retry_at,
+        output: b.output,
+        itemCount: b.item_count,
+      });
     }
     const now = new Date();
     const toQueue: QueueRequest[] = [];
     const toSettle: Array<{ runId: string; taskId: string; state: 'skipped' | 'upstream_failed' }> = [];
     const finished: Array<{ run: RunRow; state: 'success' | 'failed'; dag: SerializedDag }> = [];
+    const toExpand: Array<{ runId: string; taskId: string }> = [];
     for (const r of locked) {
       const d = decide(dags.get(r.dag_hash)!, byRun.get(r.run_id) ?? new Map(), now);
       for (const q of d.queue) toQueue.push({ runId: r.run_id, ...q });
       for (const s of d.settle) toSettle.push({ runId: r.run_id, ...s });
+      for (const taskId of d.expand) toExpand.push({ runId: r.run_id, taskId });
       if (d.runState) finished.push({ run: r, state: d.runState, dag: dags.get(r.dag_hash)! });
     }
     await settleUnrun(c, toSettle);
+    // Before queueing: the items queued may be among the rows made here.
+    await expandMapped(c, toExpand);
     const outbox = await queueTasks(c, await this.d.admission.admit(c, locked, dags, toQueue));
     const ended = await finishRuns(
       c,

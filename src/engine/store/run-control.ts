@@ -98,10 +98,12 @@ export async function clearTasks(
   ).rows[0];
   if (!run) return { outcome: 'no_run' };
   if (run.state === 'queued') return { outcome: 'run_not_started' };
+  // With a mapped task, its items (`<task>[<index>]`): they go, and its next list makes them anew.
   const locked = (
     await c.query<{ task_id: string; state: TaskState; try_number: number }>(
       `SELECT task_id, state, try_number FROM task_instances
-       WHERE run_id = $1 AND task_id = ANY($2) ORDER BY task_id FOR UPDATE`,
+       WHERE run_id = $1 AND (task_id = ANY($2) OR (task_id LIKE '%]' AND split_part(task_id, '[', 1) = ANY($2)))
+       ORDER BY task_id FOR UPDATE`,
       [runId, taskIds],
     )
   ).rows;
@@ -109,6 +111,13 @@ export async function clearTasks(
   if (busy.length > 0) {
     return { outcome: 'busy', tasks: busy.map((t) => ({ taskId: t.task_id, state: t.state })) };
   }
+  // Their tries and logs stay: an item made again goes on from its last try number (expandMapped).
+  await c.query(
+    `DELETE FROM task_instances
+     WHERE run_id = $1 AND task_id LIKE '%]' AND split_part(task_id, '[', 1) = ANY($2)
+       AND NOT (task_id = ANY($2)) AND state NOT IN ('queued', 'running')`,
+    [runId, taskIds],
+  );
   await c.query(
     `UPDATE task_instances SET state = 'none', failed_tries = 0, lost_tries = 0, claim_token = NULL,
        worker_id = NULL, next_retry_at = NULL, queued_at = NULL, started_at = NULL, ended_at = NULL,
@@ -132,6 +141,8 @@ export async function clearTasks(
     outcome: 'cleared',
     previousRunState: run.state,
     runState: 'running',
-    tasks: locked.map((t) => ({ taskId: t.task_id, from: t.state, tryNumber: t.try_number })),
+    tasks: locked
+      .filter((t) => taskIds.includes(t.task_id))
+      .map((t) => ({ taskId: t.task_id, from: t.state, tryNumber: t.try_number })),
   };
 }

@@ -2,6 +2,7 @@
 import type { SerializedTask } from '../../core/dag-model.js';
 import type { TaskState } from '../../core/states.js';
 import { prepared, type Queryable } from './db.js';
+import { mappedOutputs } from './mapped-items.js';
 
 export interface TaskInstanceRow {
   run_id: string;
@@ -27,11 +28,14 @@ export interface TaskInstanceRow {
   error: string | null;
 }
 
-/** The fields the scheduler decides on; `output` only for the branch tasks asked for. */
+/**
+ * The fields the scheduler decides on; `output` only for the branch tasks asked for, `item_count` (the length
+ * of the list a mapped task's row stored) only for the mapped tasks asked for.
+ */
 export type TaskInstanceBrief = Pick<
   TaskInstanceRow,
   'run_id' | 'task_id' | 'state' | 'try_number' | 'failed_tries' | 'next_retry_at' | 'output'
->;
+> & { item_count: number | null };
 
 export async function createTaskInstances(q: Queryable, runId: string, tasks: SerializedTask[]) {
   await createTaskInstancesOfRuns(q, [{ runId, tasks }]);
@@ -61,18 +65,24 @@ export async function createTaskInstancesOfRuns(
   );
 }
 
-/** Briefs of every task of the runs; outputs are read only for `withOutput` tasks (branch choices). */
+/**
+ * Briefs of every task of the runs (items of mapped tasks included); outputs are read only for `withOutput`
+ * tasks (branch choices), list lengths only for `mapped` tasks.
+ */
 export async function briefsForRuns(
   q: Queryable,
   runIds: string[],
   withOutput: string[] = [],
+  mapped: string[] = [],
 ): Promise<TaskInstanceBrief[]> {
   return (
     await q.query<TaskInstanceBrief>(
       `SELECT run_id, task_id, state, try_number, failed_tries, next_retry_at,
-              CASE WHEN task_id = ANY($2) THEN output END AS output
+              CASE WHEN task_id = ANY($2) THEN output END AS output,
+              CASE WHEN task_id = ANY($3) AND jsonb_typeof(output) = 'array'
+                THEN jsonb_array_length(output) END AS item_count
        FROM task_instances WHERE run_id = ANY($1)`,
-      [runIds, withOutput],
+      [runIds, withOutput, mapped],
     )
   ).rows;
 }
@@ -134,16 +144,23 @@ export async function listTries(q: Queryable, runId: string, taskId?: string): P
   ).rows;
 }
 
-/** Outputs of the given tasks of a run (successful ones only). */
+/**
+ * Outputs of the given tasks of a run (successful ones only); those of `mapped` tasks are their items'
+ * outputs as a list, in item order (mappedOutputs).
+ */
 export async function outputsOf(
   q: Queryable,
   runId: string,
   taskIds: string[],
+  mapped: string[] = [],
 ): Promise<Map<string, unknown>> {
   if (taskIds.length === 0) return new Map();
+  const plain = mapped.length === 0 ? taskIds : taskIds.filter((t) => !mapped.includes(t));
   const r = await q.query<{ task_id: string; output: unknown }>(
     `SELECT task_id, output FROM task_instances WHERE run_id = $1 AND task_id = ANY($2) AND state = 'success'`,
-    [runId, taskIds],
+    [runId, plain],
   );
-  return new Map(r.rows.map((x) => [x.task_id, x.output]));
+  const out = new Map<string, unknown>(r.rows.map((x) => [x.task_id, x.output]));
+  for (const [id, list] of await mappedOutputs(q, runId, mapped)) out.set(id, list);
+  return out;
 }

@@ -51,6 +51,8 @@ export function templateContext(run: RunInfo): Record<string, unknown> {
     ds: iso.slice(0, 10),
     ds_nodash: iso.slice(0, 10).replaceAll('-', ''),
     outputs: Object.fromEntries(run.outputs),
+    // A mapped task's item is a value like conf: in a shell command it is passed as data, never as code.
+    ...(run.mapIndex === undefined ? {} : { item: run.item, map_index: run.mapIndex }),
     ...run.templateVars,
   };
 }

@@ -24,10 +24,14 @@ export class RunDags {
     return hash ? this.versions.peek(hash) : undefined;
   }
 
-  /** The upstream ids of a message's task when its run's DAG version is known here; null otherwise. */
+  /**
+   * The upstream ids of a message's task when its run's DAG version is known here; null otherwise, and when
+   * one is a mapped task (its output is its items', which the try reads itself).
+   */
   knownUpstream(m: TaskMessage): string[] | null {
     const dag = this.known(m.runId);
     const upstream = dag ? taskOf(dag, m.taskId)?.upstream : undefined;
+    if (upstream?.some((u) => taskOf(dag!, u)?.map)) return null;
     return upstream && upstream.length > 0 ? upstream : null;
   }
 }

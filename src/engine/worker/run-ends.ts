@@ -6,14 +6,15 @@ import { endRunsIfOver } from '../store/run-progress.js';
 import type { RunDags } from './run-dags.js';
 
 /**
- * Ends those of the runs whose every task succeeded (a run whose DAG has a run-success callback, or whose
- * DAG version this worker does not hold, is left to the schedulers, as is any other run that is over).
+ * Ends those of the runs whose every task succeeded (a run whose DAG has a run-success callback or a mapped
+ * task, whose stored list may not have its items yet, or whose DAG version this worker does not hold, is
+ * left to the schedulers, as is any other run that is over).
  */
 export async function endSucceededRuns(db: Db, runDags: RunDags, runIds: string[], log: Logger) {
   const dags = new Map<string, SerializedDag>();
   for (const runId of runIds) {
     const dag = runDags.known(runId);
-    if (dag && !dag.runCallbacks?.onRunSuccess) dags.set(runId, dag);
+    if (dag && !dag.runCallbacks?.onRunSuccess && !dag.tasks.some((t) => t.map)) dags.set(runId, dag);
   }
   const ended = await endRunsIfOver(db, db.channel('events'), runIds, [...dags.keys()]);
   for (const runId of ended)

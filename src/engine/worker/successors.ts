@@ -63,13 +63,17 @@ export function successorPlan(dag: SerializedDag, task: SerializedTask): Success
 }
 
 function makePlan(dag: SerializedDag, task: SerializedTask): SuccessorPlan {
-  if (dag.maxActiveTasks !== undefined || task.pool || task.operator === BRANCH_OPERATOR)
+  // A mapped task's list and its items are the scheduler's to judge (it makes the items, counts them).
+  if (dag.maxActiveTasks !== undefined || task.pool || task.operator === BRANCH_OPERATOR || task.map)
     return { kind: 'scheduler' };
   const downstream = downstreamOf(dag).get(task.taskId) ?? [];
   if (downstream.length === 0) return { kind: 'leaf' };
-  const branchUpstream = (t: SerializedTask) =>
-    t.upstream.some((u) => taskOf(dag, u)?.operator === BRANCH_OPERATOR);
-  if (downstream.some((t) => t.pool || branchUpstream(t))) return { kind: 'scheduler' };
+  const judgedUpstream = (t: SerializedTask) =>
+    t.upstream.some((u) => {
+      const up = taskOf(dag, u);
+      return up?.operator === BRANCH_OPERATOR || up?.map !== undefined;
+    });
+  if (downstream.some((t) => t.pool || judgedUpstream(t))) return { kind: 'scheduler' };
   const succeeded = new Map<string, TaskState>([[task.taskId, 'success']]);
   const direct = (t: SerializedTask) =>
     t.upstream.length === 1 && evaluate(t.triggerRule, countUpstream(t.upstream, succeeded)) === 'run';

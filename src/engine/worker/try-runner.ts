@@ -8,6 +8,7 @@ import type { Logger } from '../../core/logger.js';
 import type { TaskMessage } from '../../core/states.js';
 import { storableText } from '../../core/storable.js';
 import { functionKey } from '../dag/functions.js';
+import { parseItemId } from '../dag/mapped.js';
 import { taskOf, type VersionCache } from '../dag/versions.js';
 import { executeTry, tryFailure } from '../execute-try.js';
 import { FREE_LOST_TRIES, lostTry } from '../lost-try.js';
@@ -16,6 +17,7 @@ import { TaskFailure, TaskLost, type RunInfo, type RunLauncher } from '../operat
 import { retryDelayMs } from '../scheduler/decide.js';
 import type { Claim } from '../store/claims.js';
 import type { Db } from '../store/db.js';
+import { itemOf } from '../store/mapped-items.js';
 import type { TryResult } from '../store/results.js';
 import * as tis from '../store/task-instances.js';
 import { readVariable } from '../variables.js';
@@ -79,11 +81,18 @@ export class TryRunner {
       task = taskOf(dag, m.taskId);
       if (!task) throw new TaskFailure(`task ${m.taskId} is not in DAG version ${claim.dagHash}`);
       const upstream = task.upstream;
+      // A mapped upstream's output is its items' outputs, in item order (the claim never carries those).
+      const mapped = upstream.filter((u) => taskOf(dag, u)?.map);
       const outputs =
-        claim.outputs ??
-        (await db('reading upstream outputs', () => tis.outputsOf(this.db, m.runId, upstream)));
+        (mapped.length === 0 ? claim.outputs : null) ??
+        (await db('reading upstream outputs', () => tis.outputsOf(this.db, m.runId, upstream, mapped)));
       dagVersion = dag;
       runInfo = { ...claim, runId: m.runId, taskId: m.taskId, tryNumber: m.tryNumber, outputs };
+      const item = parseItemId(m.taskId);
+      if (item) {
+        runInfo.mapIndex = item.index;
+        runInfo.item = await db('reading the item', () => itemOf(this.db, m.runId, m.taskId));
+      }
       const r = await executeTry(
         {
           dag,
