@@ -10,6 +10,7 @@ import { b2 } from './b2-throughput.js';
 import { b3 } from './b3-process.js';
 import { b4 } from './b4-container.js';
 import { b5 } from './b5-scale.js';
+import { b5m } from './b5m-mapped.js';
 import { b6 } from './b6-idle.js';
 import type { Benchmark, BenchContext } from './context.js';
 import { timeout } from './engine.js';
@@ -17,9 +18,9 @@ import { measureFloors } from './floors.js';
 import { skipped, type Figure } from './stats.js';
 import { jsonFigures, markdownTable, textTable } from './table.js';
 
-const ALL: Benchmark[] = [b1, b2, b3, b4, b5, b6];
+const ALL: Benchmark[] = [b1, b2, b3, b4, b5, b5m, b6];
 
-const USAGE = `usage: npm run bench -- [--quick] [--json | --markdown] [b1 b2 b3 b4 b5 b6]`;
+const USAGE = `usage: npm run bench -- [--quick] [--json | --markdown] [b1 b2 b3 b4 b5 b5m b6]`;
 
 async function main() {
   const { values, positionals } = parseArgs({

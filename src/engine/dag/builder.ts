@@ -36,6 +36,7 @@ import type {
   BranchOptions,
   DagOptions,
   DockerOptions,
+  MapOptions,
   MultiTriggerOptions,
   NodeOptions,
   TaskOptions,
@@ -149,11 +150,19 @@ export class Dag<Conf = Record<string, unknown>> {
     return this.builtin(id, multiTriggerTask(this.id, id, opts), opts);
   }
 
-  bash(id: string, opts: BashOptions): TaskRef<string> {
+  /** A mapped task's output, as its downstream tasks get it, is its items' outputs (null: failed). */
+  bash(id: string, opts: BashOptions & { map: MapOptions<Conf> }): TaskRef<Array<string | null>>;
+  bash(id: string, opts: BashOptions): TaskRef<string>;
+  bash(id: string, opts: BashOptions): TaskRef<unknown> {
     return this.builtin(id, bashTask(this.id, id, opts), opts);
   }
 
-  node<T>(id: string, opts: NodeOptions<Conf, T>): TaskRef<Awaited<T>> {
+  node<T>(
+    id: string,
+    opts: NodeOptions<Conf, T> & { map: MapOptions<Conf> },
+  ): TaskRef<Array<Awaited<T> | null>>;
+  node<T>(id: string, opts: NodeOptions<Conf, T>): TaskRef<Awaited<T>>;
+  node<T>(id: string, opts: NodeOptions<Conf, T>): TaskRef<unknown> {
     return this.builtin(id, functionTask(this.id, id, 'node', opts), opts);
   }
 

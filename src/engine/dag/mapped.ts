@@ -4,7 +4,7 @@
  * `<task>[<index>]` ('[' is never part of a task id), with its own tries, logs, retries and clear. This
  * module names the items and turns the builder's `map` option into its stored form.
  */
-import { DEFAULT_MAX_MAP_ITEMS, type SerializedMap } from '../../core/dag-model.js';
+import { DEFAULT_MAX_MAP_ITEMS, type SerializedMap, type SerializedTask } from '../../core/dag-model.js';
 import type { DagFunction } from './functions.js';
 import type { MapOptions } from './options.js';
 import { taskError } from './validate.js';
@@ -66,4 +66,13 @@ export function mapSpec(
     taskId,
     `map.over must be a list, an upstream task or a function of the context (got ${over === null ? 'null' : typeof over})`,
   );
+}
+
+/**
+ * The upstream tasks whose outputs a try reads: an item reads its item, not the whole list it came from
+ * (10,000 items each reading a 10,000-item list would be quadratic), so that task is left out for it.
+ */
+export function tryUpstream(task: SerializedTask, isItem: boolean): string[] {
+  const from = task.map?.from;
+  return isItem && from !== undefined ? task.upstream.filter((u) => u !== from) : task.upstream;
 }

@@ -66,7 +66,7 @@ export interface TaskOptions extends TaskDefaults {
    * task instance `<task>[<index>]` seeing its item as `{{ item }}` / `ctx.item`; a downstream task gets
    * the items' outputs as a list, in item order. An empty list skips the task.
    */
-  map?: MapOptions<unknown>;
+  map?: MapOptions<any>; // eslint-disable-line @typescript-eslint/no-explicit-any -- any DAG's conf type
 }
 
 /** A mapped task's items and bounds (TaskOptions.map). */

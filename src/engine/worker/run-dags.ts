@@ -4,6 +4,7 @@
  */
 import type { SerializedDag } from '../../core/dag-model.js';
 import type { TaskMessage } from '../../core/states.js';
+import { parseItemId, tryUpstream } from '../dag/mapped.js';
 import { taskOf, type VersionCache } from '../dag/versions.js';
 
 export class RunDags {
@@ -30,7 +31,8 @@ export class RunDags {
    */
   knownUpstream(m: TaskMessage): string[] | null {
     const dag = this.known(m.runId);
-    const upstream = dag ? taskOf(dag, m.taskId)?.upstream : undefined;
+    const task = dag ? taskOf(dag, m.taskId) : undefined;
+    const upstream = task ? tryUpstream(task, parseItemId(m.taskId) !== null) : undefined;
     if (upstream?.some((u) => taskOf(dag!, u)?.map)) return null;
     return upstream && upstream.length > 0 ? upstream : null;
   }

@@ -8,7 +8,7 @@ import type { Logger } from '../../core/logger.js';
 import type { TaskMessage } from '../../core/states.js';
 import { storableText } from '../../core/storable.js';
 import { functionKey } from '../dag/functions.js';
-import { parseItemId } from '../dag/mapped.js';
+import { parseItemId, tryUpstream } from '../dag/mapped.js';
 import { taskOf, type VersionCache } from '../dag/versions.js';
 import { executeTry, tryFailure } from '../execute-try.js';
 import { FREE_LOST_TRIES, lostTry } from '../lost-try.js';
@@ -80,7 +80,8 @@ export class TryRunner {
       const dag = await db('reading the DAG version', () => this.versions.get(claim.dagHash));
       task = taskOf(dag, m.taskId);
       if (!task) throw new TaskFailure(`task ${m.taskId} is not in DAG version ${claim.dagHash}`);
-      const upstream = task.upstream;
+      const item = parseItemId(m.taskId);
+      const upstream = tryUpstream(task, item !== null);
       // A mapped upstream's output is its items' outputs, in item order (the claim never carries those).
       const mapped = upstream.filter((u) => taskOf(dag, u)?.map);
       const outputs =
@@ -88,7 +89,6 @@ export class TryRunner {
         (await db('reading upstream outputs', () => tis.outputsOf(this.db, m.runId, upstream, mapped)));
       dagVersion = dag;
       runInfo = { ...claim, runId: m.runId, taskId: m.taskId, tryNumber: m.tryNumber, outputs };
-      const item = parseItemId(m.taskId);
       if (item) {
         runInfo.mapIndex = item.index;
         runInfo.item = await db('reading the item', () => itemOf(this.db, m.runId, m.taskId));
