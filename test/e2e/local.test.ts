@@ -5,7 +5,10 @@ import { ROOT, runCli, tempDagsFolder } from '../helpers/cli.js';
 
 const EXAMPLES = path.join(ROOT, 'examples', 'dags');
 // The 100-run fan-out of the multi-trigger example is proven in test/integration/triggers.test.ts; here a few do.
-const CONF: Record<string, string> = { example_multi_trigger: '{"count": 3, "sleep": 0}' };
+const CONF: Record<string, string> = {
+  example_multi_trigger: '{"count": 3, "sleep": 0}',
+  example_mapped: '{"count": 3, "sleep": 0}',
+};
 const NO_SERVICES = { AIRTASKS_DATABASE_URL: '', AIRTASKS_BROKER_URL: '' };
 
 describe('e2e: commands without services', function () {
