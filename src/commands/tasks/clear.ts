@@ -7,6 +7,8 @@ export default class TasksClear extends BaseCommand<typeof TasksClear> {
   static override summary = 'Run a task of a run again (with --downstream, every task after it too).';
   static override description = `The tasks go back to state 'none' and the scheduler runs them again: their earlier tries stay in the run's history (\`runs show\`, \`tasks logs\`) and try numbers go on from there; each gets its retries afresh. A run that had ended (success, failed, cancelled) is running again.
 
+An item of a mapped task (\`<task>[<index>]\`, quoted for the shell) is cleared alone; with --downstream, the tasks after its mapped task are cleared too (the fan-in runs again). Clearing the mapped task itself removes its items: its list is read again and they run anew.
+
 A task that is queued or running cannot be cleared (exit 6): wait for it, or cancel the run first.
 
 ${EXIT_CODES_HELP}`;
@@ -15,7 +17,7 @@ ${EXIT_CODES_HELP}`;
   ];
   static override args = {
     runId: Args.string({ required: true, description: 'run id' }),
-    taskId: Args.string({ required: true, description: 'task id' }),
+    taskId: Args.string({ required: true, description: "task id, or an item of a mapped task: 'task[3]'" }),
   };
   static override flags = {
     downstream: Flags.boolean({ summary: 'Also clear every task downstream of it, transitively.' }),
