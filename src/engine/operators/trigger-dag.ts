@@ -147,7 +147,8 @@ async function launch(ctx: OperatorContext, a: TriggerArgs, confs: Array<Record<
       `invalid conf for DAG "${a.dagId}": ${shown}${problems.length > 5 ? ` | and ${problems.length - 5} more` : ''}`,
     );
   }
-  const runIds = checked.map((_, i) => triggeredRunId(ctx.run.runId, ctx.task.taskId, i));
+  // The try's task id: each item of a mapped trigger task (`<task>[<index>]`) starts runs of its own.
+  const runIds = checked.map((_, i) => triggeredRunId(ctx.run.runId, ctx.run.taskId, i));
   const { created, dagIdOf } = await launcher.createRuns(
     checked.map((conf, i) => ({ runId: runIds[i]!, dagId: a.dagId, dagHash: target.hash, conf })),
   );
