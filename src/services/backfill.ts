@@ -186,6 +186,11 @@ export async function backfill(o: BackfillOptions): Promise<BackfillResult> {
       counts: counted(plan, dates.notEnded),
       runs: plan,
     };
+    if (plan.length === 0 && dates.notEnded === 0)
+      o.onNotice?.(
+        `no run of DAG "${dag.dag_id}" falls in the range: its schedule (${schedule.cron}) starts ${schedule.startDate}` +
+          (schedule.endDate ? ` and ends ${schedule.endDate}` : ''),
+      );
     if (dates.notEnded > 0)
       o.onNotice?.(
         `${dates.notEnded} interval(s) of the range have not ended yet: the scheduler creates their runs when they do`,

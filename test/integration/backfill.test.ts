@@ -317,6 +317,17 @@ describe('backfill', function () {
     expect(big.message).to.match(/more than 10 runs/);
     expect(await err({ from: '2024-13-01' })).to.include({ exitCode: ExitCode.USAGE });
     expect(await err({ maxActiveRuns: 0 })).to.include({ exitCode: ExitCode.USAGE });
+    // A range before the schedule's start has no runs: said, not refused.
+    const notices: string[] = [];
+    const before = await run({
+      dagId: 'bf_bad',
+      from: '2023-01-01',
+      to: '2023-01-31',
+      dryRun: true,
+      onNotice: (m) => notices.push(m),
+    });
+    expect(before.counts.total).to.equal(0);
+    expect(notices.join('\n')).to.match(/no run of DAG "bf_bad" falls in the range: .* starts 2024-01-01/);
     // Nothing was written by any of them.
     expect(await listBackfills({ ...conn(), dagId: 'bf_bad' })).to.deep.equal([]);
     expect(await runsOf('bf_bad')).to.deep.equal([]);
