@@ -127,6 +127,15 @@ export async function requeueEndedRuns(
     )
   ).rows.map((r) => r.run_id);
   if (ids.length === 0) return ids;
+  // The items of a mapped task that goes back go with it (`<task>[<index>]`; its next list makes them anew),
+  // as `tasks clear` does; task ids have no '[' otherwise, so this deletes nothing else.
+  await q.query(
+    `DELETE FROM task_instances i
+     WHERE i.run_id = ANY($1) AND i.task_id LIKE '%]' AND i.state NOT IN ('queued', 'running')
+       AND EXISTS (SELECT 1 FROM task_instances p WHERE p.run_id = i.run_id
+                   AND p.task_id = split_part(i.task_id, '[', 1) AND NOT ($2 AND p.state = 'success'))`,
+    [ids, o.keepSucceeded],
+  );
   await q.query(
     `UPDATE task_instances SET state = 'none', failed_tries = 0, lost_tries = 0, claim_token = NULL,
        worker_id = NULL, next_retry_at = NULL, queued_at = NULL, started_at = NULL, ended_at = NULL,
