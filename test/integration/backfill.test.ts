@@ -1,7 +1,8 @@
 /**
  * Backfill through the real scheduler and worker (Postgres queue): a month of a daily DAG with runs
  * already present (dry run, then the real one with reprocess none, then failed), the backfill's bound on
- * active runs, a scheduler creating the same runs at the same time, cancel and list, and bad input.
+ * active runs (with one scheduler and with two), a scheduler creating the same runs at the same time, cancel
+ * and list, and bad input.
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -11,6 +12,7 @@ import { ExitCode } from '../../src/core/errors.js';
 import { dag } from '../../src/engine/dag/builder.js';
 import { VersionCache } from '../../src/engine/dag/versions.js';
 import { createScheduledRuns } from '../../src/engine/scheduler/scheduled-runs.js';
+import { Scheduler } from '../../src/engine/scheduler/scheduler.js';
 import { scheduledRunId } from '../../src/engine/scheduler/schedules.js';
 import { setPaused } from '../../src/engine/store/dags.js';
 import { createRuns, listRuns, type RunRow } from '../../src/engine/store/runs.js';
@@ -252,6 +254,37 @@ describe('backfill', function () {
     const done = await doneCounts(doneFile);
     expect([...done.keys()].sort()).to.deep.equal(JAN);
     expect([...done.values()].every((n) => n === 1)).to.equal(true);
+  });
+
+  it("keeps the backfill's bound with two schedulers starting its runs", async () => {
+    const { doneFile } = await dailyDag('bf_two');
+    const other = new Scheduler({
+      db,
+      broker: engine.broker,
+      dagsFolder: null,
+      sweepIntervalMs: 500,
+      scheduleIntervalMs: 100,
+      clock,
+    });
+    await other.start();
+    try {
+      const sampled = sampleRunning('bf_two');
+      const r = await run({
+        dagId: 'bf_two',
+        from: '2024-01-01',
+        to: '2024-01-12',
+        maxActiveRuns: 2,
+        wait: true,
+      });
+      const most = await sampled();
+      expect(r.outcome).to.equal('success');
+      expect(most).to.be.at.most(2);
+      const done = await doneCounts(doneFile);
+      expect([...done.keys()].sort()).to.deep.equal(JAN.slice(0, 12));
+      expect([...done.values()].every((n) => n === 1)).to.equal(true);
+    } finally {
+      await other.stop();
+    }
   });
 
   it('cancels a backfill: its queued runs never start; a DAG runs one backfill at a time', async () => {
