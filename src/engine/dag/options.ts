@@ -62,6 +62,12 @@ export interface TaskOptions extends TaskDefaults {
   /** Tasks that must finish first: one reference or a list. */
   upstream?: TaskRef<unknown> | ReadonlyArray<TaskRef<unknown>>;
   /**
+   * GPUs: a count, 'all', or device ids ('0', 'GPU-<uuid>'). The worker lends the task specific devices,
+   * never shared with another task; a bash task sees only them (CUDA_VISIBLE_DEVICES, NVIDIA_VISIBLE_DEVICES,
+   * AIRTASKS_GPUS), a node task reads them as ctx.gpus. A request its worker cannot meet fails the try.
+   */
+  gpus?: number | 'all' | string[];
+  /**
    * Runs the task once per item of a list known at run time (see src/engine/dag/mapped.ts): each item is a
    * task instance `<task>[<index>]` seeing its item as `{{ item }}` / `ctx.item`; a downstream task gets
    * the items' outputs as a list, in item order. An empty list skips the task.
