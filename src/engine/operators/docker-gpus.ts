@@ -33,7 +33,8 @@ export async function leaseGpus(
   const gpus = ctx.gpus;
   let lease: GpuLease;
   try {
-    const pending = gpus.acquire(request, { signal: ctx.signal });
+    const holder = { runId: ctx.run.runId, taskId: ctx.run.taskId, tryNumber: ctx.run.tryNumber };
+    const pending = gpus.acquire(request, { signal: ctx.signal, holder });
     // An acquire that can be served now has settled already; one that has not is waiting for busy devices.
     const now = await Promise.race([pending, Promise.resolve(undefined)]);
     if (!now) {

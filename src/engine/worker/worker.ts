@@ -17,6 +17,7 @@ import { VersionCache } from '../dag/versions.js';
 import { DEFAULT_OUTPUT_CAP_BYTES } from '../execute-try.js';
 import type { Db } from '../store/db.js';
 import * as workers from '../store/workers.js';
+import { GpuRecords } from './gpu-records.js';
 import type { GpuAllocator } from './gpus.js';
 import { HeldTries } from './held-tries.js';
 import { Intake } from './intake.js';
@@ -64,6 +65,7 @@ export class Worker {
   private readonly next: NextTries;
   private readonly endChecks: RunEndChecks;
   private readonly liveness: Liveness;
+  private readonly gpuRecords: GpuRecords;
   private subscription: Subscription | null = null;
   private stopped: Promise<void> | null = null;
 
@@ -91,6 +93,7 @@ export class Worker {
     const tries = new TryRunner(db, versions, launcher, held, masks, results, runCallbacks, settings, log);
     this.intake = new Intake(db, id, held, runDags, tries, log);
     this.liveness = new Liveness(db, id, held, masks, log);
+    this.gpuRecords = new GpuRecords(db, id, log);
   }
 
   async start(): Promise<void> {
@@ -101,6 +104,7 @@ export class Worker {
       queues: this.o.queues,
       concurrency: this.o.concurrency,
     });
+    this.gpuRecords.start(this.o.gpus);
     await this.liveness.start({
       heartbeatMs: this.o.heartbeatMs ?? 2000,
       mainStallKillMs: this.o.mainStallKillMs ?? 5 * 60_000,
@@ -137,6 +141,7 @@ export class Worker {
       }
       await this.endChecks.flush();
       await Promise.allSettled([...this.next.publishing]);
+      await this.gpuRecords.stop();
       await this.liveness.stop();
       await workers.stopWorker(this.o.db, this.id).catch(() => undefined);
       this.log.info('worker stopped');
