@@ -9,6 +9,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { sleep } from '../core/backoff.js';
 import { AirtasksError, ExitCode, UnavailableError } from '../core/errors.js';
+import { EngineEventStream } from '../core/events.js';
 import type { Logger } from '../core/logger.js';
 import {
   findProject,
@@ -28,6 +29,8 @@ export interface StandaloneOptions {
   port?: number;
   concurrency: number;
   logger: Logger;
+  /** The stream its scheduler and worker tell what they do; a new one by default. */
+  events?: EngineEventStream;
 }
 
 export interface Standalone {
@@ -37,6 +40,8 @@ export interface Standalone {
   connection: ConnectionOptions;
   dagsFolder: string;
   dataDir: string;
+  /** What its scheduler and worker do (core/events.ts): the dashboard and metrics listen here. */
+  events: EngineEventStream;
   /** Resolves once the scheduler first parsed the dags folder (it runs before, beside the parse). */
   dagsParsed(): Promise<void>;
   stop(): Promise<void>;
@@ -68,6 +73,7 @@ export async function startStandalone(o: StandaloneOptions): Promise<Standalone>
     dagsFolder: o.dagsFolder,
     brokerUrl: undefined,
   };
+  const events = o.events ?? new EngineEventStream(o.logger);
   const daemons: Daemon[] = [];
   const stateFile = standaloneStateFile(project);
   const stop = async () => {
@@ -81,11 +87,17 @@ export async function startStandalone(o: StandaloneOptions): Promise<Standalone>
   };
   let dagsParsed: () => Promise<void> = () => Promise.resolve();
   try {
-    const scheduler = await startScheduler({ ...connection, logger: o.logger });
+    const scheduler = await startScheduler({ ...connection, logger: o.logger, events });
     daemons.push(scheduler);
     dagsParsed = () => scheduler.dagsParsed();
     daemons.push(
-      await startWorker({ ...connection, logger: o.logger, queues: ['*'], concurrency: o.concurrency }),
+      await startWorker({
+        ...connection,
+        logger: o.logger,
+        events,
+        queues: ['*'],
+        concurrency: o.concurrency,
+      }),
     );
     const state: StandaloneState = {
       pid: process.pid,
@@ -99,7 +111,7 @@ export async function startStandalone(o: StandaloneOptions): Promise<Standalone>
     throw err;
   }
   const dagsFolder = resolveDagsFolder(connection, project);
-  return { databaseUrl, schema: SCHEMA, connection, dagsFolder, dataDir, dagsParsed, stop };
+  return { databaseUrl, schema: SCHEMA, connection, dagsFolder, dataDir, events, dagsParsed, stop };
 }
 
 /** Starts standalone, runs one DAG to its end, stops: the zero-setup demo and a CI smoke test. */

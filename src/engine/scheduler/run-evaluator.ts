@@ -4,6 +4,7 @@
  * outbox rows), finished runs are ended and their run callbacks queued.
  */
 import type { SerializedDag } from '../../core/dag-model.js';
+import type { PendingEvents } from '../../core/events.js';
 import type { Logger } from '../../core/logger.js';
 import { BRANCH_OPERATOR } from '../dag/branch.js';
 import type { VersionCache } from '../dag/versions.js';
@@ -31,8 +32,11 @@ export interface RunEvaluatorDeps {
 export class RunEvaluator {
   constructor(private readonly d: RunEvaluatorDeps) {}
 
-  /** Decides and applies the next steps of the given (locked) runs; returns the outbox rows written. */
-  async evaluate(c: Queryable, locked: RunRow[]): Promise<OutboxRow[]> {
+  /**
+   * Decides and applies the next steps of the given (locked) runs; returns the outbox rows written. Runs
+   * it ends are told to `pending`, for the caller to emit after the commit.
+   */
+  async evaluate(c: Queryable, locked: RunRow[], pending?: PendingEvents): Promise<OutboxRow[]> {
     if (locked.length === 0) return [];
     const dags = new Map<string, SerializedDag>();
     for (const r of locked) dags.set(r.dag_hash, await this.d.versions.get(r.dag_hash));
@@ -73,6 +77,8 @@ export class RunEvaluator {
       if (ended.has(f.run.run_id)) {
         this.d.log.info({ dagId: f.run.dag_id, runId: f.run.run_id, state: f.state }, 'run finished');
         this.d.runEnded();
+        const { dag_id: dagId, run_id: runId } = f.run;
+        pending?.add('run.ended', () => ({ dagId, runId, state: f.state, at: new Date() }));
         // The scheduler never runs user code: a run callback is queued for a worker, in this transaction.
         const event = f.state === 'success' ? 'onRunSuccess' : 'onRunFailure';
         const rc = f.dag.runCallbacks;

@@ -4,6 +4,7 @@
  * instances grew enough to matter.
  */
 import type { SerializedTask } from '../../core/dag-model.js';
+import type { EngineEventStream } from '../../core/events.js';
 import type { Logger } from '../../core/logger.js';
 import type { VersionCache } from '../dag/versions.js';
 import type { Db } from '../store/db.js';
@@ -19,6 +20,7 @@ export interface RunStarterDeps {
   evaluator: RunEvaluator;
   publish: (rows: OutboxRow[]) => Promise<void>;
   log: Logger;
+  events: EngineEventStream;
 }
 
 export class RunStarter {
@@ -33,6 +35,7 @@ export class RunStarter {
     if (!(await anyQueuedRuns(this.d.db))) return 0;
     let started = 0;
     let created = 0;
+    const pending = this.d.events.pending();
     const outbox = await this.d.db.tx(async (c) => {
       // Runs of paused DAGs, and beyond a DAG's max_active_runs, stay queued.
       const queued = await lockStartableRuns(c, limit);
@@ -46,13 +49,18 @@ export class RunStarter {
         queued.map((r) => r.run_id),
       );
       created = toCreate.reduce((n, r) => n + r.tasks.length, 0);
-      for (const r of queued) this.d.log.info({ dagId: r.dag_id, runId: r.run_id }, 'run started');
+      for (const r of queued) {
+        this.d.log.info({ dagId: r.dag_id, runId: r.run_id }, 'run started');
+        pending.add('run.started', () => ({ dagId: r.dag_id, runId: r.run_id, at: new Date() }));
+      }
       started = queued.length;
       return this.d.evaluator.evaluate(
         c,
         queued.map((r) => ({ ...r, state: 'running' as const })),
+        pending,
       );
     });
+    pending.emit();
     // Before the first messages go out, so that no worker plans its claims on outdated statistics.
     this.createdSinceAnalyze += created;
     if (await refreshStatisticsAfterGrowth(this.d.db, this.createdSinceAnalyze).catch(() => false))

@@ -2,6 +2,7 @@
  * Timed checks of running runs: retries that came due (no event announces them), and runs past their
  * DAG's runTimeout. Both rest while the last full sweep found no running run.
  */
+import type { EngineEventStream } from '../../core/events.js';
 import type { Logger } from '../../core/logger.js';
 import type { Db } from '../store/db.js';
 import { stopRun } from '../store/run-control.js';
@@ -14,6 +15,7 @@ export class RunningRunChecks {
     private readonly changes: RunChanges,
     private readonly log: Logger,
     private readonly stopping: AbortSignal,
+    private readonly events: EngineEventStream,
   ) {}
 
   /** Has the runs with a retry that came due looked at. */
@@ -51,6 +53,9 @@ export class RunningRunChecks {
             },
             reason,
           );
+        const { dagId, runId } = t;
+        if (r?.stopped)
+          this.events.emit('run.ended', () => ({ dagId, runId, state: 'failed', at: new Date() }));
       }
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'run timeout check failed');

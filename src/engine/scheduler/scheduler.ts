@@ -9,6 +9,7 @@
  * starts queued runs, RunEvaluator asks decide() what each locked run does next, Admission keeps the tasks
  * that fit their limits.
  */
+import { EngineEventStream } from '../../core/events.js';
 import type { Logger } from '../../core/logger.js';
 import { silentLogger } from '../../core/logger.js';
 import type { Broker } from '../broker/broker.js';
@@ -62,9 +63,12 @@ export interface SchedulerOptions {
   clock?: () => Date;
   /** How often runs are checked against their DAG's runTimeout. */
   runTimeoutCheckMs?: number;
+  /** Where this scheduler tells what it did (core/events.ts); a private stream by default. */
+  events?: EngineEventStream;
 }
 
 export class Scheduler {
+  readonly events: EngineEventStream;
   private readonly log: Logger;
   private readonly t: Timings;
   private readonly stopping = new AbortController();
@@ -85,10 +89,11 @@ export class Scheduler {
     const t = (this.t = timings(o));
     const log = (this.log = (o.logger ?? silentLogger).child({ component: 'scheduler' }));
     const stopping = this.stopping.signal;
+    const events = (this.events = o.events ?? new EngineEventStream(log));
     const versions = new VersionCache(db);
     const publish = (rows: OutboxRow[]) => publishOutbox(o.broker, db, rows, log);
     this.loop = new PassLoop(
-      () => this.pass.run(),
+      () => this.tick(),
       () => this.changes.sweepAll(),
       log,
       stopping,
@@ -102,8 +107,8 @@ export class Scheduler {
       rowsRead: (n) => this.loop.countRows(n),
       runEnded: () => this.loop.passAgain(),
     });
-    const starter = new RunStarter({ db, versions, evaluator, publish, log });
-    this.pass = new SchedulingPass({ db, changes: this.changes, starter, evaluator, publish });
+    const starter = new RunStarter({ db, versions, evaluator, publish, log, events });
+    this.pass = new SchedulingPass({ db, changes: this.changes, starter, evaluator, publish, events });
     this.folder = o.dagsFolder
       ? new DagsFolder(
           new DagProcessor(db, o.dagsFolder, {
@@ -124,7 +129,7 @@ export class Scheduler {
       created: () => this.loop.wake(),
       stopping,
     });
-    this.runChecks = new RunningRunChecks(db, this.changes, log, stopping);
+    this.runChecks = new RunningRunChecks(db, this.changes, log, stopping, events);
     this.zombies = new Zombies({
       db,
       versions,
@@ -132,6 +137,7 @@ export class Scheduler {
       thresholdMs: t.zombieThresholdMs,
       maxLostTries: t.maxLostTries,
       stopping,
+      events,
     });
     this.lostMessages = new LostMessages({
       db,
@@ -173,8 +179,19 @@ export class Scheduler {
   }
 
   /** One scheduling pass over new runs and the runs that changed (all active runs on a full sweep). */
-  tick(): Promise<void> {
-    return this.pass.run();
+  async tick(): Promise<void> {
+    const t0 = performance.now();
+    let ok = false;
+    try {
+      await this.pass.run();
+      ok = true;
+    } finally {
+      this.events.emit('scheduler.pass', () => ({
+        durationMs: Math.round((performance.now() - t0) * 10) / 10,
+        ok,
+        at: new Date(),
+      }));
+    }
   }
 
   /** Re-reads the dags folder now (also called on a timer). */

@@ -3,6 +3,7 @@
  * sweep), a chunk of runs per transaction, each run under a row lock taken with SKIP LOCKED so that several
  * schedulers can share the work. The outbox rows a transaction wrote are published after its commit.
  */
+import type { EngineEventStream } from '../../core/events.js';
 import type { Db } from '../store/db.js';
 import type { OutboxRow } from '../store/outbox.js';
 import { filterRunning, lockRunningRuns, runningRunIds, withCappedSiblings } from '../store/run-passes.js';
@@ -19,6 +20,7 @@ export interface SchedulingPassDeps {
   starter: RunStarter;
   evaluator: RunEvaluator;
   publish: (rows: OutboxRow[]) => Promise<void>;
+  events: EngineEventStream;
 }
 
 export class SchedulingPass {
@@ -34,6 +36,7 @@ export class SchedulingPass {
     changes.found(full, ids.length, started);
     for (let i = 0; i < ids.length; i += RUNS_PER_TX) {
       const chunk = ids.slice(i, i + RUNS_PER_TX);
+      const pending = this.d.events.pending();
       const outbox = await db
         .tx(async (c) => {
           const locked = await lockRunningRuns(c, chunk, RUNS_PER_TX);
@@ -41,12 +44,13 @@ export class SchedulingPass {
           const got = new Set(locked.map((r) => r.run_id));
           const missed = chunk.filter((id) => !got.has(id));
           for (const id of await filterRunning(c, missed)) changes.later(id);
-          return this.d.evaluator.evaluate(c, locked);
+          return this.d.evaluator.evaluate(c, locked, pending);
         })
         .catch((err) => {
           changes.putBack(chunk);
           throw err;
         });
+      pending.emit();
       await this.d.publish(outbox);
     }
   }

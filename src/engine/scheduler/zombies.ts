@@ -2,6 +2,7 @@
  * Zombies: running tries whose worker stopped heartbeating. Each is ended as lost and run again; past the
  * free lost tries, a loss counts like a failure against the task's retries.
  */
+import type { EngineEventStream } from '../../core/events.js';
 import type { Logger } from '../../core/logger.js';
 import { type VersionCache, taskOf } from '../dag/versions.js';
 import { lostTry } from '../lost-try.js';
@@ -19,6 +20,7 @@ export interface ZombiesDeps {
   /** Tries lost with their worker that are re-run without counting against the task's retries. */
   maxLostTries: number;
   stopping: AbortSignal;
+  events: EngineEventStream;
 }
 
 export class Zombies {
@@ -30,7 +32,8 @@ export class Zombies {
     if (this.d.stopping.aborted) return;
     try {
       for (const z of await findZombies(db, threshold)) {
-        const task = taskOf(await this.d.versions.get(z.dagHash), z.taskId);
+        const dag = await this.d.versions.get(z.dagHash);
+        const task = taskOf(dag, z.taskId);
         // A run callback (@...) runs after its run ended, so no scheduling pass would queue it again.
         const isRunCallback = z.taskId.startsWith('@');
         const freeRetry = !isRunCallback && z.lostTries < this.d.maxLostTries;
@@ -49,8 +52,23 @@ export class Zombies {
               lost: true,
             };
         const ok = await finishTry(db, z, z.token, result, db.channel('events'));
-        if (ok)
-          log.warn({ runId: z.runId, taskId: z.taskId, try: z.tryNumber, retry: retryIn !== null }, error);
+        if (!ok) continue;
+        log.warn({ runId: z.runId, taskId: z.taskId, try: z.tryNumber, retry: retryIn !== null }, error);
+        const ref = () => ({
+          dagId: dag.dagId,
+          runId: z.runId,
+          taskId: z.taskId,
+          tryNumber: z.tryNumber,
+          workerId: z.workerId,
+          queue: task?.queue ?? null,
+          durationMs: null,
+          error,
+          at: new Date(),
+        });
+        if (result.state === 'up_for_retry') {
+          const nextTryAt = new Date(Date.now() + (result.retryInMs ?? 0));
+          this.d.events.emit('task.retried', () => ({ ...ref(), nextTryAt, lost: freeRetry }));
+        } else this.d.events.emit('task.finished', () => ({ ...ref(), state: 'failed' as const }));
       }
     } catch (err) {
       log.warn({ err: (err as Error).message }, 'zombie check failed');

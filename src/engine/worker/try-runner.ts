@@ -4,6 +4,7 @@
  * of a run callback goes to RunCallbacks instead.
  */
 import type { SerializedDag, SerializedTask, TaskCallbackEvent } from '../../core/dag-model.js';
+import type { EngineEventStream } from '../../core/events.js';
 import type { Logger } from '../../core/logger.js';
 import type { TaskMessage } from '../../core/states.js';
 import { storableText } from '../../core/storable.js';
@@ -25,6 +26,7 @@ import { LogSink } from './log-sink.js';
 import type { ResultStore } from './result-store.js';
 import { runCallbackEvent, type RunCallbacks } from './run-callbacks.js';
 import type { SecretMasks } from './secret-masks.js';
+import { TryEvents } from './try-events.js';
 import { untilDbAnswers } from './until-db-answers.js';
 
 /** How a worker runs its tries (WorkerOptions, defaults applied). */
@@ -35,6 +37,7 @@ export interface TrySettings {
   logCapBytes: number;
   outputCapBytes: number;
   callbackTimeoutMs?: number;
+  events: EngineEventStream;
 }
 
 export class TryRunner {
@@ -68,6 +71,7 @@ export class TryRunner {
     let dagVersion: SerializedDag | undefined;
     let runInfo: RunInfo | undefined;
     let sink: LogSink | null = null;
+    const events = new TryEvents(this.s.events, this.s.workerId, m, claim);
     try {
       // No masks, no run: a task must never log a secret unmasked because the database blinked.
       const mask = await db('reading secrets', () => this.masks.values());
@@ -77,6 +81,7 @@ export class TryRunner {
       log.info('task started');
       const dag = await db('reading the DAG version', () => this.versions.get(claim.dagHash));
       task = taskOf(dag, m.taskId);
+      events.started(task?.queue ?? null);
       if (!task) throw new TaskFailure(`task ${m.taskId} is not in DAG version ${claim.dagHash}`);
       const upstream = task.upstream;
       const outputs =
@@ -119,6 +124,7 @@ export class TryRunner {
       sink,
     });
     this.held.running.delete(token);
+    if (stored) events.ended(result);
     if (stored) log.info({ state: result.state, error: result.error ?? undefined }, 'task finished');
     else log.warn('claim was lost while the task ran; result discarded (a newer try owns the task)');
     if (!next) await settle();

@@ -10,6 +10,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
+import { EngineEventStream } from '../../core/events.js';
 import type { Logger } from '../../core/logger.js';
 import { silentLogger } from '../../core/logger.js';
 import type { Broker, Subscription } from '../broker/broker.js';
@@ -55,10 +56,13 @@ export interface WorkerOptions {
    * (default 5 minutes): a stuck worker would otherwise heartbeat for ever while storing nothing.
    */
   mainStallKillMs?: number;
+  /** Where this worker tells what it did (core/events.ts); a private stream by default. */
+  events?: EngineEventStream;
 }
 
 export class Worker {
   readonly id: string;
+  readonly events: EngineEventStream;
   private readonly log: Logger;
   private readonly held = new HeldTries();
   private readonly intake: Intake;
@@ -72,13 +76,14 @@ export class Worker {
   constructor(private readonly o: WorkerOptions) {
     this.id = o.workerId ?? `${os.hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
     this.log = (o.logger ?? silentLogger).child({ component: 'worker', workerId: this.id });
+    const events = (this.events = o.events ?? new EngineEventStream(this.log));
     const { id, log, held } = this;
     const db = o.db;
     const versions = new VersionCache(db);
     const runDags = new RunDags(versions);
     const masks = new SecretMasks(db);
     this.next = new NextTries(db, o.broker, id, o.queues, held, runDags);
-    this.endChecks = new RunEndChecks((runIds) => endSucceededRuns(db, runDags, runIds, log), log);
+    this.endChecks = new RunEndChecks((runIds) => endSucceededRuns(db, runDags, runIds, log, events), log);
     const results = new ResultStore(db, id, held, this.next, new RunAdvance(db, log), this.endChecks);
     const settings = {
       workerId: id,
@@ -87,6 +92,7 @@ export class Worker {
       logCapBytes: o.logCapBytes ?? 10 * 1024 * 1024,
       outputCapBytes: o.outputCapBytes ?? DEFAULT_OUTPUT_CAP_BYTES,
       callbackTimeoutMs: o.callbackTimeoutMs,
+      events,
     };
     const runCallbacks = new RunCallbacks(db, versions, held, results, settings);
     const launcher = storeRunLauncher(db, versions);
@@ -105,6 +111,7 @@ export class Worker {
       concurrency: this.o.concurrency,
     });
     this.gpuRecords.start(this.o.gpus);
+    this.events.emit('worker.up', () => ({ ...this.who(), concurrency: this.o.concurrency, at: new Date() }));
     await this.liveness.start({
       heartbeatMs: this.o.heartbeatMs ?? 2000,
       mainStallKillMs: this.o.mainStallKillMs ?? 5 * 60_000,
@@ -116,6 +123,10 @@ export class Worker {
       { queues: this.o.queues, concurrency: this.o.concurrency, broker: this.o.broker.kind },
       'worker started',
     );
+  }
+
+  private who() {
+    return { workerId: this.id, hostname: os.hostname(), queues: this.o.queues };
   }
 
   get busy(): number {
@@ -143,7 +154,11 @@ export class Worker {
       await Promise.allSettled([...this.next.publishing]);
       await this.gpuRecords.stop();
       await this.liveness.stop();
-      await workers.stopWorker(this.o.db, this.id).catch(() => undefined);
+      const down = await workers.stopWorker(this.o.db, this.id).then(
+        () => true,
+        () => false,
+      );
+      if (down) this.events.emit('worker.down', () => ({ ...this.who(), at: new Date() }));
       this.log.info('worker stopped');
     })();
     return this.stopped;
