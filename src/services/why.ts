@@ -108,7 +108,9 @@ async function queuedRunReason(db: Queryable, dagId: string, runId: string): Pro
 
 /** What the reasons of one run's tasks are read from; each read at most once, when a task needs it. */
 class Facts {
-  private readonly decision: ReturnType<typeof decide>;
+  /** What the scheduler's decide() would do now: settle these tasks, queue those. */
+  private readonly settles: Map<string, 'skipped' | 'upstream_failed'>;
+  private readonly toQueue: Set<string>;
   private readonly states: Map<string, TaskState>;
   private memo = new Map<string, Promise<unknown>>();
 
@@ -125,7 +127,10 @@ class Facts {
       rows.map((r) => [r.task_id, { state: r.state, nextRetryAt: r.next_retry_at, output: r.output }]),
     );
     this.states = new Map(rows.map((r) => [r.task_id, r.state]));
-    this.decision = decide(dag, briefs, new Date());
+    const d = decide(dag, briefs, new Date());
+    // By task id: a run may have 10,000 tasks, each looked up here.
+    this.settles = new Map(d.settle.map((x) => [x.taskId, x.state]));
+    this.toQueue = new Set(d.queue.map((x) => x.taskId));
   }
 
   private once<T>(key: string, f: () => Promise<T>): Promise<T> {
@@ -139,10 +144,9 @@ class Facts {
     if (state === 'running') return this.running(row!);
     if (state === 'queued') return this.queued(row!);
     if (!task) return { kind: 'ready' };
-    const settle = this.decision.settle.find((s) => s.taskId === taskId);
-    if (settle) return { kind: 'trigger_rule', triggerRule: task.triggerRule, verdict: settle.state };
-    const toQueue = this.decision.queue.some((q) => q.taskId === taskId);
-    if (!toQueue) {
+    const settle = this.settles.get(taskId);
+    if (settle) return { kind: 'trigger_rule', triggerRule: task.triggerRule, verdict: settle };
+    if (!this.toQueue.has(taskId)) {
       if (state === 'up_for_retry') {
         const until = row!.next_retry_at!;
         const now = await this.once('now', () => waits.dbNow(this.db));

@@ -6,6 +6,8 @@ import { expect } from 'chai';
 import { AirtasksError, ExitCode } from '../../src/core/errors.js';
 import { dag } from '../../src/engine/dag/builder.js';
 import { PgQueueBroker } from '../../src/engine/broker/pg-queue.js';
+import { RabbitBroker } from '../../src/engine/broker/rabbitmq.js';
+import { Scheduler } from '../../src/engine/scheduler/scheduler.js';
 import { setPaused } from '../../src/engine/store/dags.js';
 import { GpuAllocator } from '../../src/engine/worker/gpus.js';
 import { Worker } from '../../src/engine/worker/worker.js';
@@ -13,7 +15,7 @@ import { setPool } from '../../src/services/pools.js';
 import { explainWait, type TaskWait, type WhyResult } from '../../src/services/why.js';
 import { BASE_IMAGE, ensureBaseImage, requireDocker } from '../helpers/docker.js';
 import { insertDag, startEngine, startRun, waitFor, type EngineHarness } from '../helpers/engine.js';
-import { DATABASE_URL, requireService } from '../helpers/env.js';
+import { BROKER_URL, DATABASE_URL, freshDb, requireService, uniqueName } from '../helpers/env.js';
 
 describe('why a task waits', function () {
   this.timeout(60_000);
@@ -126,7 +128,8 @@ describe('why a task waits', function () {
     const runId = await startRun(db, await insertDag(db, d));
     const waiting = await waitFor(async () => {
       const r = await why(runId);
-      return r.tasks.find((t) => t.reason.kind === 'max_active_tasks');
+      // Once the holder runs (it is queued for a moment first).
+      return r.tasks.find((t) => t.reason.kind === 'max_active_tasks' && t.text.endsWith('(running)'));
     }, 'a task held by maxActiveTasks');
     const other = waiting.taskId === 'one' ? 'two' : 'one';
     expect(waiting.text).to.equal(
@@ -232,4 +235,54 @@ describe('why a task waits', function () {
   async function why_anyRun(): Promise<string | undefined> {
     return (await db.query<{ run_id: string }>(`SELECT run_id FROM dag_runs LIMIT 1`)).rows[0]?.run_id;
   }
+});
+
+describe('why a task waits, with RabbitMQ', function () {
+  this.timeout(60_000);
+  let db: Awaited<ReturnType<typeof freshDb>>;
+  let broker: RabbitBroker;
+  let scheduler: Scheduler;
+  const prefix = `${uniqueName('why')}.`;
+  let conn: { databaseUrl: string; schema: string; brokerUrl: string; queuePrefix: string };
+
+  before(async function () {
+    await requireService(this, 'postgres');
+    await requireService(this, 'rabbitmq');
+    db = await freshDb();
+    broker = await RabbitBroker.connect({ url: BROKER_URL, prefix });
+    scheduler = new Scheduler({ db, broker, dagsFolder: null, sweepIntervalMs: 500 });
+    await scheduler.start();
+    conn = { databaseUrl: DATABASE_URL, schema: db.schema, brokerUrl: BROKER_URL, queuePrefix: prefix };
+  });
+
+  after(async () => {
+    await scheduler?.stop();
+    await broker?.close();
+    const cleanup = await RabbitBroker.connect({ url: BROKER_URL, prefix });
+    await cleanup.deleteQueues(['why_rq', 'why_rq2']);
+    await cleanup.close();
+    await db?.drop();
+  });
+
+  const reason = (runId: string, kind: string) =>
+    waitFor(async () => {
+      const t = (await explainWait({ ...conn, runId })).tasks[0];
+      return t?.reason.kind === kind ? t : undefined;
+    }, `a task to wait for ${kind}`);
+
+  it("counts the broker's consumers, and says a message the broker did not take waits in the outbox", async () => {
+    const d = dag('why_rabbit');
+    d.bash('t', { command: 'true', queue: 'why_rq' });
+    const r1 = await startRun(db, await insertDag(db, d));
+    expect((await reason(r1, 'no_worker')).text).to.match(/^queued on why_rq, and no live worker consumes/);
+
+    // The scheduler's broker connection gone: the task is queued, its message kept in the outbox.
+    await broker.close();
+    const o = dag('why_outbox');
+    o.bash('t', { command: 'true', queue: 'why_rq2' });
+    const r2 = await startRun(db, await insertDag(db, o));
+    expect((await reason(r2, 'outbox')).text).to.match(
+      /^queued on why_rq2 since \d{4}-.+Z, its message not yet published to the broker \(outbox\)$/,
+    );
+  });
 });
