@@ -2,6 +2,7 @@ import { Flags } from '@oclif/core';
 import { BaseCommand } from '../cli/base-command.js';
 import { dockerHostFlag } from '../cli/flags.js';
 import { table } from '../cli/table.js';
+import type { GpuInfo } from '../core/gpus.js';
 import { stackStatus, type StatusResult } from '../services/deploy.js';
 
 export default class Status extends BaseCommand<typeof Status> {
@@ -45,8 +46,28 @@ export default class Status extends BaseCommand<typeof Status> {
         ]),
       ),
     );
+    if (r.workers.length > 0) {
+      this.log('');
+      this.log(
+        table(
+          ['WORKER', 'HOST', 'QUEUES', 'CONCURRENCY', 'GPUS'],
+          r.workers.map((w) => [w.workerId, w.hostname, w.queues.join(','), w.concurrency, gpusText(w.gpus)]),
+        ),
+      );
+    }
     if (r.depthError) this.progress(`queue depths unavailable: ${r.depthError}`);
     for (const w of r.warnings) this.progress(`warning: ${w}`);
     return r;
   }
+}
+
+/** `0 NVIDIA H100 80GB HBM3 (80 GiB), 1 ...`; a device declared with --gpus and unknown to nvidia-smi: its id. */
+function gpusText(gpus: GpuInfo[]): string {
+  if (gpus.length === 0) return '-';
+  const gib = (mib: number) => `${Math.round((mib / 1024) * 10) / 10} GiB`;
+  return gpus
+    .map((g) =>
+      [g.id, g.model, g.memoryMiB !== null ? `(${gib(g.memoryMiB)})` : null].filter(Boolean).join(' '),
+    )
+    .join(', ');
 }

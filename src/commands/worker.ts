@@ -40,7 +40,7 @@ export default class WorkerCommand extends BaseCommand<typeof WorkerCommand> {
     }),
     gpus: Flags.string({
       summary:
-        "GPUs this worker hands to container tasks: '0,1', 'all' or 'none' (default: detected with nvidia-smi).",
+        "GPUs this worker lends to tasks that ask for them, one task per device: '0,1', 'all' or 'none' (default: detected with nvidia-smi).",
       env: 'AIRTASKS_WORKER_GPUS',
     }),
     'log-level': logLevelFlag,

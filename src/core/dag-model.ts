@@ -1,4 +1,5 @@
 /** The serialised, code-free form of a DAG: what the store keeps, the scheduler reads and workers run. */
+import type { GpuRequest } from './gpus.js';
 
 export const TRIGGER_RULES = [
   'all_success',
@@ -47,6 +48,11 @@ export interface SerializedTask {
   pool?: string;
   /** Slots of the pool it takes (default 1); absent when the task has no pool. */
   poolSlots?: number;
+  /**
+   * The GPUs the task asks for: its worker lends it specific devices for the try. Absent when it asks for
+   * none; a docker task keeps its request in args.gpus (its operator leases the devices itself).
+   */
+  gpus?: GpuRequest;
   /** Operator arguments; JSON only. Node tasks carry the function's source here so code changes change the hash. */
   args: Record<string, unknown>;
   /** Run by the worker after a try's result is stored; absent when the task has none. */

@@ -112,7 +112,7 @@ export class NotConfiguredError extends FieldError {
 
 /** The kinds of things a call may name. */
 export type EntityKind =
-  'dag' | 'run' | 'task' | 'variable' | 'pool' | 'secret' | 'stack' | 'file' | 'folder';
+  'dag' | 'run' | 'task' | 'variable' | 'pool' | 'secret' | 'stack' | 'file' | 'folder' | 'backfill';
 
 /** The call names something that does not exist (exit 3). */
 export class NotFoundError extends AirtasksError {

@@ -9,6 +9,7 @@
  * docs/architecture.md#engine-events).
  */
 import { EventEmitter } from 'node:events';
+import type { GpuInfo } from './gpus.js';
 import type { Logger } from './logger.js';
 import { silentLogger } from './logger.js';
 import type { RunState } from './states.js';
@@ -54,7 +55,15 @@ export interface EngineEvents {
     state: Exclude<RunState, 'queued' | 'running'>;
     at: Date;
   };
-  'worker.up': { workerId: string; hostname: string; queues: string[]; concurrency: number; at: Date };
+  'worker.up': {
+    workerId: string;
+    hostname: string;
+    queues: string[];
+    concurrency: number;
+    /** The GPUs it lends to tasks (none when it manages none). */
+    gpus: GpuInfo[];
+    at: Date;
+  };
   'worker.down': { workerId: string; hostname: string; queues: string[]; at: Date };
   /** One scheduling pass (starting runs, evaluating those that changed) is over. */
   'scheduler.pass': { durationMs: number; ok: boolean; at: Date };

@@ -4,6 +4,7 @@
  * TaskFailure it records. One piece for both, so that `dags test` passes no task that a worker fails.
  */
 import { unstorableJson } from '../core/storable.js';
+import { leaseGpus } from './operators/gpu-lease.js';
 import { resolveOperator } from './operators/registry.js';
 import { TaskFailure, type OperatorContext, type OperatorResult, type TaskLog } from './operators/types.js';
 
@@ -12,7 +13,8 @@ export const DEFAULT_OUTPUT_CAP_BYTES = 256 * 1024;
 
 /**
  * Runs the task's operator until it returns, throws, or the task's timeout aborts it (through `abort`,
- * whose signal is the context's). Throws when the try fails (see tryFailure).
+ * whose signal is the context's). Throws when the try fails (see tryFailure). A task asking for GPUs
+ * holds specific devices of the worker while its operator runs (ctx.gpuIds); a docker task leases its own.
  */
 export async function executeTry(
   ctx: OperatorContext,
@@ -22,12 +24,20 @@ export async function executeTry(
   const op = resolveOperator(ctx.task.operator);
   const ms = ctx.task.timeoutMs;
   const timer = ms === null ? undefined : setTimeout(() => abort.abort(`timed out after ${ms} ms`), ms);
+  let lease: Awaited<ReturnType<typeof leaseGpus>>;
   try {
-    const r = await op.execute(ctx);
+    const gpus = ctx.task.operator === 'docker' ? undefined : ctx.task.gpus;
+    lease = await leaseGpus(gpus, ctx);
+    if (gpus !== undefined && !lease)
+      ctx.log.system(
+        'no GPUs are lent here (workers lend theirs, see worker --gpus): the task sees every GPU',
+      );
+    const r = await op.execute(lease ? { ...ctx, gpuIds: lease.ids } : ctx);
     checkOutputSize(r.output, outputCapBytes);
     return r;
   } finally {
     clearTimeout(timer);
+    lease?.release();
   }
 }
 

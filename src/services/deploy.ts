@@ -24,6 +24,7 @@ import { NotConfiguredError, NotFoundError, ValidationError } from '../core/erro
 import { findProject, requireProject, stackName, type ConnectionOptions, type Project } from './config.js';
 import { queuedByQueue } from '../engine/store/queue-load.js';
 import { listWorkers } from '../engine/store/workers.js';
+import type { GpuInfo } from '../core/gpus.js';
 import { withEngine } from './engine.js';
 import { STACK_FILE } from './scaffold.js';
 import {
@@ -185,11 +186,22 @@ export interface QueueStatus {
   workers: number | null;
 }
 
+/** A live worker (heartbeat within the last minute) and the GPUs it lends to tasks. */
+export interface WorkerStatus {
+  workerId: string;
+  hostname: string;
+  queues: string[];
+  concurrency: number;
+  gpus: GpuInfo[];
+}
+
 export interface StatusResult {
   stack: string;
   /** Swarm services of the stack, and the compose services of a local deployment (mode "compose"). */
   services: Array<StackServiceState | ComposeServiceState>;
   queues: QueueStatus[];
+  /** Live workers; empty when the database could not be read (see depthError). */
+  workers: WorkerStatus[];
   /** Why queue depths are missing (no database/broker configured, or unreachable). */
   depthError: string | null;
   /** Why services are missing (no engine, or not a swarm manager); queues are still shown. */
@@ -224,9 +236,12 @@ export async function stackStatus(o: StackTarget & ConnectionOptions): Promise<S
     ...services.map((s) => s.labels[QUEUE_LABEL]).filter((q): q is string => !!q),
   ];
   let readings: QueueReadings | null = null;
+  let workers: WorkerStatus[] = [];
   let depthError: string | null = null;
   try {
-    readings = await readQueues({ ...o, cwd: o.cwd ?? project.root }, [...new Set(configured)]);
+    ({ readings, workers } = await readQueues({ ...o, cwd: o.cwd ?? project.root }, [
+      ...new Set(configured),
+    ]));
   } catch (err) {
     depthError = (err as Error).message;
     // No database configured here: the stack's own containers can read the queues.
@@ -241,6 +256,7 @@ export async function stackStatus(o: StackTarget & ConnectionOptions): Promise<S
         ]);
         if (inside && !inside.depthError) {
           readings = new Map(inside.queues.map((q) => [q.queue, q]));
+          workers = inside.workers ?? [];
           depthError = null;
         } else depthError = `read in ${container.name}: ${inside?.depthError ?? 'no answer'}`;
       }
@@ -262,22 +278,36 @@ export async function stackStatus(o: StackTarget & ConnectionOptions): Promise<S
         `${q.queuedTasks} task(s) queued on "${q.queue}", and no live worker consumes it: ` +
         `start one (airtasks worker -q ${q.queue}) or label a node for it (airtasks nodes label <node> --queue ${q.queue})`,
     );
-  return { stack, services, queues, depthError, servicesError, warnings };
+  return { stack, services, queues, workers, depthError, servicesError, warnings };
 }
 
 type QueueReadings = Map<string, Pick<QueueStatus, 'depth' | 'queuedTasks' | 'workers'>>;
 
-/** Each queue's depth, waiting tasks and live workers, for the given queues and every queue in use. */
-async function readQueues(o: ConnectionOptions, names: string[]): Promise<QueueReadings> {
+/**
+ * Each queue's depth, waiting tasks and live workers, for the given queues and every queue in use; and the
+ * live workers themselves.
+ */
+async function readQueues(
+  o: ConnectionOptions,
+  names: string[],
+): Promise<{ readings: QueueReadings; workers: WorkerStatus[] }> {
   return withEngine(
     o,
     async (engine) => {
       const queued = await queuedByQueue(engine.db);
-      const workerQueues = (await listWorkers(engine.db, 60_000)).map((w) => w.queues);
+      const live = await listWorkers(engine.db, 60_000);
+      const workerQueues = live.map((w) => w.queues);
       // Queues that tasks wait in, or that workers consume, count even when no config names them.
       const all = [...new Set([...names, ...queued.keys(), ...workerQueues.flat().filter((q) => q !== '*')])];
       const depths = await engine.broker!.depths(all);
-      return new Map(
+      const workers = live.map((w) => ({
+        workerId: w.worker_id,
+        hostname: w.hostname,
+        queues: w.queues,
+        concurrency: w.concurrency,
+        gpus: w.gpu_info ?? [],
+      }));
+      const readings: QueueReadings = new Map(
         all.map((q) => [
           q,
           {
@@ -287,6 +317,7 @@ async function readQueues(o: ConnectionOptions, names: string[]): Promise<QueueR
           },
         ]),
       );
+      return { readings, workers };
     },
     { broker: true },
   );

@@ -12,6 +12,7 @@ import {
   GpuRequestError,
   parseGpuSpec,
   parseNvidiaSmi,
+  parseNvidiaSmiInfo,
   type GpuLease,
 } from '../../src/engine/worker/gpus.js';
 import {
@@ -64,8 +65,8 @@ describe('GPU allocator', function () {
       dir = await mkdtemp(path.join(os.tmpdir(), 'airtasks-smi-'));
       await writeFile(
         path.join(dir, 'nvidia-smi'),
-        '#!/bin/sh\n[ "$1" = "--query-gpu=index,uuid" ] || exit 9\n' +
-          'echo "0, GPU-aaaaaaaa-0000-0000-0000-000000000000"\necho "1, GPU-bbbbbbbb-0000-0000-0000-000000000000"\n',
+        '#!/bin/sh\n[ "$1" = "--query-gpu=index,name,memory.total" ] || exit 9\n' +
+          'echo "0, NVIDIA H100 80GB HBM3, 81559 MiB"\necho "1, NVIDIA H100 80GB HBM3, 81559 MiB"\n',
       );
       await chmod(path.join(dir, 'nvidia-smi'), 0o755);
       await writeFile(path.join(dir, 'failing-smi'), '#!/bin/sh\necho "NVIDIA-SMI has failed" >&2\nexit 9\n');
@@ -81,6 +82,24 @@ describe('GPU allocator', function () {
       expect(a.devices).to.deep.equal(['0', '1']);
       const explicit = await GpuAllocator.fromSpec('1', { command: path.join(dir, 'nvidia-smi') });
       expect(explicit.devices).to.deep.equal(['1']);
+      // What the worker reports: model and memory as nvidia-smi tells them.
+      expect(explicit.info).to.deep.equal([{ id: '1', model: 'NVIDIA H100 80GB HBM3', memoryMiB: 81559 }]);
+      expect(a.info.map((g) => g.model)).to.deep.equal(['NVIDIA H100 80GB HBM3', 'NVIDIA H100 80GB HBM3']);
+    });
+
+    it('reads model names with commas, and unknown memory', function () {
+      expect(parseNvidiaSmiInfo('0, Tesla T4, 15360 MiB\n1, Odd, Name, [N/A]\n\n')).to.deep.equal([
+        { id: '0', model: 'Tesla T4', memoryMiB: 15360 },
+        { id: '1', model: 'Odd, Name', memoryMiB: null },
+      ]);
+    });
+
+    it('declares devices without nvidia-smi: model and memory unknown', async function () {
+      const declared = await GpuAllocator.fromSpec('0,1', { command: path.join(dir, 'not-there') });
+      expect(declared.info).to.deep.equal([
+        { id: '0', model: null, memoryMiB: null },
+        { id: '1', model: null, memoryMiB: null },
+      ]);
     });
 
     it('finds none when nvidia-smi is absent or fails', async function () {

@@ -84,7 +84,7 @@ describe('metrics', function () {
       folder,
       'metered.ts',
       `export const d = dag('metered');
-       const slow = d.bash('slow', { command: 'sleep 2' });
+       const slow = d.bash('slow', { command: 'sleep 7' });
        d.bash('bad', { command: 'exit 1', retries: 1, retryDelay: '1s' });
        d.bash('after', { command: 'true', upstream: slow });`,
     );
@@ -103,12 +103,18 @@ describe('metrics', function () {
     daemons.push(own);
 
     const runId = await startRun(db, dags.get('metered')!);
-    const during = await waitFor(async () => {
-      const s = await scrape(server.url);
-      return (s.value('airtasks_queue_tasks', { queue: 'worker', state: 'running' }) ?? 0) >= 1
-        ? s
-        : undefined;
-    }, 'a running task in the metrics');
+    // The store's gauges are read at most every 5 s: `slow` runs longer than that, so a reading sees it.
+    const during = await waitFor(
+      async () => {
+        const s = await scrape(server.url);
+        return (s.value('airtasks_queue_tasks', { queue: 'worker', state: 'running' }) ?? 0) >= 1
+          ? s
+          : undefined;
+      },
+      'a running task in the metrics',
+      20_000,
+      250,
+    );
     expect(during.value('airtasks_runs', { state: 'running' })).to.equal(1);
     const workerSlots = during.samples.filter(
       (s) => s.name === 'airtasks_worker_slots' && s.labels.state === 'total',
@@ -142,7 +148,7 @@ describe('metrics', function () {
     const ok = { dag_id: 'metered', state: 'success' };
     expect(end.value('airtasks_task_try_duration_seconds_count', ok)).to.equal(2);
     const sum = end.value('airtasks_task_try_duration_seconds_sum', ok)!;
-    expect(sum).to.be.within(2, 10, 'sleep 2 and true');
+    expect(sum).to.be.within(7, 15, 'sleep 7 and true');
     expect(end.value('airtasks_task_try_duration_seconds_bucket', { ...ok, le: '+Inf' })).to.equal(2);
     expect(end.value('airtasks_runs_ended_total', { dag_id: 'metered', state: 'failed' })).to.equal(1);
     expect(end.value('airtasks_scheduler_pass_duration_seconds_count', { result: 'ok' })).to.be.greaterThan(

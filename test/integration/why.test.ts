@@ -13,7 +13,6 @@ import { GpuAllocator } from '../../src/engine/worker/gpus.js';
 import { Worker } from '../../src/engine/worker/worker.js';
 import { setPool } from '../../src/services/pools.js';
 import { explainWait, type TaskWait, type WhyResult } from '../../src/services/why.js';
-import { BASE_IMAGE, ensureBaseImage, requireDocker } from '../helpers/docker.js';
 import { insertDag, startEngine, startRun, waitFor, type EngineHarness } from '../helpers/engine.js';
 import { BROKER_URL, DATABASE_URL, freshDb, requireService, uniqueName } from '../helpers/env.js';
 
@@ -190,35 +189,21 @@ describe('why a task waits', function () {
     );
   });
 
-  it('names the tasks holding the GPUs a claimed task waits for', async function () {
-    await requireDocker(this);
-    await ensureBaseImage();
+  it('names the tasks holding the GPUs a claimed task waits for', async () => {
     const { worker } = await addWorker(['why_gpu'], 2, new GpuAllocator(['0']));
     const d = dag('why_gpus');
-    // No device requests reach the engine (no NVIDIA runtime here): the worker's allocator still lends GPU 0.
-    const gpuTask = {
-      image: BASE_IMAGE,
-      pullPolicy: 'never' as const,
-      gpus: 1,
-      queue: 'why_gpu',
-      hostConfig: { DeviceRequests: [] },
-    };
-    d.docker('g1', { ...gpuTask, command: ['sleep', '30'] });
-    d.docker('g2', { ...gpuTask, command: ['sleep', '30'] });
+    d.bash('g1', { command: 'sleep 30', gpus: 1, queue: 'why_gpu' });
+    d.bash('g2', { command: 'sleep 30', gpus: 1, queue: 'why_gpu' });
     const runId = await startRun(db, await insertDag(db, d));
     const waiting = await waitFor(
-      async () => {
-        return (await why(runId)).tasks.find((t) => t.reason.kind === 'gpus_held');
-      },
+      async () => (await why(runId)).tasks.find((t) => t.reason.kind === 'gpus_held'),
       'a task waiting for a GPU',
-      30_000,
     );
     const holder = waiting.taskId === 'g1' ? 'g2' : 'g1';
     expect(waiting.text).to.equal(
       `claimed by worker ${worker.id}, waits for GPUs (1): held by ${runId}/${holder}#1 (GPU 0)`,
     );
-    const held = (await why(runId, holder)).tasks[0]!;
-    expect(held.text).to.match(/ with GPU 0$/);
+    expect((await why(runId, holder)).tasks[0]!.text).to.match(/ with GPU 0$/);
   });
 
   it('refuses an unknown run or task with the not-found exit code', async () => {

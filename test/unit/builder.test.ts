@@ -171,6 +171,39 @@ describe('dag builder', () => {
     });
   });
 
+  describe('gpus', () => {
+    it('is a task option of every kind; a docker task keeps it in its args', () => {
+      const d = dag('g');
+      d.bash('b', { command: 'x', gpus: 2 });
+      d.node('n', { run: () => 1, gpus: ['0', 'GPU-6f2c1a3e-1111'] });
+      d.task('c', 'my_operator', {}, { gpus: 'all' });
+      d.docker('k', { image: 'alpine', gpus: 1 });
+      d.bash('none', { command: 'x' });
+      expect(taskOf(d, 'b').gpus).to.equal(2);
+      expect(taskOf(d, 'n').gpus).to.deep.equal(['0', 'GPU-6f2c1a3e-1111']);
+      expect(taskOf(d, 'c').gpus).to.equal('all');
+      expect(taskOf(d, 'k')).to.not.have.property('gpus');
+      expect(taskOf(d, 'k').args.gpus).to.equal(1);
+      // A task that asks for none keeps the hash it had.
+      expect(taskOf(d, 'none')).to.not.have.property('gpus');
+    });
+
+    it('rejects a request no worker could read, naming the task', () => {
+      const bad: unknown[] = [-1, 1.5, 'two', ['gpu0'], [0], ['0', '0'], { count: 1 }];
+      for (const gpus of bad) {
+        expect(
+          () => dag('g').bash('t', { command: 'x', gpus: gpus as number }),
+          JSON.stringify(gpus),
+        ).to.throw(DagValidationError, /task "t" in DAG "g": gpus/);
+        expect(() => dag('g').docker('t', { image: 'alpine', gpus: gpus as number })).to.throw(
+          DagValidationError,
+          /gpus/,
+        );
+      }
+      expect(() => dag('g').bash('t', { command: 'x', gpus: 0 })).to.not.throw();
+    });
+  });
+
   describe('node()', () => {
     it('keeps the function for the worker and its source in args', () => {
       const d = dag('nodes');

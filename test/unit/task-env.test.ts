@@ -1,6 +1,6 @@
 /** The environment every kind of task sees (src/engine/operators/task-env.ts). */
 import { expect } from 'chai';
-import { taskEnv, workerEnv } from '../../src/engine/operators/task-env.js';
+import { gpuEnv, taskEnv, workerEnv } from '../../src/engine/operators/task-env.js';
 import type { OperatorContext } from '../../src/engine/operators/types.js';
 
 function context(workerId?: string): Pick<OperatorContext, 'run' | 'workerId'> {
@@ -30,6 +30,19 @@ describe('task environment', () => {
     };
     expect(taskEnv(context('w-1'))).to.deep.equal({ AIRTASKS_WORKER_ID: 'w-1', ...run });
     expect(taskEnv(context())).to.deep.equal(run);
+  });
+
+  it('shows a task on the host only the GPUs lent to it, in nvidia-smi order', () => {
+    expect(gpuEnv({ gpuIds: ['0', '2'] })).to.deep.equal({
+      CUDA_VISIBLE_DEVICES: '0,2',
+      CUDA_DEVICE_ORDER: 'PCI_BUS_ID',
+      NVIDIA_VISIBLE_DEVICES: '0,2',
+      AIRTASKS_GPUS: '0,2',
+    });
+    // Asked for none (gpus: 0): it sees none.
+    expect(gpuEnv({ gpuIds: [] })).to.include({ CUDA_VISIBLE_DEVICES: '', NVIDIA_VISIBLE_DEVICES: 'void' });
+    // Asked for no gpus at all, or no GPUs managed: the worker's environment as it is.
+    expect(gpuEnv({})).to.deep.equal({});
   });
 
   it("leaves the secret key out of the worker's environment", () => {

@@ -248,6 +248,21 @@ describe('validateDag', () => {
     expect(caught(() => validateDag(serialized(ok(), 'bad id'))).message).to.match(/invalid DAG id "bad id"/);
   });
 
+  it('reports a gpus request of a stored task that no worker could read, docker args included', () => {
+    const e = caught(() =>
+      validateDag(
+        serialized([
+          task('a', [], { gpus: -2 }),
+          task('b', [], { gpus: ['0', '1'] }),
+          task('k', [], { operator: 'docker', args: { image: 'x', gpus: ['zero'] } }),
+        ]),
+      ),
+    );
+    expect(e.message).to.include('task "a": gpus must be a whole number >= 0');
+    expect(e.message).to.include('task "k": gpus: invalid device id "zero"');
+    expect(e.message).not.to.include('task "b"');
+  });
+
   it('reports duplicate task ids', () => {
     const e = caught(() => validateDag(serialized([task('a'), task('b'), task('a')])));
     expect(e.message).to.include('duplicate task id "a"');

@@ -17,6 +17,16 @@ export interface TaskContext<Conf = Record<string, unknown>> {
   signal: AbortSignal;
   /** Reads a variable; undefined when it is not set. */
   variable(key: string): Promise<string | undefined>;
+  /**
+   * The GPU devices lent to this try (nvidia-smi indexes or UUIDs), when the task asks for `gpus` on a
+   * worker that manages its GPUs; else null. Use only these (e.g. pass `env` to a child process).
+   */
+  gpus: readonly string[] | null;
+  /**
+   * The environment a child process of the task should get on top of the worker's: the try's AIRTASKS_*
+   * variables and, with gpus, CUDA_VISIBLE_DEVICES, NVIDIA_VISIBLE_DEVICES and AIRTASKS_GPUS.
+   */
+  env: Readonly<Record<string, string>>;
 }
 
 /** The minimal shape of a task reference, so TaskContext does not depend on the builder. */

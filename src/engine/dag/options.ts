@@ -61,6 +61,12 @@ export interface DagOptions extends ScheduleOptions {
 export interface TaskOptions extends TaskDefaults {
   /** Tasks that must finish first: one reference or a list. */
   upstream?: TaskRef<unknown> | ReadonlyArray<TaskRef<unknown>>;
+  /**
+   * GPUs: a count, 'all', or device ids ('0', 'GPU-<uuid>'). The worker lends the task specific devices,
+   * never shared with another task; a bash task sees only them (CUDA_VISIBLE_DEVICES, NVIDIA_VISIBLE_DEVICES,
+   * AIRTASKS_GPUS), a node task reads them as ctx.gpus. A request its worker cannot meet fails the try.
+   */
+  gpus?: number | 'all' | string[];
 }
 
 export interface BashOptions extends TaskOptions {

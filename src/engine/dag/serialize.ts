@@ -14,7 +14,8 @@ import {
   type TriggerRule,
   type WeightRule,
 } from '../../core/dag-model.js';
-import type { DagOptions, TaskDefaults } from './options.js';
+import { gpuRequestProblem } from '../../core/gpus.js';
+import type { DagOptions, TaskDefaults, TaskOptions } from './options.js';
 import type { JsonSchema } from './params.js';
 import { checkId, findCycle, taskError, validateDag } from './validate.js';
 import { applyWeightRules } from './weights.js';
@@ -30,7 +31,7 @@ export function taskSpec(
   taskId: string,
   operator: string,
   args: Record<string, unknown>,
-  d: TaskDefaults,
+  d: TaskDefaults & Pick<TaskOptions, 'gpus'>,
 ): TaskSpec {
   const spec: TaskSpec = {
     taskId,
@@ -50,6 +51,12 @@ export function taskSpec(
   if (d.pool !== undefined) {
     spec.pool = checkId('pool', d.pool);
     spec.poolSlots = d.poolSlots ?? 1;
+  }
+  if (d.gpus !== undefined) {
+    const problem = gpuRequestProblem(d.gpus);
+    if (problem) throw taskError(dagId, taskId, problem);
+    // A docker task's request is one of its operator's arguments (see operator-args.ts).
+    if (operator !== 'docker') spec.gpus = Array.isArray(d.gpus) ? [...d.gpus] : d.gpus;
   }
   // The weight rule itself is applied in serializeDag, when the whole graph is known.
   if (d.weightRule !== undefined && !WEIGHT_RULES.includes(d.weightRule))

@@ -1,6 +1,7 @@
 /** Structural checks on a DAG: ids, unknown references, cycles. Pure functions over the serialised form. */
 import { BRANCH_OPERATOR } from './branch.js';
 import { TRIGGER_RULES, type SerializedDag, type SerializedTask } from '../../core/dag-model.js';
+import { gpuRequestProblem } from '../../core/gpus.js';
 import { keysAlikeButCase, variableKeyProblem } from '../../core/variable-keys.js';
 
 export const ID_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,249}$/;
@@ -86,6 +87,9 @@ export function validateDag(d: SerializedDag): void {
     if (t.poolSlots !== undefined && !(Number.isInteger(t.poolSlots) && t.poolSlots >= 1))
       problems.push(`task "${t.taskId}": poolSlots must be an integer >= 1`);
     problems.push(...dockerVariableProblems(t));
+    const gpus = t.operator === 'docker' ? t.args.gpus : t.gpus;
+    const gpuProblem = gpus === undefined ? null : gpuRequestProblem(gpus);
+    if (gpuProblem) problems.push(`task "${t.taskId}": ${gpuProblem}`);
   }
   for (const t of d.tasks) {
     for (const up of t.upstream) {

@@ -6,7 +6,7 @@ import { templateContext } from '../templates/render.js';
 import { renderShellCommand, UnsafeTemplateError } from '../templates/shell-command.js';
 import { plainCommand } from './plain-command.js';
 import { HostLost, NotStarted, startProcess } from './process-host.js';
-import { taskEnv, workerEnv } from './task-env.js';
+import { gpuEnv, taskEnv, workerEnv } from './task-env.js';
 import { TaskFailure, TaskLost, type Operator, type OperatorContext, type OperatorResult } from './types.js';
 import { makeValuesDir, removeValuesDir, ValueFiles } from './value-files.js';
 
@@ -21,8 +21,9 @@ export const bashOperator: Operator = {
     ctx.log.system(`$ ${rendered.display}`);
     const command = rendered.script;
     const cwd = args.cwd ?? ctx.dagsFolder;
-    // The process host's environment is the worker's; a task's own variables go with each command.
-    const own: Record<string, string> = { ...taskEnv(ctx), ...args.env, ...rendered.env };
+    // The process host's environment is the worker's; a task's own variables go with each command. The
+    // GPUs lent to it come last: a task sees only those.
+    const own: Record<string, string> = { ...taskEnv(ctx), ...args.env, ...rendered.env, ...gpuEnv(ctx) };
     const files = new ValueFiles(rendered.files);
     files.takeLargeConf(own);
     const valuesDir = files.empty ? null : await makeValuesDir();

@@ -12,6 +12,7 @@ import type { DagFunction } from '../dag/functions.js';
 import type { TaskContext } from '../dag/context.js';
 import type { SerializedDag } from '../../core/dag-model.js';
 import { TaskFailure, type OperatorContext, type TaskLog } from './types.js';
+import { gpuEnv, taskEnv } from './task-env.js';
 
 /** Imported DAG modules by file path and modification time. */
 const modules = new Map<string, Promise<Record<string, unknown>>>();
@@ -92,6 +93,8 @@ export function taskContextOf(ctx: OperatorContext): TaskContext {
     log: logLines(ctx.log),
     signal: ctx.signal,
     variable: (key) => ctx.variable(key),
+    gpus: ctx.gpuIds ?? null,
+    env: { ...taskEnv(ctx), ...gpuEnv(ctx) },
   };
 }
 

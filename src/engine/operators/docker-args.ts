@@ -4,8 +4,8 @@ import { nanoCpus, parseBytes } from '../../docker/units.js';
 import type { DockerOptions, TaskOptions } from '../dag/options.js';
 import { TaskFailure } from './types.js';
 
-/** The operator's arguments: DockerOptions without the task options. */
-export type DockerArgs = Omit<DockerOptions, keyof TaskOptions>;
+/** The operator's arguments: DockerOptions without the task options (but gpus, which it leases itself). */
+export type DockerArgs = Omit<DockerOptions, Exclude<keyof TaskOptions, 'gpus'>>;
 
 /** The task's args as DockerArgs; a TaskFailure names the first one that is wrong. */
 export function checkArgs(raw: Record<string, unknown>): DockerArgs {

@@ -1,9 +1,11 @@
 /** A docker task's GPUs: what it asks for, the devices the worker lends it, and how the engine is told. */
 import type Docker from 'dockerode';
-import type { GpuLease, GpuRequest } from '../worker/gpus.js';
+import type { GpuRequest } from '../worker/gpus.js';
 import type { DockerArgs } from './docker-args.js';
-import { stopped } from './docker-stop.js';
-import { TaskFailure, type OperatorContext } from './types.js';
+import type { OperatorContext } from './types.js';
+
+// Docker tasks lease their devices as every kind of task does.
+export { leaseGpus } from './gpu-lease.js';
 
 /** The task's gpus; under the nvidia runtime without gpus on a worker that manages GPUs, all of them. */
 export function gpuRequestOf(
@@ -19,36 +21,6 @@ export function gpuRequestOf(
     return 'all';
   }
   return a.gpus;
-}
-
-/**
- * Specific devices from the worker's allocator, waiting while they are busy; undefined when the task asks
- * for none or the worker does not manage its GPUs (the engine chooses then).
- */
-export async function leaseGpus(
-  request: GpuRequest | undefined,
-  ctx: OperatorContext,
-): Promise<GpuLease | undefined> {
-  if (request === undefined || !ctx.gpus) return undefined;
-  const gpus = ctx.gpus;
-  let lease: GpuLease;
-  try {
-    const holder = { runId: ctx.run.runId, taskId: ctx.run.taskId, tryNumber: ctx.run.tryNumber };
-    const pending = gpus.acquire(request, { signal: ctx.signal, holder });
-    // An acquire that can be served now has settled already; one that has not is waiting for busy devices.
-    const now = await Promise.race([pending, Promise.resolve(undefined)]);
-    if (!now) {
-      ctx.log.system(
-        `waiting for GPUs (${describeRequest(request)}): ${gpus.free.length} of ${gpus.devices.length} free now`,
-      );
-    }
-    lease = now ?? (await pending);
-  } catch (err) {
-    if (ctx.signal.aborted) throw stopped(ctx.signal);
-    throw new TaskFailure((err as Error).message);
-  }
-  if (lease.ids.length > 0) ctx.log.system(`GPUs assigned: ${lease.ids.join(', ')}`);
-  return lease;
 }
 
 /** The engine's device requests: the assigned devices, else the request as the engine reads it. */
@@ -76,8 +48,4 @@ export function visibleDevices(
       : Array.isArray(request)
         ? request.join(',')
         : undefined;
-}
-
-function describeRequest(request: GpuRequest): string {
-  return request === 'all' ? 'all' : typeof request === 'number' ? String(request) : request.join(', ');
 }

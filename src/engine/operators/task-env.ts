@@ -18,6 +18,22 @@ export function taskEnv(ctx: Pick<OperatorContext, 'run' | 'workerId'>): Record<
 }
 
 /**
+ * What a task process on the worker's host sees of the GPUs lent to it (ctx.gpuIds): only those. The
+ * indexes are nvidia-smi's, so CUDA counts devices in the same (PCI bus) order. Empty when the worker did
+ * not lend it any. Not for containers: they see their devices renumbered from 0 (docker-create.ts).
+ */
+export function gpuEnv(ctx: Pick<OperatorContext, 'gpuIds'>): Record<string, string> {
+  if (!ctx.gpuIds) return {};
+  const ids = ctx.gpuIds.join(',');
+  return {
+    CUDA_VISIBLE_DEVICES: ids,
+    CUDA_DEVICE_ORDER: 'PCI_BUS_ID',
+    NVIDIA_VISIBLE_DEVICES: ids === '' ? 'void' : ids,
+    AIRTASKS_GPUS: ids,
+  };
+}
+
+/**
  * The worker's environment without the secret key: tasks read secrets as variables, never the key. Copied
  * once: copying process.env is slow (each read crosses into C++), half a millisecond per task here.
  */

@@ -56,6 +56,11 @@ export interface OperatorContext {
   workerId?: string;
   /** The worker's GPUs; tasks that ask for GPUs get specific devices from it. Absent: the engine picks. */
   gpus?: GpuAllocator;
+  /**
+   * The devices lent to this try (a task with gpus, not docker: it leases its own); absent when the task
+   * asks for none or the worker does not manage its GPUs. The task must use these and no others.
+   */
+  gpuIds?: readonly string[];
   /** Starts runs of other DAGs (trigger tasks). */
   runs?: RunLauncher;
 }

@@ -4,28 +4,46 @@
  */
 import type { RunState } from '../../core/states.js';
 import type { Queryable } from './db.js';
+import { lockBackfillSlots } from './backfills.js';
 import { RunRow } from './runs.js';
 
 /**
  * Queued runs that may start now, locked so that a second scheduler skips them: their DAG is not paused
- * and has a free slot under its max_active_runs. Runs beyond the free slots stay queued.
+ * and has a free slot under its max_active_runs. Runs beyond the free slots stay queued. A backfill's runs
+ * count against the backfill's max_active_runs instead of the DAG's (and not in the DAG's count), so a
+ * backfill neither floods the workers nor holds back the DAG's scheduled and manual runs.
  */
 export async function lockStartableRuns(q: Queryable, limit: number): Promise<RunRow[]> {
   const queued = (
     await q.query<RunRow & { limited: boolean }>(
       `SELECT r.*, (d.max_active_runs IS NOT NULL OR d.max_active_tasks IS NOT NULL) AS limited
        FROM dag_runs r LEFT JOIN dags d ON d.dag_id = r.dag_id
+       LEFT JOIN backfills b ON b.backfill_id = r.backfill_id
        WHERE r.state = 'queued' AND NOT COALESCE(d.is_paused, false)
-         AND (d.max_active_runs IS NULL OR d.max_active_runs >
-              (SELECT count(*) FROM dag_runs x WHERE x.dag_id = r.dag_id AND x.state = 'running'))
+         AND CASE WHEN r.backfill_id IS NULL THEN
+               d.max_active_runs IS NULL OR d.max_active_runs > (SELECT count(*) FROM dag_runs x
+                 WHERE x.dag_id = r.dag_id AND x.state = 'running' AND x.backfill_id IS NULL)
+             ELSE b.state = 'running' AND b.max_active_runs > (SELECT count(*) FROM dag_runs x
+                 WHERE x.backfill_id = r.backfill_id AND x.state = 'running') END
        ORDER BY r.created_at LIMIT $1 FOR UPDATE OF r SKIP LOCKED`,
       [limit],
     )
   ).rows;
   const limited = [...new Set(queued.filter((r) => r.limited).map((r) => r.dag_id))];
   const free = await lockDagSlots(q, limited);
+  const backfillFree = await lockBackfillSlots(q, [
+    ...new Set(queued.flatMap((r) => (r.backfill_id == null ? [] : [r.backfill_id]))),
+  ]);
   const out: RunRow[] = [];
   for (const { limited: _, ...r } of queued) {
+    if (r.backfill_id != null) {
+      const left = backfillFree.get(r.backfill_id) ?? 0;
+      if (left > 0) {
+        backfillFree.set(r.backfill_id, left - 1);
+        out.push(r);
+      }
+      continue;
+    }
     const left = free.get(r.dag_id);
     if (left === undefined || left === null) out.push(r);
     else if (left > 0) {
@@ -46,7 +64,7 @@ export async function anyQueuedRuns(q: Queryable): Promise<boolean> {
 /**
  * Locks the rows of DAGs with concurrency limits, in id order (so two schedulers cannot deadlock), for
  * the rest of the transaction: starting runs and queueing tasks of one DAG is then serialised across
- * schedulers. Returns the free run slots of each DAG (null: no run limit).
+ * schedulers. Returns the free run slots of each DAG (null: no run limit); backfill runs take none of them.
  */
 export async function lockDagSlots(q: Queryable, dagIds: string[]): Promise<Map<string, number | null>> {
   if (dagIds.length === 0) return new Map();
@@ -60,8 +78,8 @@ export async function lockDagSlots(q: Queryable, dagIds: string[]): Promise<Map<
   const running = new Map(
     (
       await q.query<{ dag_id: string; n: number }>(
-        `SELECT dag_id, count(*)::int AS n FROM dag_runs WHERE dag_id = ANY($1) AND state = 'running'
-         GROUP BY dag_id`,
+        `SELECT dag_id, count(*)::int AS n FROM dag_runs
+         WHERE dag_id = ANY($1) AND state = 'running' AND backfill_id IS NULL GROUP BY dag_id`,
         [dagIds],
       )
     ).rows.map((r) => [r.dag_id, r.n]),

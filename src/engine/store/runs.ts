@@ -15,6 +15,8 @@ export interface RunRow {
   ended_at: Date | null;
   /** Why the run ended early (cancelled, timed out); null otherwise. */
   error: string | null;
+  /** The backfill that created or re-ran the run (its limit applies instead of the DAG's); null otherwise. */
+  backfill_id: number | null;
 }
 
 export interface NewRun {

@@ -1,4 +1,5 @@
 /** The workers table: who is alive, and which claims they still hold. */
+import type { GpuInfo } from '../../core/gpus.js';
 import type { Queryable } from './db.js';
 
 export interface WorkerInfo {
@@ -7,6 +8,8 @@ export interface WorkerInfo {
   pid: number;
   queues: string[];
   concurrency: number;
+  /** Its GPUs (migration 0010); none or absent for a worker that manages none. */
+  gpus?: readonly GpuInfo[];
 }
 
 export interface WorkerRow {
@@ -18,13 +21,15 @@ export interface WorkerRow {
   started_at: Date;
   heartbeat_at: Date;
   stopped_at: Date | null;
+  gpu_info: GpuInfo[] | null;
 }
 
 export async function registerWorker(q: Queryable, w: WorkerInfo) {
   await q.query(
-    `INSERT INTO workers (worker_id, hostname, pid, queues, concurrency) VALUES ($1, $2, $3, $4, $5)
-     ON CONFLICT (worker_id) DO UPDATE SET heartbeat_at = now(), stopped_at = NULL`,
-    [w.workerId, w.hostname, w.pid, w.queues, w.concurrency],
+    `INSERT INTO workers (worker_id, hostname, pid, queues, concurrency, gpu_info)
+     VALUES ($1, $2, $3, $4, $5, $6::jsonb)
+     ON CONFLICT (worker_id) DO UPDATE SET heartbeat_at = now(), stopped_at = NULL, gpu_info = EXCLUDED.gpu_info`,
+    [w.workerId, w.hostname, w.pid, w.queues, w.concurrency, w.gpus?.length ? JSON.stringify(w.gpus) : null],
   );
 }
 

@@ -1,7 +1,7 @@
 /**
  * The GPUs of one worker and which task holds which. A worker knows its devices (`--gpus 0,1`, or
  * what nvidia-smi lists) and hands each task specific device ids, so that two tasks never share a
- * GPU. A request the worker can never satisfy fails at once; one that only has to wait for busy
+ * GPU (a container gets those devices, a bash task sees only them, see task-env.ts). A request the worker can never satisfy fails at once; one that only has to wait for busy
  * devices waits (first come, first served), and gives up when its signal aborts.
  *
  *   const gpus = await GpuAllocator.fromSpec(spec);  // '0,1' | 'all' | 'none' | undefined (= detect)
@@ -11,9 +11,9 @@
 import { execFile } from 'node:child_process';
 import { commaList } from '../../core/comma-list.js';
 import { ValidationError } from '../../core/errors.js';
+import { GPU_ID_PATTERN, type GpuInfo, type GpuRequest } from '../../core/gpus.js';
 
-/** What a task asks for: a count, every GPU of the worker, or specific device ids (index or UUID). */
-export type GpuRequest = number | 'all' | readonly string[];
+export type { GpuInfo, GpuRequest };
 
 export class GpuRequestError extends Error {
   constructor(message: string) {
@@ -53,18 +53,22 @@ interface Waiter {
 
 export class GpuAllocator {
   readonly devices: readonly string[];
+  /** The devices as the worker reports them (model and memory where nvidia-smi told them). */
+  readonly info: readonly GpuInfo[];
   private readonly busy = new Set<string>();
   private readonly waiters: Waiter[] = [];
   private readonly holders = new Map<GpuLease, GpuHolder & { ids: string[] }>();
   private readonly listeners = new Set<(s: GpuSnapshot) => void>();
 
-  constructor(devices: readonly string[]) {
+  constructor(devices: readonly string[], info: readonly GpuInfo[] = []) {
     const seen = new Set<string>();
     for (const d of devices) {
       if (seen.has(d)) throw new GpuRequestError(`GPU "${d}" is listed twice`);
       seen.add(d);
     }
     this.devices = [...devices];
+    const known = new Map(info.map((g) => [g.id, g]));
+    this.info = devices.map((id) => known.get(id) ?? { id, model: null, memoryMiB: null });
   }
 
   /**
@@ -73,7 +77,10 @@ export class GpuAllocator {
    */
   static async fromSpec(spec: string | undefined, opts: DetectOptions = {}): Promise<GpuAllocator> {
     const parsed = parseGpuSpec(spec);
-    return new GpuAllocator(parsed === 'detect' ? await detectGpus(opts) : parsed);
+    if (parsed !== 'detect' && parsed.length === 0) return new GpuAllocator([]);
+    // Declared devices need no nvidia-smi; where there is one, it tells their model and memory.
+    const info = await detectGpuInfo(opts);
+    return new GpuAllocator(parsed === 'detect' ? info.map((g) => g.id) : parsed, info);
   }
 
   /** Devices no task holds now. */
@@ -215,7 +222,7 @@ export function parseGpuSpec(spec: string | undefined): string[] | 'detect' {
   const forms = 'give device indexes or UUIDs separated by commas (e.g. 0,1 or GPU-<uuid>), "all" or "none"';
   const seen = new Set<string>();
   for (const id of ids) {
-    if (!/^(\d+|(GPU|MIG)-[0-9A-Za-z/-]+)$/.test(id)) {
+    if (!GPU_ID_PATTERN.test(id)) {
       throw new ValidationError(
         'gpus',
         'malformed',
@@ -241,25 +248,42 @@ export interface DetectOptions {
 }
 
 /** The GPUs nvidia-smi lists, by index; none when nvidia-smi is missing or fails. */
-export function detectGpus(opts: DetectOptions = {}): Promise<string[]> {
+export async function detectGpus(opts: DetectOptions = {}): Promise<string[]> {
+  return (await detectGpuInfo(opts)).map((g) => g.id);
+}
+
+/** The GPUs nvidia-smi lists, with their model and memory; none when nvidia-smi is missing or fails. */
+export function detectGpuInfo(opts: DetectOptions = {}): Promise<GpuInfo[]> {
   return new Promise((resolve) => {
     execFile(
       opts.command ?? 'nvidia-smi',
-      ['--query-gpu=index,uuid', '--format=csv,noheader'],
+      [NVIDIA_SMI_QUERY, '--format=csv,noheader'],
       { timeout: opts.timeoutMs ?? 10_000 },
-      (err, stdout) => resolve(err ? [] : parseNvidiaSmi(String(stdout))),
+      (err, stdout) => resolve(err ? [] : parseNvidiaSmiInfo(String(stdout))),
     );
   });
 }
 
-/** Lines of `nvidia-smi --query-gpu=index,uuid --format=csv,noheader` -> indexes. */
+export const NVIDIA_SMI_QUERY = '--query-gpu=index,name,memory.total';
+
+/** Lines of `nvidia-smi --query-gpu=index,name,memory.total --format=csv,noheader` -> indexes. */
 export function parseNvidiaSmi(out: string): string[] {
-  const ids: string[] = [];
+  return parseNvidiaSmiInfo(out).map((g) => g.id);
+}
+
+/** Lines like `0, NVIDIA H100 80GB HBM3, 81559 MiB` -> GpuInfo (a name may hold commas: it is the middle). */
+export function parseNvidiaSmiInfo(out: string): GpuInfo[] {
+  const gpus: GpuInfo[] = [];
   for (const line of out.split('\n')) {
-    const index = line.split(',')[0]?.trim();
-    if (index && /^\d+$/.test(index)) ids.push(index);
+    const parts = line.split(',').map((p) => p.trim());
+    const index = parts[0];
+    if (!index || !/^\d+$/.test(index)) continue;
+    // The last column is the memory ('[N/A]' where unknown), the columns between are the name.
+    const memory = parts.length >= 3 ? /^(\d+)\s*MiB$/i.exec(parts.at(-1)!) : null;
+    const model = parts.slice(1, parts.length >= 3 ? -1 : undefined).join(', ');
+    gpus.push({ id: index, model: model || null, memoryMiB: memory ? Number(memory[1]) : null });
   }
-  return ids;
+  return gpus;
 }
 
 function describeRequest(request: GpuRequest): string {

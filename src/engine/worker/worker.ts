@@ -47,7 +47,7 @@ export interface WorkerOptions {
   graceMs?: number;
   logCapBytes?: number;
   outputCapBytes?: number;
-  /** This worker's GPUs, handed to container tasks device by device (one allocator per process). */
+  /** This worker's GPUs, lent to tasks that ask for them device by device (one allocator per process). */
   gpus?: GpuAllocator;
   /** How long a callback may run before it is stopped (default 5 minutes). */
   callbackTimeoutMs?: number;
@@ -109,9 +109,15 @@ export class Worker {
       pid: process.pid,
       queues: this.o.queues,
       concurrency: this.o.concurrency,
+      gpus: this.o.gpus?.info,
     });
     this.gpuRecords.start(this.o.gpus);
-    this.events.emit('worker.up', () => ({ ...this.who(), concurrency: this.o.concurrency, at: new Date() }));
+    this.events.emit('worker.up', () => ({
+      ...this.who(),
+      concurrency: this.o.concurrency,
+      gpus: [...(this.o.gpus?.info ?? [])],
+      at: new Date(),
+    }));
     await this.liveness.start({
       heartbeatMs: this.o.heartbeatMs ?? 2000,
       mainStallKillMs: this.o.mainStallKillMs ?? 5 * 60_000,
