@@ -21,7 +21,7 @@ import {
 } from './config.js';
 import { startScheduler, startWorker, type Daemon } from './daemons.js';
 import type { MetricsListen } from './metrics/daemon.js';
-import { createMetrics } from './metrics/registry.js';
+import { createMetrics, type AirtasksMetrics } from './metrics/registry.js';
 import { serveMetrics, type MetricsServer } from './metrics/server.js';
 import { checkPostgresUserAccess } from './standalone-access.js';
 import { triggerDag, type RunSummary, type TaskSummary } from './trigger.js';
@@ -51,6 +51,8 @@ export interface Standalone {
   dagsParsed(): Promise<void>;
   /** Where /metrics is served; null without `metrics`. */
   metricsUrl: string | null;
+  /** Its scheduler's and worker's metrics, for a server of the same process to answer /metrics with. */
+  metrics: AirtasksMetrics;
   stop(): Promise<void>;
 }
 
@@ -83,7 +85,8 @@ export async function startStandalone(o: StandaloneOptions): Promise<Standalone>
   const events = o.events ?? new EngineEventStream(o.logger);
   const daemons: Daemon[] = [];
   // One registry for the scheduler and the worker, served once.
-  const metrics = o.metrics ? { metrics: createMetrics() } : undefined;
+  // Always kept (counting costs little, the store is read only when scraped); served with `o.metrics`.
+  const metrics = { metrics: createMetrics() };
   let metricsServer: MetricsServer | null = null;
   const stateFile = standaloneStateFile(project);
   const stop = async () => {
@@ -98,8 +101,8 @@ export async function startStandalone(o: StandaloneOptions): Promise<Standalone>
   };
   let dagsParsed: () => Promise<void> = () => Promise.resolve();
   try {
-    if (metrics)
-      metricsServer = await serveMetrics({ ...o.metrics!, metrics: metrics.metrics, logger: o.logger });
+    if (o.metrics)
+      metricsServer = await serveMetrics({ ...o.metrics, metrics: metrics.metrics, logger: o.logger });
     const scheduler = await startScheduler({ ...connection, logger: o.logger, events, metrics });
     daemons.push(scheduler);
     dagsParsed = () => scheduler.dagsParsed();
@@ -135,6 +138,7 @@ export async function startStandalone(o: StandaloneOptions): Promise<Standalone>
     events,
     dagsParsed,
     metricsUrl,
+    metrics: metrics.metrics,
     stop,
   };
 }
