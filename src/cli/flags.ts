@@ -14,3 +14,23 @@ export const dockerHostFlag = (summary = 'Docker engine address (a swarm manager
 export const localSecretsFlag = Flags.boolean({
   summary: "The project's local secrets (.airtasks/secrets/, for `airtasks deploy` without --swarm).",
 });
+
+/** --metrics-port and --metrics-host of the long-lived commands: Prometheus /metrics (docs/metrics.md). */
+export const metricsFlags = {
+  'metrics-port': Flags.integer({
+    env: 'AIRTASKS_METRICS_PORT',
+    summary: 'Serve Prometheus metrics at http://<metrics-host>:<port>/metrics (see docs/metrics.md).',
+    min: 0,
+    max: 65535,
+  }),
+  'metrics-host': Flags.string({
+    env: 'AIRTASKS_METRICS_HOST',
+    summary: 'Address /metrics binds (0.0.0.0 for every interface).',
+    default: '127.0.0.1',
+  }),
+};
+
+/** Where --metrics-port asks for /metrics; undefined without it. */
+export function metricsListen(f: { 'metrics-port'?: number; 'metrics-host'?: string }) {
+  return f['metrics-port'] === undefined ? undefined : { port: f['metrics-port'], host: f['metrics-host'] };
+}

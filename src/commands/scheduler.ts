@@ -1,9 +1,10 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../cli/base-command.js';
-import { logLevelFlag } from '../cli/flags.js';
+import { logLevelFlag, metricsFlags, metricsListen } from '../cli/flags.js';
 import { runUntilSignal } from '../cli/signals.js';
 import { createLogger } from '../core/logger.js';
 import { startScheduler } from '../services/daemons.js';
+import { withMetricsServer } from '../services/metrics/daemon.js';
 
 export default class SchedulerCommand extends BaseCommand<typeof SchedulerCommand> {
   static override summary =
@@ -30,17 +31,21 @@ export default class SchedulerCommand extends BaseCommand<typeof SchedulerComman
       min: 100,
     }),
     'log-level': logLevelFlag,
+    ...metricsFlags,
   };
 
   async run() {
     const logger = createLogger({ level: this.flags['log-level'], name: 'airtasks' });
-    const d = await startScheduler({
-      ...this.connection(),
-      logger,
-      zombieThresholdMs: this.flags['zombie-threshold'] * 1000,
-      dagScanIntervalMs: this.flags['scan-interval'],
-      requeueAfterMs: this.flags['requeue-after'] * 1000,
-    });
+    const d = await withMetricsServer(metricsListen(this.flags), logger, (metrics) =>
+      startScheduler({
+        ...this.connection(),
+        logger,
+        metrics,
+        zombieThresholdMs: this.flags['zombie-threshold'] * 1000,
+        dagScanIntervalMs: this.flags['scan-interval'],
+        requeueAfterMs: this.flags['requeue-after'] * 1000,
+      }),
+    );
     await runUntilSignal(
       () => d.stop(),
       (m) => logger.info(m),

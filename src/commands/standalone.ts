@@ -1,6 +1,6 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand, EXIT_CODES_HELP } from '../cli/base-command.js';
-import { LOG_LEVELS } from '../cli/flags.js';
+import { LOG_LEVELS, metricsFlags, metricsListen } from '../cli/flags.js';
 import { runExitCode } from '../cli/run-exit-code.js';
 import { confText } from '../cli/conf-flags.js';
 import { runUntilSignal } from '../cli/signals.js';
@@ -43,6 +43,7 @@ ${EXIT_CODES_HELP}`;
     }),
     port: Flags.integer({ summary: 'Port of the embedded Postgres (default: a free one).' }),
     'log-level': Flags.string({ env: 'AIRTASKS_LOG_LEVEL', options: LOG_LEVELS }),
+    ...metricsFlags,
   };
 
   async run() {
@@ -54,6 +55,7 @@ ${EXIT_CODES_HELP}`;
       port: f.port,
       concurrency: f.concurrency ?? defaultConcurrency(),
       logger,
+      metrics: metricsListen(f),
     };
     if (f.run) {
       const conf = await confText(f);
@@ -84,6 +86,7 @@ ${EXIT_CODES_HELP}`;
       `airtasks standalone is running (dags: ${sa.dagsFolder}, data: ${sa.dataDir}). Ctrl-C to stop.`,
     );
     this.progress(`From another terminal in this project: airtasks trigger dag <dag_id> --wait`);
+    if (sa.metricsUrl) this.progress(`Metrics: ${sa.metricsUrl}`);
     await runUntilSignal(
       () => sa.stop(),
       (m) => logger.info(m),

@@ -1,11 +1,12 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../cli/base-command.js';
-import { logLevelFlag } from '../cli/flags.js';
+import { logLevelFlag, metricsFlags, metricsListen } from '../cli/flags.js';
 import { runUntilSignal } from '../cli/signals.js';
 import { commaList } from '../core/comma-list.js';
 import { usageError } from '../core/errors.js';
 import { createLogger } from '../core/logger.js';
 import { startWorker } from '../services/daemons.js';
+import { withMetricsServer } from '../services/metrics/daemon.js';
 
 export default class WorkerCommand extends BaseCommand<typeof WorkerCommand> {
   static override summary = 'Run a worker (long-lived) on one or more queues.';
@@ -43,19 +44,23 @@ export default class WorkerCommand extends BaseCommand<typeof WorkerCommand> {
       env: 'AIRTASKS_WORKER_GPUS',
     }),
     'log-level': logLevelFlag,
+    ...metricsFlags,
   };
 
   async run() {
     const logger = createLogger({ level: this.flags['log-level'], name: 'airtasks' });
-    const d = await startWorker({
-      ...this.connection(),
-      logger,
-      queues: parseQueues(this.flags.queues),
-      concurrency: this.flags.concurrency,
-      graceMs: this.flags.grace * 1000,
-      heartbeatMs: this.flags['heartbeat-interval'],
-      gpus: this.flags.gpus,
-    });
+    const d = await withMetricsServer(metricsListen(this.flags), logger, (metrics) =>
+      startWorker({
+        ...this.connection(),
+        logger,
+        metrics,
+        queues: parseQueues(this.flags.queues),
+        concurrency: this.flags.concurrency,
+        graceMs: this.flags.grace * 1000,
+        heartbeatMs: this.flags['heartbeat-interval'],
+        gpus: this.flags.gpus,
+      }),
+    );
     await runUntilSignal(
       () => d.stop(),
       (m) => logger.info(m),

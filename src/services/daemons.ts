@@ -10,6 +10,7 @@ import { AirtasksError, ExitCode, UnavailableError, ValidationError } from '../c
 import { findProject, resolvePausedOnCreation, type ConnectionOptions } from './config.js';
 import { openEngine, withEngine, type Engine, type OpenOptions } from './engine.js';
 import { importSecretVariables, SECRETS_DIR_ENV, secretVariableNames } from './secret-variables.js';
+import { bindSchedulerMetrics, bindWorkerMetrics, type DaemonMetrics } from './metrics/daemon.js';
 
 export interface Daemon {
   stop(): Promise<void>;
@@ -23,7 +24,7 @@ export interface SchedulerDaemon extends Daemon {
 export type SchedulerSettings = Partial<Omit<SchedulerOptions, 'db' | 'broker' | 'logger' | 'dagsFolder'>>;
 
 export async function startScheduler(
-  o: ConnectionOptions & { logger: Logger } & SchedulerSettings,
+  o: ConnectionOptions & { logger: Logger; metrics?: DaemonMetrics } & SchedulerSettings,
 ): Promise<SchedulerDaemon> {
   const pausedOnCreation = o.pausedOnCreation ?? resolvePausedOnCreation(findProject(o.cwd));
   const secretNames = secretVariableNames();
@@ -37,15 +38,16 @@ export async function startScheduler(
     await engine.close();
     throw err;
   }
+  const bound = bindSchedulerMetrics(o, engine);
   const scheduler = new Scheduler({
     ...o,
+    ...bound.options,
     pausedOnCreation,
     db: engine.db,
     broker: engine.broker!,
-    logger: o.logger,
     dagsFolder: engine.conn.dagsFolder,
   });
-  const d = await startOrClose(engine, scheduler, () => scheduler.start());
+  const d = await startOrClose(engine, scheduler, () => scheduler.start(), bound.unbind);
   return { stop: () => d.stop(), dagsParsed: () => scheduler.dagsParsed() };
 }
 
@@ -57,7 +59,12 @@ export type WorkerSettings = Partial<
 };
 
 export async function startWorker(
-  o: ConnectionOptions & { logger: Logger; queues: string[]; concurrency: number } & WorkerSettings,
+  o: ConnectionOptions & {
+    logger: Logger;
+    queues: string[];
+    concurrency: number;
+    metrics?: DaemonMetrics;
+  } & WorkerSettings,
 ): Promise<Daemon> {
   if (o.queues.length === 0)
     throw new ValidationError('queues', 'missing', (name) => `${name} needs at least one queue name`);
@@ -72,15 +79,17 @@ export async function startWorker(
     logger: o.logger,
     maxConnections: o.concurrency + 4,
   });
+  const bound = bindWorkerMetrics(o);
   const worker = new Worker({
     ...o,
+    ...bound.options,
     gpus,
     db: engine.db,
     broker: engine.broker!,
-    logger: o.logger,
     dagsFolder: engine.conn.dagsFolder,
   });
-  return startOrClose(engine, worker, () => worker.start());
+  bound.watch(worker, o.concurrency, gpus);
+  return startOrClose(engine, worker, () => worker.start(), bound.unbind);
 }
 
 export const CONNECT_WAIT_ENV = 'AIRTASKS_CONNECT_WAIT';
@@ -123,17 +132,25 @@ async function openEngineWaiting(
   }
 }
 
-async function startOrClose(engine: Engine, d: Daemon, start: () => Promise<void>): Promise<Daemon> {
+async function startOrClose(
+  engine: Engine,
+  d: Daemon,
+  start: () => Promise<void>,
+  /** Undoes what was set up beside it (metrics bindings), after it stopped. */
+  after: () => void = () => undefined,
+): Promise<Daemon> {
   try {
     await start();
   } catch (err) {
     await d.stop().catch(() => undefined);
+    after();
     await engine.close();
     throw err;
   }
   return {
     async stop() {
       await d.stop();
+      after();
       await engine.close();
     },
   };

@@ -20,6 +20,9 @@ import {
   type StandaloneState,
 } from './config.js';
 import { startScheduler, startWorker, type Daemon } from './daemons.js';
+import type { MetricsListen } from './metrics/daemon.js';
+import { createMetrics, type AirtasksMetrics } from './metrics/registry.js';
+import { serveMetrics, type MetricsServer } from './metrics/server.js';
 import { checkPostgresUserAccess } from './standalone-access.js';
 import { triggerDag, type RunSummary, type TaskSummary } from './trigger.js';
 
@@ -31,6 +34,8 @@ export interface StandaloneOptions {
   logger: Logger;
   /** The stream its scheduler and worker tell what they do; a new one by default. */
   events?: EngineEventStream;
+  /** Serve Prometheus /metrics of its scheduler and worker there (docs/metrics.md). */
+  metrics?: MetricsListen;
 }
 
 export interface Standalone {
@@ -44,6 +49,10 @@ export interface Standalone {
   events: EngineEventStream;
   /** Resolves once the scheduler first parsed the dags folder (it runs before, beside the parse). */
   dagsParsed(): Promise<void>;
+  /** Where /metrics is served; null without `metrics`. */
+  metricsUrl: string | null;
+  /** Its scheduler's and worker's metrics, for a server of the same process to answer /metrics with. */
+  metrics: AirtasksMetrics;
   stop(): Promise<void>;
 }
 
@@ -75,11 +84,16 @@ export async function startStandalone(o: StandaloneOptions): Promise<Standalone>
   };
   const events = o.events ?? new EngineEventStream(o.logger);
   const daemons: Daemon[] = [];
+  // One registry for the scheduler and the worker, served once.
+  // Always kept (counting costs little, the store is read only when scraped); served with `o.metrics`.
+  const metrics = { metrics: createMetrics() };
+  let metricsServer: MetricsServer | null = null;
   const stateFile = standaloneStateFile(project);
   const stop = async () => {
     // Reverse order of start: worker drains first, then the scheduler, then the database.
     for (const d of daemons.reverse())
       await d.stop().catch((err) => o.logger.error({ err: (err as Error).message }, 'stop failed'));
+    await metricsServer?.close();
     await rm(stateFile, { force: true });
     await pg
       .stop()
@@ -87,7 +101,9 @@ export async function startStandalone(o: StandaloneOptions): Promise<Standalone>
   };
   let dagsParsed: () => Promise<void> = () => Promise.resolve();
   try {
-    const scheduler = await startScheduler({ ...connection, logger: o.logger, events });
+    if (o.metrics)
+      metricsServer = await serveMetrics({ ...o.metrics, metrics: metrics.metrics, logger: o.logger });
+    const scheduler = await startScheduler({ ...connection, logger: o.logger, events, metrics });
     daemons.push(scheduler);
     dagsParsed = () => scheduler.dagsParsed();
     daemons.push(
@@ -95,6 +111,7 @@ export async function startStandalone(o: StandaloneOptions): Promise<Standalone>
         ...connection,
         logger: o.logger,
         events,
+        metrics,
         queues: ['*'],
         concurrency: o.concurrency,
       }),
@@ -111,7 +128,19 @@ export async function startStandalone(o: StandaloneOptions): Promise<Standalone>
     throw err;
   }
   const dagsFolder = resolveDagsFolder(connection, project);
-  return { databaseUrl, schema: SCHEMA, connection, dagsFolder, dataDir, events, dagsParsed, stop };
+  const metricsUrl = metricsServer?.url ?? null;
+  return {
+    databaseUrl,
+    schema: SCHEMA,
+    connection,
+    dagsFolder,
+    dataDir,
+    events,
+    dagsParsed,
+    metricsUrl,
+    metrics: metrics.metrics,
+    stop,
+  };
 }
 
 /** Starts standalone, runs one DAG to its end, stops: the zero-setup demo and a CI smoke test. */

@@ -11,13 +11,15 @@ import { TaskFailure, type OperatorContext } from './types.js';
  */
 export async function leaseGpus(
   request: GpuRequest | undefined,
-  ctx: Pick<OperatorContext, 'gpus' | 'signal' | 'log'>,
+  ctx: Pick<OperatorContext, 'gpus' | 'signal' | 'log' | 'run'>,
 ): Promise<GpuLease | undefined> {
   if (request === undefined || !ctx.gpus) return undefined;
   const gpus = ctx.gpus;
   let lease: GpuLease;
   try {
-    const pending = gpus.acquire(request, { signal: ctx.signal });
+    // Named, so that who holds which GPU shows in the worker's row (`airtasks why`, metrics).
+    const holder = { runId: ctx.run.runId, taskId: ctx.run.taskId, tryNumber: ctx.run.tryNumber };
+    const pending = gpus.acquire(request, { signal: ctx.signal, holder });
     // An acquire that can be served now has settled already; one that has not is waiting for busy devices.
     const now = await Promise.race([pending, Promise.resolve(undefined)]);
     if (!now) {

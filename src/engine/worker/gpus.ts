@@ -29,9 +29,25 @@ export interface GpuLease {
   release(): void;
 }
 
+/** The try a lease or a wait belongs to, so others can see who holds which GPU (`airtasks why`, metrics). */
+export interface GpuHolder {
+  runId: string;
+  taskId: string;
+  tryNumber: number;
+}
+
+/** Who holds which device and who waits, as the worker records it in its row. */
+export interface GpuSnapshot {
+  devices: string[];
+  held: Array<GpuHolder & { ids: string[] }>;
+  waiting: Array<GpuHolder & { request: string }>;
+}
+
 interface Waiter {
   ids: readonly string[] | null;
   count: number;
+  holder?: GpuHolder;
+  request: string;
   resolve(lease: GpuLease): void;
 }
 
@@ -41,6 +57,8 @@ export class GpuAllocator {
   readonly info: readonly GpuInfo[];
   private readonly busy = new Set<string>();
   private readonly waiters: Waiter[] = [];
+  private readonly holders = new Map<GpuLease, GpuHolder & { ids: string[] }>();
+  private readonly listeners = new Set<(s: GpuSnapshot) => void>();
 
   constructor(devices: readonly string[], info: readonly GpuInfo[] = []) {
     const seen = new Set<string>();
@@ -74,10 +92,10 @@ export class GpuAllocator {
    * Reserves devices for a task. Throws GpuRequestError at once when the worker can never satisfy the
    * request; waits while the devices exist but are held by other tasks.
    */
-  acquire(request: GpuRequest, opts: { signal?: AbortSignal } = {}): Promise<GpuLease> {
+  acquire(request: GpuRequest, opts: { signal?: AbortSignal; holder?: GpuHolder } = {}): Promise<GpuLease> {
     let waiter: Omit<Waiter, 'resolve'>;
     try {
-      waiter = this.check(request);
+      waiter = { ...this.check(request), holder: opts.holder, request: describeRequest(request) };
     } catch (err) {
       return Promise.reject(err);
     }
@@ -98,14 +116,36 @@ export class GpuAllocator {
         if (i >= 0) this.waiters.splice(i, 1);
         reject(new GpuRequestError(`stopped while waiting for GPUs: ${String(signal?.reason)}`));
         this.grant();
+        this.changed();
       };
       signal?.addEventListener('abort', onAbort, { once: true });
       this.waiters.push(entry);
       this.grant();
+      this.changed();
     });
   }
 
-  private check(request: GpuRequest): Omit<Waiter, 'resolve'> {
+  /** Calls fn with a snapshot whenever a lease is taken or given back, or a wait starts or ends. */
+  onChange(fn: (s: GpuSnapshot) => void): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  snapshot(): GpuSnapshot {
+    return {
+      devices: [...this.devices],
+      held: [...this.holders.values()].map((h) => ({ ...h, ids: [...h.ids] })),
+      waiting: this.waiters.flatMap((w) => (w.holder ? [{ ...w.holder, request: w.request }] : [])),
+    };
+  }
+
+  private changed() {
+    if (this.listeners.size === 0) return;
+    const s = this.snapshot();
+    for (const fn of this.listeners) fn(s);
+  }
+
+  private check(request: GpuRequest): Omit<Waiter, 'resolve' | 'holder' | 'request'> {
     const have = this.devices.length;
     const what = have === 0 ? 'none' : `${have} (${this.devices.join(', ')})`;
     const hint =
@@ -147,15 +187,19 @@ export class GpuAllocator {
       this.waiters.shift();
       for (const d of ids) this.busy.add(d);
       let released = false;
-      w.resolve({
+      const lease: GpuLease = {
         ids: [...ids],
         release: () => {
           if (released) return;
           released = true;
           for (const d of ids) this.busy.delete(d);
+          this.holders.delete(lease);
           this.grant();
+          this.changed();
         },
-      });
+      };
+      if (w.holder) this.holders.set(lease, { ...w.holder, ids: [...ids] });
+      w.resolve(lease);
     }
   }
 
@@ -240,4 +284,8 @@ export function parseNvidiaSmiInfo(out: string): GpuInfo[] {
     gpus.push({ id: index, model: model || null, memoryMiB: memory ? Number(memory[1]) : null });
   }
   return gpus;
+}
+
+function describeRequest(request: GpuRequest): string {
+  return request === 'all' ? 'all' : typeof request === 'number' ? String(request) : [...request].join(', ');
 }

@@ -18,6 +18,7 @@ import { VersionCache } from '../dag/versions.js';
 import { DEFAULT_OUTPUT_CAP_BYTES } from '../execute-try.js';
 import type { Db } from '../store/db.js';
 import * as workers from '../store/workers.js';
+import { GpuRecords } from './gpu-records.js';
 import type { GpuAllocator } from './gpus.js';
 import { HeldTries } from './held-tries.js';
 import { Intake } from './intake.js';
@@ -68,6 +69,7 @@ export class Worker {
   private readonly next: NextTries;
   private readonly endChecks: RunEndChecks;
   private readonly liveness: Liveness;
+  private readonly gpuRecords: GpuRecords;
   private subscription: Subscription | null = null;
   private stopped: Promise<void> | null = null;
 
@@ -97,6 +99,7 @@ export class Worker {
     const tries = new TryRunner(db, versions, launcher, held, masks, results, runCallbacks, settings, log);
     this.intake = new Intake(db, id, held, runDags, tries, log);
     this.liveness = new Liveness(db, id, held, masks, log);
+    this.gpuRecords = new GpuRecords(db, id, log);
   }
 
   async start(): Promise<void> {
@@ -108,6 +111,7 @@ export class Worker {
       concurrency: this.o.concurrency,
       gpus: this.o.gpus?.info,
     });
+    this.gpuRecords.start(this.o.gpus);
     this.events.emit('worker.up', () => ({
       ...this.who(),
       concurrency: this.o.concurrency,
@@ -154,6 +158,7 @@ export class Worker {
       }
       await this.endChecks.flush();
       await Promise.allSettled([...this.next.publishing]);
+      await this.gpuRecords.stop();
       await this.liveness.stop();
       const down = await workers.stopWorker(this.o.db, this.id).then(
         () => true,
