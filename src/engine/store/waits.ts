@@ -94,7 +94,7 @@ export interface LiveWorker {
   heartbeat_at: Date;
   /** Task instances it runs now. */
   running: number;
-  /** The GPU state it last wrote (see migration 0009); null when it manages no GPUs. */
+  /** The GPU state it last wrote (see migration 0012); null when it manages no GPUs. */
   gpus: WorkerGpus | null;
 }
 
@@ -147,7 +147,7 @@ export async function dbNow(q: Queryable): Promise<Date> {
   return (await q.query<{ now: Date }>(`SELECT now() AS now`)).rows[0]!.now;
 }
 
-/** Records a worker's GPU state (see migration 0009); null when it manages no GPUs. */
+/** Records a worker's GPU state (see migration 0012); null when it manages no GPUs. */
 export async function recordWorkerGpus(q: Queryable, workerId: string, gpus: WorkerGpus | null) {
   await q.query(`UPDATE workers SET gpus = $2 WHERE worker_id = $1`, [
     workerId,

@@ -1,5 +1,5 @@
 /**
- * Keeps the worker's row telling who holds which of its GPUs and who waits (migration 0009), so that
+ * Keeps the worker's row telling who holds which of its GPUs and who waits (migration 0012), so that
  * `airtasks why`, the dashboard and /metrics see what only this process's allocator knows. Writes one at a
  * time, the newest state last; a failed write is logged and the next change writes again.
  */
