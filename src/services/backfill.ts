@@ -16,6 +16,7 @@ import * as runs from '../engine/store/runs.js';
 import type { ConnectionOptions } from './config.js';
 import { unknownDag } from './dags.js';
 import { withEngine } from './engine.js';
+import { watchRuns } from './run-end-watch.js';
 
 export type Reprocess = bf.Reprocess;
 export const REPROCESS: readonly Reprocess[] = ['none', 'failed', 'all'];
@@ -289,11 +290,7 @@ async function waitForBackfill(
 ): Promise<BackfillResult> {
   const mine = new Map(result.runs.filter((r) => r.action !== 'skip').map((r) => [r.runId, r]));
   const deadline = o.timeoutMs ? Date.now() + o.timeoutMs : Infinity;
-  let wake: (() => void) | null = null;
-  const listener = db.listen([db.channel('events')], (_ch, payload) => {
-    if (mine.has(payload.replace(/^run:/, ''))) wake?.();
-  });
-  await listener.ready.catch(() => undefined);
+  const watch = await watchRuns(db, (id) => mine.has(id));
   try {
     for (;;) {
       const states = await runs.runStates(db, [...mine.keys()]);
@@ -311,16 +308,9 @@ async function waitForBackfill(
       }
       const left = deadline - Date.now();
       if (left <= 0) throw new BackfillWaitTimeout(result, Math.round((o.timeoutMs ?? 0) / 1000));
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, Math.min(left, 1000));
-        wake = () => {
-          clearTimeout(t);
-          resolve();
-        };
-      });
-      wake = null;
+      await watch.nap(Math.min(left, 1000));
     }
   } finally {
-    await listener.close();
+    await watch.close();
   }
 }

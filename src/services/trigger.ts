@@ -12,6 +12,7 @@ import * as tis from '../engine/store/task-instances.js';
 import type { ConnectionOptions } from './config.js';
 import { unknownDag } from './dags.js';
 import { withEngine } from './engine.js';
+import { watchRuns } from './run-end-watch.js';
 import { checkStorableJson } from './input-checks.js';
 
 export interface TaskSummary {
@@ -187,11 +188,7 @@ export async function waitForRun(
 ): Promise<RunSummary> {
   const deadline = o.timeoutMs ? Date.now() + o.timeoutMs : Infinity;
   const seen = new Map<string, string>();
-  let wake: (() => void) | null = null;
-  const listener = db.listen([db.channel('events')], (_ch, payload) => {
-    if (payload === runId || payload === `run:${runId}`) wake?.();
-  });
-  await listener.ready.catch(() => undefined);
+  const watch = await watchRuns(db, (id) => id === runId);
   try {
     for (;;) {
       const s = await summarize(db, runId);
@@ -203,16 +200,9 @@ export async function waitForRun(
       if (TERMINAL_RUN_STATES.includes(s.state)) return s;
       const left = deadline - Date.now();
       if (left <= 0) throw new WaitTimeout(s, Math.round((o.timeoutMs ?? 0) / 1000));
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, Math.min(left, o.pollMs ?? 1000));
-        wake = () => {
-          clearTimeout(t);
-          resolve();
-        };
-      });
-      wake = null;
+      await watch.nap(Math.min(left, o.pollMs ?? 1000));
     }
   } finally {
-    await listener.close();
+    await watch.close();
   }
 }
