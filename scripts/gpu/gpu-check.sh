@@ -2,7 +2,7 @@
 # GPU check for issue 19 (GPUs for bash tasks), to run on the GPU machine from the project root, with the
 # packed build in .gpu-pack/ (made here by `npm run build && bash ../shared/gpu-machine/pack.sh`):
 #
-#   bash gpu-check.sh            # copy it into the tree first (it is scripts/gpu/gpu-check.sh in the tree, which travels with the working tree)
+#   bash scripts/gpu/gpu-check.sh   # from the project root, which travels to the GPU machine with .gpu-pack/
 #
 # It unpacks the build to /tmp/at (unless already there), makes a small project in /tmp/at/gpu-check whose
 # DAG has bash tasks asking for GPUs (each runs a short PyTorch CUDA program printing the device it got
