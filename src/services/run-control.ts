@@ -90,7 +90,13 @@ export function downstreamOf(tasks: ReadonlyArray<{ taskId: string; upstream: st
  * queued or running.
  */
 export async function clearTask(
-  o: ConnectionOptions & { runId: string; taskId: string; downstream?: boolean },
+  o: ConnectionOptions & {
+    runId: string;
+    taskId: string;
+    downstream?: boolean;
+    /** More tasks to clear in the same transaction (the dashboard's "mark for retry"). */
+    alsoTaskIds?: string[];
+  },
 ): Promise<ClearResult> {
   return withEngine(o, async (e) => {
     const run = await runs.getRun(e.db, o.runId);
@@ -104,7 +110,9 @@ export async function clearTask(
         `run "${o.runId}" (DAG ${run.dag_id}) has no task "${o.taskId}"; its tasks: ${dag.tasks.map((t) => t.taskId).join(', ')}`,
       );
     }
-    const ids = [o.taskId, ...(o.downstream ? downstreamOf(dag.tasks, o.taskId) : [])];
+    const ids = [
+      ...new Set([o.taskId, ...(o.downstream ? downstreamOf(dag.tasks, o.taskId) : []), ...(o.alsoTaskIds ?? [])]),
+    ];
     const r = await e.db.tx((c) => clearStoredTasks(c, o.runId, ids, e.db.channel('events')));
     switch (r.outcome) {
       case 'no_run':
