@@ -28,6 +28,11 @@ export interface StandaloneOptions {
   port?: number;
   concurrency: number;
   logger: Logger;
+  /**
+   * Starts the dashboard on the standalone's database (the command passes the web layer's server, which
+   * this layer may not import); it is stopped first, before the worker drains.
+   */
+  startWeb?: (connection: ConnectionOptions) => Promise<Daemon & { url: string }>;
 }
 
 export interface Standalone {
@@ -37,6 +42,8 @@ export interface Standalone {
   connection: ConnectionOptions;
   dagsFolder: string;
   dataDir: string;
+  /** The dashboard's address, when startWeb was given. */
+  webUrl: string | null;
   /** Resolves once the scheduler first parsed the dags folder (it runs before, beside the parse). */
   dagsParsed(): Promise<void>;
   stop(): Promise<void>;
@@ -80,6 +87,7 @@ export async function startStandalone(o: StandaloneOptions): Promise<Standalone>
       .catch((err: Error) => o.logger.error({ err: err.message }, 'embedded Postgres stop failed'));
   };
   let dagsParsed: () => Promise<void> = () => Promise.resolve();
+  let webUrl: string | null = null;
   try {
     const scheduler = await startScheduler({ ...connection, logger: o.logger });
     daemons.push(scheduler);
@@ -87,6 +95,11 @@ export async function startStandalone(o: StandaloneOptions): Promise<Standalone>
     daemons.push(
       await startWorker({ ...connection, logger: o.logger, queues: ['*'], concurrency: o.concurrency }),
     );
+    if (o.startWeb) {
+      const web = await o.startWeb(connection);
+      daemons.push(web);
+      webUrl = web.url;
+    }
     const state: StandaloneState = {
       pid: process.pid,
       databaseUrl,
@@ -99,7 +112,7 @@ export async function startStandalone(o: StandaloneOptions): Promise<Standalone>
     throw err;
   }
   const dagsFolder = resolveDagsFolder(connection, project);
-  return { databaseUrl, schema: SCHEMA, connection, dagsFolder, dataDir, dagsParsed, stop };
+  return { databaseUrl, schema: SCHEMA, connection, dagsFolder, dataDir, webUrl, dagsParsed, stop };
 }
 
 /** Starts standalone, runs one DAG to its end, stops: the zero-setup demo and a CI smoke test. */
@@ -111,10 +124,13 @@ export async function runDagStandalone(
     onTaskChange?: (t: TaskSummary) => void;
     /** Told why the run may not start (paused DAG, missing pool): --run would otherwise wait silently. */
     onNotice?: (message: string) => void;
+    /** Told the dashboard's address once it listens. */
+    onWeb?: (url: string) => void;
   },
 ): Promise<RunSummary> {
   const sa = await startStandalone(o);
   try {
+    if (sa.webUrl) o.onWeb?.(sa.webUrl);
     // The DAG to run may be in a file the scheduler has not parsed yet.
     await sa.dagsParsed();
     return await triggerDag({

@@ -26,7 +26,8 @@ export function Graph(p: {
   const { layout } = p;
   const box = useRef<HTMLDivElement>(null);
   const [width, setWidth] = useState(900);
-  const H = p.height ?? 460;
+  // Small graphs get a short box; big ones 460 px to zoom and pan in.
+  const H = p.height ?? Math.max(140, Math.min(460, layout.height + 50));
   const [view, setView] = useState<{ k: number; x: number; y: number } | null>(null);
   useEffect(() => {
     const w = box.current?.clientWidth ?? 900;
