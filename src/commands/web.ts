@@ -15,7 +15,13 @@ export default class WebCommand extends BaseCommand<typeof WebCommand> {
   ];
   static override flags = {
     host: Flags.string({ summary: 'Address to listen on.', default: '127.0.0.1', env: 'AIRTASKS_WEB_HOST' }),
-    port: Flags.integer({ summary: 'Port to listen on (0: a free one).', default: 8080, min: 0, max: 65535, env: 'AIRTASKS_WEB_PORT' }),
+    port: Flags.integer({
+      summary: 'Port to listen on (0: a free one).',
+      default: 8080,
+      min: 0,
+      max: 65535,
+      env: 'AIRTASKS_WEB_PORT',
+    }),
     token: Flags.string({
       summary: 'Token that every request must give (Bearer header, or the login form).',
       env: 'AIRTASKS_WEB_TOKEN',

@@ -4,7 +4,6 @@
  * broker depths, log pages with an offset, and "mark for retry". Everything is masked as the CLI masks it.
  */
 import { NotFoundError } from '../core/errors.js';
-import type { SerializedDag } from '../core/dag-model.js';
 import type { RunState } from '../core/states.js';
 import * as board from '../engine/store/dashboard.js';
 import * as dags from '../engine/store/dags.js';
@@ -15,7 +14,9 @@ import { listWorkers } from '../engine/store/workers.js';
 import { secretVariablesMasker } from '../engine/variables.js';
 import type { ConnectionOptions } from './config.js';
 import { listDags, type DagListing } from './dags.js';
+import { cachedVersion } from './dag-versions.js';
 import { withEngine } from './engine.js';
+import type { Queryable } from '../engine/store/db.js';
 import { clearTask, downstreamOf, type ClearResult } from './run-control.js';
 import { showRun } from './runs.js';
 
@@ -48,14 +49,7 @@ export async function dagsOverview(o: ConnectionOptions, recent = 10): Promise<D
   });
 }
 
-/** A stored DAG version by its hash (a run's graph is the graph of the version it was pinned to). */
-export async function dagVersion(o: ConnectionOptions & { hash: string }): Promise<SerializedDag> {
-  return withEngine(o, async (e) => {
-    const v = await dags.getVersion(e.db, o.hash);
-    if (!v) throw new NotFoundError('dag', o.hash, `no stored DAG version ${o.hash}`);
-    return v;
-  });
-}
+export { versionByHash as dagVersion } from './dag-versions.js';
 
 export async function dagVersions(o: ConnectionOptions & { dagId: string }) {
   return withEngine(o, async (e) =>
@@ -94,8 +88,7 @@ export async function dagGrid(
   return withEngine(o, async (e) => {
     const row = await dags.getDag(e.db, o.dagId);
     if (!row) throw new NotFoundError('dag', o.dagId, `unknown DAG "${o.dagId}"`);
-    const v = await dags.getVersion(e.db, row.hash);
-    const order = topoOrder(v?.tasks ?? []);
+    const order = await taskOrder(e.db, row.hash);
     const offset = Math.max(0, o.taskOffset ?? 0);
     const tasks = order.slice(offset, offset + Math.min(500, o.taskLimit ?? 100));
     const w = await board.runsWindow(e.db, o.dagId, {
@@ -123,6 +116,18 @@ export async function dagGrid(
       cells: w.runs.map((r) => tasks.map((t) => at.get(`${r.run_id}\u0000${t}`) ?? '')),
     };
   });
+}
+
+const orders = new Map<string, string[]>();
+
+/** A version's task ids upstream first, kept per version (a version never changes). */
+async function taskOrder(db: Queryable, hash: string): Promise<string[]> {
+  const known = orders.get(hash);
+  if (known) return known;
+  const order = topoOrder((await cachedVersion(db, hash))?.tasks ?? []);
+  orders.set(hash, order);
+  if (orders.size > 16) orders.delete(orders.keys().next().value!);
+  return order;
 }
 
 /** Task ids upstream first (Kahn's order, ties in declaration order). */
@@ -164,7 +169,12 @@ export async function workersOverview(o: ConnectionOptions): Promise<WorkerView[
     return (await listWorkers(e.db, 60_000)).map((w) => {
       const tasks = running
         .filter((r) => r.worker_id === w.worker_id)
-        .map((r) => ({ runId: r.run_id, taskId: r.task_id, tryNumber: r.try_number, startedAt: iso(r.started_at) }));
+        .map((r) => ({
+          runId: r.run_id,
+          taskId: r.task_id,
+          tryNumber: r.try_number,
+          startedAt: iso(r.started_at),
+        }));
       return {
         workerId: w.worker_id,
         hostname: w.hostname,
@@ -197,41 +207,49 @@ export interface QueueView {
 export async function queuesOverview(
   o: ConnectionOptions,
 ): Promise<{ queues: QueueView[]; brokerError: string | null }> {
-  return withEngine(o, async (e) => {
-    const queued = await queuedByQueue(e.db);
-    const running = await runningByQueue(e.db);
-    const workers = await listWorkers(e.db, 60_000);
-    const names = [
-      ...new Set([...queued.keys(), ...running.keys(), ...workers.flatMap((w) => w.queues).filter((q) => q !== '*')]),
-    ].sort();
-    let brokerError: string | null = null;
-    const depths = e.broker
-      ? await e.broker.depths(names).catch((err: Error) => {
-          brokerError = err.message;
-          return [];
-        })
-      : [];
-    if (!e.broker) brokerError = 'no broker connection';
-    const queues = names.map((q): QueueView => {
-      const d = depths.find((x) => x.queue === q);
-      const consumers = workers.filter((w) => w.queues.includes(q) || w.queues.includes('*'));
-      const waiting = (queued.get(q) ?? 0) + (d?.ready ?? 0);
-      return {
-        queue: q,
-        ready: d?.ready ?? null,
-        unacked: d?.unacked ?? null,
-        consumers: d?.consumers ?? null,
-        queuedTasks: queued.get(q) ?? 0,
-        runningTasks: running.get(q) ?? 0,
-        workers: consumers.map((w) => w.worker_id),
-        warning:
-          consumers.length === 0 && (d?.consumers ?? 0) === 0
-            ? `no worker consumes "${q}"${waiting ? ` and ${waiting} task(s) wait in it` : ''}: start one (airtasks worker -q ${q})`
-            : null,
-      };
-    });
-    return { queues, brokerError };
-  }, { broker: true });
+  return withEngine(
+    o,
+    async (e) => {
+      const queued = await queuedByQueue(e.db);
+      const running = await runningByQueue(e.db);
+      const workers = await listWorkers(e.db, 60_000);
+      const names = [
+        ...new Set([
+          ...queued.keys(),
+          ...running.keys(),
+          ...workers.flatMap((w) => w.queues).filter((q) => q !== '*'),
+        ]),
+      ].sort();
+      let brokerError: string | null = null;
+      const depths = e.broker
+        ? await e.broker.depths(names).catch((err: Error) => {
+            brokerError = err.message;
+            return [];
+          })
+        : [];
+      if (!e.broker) brokerError = 'no broker connection';
+      const queues = names.map((q): QueueView => {
+        const d = depths.find((x) => x.queue === q);
+        const consumers = workers.filter((w) => w.queues.includes(q) || w.queues.includes('*'));
+        const waiting = (queued.get(q) ?? 0) + (d?.ready ?? 0);
+        return {
+          queue: q,
+          ready: d?.ready ?? null,
+          unacked: d?.unacked ?? null,
+          consumers: d?.consumers ?? null,
+          queuedTasks: queued.get(q) ?? 0,
+          runningTasks: running.get(q) ?? 0,
+          workers: consumers.map((w) => w.worker_id),
+          warning:
+            consumers.length === 0 && (d?.consumers ?? 0) === 0
+              ? `no worker consumes "${q}"${waiting ? ` and ${waiting} task(s) wait in it` : ''}: start one (airtasks worker -q ${q})`
+              : null,
+        };
+      });
+      return { queues, brokerError };
+    },
+    { broker: true },
+  );
 }
 
 export interface LogPage {
@@ -244,7 +262,13 @@ export interface LogPage {
 
 /** Log lines of a task after `after` (a line id), masked: what a following page polls. */
 export async function taskLogPage(
-  o: ConnectionOptions & { runId: string; taskId: string; tryNumber?: number; after?: number; limit?: number },
+  o: ConnectionOptions & {
+    runId: string;
+    taskId: string;
+    tryNumber?: number;
+    after?: number;
+    limit?: number;
+  },
 ): Promise<LogPage> {
   return withEngine(o, async (e) => {
     const ti = await tis.getTaskInstance(e.db, o.runId, o.taskId);
@@ -274,7 +298,9 @@ export async function taskLogPage(
  * Runs a failed task again, with the tasks after it that failed because of it (upstream_failed); the
  * tasks after it that succeeded or were skipped by a branch are kept (`clear --downstream` reruns them).
  */
-export async function markForRetry(o: ConnectionOptions & { runId: string; taskId: string }): Promise<ClearResult> {
+export async function markForRetry(
+  o: ConnectionOptions & { runId: string; taskId: string },
+): Promise<ClearResult> {
   return withEngine(o, async (e) => {
     const run = await showRun({ ...o, engine: e });
     const t = run.tasks.find((x) => x.taskId === o.taskId);

@@ -111,7 +111,11 @@ export async function clearTask(
       );
     }
     const ids = [
-      ...new Set([o.taskId, ...(o.downstream ? downstreamOf(dag.tasks, o.taskId) : []), ...(o.alsoTaskIds ?? [])]),
+      ...new Set([
+        o.taskId,
+        ...(o.downstream ? downstreamOf(dag.tasks, o.taskId) : []),
+        ...(o.alsoTaskIds ?? []),
+      ]),
     ];
     const r = await e.db.tx((c) => clearStoredTasks(c, o.runId, ids, e.db.channel('events')));
     switch (r.outcome) {

@@ -3,12 +3,13 @@
  * CLI's --json shapes where a command returns the same thing. Every value is masked as the CLI masks it;
  * run actions need `"confirm": true` in their body.
  */
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import { AirtasksError, ExitCode, FieldError, ValidationError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { ConnectionOptions } from '../services/config.js';
 import * as board from '../services/dashboard.js';
-import { setDagPaused, showDag } from '../services/dags.js';
+import { currentHash, dagHeader, runHash, versionByHash } from '../services/dag-versions.js';
+import { setDagPaused } from '../services/dags.js';
 import { listPools } from '../services/pools.js';
 import { cancelRun, clearTask } from '../services/run-control.js';
 import { listRuns, showRun } from '../services/runs.js';
@@ -16,7 +17,7 @@ import { swarmOverview } from '../services/swarm-view.js';
 import { triggerDag } from '../services/trigger.js';
 import { listVariables } from '../services/variables.js';
 import { whyLines } from './hooks.js';
-import { layoutOf } from './layout.js';
+import { layoutJson } from './layout.js';
 import type { LiveHub } from './live.js';
 import { CSRF_HEADER, type Security } from './security.js';
 
@@ -39,7 +40,9 @@ export function sendError(reply: FastifyReply, err: unknown, logger: Logger) {
     });
   }
   logger.error({ err }, 'api request failed');
-  return reply.code(500).send({ error: { code: 'internal', message: 'internal error (see the server log)' } });
+  return reply
+    .code(500)
+    .send({ error: { code: 'internal', message: 'internal error (see the server log)' } });
 }
 
 type Params = Record<string, string>;
@@ -59,14 +62,14 @@ export function registerApi(
   const route = (
     method: 'GET' | 'POST',
     url: string,
-    handler: (p: Params, q: Query, body: unknown, req: FastifyRequest) => Promise<unknown>,
+    handler: (p: Params, q: Query, body: unknown, reply: FastifyReply) => Promise<unknown>,
   ) =>
     app.route({
       method,
       url: `/api/v1${url}`,
       handler: async (req, reply) => {
         try {
-          return await handler(req.params as Params, req.query as Query, req.body, req);
+          return await handler(req.params as Params, req.query as Query, req.body, reply);
         } catch (err) {
           return sendError(reply, err, o.logger);
         }
@@ -75,19 +78,45 @@ export function registerApi(
 
   app.get('/api/v1/session', async (req, reply) => {
     const s = o.security.session(req, reply);
-    return { csrfToken: o.security.csrfToken(s), csrfHeader: CSRF_HEADER, authRequired: o.security.authRequired };
+    return {
+      csrfToken: o.security.csrfToken(s),
+      csrfHeader: CSRF_HEADER,
+      authRequired: o.security.authRequired,
+    };
   });
 
-  route('GET', '/dags', () => board.dagsOverview(conn));
-  route('GET', '/dags/:dagId', async (p) => ({
-    ...(await showDag({ ...conn, dagId: p.dagId! })),
+  route('GET', '/dags', async () => {
+    const overview = await board.dagsOverview(conn);
+    warmLayouts(overview.dags.map((d) => d.hash));
+    return overview;
+  });
+  // `dags show --json` (plus taskCount and versions); ?tasks=0 leaves the tasks out, ?task=<id> keeps one.
+  route('GET', '/dags/:dagId', async (p, q) => ({
+    ...(await dagHeader({ ...conn, dagId: p.dagId!, withTasks: q.tasks !== '0' && !q.task, taskId: q.task })),
     versions: await board.dagVersions({ ...conn, dagId: p.dagId! }),
   }));
-  route('GET', '/dags/:dagId/graph', async (p, q) => {
-    const hash = q.hash ?? (await showDag({ ...conn, dagId: p.dagId! })).hash;
-    const v = await board.dagVersion({ ...conn, hash });
-    return { hash, ...(await layoutOf(hash, v)) };
-  });
+  // Lays out the DAGs' current versions ahead of their pages, one after another, off the request.
+  let warming = Promise.resolve();
+  const warmLayouts = (hashes: string[]) => {
+    for (const hash of hashes)
+      warming = warming
+        .then(() => layoutJson(hash, () => versionByHash({ ...conn, hash })))
+        .then(
+          () => undefined,
+          () => undefined,
+        );
+  };
+  void board.dagsOverview(conn).then(
+    (o) => warmLayouts(o.dags.map((d) => d.hash)),
+    () => undefined,
+  );
+  const graph = async (hash: string, reply: FastifyReply) =>
+    reply
+      .type('application/json; charset=utf-8')
+      .send(await layoutJson(hash, () => versionByHash({ ...conn, hash })));
+  route('GET', '/dags/:dagId/graph', async (p, q, _b, reply) =>
+    graph(q.hash ?? (await currentHash({ ...conn, dagId: p.dagId! })), reply),
+  );
   route('GET', '/dags/:dagId/grid', (p, q) =>
     board.dagGrid({
       ...conn,
@@ -114,17 +143,26 @@ export function registerApi(
     });
   });
 
-  route('GET', '/runs', (_p, q) => listRuns({ ...conn, dagId: q.dagId, state: q.state, limit: num(q.limit) }));
+  route('GET', '/runs', (_p, q) =>
+    listRuns({ ...conn, dagId: q.dagId, state: q.state, limit: num(q.limit) }),
+  );
   route('GET', '/runs/:runId', async (p) => {
     const run = await showRun({ ...conn, runId: p.runId! });
-    const unfinished = run.tasks.filter((t) => !['success', 'failed', 'skipped', 'upstream_failed'].includes(t.state));
-    return { ...run, why: await whyLines(conn, run.runId, unfinished.map((t) => t.taskId)) };
+    const unfinished = run.tasks.filter(
+      (t) => !['success', 'failed', 'skipped', 'upstream_failed'].includes(t.state),
+    );
+    return {
+      ...run,
+      why: await whyLines(
+        conn,
+        run.runId,
+        unfinished.map((t) => t.taskId),
+      ),
+    };
   });
-  route('GET', '/runs/:runId/graph', async (p) => {
-    const run = await showRun({ ...conn, runId: p.runId! });
-    const v = await board.dagVersion({ ...conn, hash: run.dagHash });
-    return { hash: run.dagHash, ...(await layoutOf(run.dagHash, v)) };
-  });
+  route('GET', '/runs/:runId/graph', async (p, _q, _b, reply) =>
+    graph(await runHash({ ...conn, runId: p.runId! }), reply),
+  );
   route('GET', '/runs/:runId/tasks/:taskId/logs', (p, q) =>
     board.taskLogPage({
       ...conn,

@@ -31,12 +31,22 @@ export function dagreLayout(input: LayoutInput): GraphLayout {
     height: Math.ceil(graph.height ?? 0),
     nodes: g.nodes().map((id: string) => {
       const n = g.node(id);
-      return { id, x: n.x - n.width / 2, y: n.y - n.height / 2, w: n.width, h: n.height, operator: op.get(id) ?? '' };
+      return {
+        id,
+        x: n.x - n.width / 2,
+        y: n.y - n.height / 2,
+        w: n.width,
+        h: n.height,
+        operator: op.get(id) ?? '',
+      };
     }),
     edges: g.edges().map((e: { v: string; w: string }) => ({
       from: e.v,
       to: e.w,
-      points: (g.edge(e).points ?? []).flatMap((p: { x: number; y: number }) => [Math.round(p.x), Math.round(p.y)]),
+      points: (g.edge(e).points ?? []).flatMap((p: { x: number; y: number }) => [
+        Math.round(p.x),
+        Math.round(p.y),
+      ]),
     })),
     algorithm: 'dagre',
   };

@@ -7,18 +7,22 @@
  * upstream (one barycentre sweep). It is readable with zoom, which is what a 10,000-task graph allows.
  */
 import { Worker } from 'node:worker_threads';
-import { nodeWidth, NODE_H, type GraphLayout, type LayoutInput } from './layout-dagre.js';
+import { dagreLayout, nodeWidth, NODE_H, type GraphLayout, type LayoutInput } from './layout-dagre.js';
 
 export type { GraphLayout } from './layout-dagre.js';
 
 export const DAGRE_MAX = 1500;
 const CACHE_MAX = 64;
-const cache = new Map<string, Promise<GraphLayout>>();
+/** Kept as the JSON text sent: a 10,000-task layout is megabytes, stringified once. */
+const cache = new Map<string, Promise<string>>();
 
-export function layoutOf(hash: string, input: LayoutInput): Promise<GraphLayout> {
+/** The layout of a version, as JSON text ({hash, width, height, nodes, edges, algorithm}). */
+export function layoutJson(hash: string, load: () => Promise<LayoutInput>): Promise<string> {
   const hit = cache.get(hash);
   if (hit) return hit;
-  const p = input.tasks.length <= DAGRE_MAX ? inWorker(input) : Promise.resolve(layeredLayout(input));
+  const p = load()
+    .then((input) => (input.tasks.length <= DAGRE_MAX ? inWorker(input) : layeredLayout(input)))
+    .then((layout) => JSON.stringify({ hash, ...layout }));
   cache.set(hash, p);
   p.catch(() => cache.delete(hash));
   // Oldest out first (Map keeps insertion order).
@@ -26,13 +30,10 @@ export function layoutOf(hash: string, input: LayoutInput): Promise<GraphLayout>
   return p;
 }
 
-function inWorker(input: LayoutInput): Promise<GraphLayout> {
-  const fromSources = import.meta.url.endsWith('.ts');
-  const w = new Worker(new URL(`./layout-worker.${fromSources ? 'ts' : 'js'}`, import.meta.url), {
-    workerData: input,
-    // Under tsx (tests, bin/dev.js) the worker needs tsx to load TypeScript too.
-    execArgv: fromSources ? ['--import', 'tsx'] : [],
-  });
+async function inWorker(input: LayoutInput): Promise<GraphLayout> {
+  // Under tsx (bin/dev.js, benchmarks) a worker thread cannot load TypeScript: lay out in this thread.
+  if (import.meta.url.endsWith('.ts')) return dagreLayout(input);
+  const w = new Worker(new URL('./layout-worker.js', import.meta.url), { workerData: input });
   return new Promise((resolve, reject) => {
     w.once('message', (m: GraphLayout) => resolve(m));
     w.once('error', reject);
@@ -58,7 +59,10 @@ export function layeredLayout(input: LayoutInput): GraphLayout {
         continue;
       }
       stack.pop();
-      rank.set(top, ups.reduce((m, u) => Math.max(m, (rank.get(u) ?? -1) + 1), 0));
+      rank.set(
+        top,
+        ups.reduce((m, u) => Math.max(m, (rank.get(u) ?? -1) + 1), 0),
+      );
     }
     return rank.get(id)!;
   };
@@ -85,14 +89,24 @@ export function layeredLayout(input: LayoutInput): GraphLayout {
   return {
     width: x,
     height,
-    nodes: ids.map((id) => ({ id, ...pos(id), w: nodeWidth(id), h: NODE_H, operator: byId.get(id)!.operator })),
+    nodes: ids.map((id) => ({
+      id,
+      ...pos(id),
+      w: nodeWidth(id),
+      h: NODE_H,
+      operator: byId.get(id)!.operator,
+    })),
     edges: input.tasks.flatMap((t) =>
       t.upstream
         .filter((u) => byId.has(u))
         .map((u) => {
           const a = pos(u);
           const b = pos(t.taskId);
-          return { from: u, to: t.taskId, points: [a.x + nodeWidth(u), a.y + NODE_H / 2, b.x, b.y + NODE_H / 2] };
+          return {
+            from: u,
+            to: t.taskId,
+            points: [a.x + nodeWidth(u), a.y + NODE_H / 2, b.x, b.y + NODE_H / 2],
+          };
         }),
     ),
     algorithm: 'layered',

@@ -36,7 +36,11 @@ export class LiveHub {
     reply.raw.write(`retry: 2000\n\n`);
     let t = this.topics.get(topic);
     if (!t) {
-      const fresh: Topic = { clients: new Set(), stamp: null, timer: setInterval(() => void this.poll(topic), POLL_MS) };
+      const fresh: Topic = {
+        clients: new Set(),
+        stamp: null,
+        timer: setInterval(() => void this.poll(topic), POLL_MS),
+      };
       this.topics.set(topic, fresh);
       t = fresh;
       void this.poll(topic);
@@ -63,7 +67,10 @@ export class LiveHub {
       const stamp = await this.stampOf(topic);
       const t = this.topics.get(topic);
       if (t && stamp !== t.stamp) {
+        // The first reading is what the pages just loaded: nothing changed yet.
+        const first = t.stamp === null;
         t.stamp = stamp;
+        if (first) return;
         for (const c of t.clients) c.raw.write(`event: change\ndata: ${JSON.stringify({ topic })}\n\n`);
       }
     } catch (err) {

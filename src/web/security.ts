@@ -117,7 +117,9 @@ export class Security {
         return reply
           .code(401)
           .header('www-authenticate', 'Bearer')
-          .send({ error: { code: 'unauthorized', message: 'a token is needed: Authorization: Bearer <token>' } });
+          .send({
+            error: { code: 'unauthorized', message: 'a token is needed: Authorization: Bearer <token>' },
+          });
       return reply.redirect('/login');
     });
   }

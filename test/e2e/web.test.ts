@@ -149,20 +149,38 @@ describe('e2e: the dashboard in a browser', function () {
     let res = await api(clear, { method: 'POST', headers: json, body: '{}' });
     expect(res.status).to.equal(400);
     expect(((await res.json()) as { error: { message: string } }).error.message).to.match(/confirm/);
-    res = await api(clear, { method: 'POST', headers: { ...json, origin: 'http://evil.example' }, body: '{"confirm":true}' });
+    res = await api(clear, {
+      method: 'POST',
+      headers: { ...json, origin: 'http://evil.example' },
+      body: '{"confirm":true}',
+    });
     expect(res.status).to.equal(403);
-    res = await api(clear, { method: 'POST', headers: { ...json, 'sec-fetch-site': 'cross-site' }, body: '{"confirm":true}' });
+    res = await api(clear, {
+      method: 'POST',
+      headers: { ...json, 'sec-fetch-site': 'cross-site' },
+      body: '{"confirm":true}',
+    });
     expect(res.status).to.equal(403);
     const inPage = await page.evaluate(
-      (u) => fetch(u, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"confirm":true}' }).then((x) => x.status),
+      (u) =>
+        fetch(u, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: '{"confirm":true}',
+        }).then((x) => x.status),
       clear,
     );
     expect(inPage).to.equal(403);
-    res = await api(clear, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: '{"confirm":true}' });
+    res = await api(clear, {
+      method: 'POST',
+      headers: { 'content-type': 'text/plain' },
+      body: '{"confirm":true}',
+    });
     expect(res.status).to.equal(415);
 
     await writeFile(path.join(dir, 'ok'), '');
-    await page.click('[data-testid="clear-task"]');
+    // Its downstream task failed because of it (upstream_failed): clear both.
+    await page.click('[data-testid="clear-downstream"]');
     await page.waitForSelector('.modal [data-testid="confirm-yes"]');
     await shot('confirm');
     await page.click('[data-testid="confirm-yes"]');
@@ -216,7 +234,10 @@ describe('e2e: the dashboard in a browser', function () {
   });
 
   it('needs the token when given one, and refuses to expose itself without one', async () => {
-    const bad = await runCli(['web', '--host', '0.0.0.0', '--port', '0'], { ...p.env, AIRTASKS_WEB_TOKEN: '' });
+    const bad = await runCli(['web', '--host', '0.0.0.0', '--port', '0'], {
+      ...p.env,
+      AIRTASKS_WEB_TOKEN: '',
+    });
     expect(bad.code).to.equal(2);
     expect(bad.stderr).to.match(/token/);
     const token = randomBytes(12).toString('hex');

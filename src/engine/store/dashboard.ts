@@ -74,9 +74,17 @@ export async function dagVersions(
 /** The tasks each worker runs now. */
 export async function runningByWorker(
   q: Queryable,
-): Promise<Array<{ worker_id: string; run_id: string; task_id: string; try_number: number; started_at: Date | null }>> {
+): Promise<
+  Array<{ worker_id: string; run_id: string; task_id: string; try_number: number; started_at: Date | null }>
+> {
   return (
-    await q.query<{ worker_id: string; run_id: string; task_id: string; try_number: number; started_at: Date | null }>(
+    await q.query<{
+      worker_id: string;
+      run_id: string;
+      task_id: string;
+      try_number: number;
+      started_at: Date | null;
+    }>(
       `SELECT worker_id, run_id, task_id, try_number, started_at FROM task_instances
        WHERE state = 'running' AND worker_id IS NOT NULL ORDER BY started_at`,
     )

@@ -55,7 +55,10 @@ export function useLive(topicQuery: string, onChange: () => void) {
 }
 
 /** Data from `url`, fetched again when `tick` (bumped by the page's live stream) or `url` changes. */
-export function useData<T>(url: string | null, tick = 0): { data: T | null; error: string | null; reload: () => void } {
+export function useData<T>(
+  url: string | null,
+  tick = 0,
+): { data: T | null; error: string | null; reload: () => void } {
   const [data, setData] = useState<T | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [own, setOwn] = useState(0);

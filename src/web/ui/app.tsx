@@ -22,11 +22,18 @@ function App() {
   let page;
   let tab = 'dags';
   if (parts[0] === 'dags' && parts[1]) page = <DagPage key={parts[1]} dagId={parts[1]} />;
-  else if (parts[0] === 'runs' && parts[1]) page = <RunPage key={parts[1]} runId={parts[1]} taskId={parts[2] ?? null} />;
-  else if (parts[0] === 'workers') (page = <WorkersPage />), (tab = 'workers');
-  else if (parts[0] === 'swarm') (page = <SwarmPage />), (tab = 'swarm');
-  else if (parts[0] === 'variables') (page = <VariablesPage />), (tab = 'variables');
-  else page = <DagsPage />;
+  else if (parts[0] === 'runs' && parts[1])
+    page = <RunPage key={parts[1]} runId={parts[1]} taskId={parts[2] ?? null} />;
+  else if (parts[0] === 'workers') {
+    page = <WorkersPage />;
+    tab = 'workers';
+  } else if (parts[0] === 'swarm') {
+    page = <SwarmPage />;
+    tab = 'swarm';
+  } else if (parts[0] === 'variables') {
+    page = <VariablesPage />;
+    tab = 'variables';
+  } else page = <DagsPage />;
   const link = (id: string, label: string) => (
     <a href={`#/${id === 'dags' ? '' : id}`} class={tab === id ? 'active' : ''}>
       {label}

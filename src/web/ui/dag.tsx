@@ -13,21 +13,31 @@ interface DagDetails {
   schedule?: string | null;
   paused: boolean;
   nextRunAt: string | null;
-  tasks: Array<Record<string, unknown> & { taskId: string; upstream: string[]; operator: string; queue: string }>;
+  taskCount: number;
+  tasks?: Array<
+    Record<string, unknown> & { taskId: string; upstream: string[]; operator: string; queue: string }
+  >;
   versions: Array<{ hash: string; createdAt: string; tasks: number; runs: number }>;
 }
 
 export function DagPage({ dagId }: { dagId: string }) {
   const tick = useLiveTick();
-  const { data, error } = useData<DagDetails>(`/api/v1/dags/${enc(dagId)}`, tick);
+  // Without its tasks (a 10,000-task DAG is megabytes); the selected task is asked for alone.
+  const { data, error } = useData<DagDetails>(`/api/v1/dags/${enc(dagId)}?tasks=0`, tick);
   const graph = useData<Layout & { hash: string }>(`/api/v1/dags/${enc(dagId)}/graph`);
   const [selected, setSelected] = useState<string | null>(null);
+  const one = useData<DagDetails>(selected ? `/api/v1/dags/${enc(dagId)}?task=${enc(selected)}` : null);
   const [triggering, setTriggering] = useState(false);
-  const task = data?.tasks.find((t) => t.taskId === selected);
+  const task = one.data?.tasks?.find((t) => t.taskId === selected);
   return (
     <div>
       <h1>
-        {dagId} {data?.paused && <span class="badge" style={{ background: '#8a8f98' }}>paused</span>}
+        {dagId}{' '}
+        {data?.paused && (
+          <span class="badge" style={{ background: '#8a8f98' }}>
+            paused
+          </span>
+        )}
         <button class="primary right" onClick={() => setTriggering(true)}>
           Trigger…
         </button>
@@ -35,12 +45,16 @@ export function DagPage({ dagId }: { dagId: string }) {
       <ErrorLine error={error ?? graph.error} />
       {data && (
         <p class="muted">
-          {data.description} · schedule: {data.schedule ?? 'manual'} · next run: {when(data.nextRunAt)} · {data.tasks.length} tasks · version{' '}
-          <code>{data.hash.slice(0, 12)}</code>
+          {data.description} · schedule: {data.schedule ?? 'manual'} · next run: {when(data.nextRunAt)} ·{' '}
+          {data.taskCount} tasks · version <code>{data.hash.slice(0, 12)}</code>
         </p>
       )}
       <Section title="Graph">
-        {graph.data ? <Graph layout={graph.data} selected={selected} onSelect={setSelected} /> : <p class="muted">laying out…</p>}
+        {graph.data ? (
+          <Graph layout={graph.data} selected={selected} onSelect={setSelected} />
+        ) : (
+          <p class="muted">laying out…</p>
+        )}
       </Section>
       {task && (
         <Section title={`Task ${task.taskId}`} right={<button onClick={() => setSelected(null)}>×</button>}>

@@ -61,7 +61,10 @@ export function DagsPage() {
             {data?.dags.map((d) => (
               <tr key={d.dagId} data-dag={d.dagId}>
                 <td>
-                  <label class="switch" title={d.paused ? 'Paused: click to unpause' : 'Active: click to pause'}>
+                  <label
+                    class="switch"
+                    title={d.paused ? 'Paused: click to unpause' : 'Active: click to pause'}
+                  >
                     <input type="checkbox" checked={!d.paused} onChange={() => toggle(d)} />
                     <span>{d.paused ? 'paused' : 'on'}</span>
                   </label>
@@ -90,7 +93,9 @@ export function DagsPage() {
             ))}
           </tbody>
         </table>
-        {data && data.dags.length === 0 && <p class="muted">No DAGs yet: is a scheduler running on the dags folder?</p>}
+        {data && data.dags.length === 0 && (
+          <p class="muted">No DAGs yet: is a scheduler running on the dags folder?</p>
+        )}
       </Section>
       {triggering && <TriggerForm dagId={triggering} onClose={() => setTriggering(null)} />}
     </div>

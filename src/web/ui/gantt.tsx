@@ -8,8 +8,19 @@ export function Gantt({ tasks, onSelect }: { tasks: RunTask[]; onSelect: (id: st
   const now = Date.now();
   const t = (s: string | null) => (s ? new Date(s).getTime() : now);
   const bars = rows.flatMap((task, row) => {
-    const tries = task.tries.length ? task.tries : [{ tryNumber: task.tryNumber, state: task.state, startedAt: task.startedAt, endedAt: task.endedAt }];
-    return tries.filter((x) => x.startedAt).map((x) => ({ row, task: task.taskId, n: x.tryNumber, state: x.state, a: t(x.startedAt), b: t(x.endedAt) }));
+    const tries = task.tries.length
+      ? task.tries
+      : [{ tryNumber: task.tryNumber, state: task.state, startedAt: task.startedAt, endedAt: task.endedAt }];
+    return tries
+      .filter((x) => x.startedAt)
+      .map((x) => ({
+        row,
+        task: task.taskId,
+        n: x.tryNumber,
+        state: x.state,
+        a: t(x.startedAt),
+        b: t(x.endedAt),
+      }));
   });
   const min = Math.min(...bars.map((b) => b.a));
   const max = Math.max(...bars.map((b) => b.b), min + 1000);
@@ -20,12 +31,27 @@ export function Gantt({ tasks, onSelect }: { tasks: RunTask[]; onSelect: (id: st
   return (
     <svg width={L + W + 20} height={H} class="gantt" data-testid="gantt">
       {rows.map((task, i) => (
-        <text key={task.taskId} x={4} y={i * 18 + 13} class="gantt-label" onClick={() => onSelect(task.taskId)}>
+        <text
+          key={task.taskId}
+          x={4}
+          y={i * 18 + 13}
+          class="gantt-label"
+          onClick={() => onSelect(task.taskId)}
+        >
           {task.taskId.length > 28 ? task.taskId.slice(0, 27) + '…' : task.taskId}
         </text>
       ))}
       {bars.map((b) => (
-        <rect key={`${b.task}/${b.n}`} x={x(b.a)} y={b.row * 18 + 2} width={Math.max(2, x(b.b) - x(b.a))} height={14} rx={2} fill={STATE_COLORS[b.state] ?? '#999'} onClick={() => onSelect(b.task)}>
+        <rect
+          key={`${b.task}/${b.n}`}
+          x={x(b.a)}
+          y={b.row * 18 + 2}
+          width={Math.max(2, x(b.b) - x(b.a))}
+          height={14}
+          rx={2}
+          fill={STATE_COLORS[b.state] ?? '#999'}
+          onClick={() => onSelect(b.task)}
+        >
           <title>{`${b.task} try ${b.n}: ${b.state}, ${((b.b - b.a) / 1000).toFixed(1)} s`}</title>
         </rect>
       ))}

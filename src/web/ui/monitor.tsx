@@ -37,11 +37,13 @@ export function WorkersPage() {
       <ErrorLine error={w.error ?? q.error} />
       <Section title="Queues">
         {q.data?.brokerError && <p class="error">Broker: {q.data.brokerError}</p>}
-        {q.data?.queues.filter((x) => x.warning).map((x) => (
-          <p class="warning" key={x.queue} data-testid="queue-warning">
-            ⚠ {x.warning}
-          </p>
-        ))}
+        {q.data?.queues
+          .filter((x) => x.warning)
+          .map((x) => (
+            <p class="warning" key={x.queue} data-testid="queue-warning">
+              ⚠ {x.warning}
+            </p>
+          ))}
         <table class="list" data-testid="queues-table">
           <thead>
             <tr>
@@ -86,7 +88,9 @@ export function WorkersPage() {
               <tr key={x.workerId}>
                 <td class="small">
                   {x.workerId}
-                  <div class="muted">pid {x.pid}, up since {ago(x.startedAt)}</div>
+                  <div class="muted">
+                    pid {x.pid}, up since {ago(x.startedAt)}
+                  </div>
                 </td>
                 <td>{x.hostname}</td>
                 <td>{x.queues.join(', ')}</td>
@@ -103,7 +107,10 @@ export function WorkersPage() {
                   {x.tasks.map((t) => (
                     <div key={t.runId + t.taskId}>
                       <a href={`#/runs/${enc(t.runId)}/${enc(t.taskId)}`}>
-                        {t.taskId} <span class="muted">({t.runId}, try {t.tryNumber})</span>
+                        {t.taskId}{' '}
+                        <span class="muted">
+                          ({t.runId}, try {t.tryNumber})
+                        </span>
                       </a>
                     </div>
                   ))}
@@ -122,9 +129,29 @@ export function WorkersPage() {
 interface Swarm {
   unavailable: string | null;
   stack: string;
-  nodes: Array<{ id: string; hostname: string; role: string; availability: string; state: string; labels: Record<string, string>; queues: string[] }>;
+  nodes: Array<{
+    id: string;
+    hostname: string;
+    role: string;
+    availability: string;
+    state: string;
+    labels: Record<string, string>;
+    queues: string[];
+  }>;
   services: Array<{ name: string; image: string; mode: string; running: number; desired: number }>;
-  autoscaler: { at: string; queues: Array<{ queue: string; service: string; action: string; current: number | null; target: number | null; inputs: unknown; reason: string; error: string | null }> } | null;
+  autoscaler: {
+    at: string;
+    queues: Array<{
+      queue: string;
+      service: string;
+      action: string;
+      current: number | null;
+      target: number | null;
+      inputs: unknown;
+      reason: string;
+      error: string | null;
+    }>;
+  } | null;
   autoscalerError: string | null;
 }
 
@@ -151,7 +178,11 @@ export function SwarmPage() {
                 {nd.state} · {nd.availability}
               </div>
               <div class="small">queues: {nd.queues.join(', ') || '—'}</div>
-              <div class="small muted">{Object.entries(nd.labels).map(([k, v]) => `${k}=${v}`).join(' ')}</div>
+              <div class="small muted">
+                {Object.entries(nd.labels)
+                  .map(([k, v]) => `${k}=${v}`)
+                  .join(' ')}
+              </div>
             </div>
           ))}
         </div>
@@ -220,8 +251,21 @@ export function SwarmPage() {
 
 export function VariablesPage() {
   const tick = useLiveTick();
-  const v = useData<Array<{ key: string; value: string; secret: boolean; description: string }>>('/api/v1/variables', tick);
-  const p = useData<Array<{ name: string; slots: number; running: number; queued: number; open: number; waiting: number; description: string }>>('/api/v1/pools', tick);
+  const v = useData<Array<{ key: string; value: string; secret: boolean; description: string }>>(
+    '/api/v1/variables',
+    tick,
+  );
+  const p = useData<
+    Array<{
+      name: string;
+      slots: number;
+      running: number;
+      queued: number;
+      open: number;
+      waiting: number;
+      description: string;
+    }>
+  >('/api/v1/pools', tick);
   return (
     <div>
       <ErrorLine error={v.error ?? p.error} />
@@ -267,7 +311,12 @@ export function VariablesPage() {
             {v.data?.map((x) => (
               <tr key={x.key}>
                 <td>
-                  {x.key} {x.secret && <span class="badge" style={{ background: '#6b4f3a' }}>secret</span>}
+                  {x.key}{' '}
+                  {x.secret && (
+                    <span class="badge" style={{ background: '#6b4f3a' }}>
+                      secret
+                    </span>
+                  )}
                 </td>
                 <td>
                   <code>{x.value}</code>

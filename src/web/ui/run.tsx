@@ -71,7 +71,17 @@ export function RunPage({ runId, taskId }: { runId: string; taskId: string | nul
       <h1>
         Run {runId} {run && <Badge state={run.state} />}
         {run && ['queued', 'running'].includes(run.state) && (
-          <button class="danger right" data-testid="cancel-run" onClick={() => setAction({ label: `Cancel run ${runId}? Running tasks are stopped.`, url: `${base}/cancel`, body: {} })}>
+          <button
+            class="danger right"
+            data-testid="cancel-run"
+            onClick={() =>
+              setAction({
+                label: `Cancel run ${runId}? Running tasks are stopped.`,
+                url: `${base}/cancel`,
+                body: {},
+              })
+            }
+          >
             Cancel run
           </button>
         )}
@@ -79,13 +89,18 @@ export function RunPage({ runId, taskId }: { runId: string; taskId: string | nul
       <ErrorLine error={error ?? actionError} />
       {run && (
         <p class="muted">
-          DAG <a href={`#/dags/${enc(run.dagId)}`}>{run.dagId}</a> · {run.runType} · created {when(run.createdAt)} · started {when(run.startedAt)} · ended{' '}
-          {when(run.endedAt)} · conf <code>{JSON.stringify(run.conf)}</code>
+          DAG <a href={`#/dags/${enc(run.dagId)}`}>{run.dagId}</a> · {run.runType} · created{' '}
+          {when(run.createdAt)} · started {when(run.startedAt)} · ended {when(run.endedAt)} · conf{' '}
+          <code>{JSON.stringify(run.conf)}</code>
           {run.error && <span class="error"> · {run.error}</span>}
         </p>
       )}
       <Section title="Graph">
-        {graph.data ? <Graph layout={graph.data} states={states} selected={taskId} onSelect={select} /> : <p class="muted">laying out…</p>}
+        {graph.data ? (
+          <Graph layout={graph.data} states={states} selected={taskId} onSelect={select} />
+        ) : (
+          <p class="muted">laying out…</p>
+        )}
       </Section>
       {task && run && (
         <TaskPanel
@@ -118,7 +133,12 @@ export function RunPage({ runId, taskId }: { runId: string; taskId: string | nul
             </thead>
             <tbody>
               {run.tasks.slice(0, 500).map((t) => (
-                <tr key={t.taskId} data-task={t.taskId} data-state={t.state} class={t.taskId === taskId ? 'selected' : ''}>
+                <tr
+                  key={t.taskId}
+                  data-task={t.taskId}
+                  data-state={t.state}
+                  class={t.taskId === taskId ? 'selected' : ''}
+                >
                   <td>
                     <a href={`#/runs/${enc(runId)}/${enc(t.taskId)}`}>{t.taskId}</a>
                   </td>
@@ -143,9 +163,17 @@ export function RunPage({ runId, taskId }: { runId: string; taskId: string | nul
   );
 }
 
-function TaskPanel(p: { run: Run; task: RunTask; tick: number; onClose: () => void; onAction: (a: Action) => void }) {
+function TaskPanel(p: {
+  run: Run;
+  task: RunTask;
+  tick: number;
+  onClose: () => void;
+  onAction: (a: Action) => void;
+}) {
   const { task } = p;
-  const [lines, setLines] = useState<Array<{ id: number; tryNumber: number; stream: string; line: string }>>([]);
+  const [lines, setLines] = useState<Array<{ id: number; tryNumber: number; stream: string; line: string }>>(
+    [],
+  );
   const offset = useRef(0);
   const [logError, setLogError] = useState<string | null>(null);
   const logBox = useRef<HTMLPreElement>(null);
@@ -157,7 +185,9 @@ function TaskPanel(p: { run: Run; task: RunTask; tick: number; onClose: () => vo
   // Follow: every live change fetches the lines written since the last one seen.
   useEffect(() => {
     let live = true;
-    getJson<{ lines: typeof lines; nextOffset: number }>(`/api/v1/runs/${enc(p.run.runId)}/tasks/${enc(task.taskId)}/logs?after=${offset.current}`)
+    getJson<{ lines: typeof lines; nextOffset: number }>(
+      `/api/v1/runs/${enc(p.run.runId)}/tasks/${enc(task.taskId)}/logs?after=${offset.current}`,
+    )
       .then((r) => {
         if (!live || r.lines.length === 0) return;
         offset.current = r.nextOffset;
@@ -177,16 +207,38 @@ function TaskPanel(p: { run: Run; task: RunTask; tick: number; onClose: () => vo
         <Badge state={task.state} /> try {task.tryNumber} · queue {task.queue} · worker {task.workerId ?? '—'}
         {p.run.why[task.taskId] && <span class="why"> · {p.run.why[task.taskId]}</span>}
         <span class="spacer" />
-        <button disabled={!idle} data-testid="clear-task" onClick={() => p.onAction({ label: `Clear ${task.taskId} so that it runs again?`, url: 'clear', body: {} })}>
+        <button
+          disabled={!idle}
+          data-testid="clear-task"
+          onClick={() =>
+            p.onAction({ label: `Clear ${task.taskId} so that it runs again?`, url: 'clear', body: {} })
+          }
+        >
           Clear
         </button>
-        <button disabled={!idle} onClick={() => p.onAction({ label: `Clear ${task.taskId} and every task after it?`, url: 'clear', body: { downstream: true } })}>
+        <button
+          disabled={!idle}
+          data-testid="clear-downstream"
+          onClick={() =>
+            p.onAction({
+              label: `Clear ${task.taskId} and every task after it?`,
+              url: 'clear',
+              body: { downstream: true },
+            })
+          }
+        >
           Clear with downstream
         </button>
         <button
           disabled={!['failed', 'upstream_failed'].includes(task.state)}
           data-testid="retry-task"
-          onClick={() => p.onAction({ label: `Mark ${task.taskId} for retry (with the tasks that failed because of it)?`, url: 'retry', body: {} })}
+          onClick={() =>
+            p.onAction({
+              label: `Mark ${task.taskId} for retry (with the tasks that failed because of it)?`,
+              url: 'retry',
+              body: {},
+            })
+          }
         >
           Mark for retry
         </button>
@@ -215,9 +267,7 @@ function TaskPanel(p: { run: Run; task: RunTask; tick: number; onClose: () => vo
           ))}
         </tbody>
       </table>
-      <h3>
-        Log {task.state === 'running' && <span class="muted">(following)</span>}
-      </h3>
+      <h3>Log {task.state === 'running' && <span class="muted">(following)</span>}</h3>
       <ErrorLine error={logError} />
       <pre class="log" ref={logBox} data-testid="task-log">
         {lines.length === 0 ? <span class="muted">no output yet</span> : null}

@@ -22,7 +22,14 @@ export function TriggerForm({ dagId, onClose }: { dagId: string; onClose: () => 
       setParams(d.paramList);
       const init: Record<string, string | boolean> = {};
       for (const p of d.paramList)
-        init[p.name] = p.type === 'boolean' ? p.default === true : p.default === undefined ? '' : typeof p.default === 'string' ? p.default : JSON.stringify(p.default);
+        init[p.name] =
+          p.type === 'boolean'
+            ? p.default === true
+            : p.default === undefined
+              ? ''
+              : typeof p.default === 'string'
+                ? p.default
+                : JSON.stringify(p.default);
       setValues(init);
     });
   }, [dagId]);
@@ -31,7 +38,9 @@ export function TriggerForm({ dagId, onClose }: { dagId: string; onClose: () => 
     setBusy(true);
     setError(null);
     try {
-      const conf: Record<string, unknown> = extra.trim() ? (JSON.parse(extra) as Record<string, unknown>) : {};
+      const conf: Record<string, unknown> = extra.trim()
+        ? (JSON.parse(extra) as Record<string, unknown>)
+        : {};
       for (const p of params ?? []) {
         const v = values[p.name];
         if (v === '' || v === undefined) continue;
@@ -44,7 +53,11 @@ export function TriggerForm({ dagId, onClose }: { dagId: string; onClose: () => 
       onClose();
       location.hash = `#/runs/${enc(r.runId)}`;
     } catch (err) {
-      setError(err instanceof ApiError ? { message: err.message, field: err.field } : { message: (err as Error).message });
+      setError(
+        err instanceof ApiError
+          ? { message: err.message, field: err.field }
+          : { message: (err as Error).message },
+      );
     } finally {
       setBusy(false);
     }
@@ -61,7 +74,12 @@ export function TriggerForm({ dagId, onClose }: { dagId: string; onClose: () => 
               {p.required ? ' *' : ''} <span class="muted">({p.type})</span>
             </span>
             {p.type === 'boolean' ? (
-              <input type="checkbox" name={p.name} checked={values[p.name] === true} onChange={(e) => setValues({ ...values, [p.name]: (e.target as HTMLInputElement).checked })} />
+              <input
+                type="checkbox"
+                name={p.name}
+                checked={values[p.name] === true}
+                onChange={(e) => setValues({ ...values, [p.name]: (e.target as HTMLInputElement).checked })}
+              />
             ) : (
               <input
                 name={p.name}
@@ -79,7 +97,13 @@ export function TriggerForm({ dagId, onClose }: { dagId: string; onClose: () => 
           <span>
             More conf <span class="muted">(JSON object, optional)</span>
           </span>
-          <textarea name="conf" rows={3} value={extra} onInput={(e) => setExtra((e.target as HTMLTextAreaElement).value)} placeholder='{"key": "value"}' />
+          <textarea
+            name="conf"
+            rows={3}
+            value={extra}
+            onInput={(e) => setExtra((e.target as HTMLTextAreaElement).value)}
+            placeholder='{"key": "value"}'
+          />
         </label>
         <ErrorLine error={error && (error.field ? `${error.field}: ${error.message}` : error.message)} />
         <div class="actions">

@@ -40,7 +40,15 @@ export function when(iso: string | null | undefined): string {
   return iso ? new Date(iso).toLocaleString() : '—';
 }
 
-export function Section({ title, children, right }: { title: string; children: ComponentChildren; right?: ComponentChildren }) {
+export function Section({
+  title,
+  children,
+  right,
+}: {
+  title: string;
+  children: ComponentChildren;
+  right?: ComponentChildren;
+}) {
   return (
     <section class="card">
       <header>
