@@ -4,7 +4,13 @@
  * autoscaler keeps no history, and the same inputs give the same decision it would take).
  */
 import type { Logger } from '../core/logger.js';
-import { listNodes, requireSwarmManager, stackServices, type NodeInfo, type StackServiceState } from '../docker/swarm.js';
+import {
+  listNodes,
+  requireSwarmManager,
+  stackServices,
+  type NodeInfo,
+  type StackServiceState,
+} from '../docker/swarm.js';
 import { autoscaleOnce, type AutoscalePass } from './autoscale/index.js';
 import { findProject, stackName, type ConnectionOptions } from './config.js';
 import { dockerFor, withDocker, type DockerTarget } from './docker.js';
@@ -31,7 +37,14 @@ export async function swarmOverview(
   } catch {
     // No project here: the default stack name.
   }
-  const view: SwarmView = { unavailable: null, stack, nodes: [], services: [], autoscaler: null, autoscalerError: null };
+  const view: SwarmView = {
+    unavailable: null,
+    stack,
+    nodes: [],
+    services: [],
+    autoscaler: null,
+    autoscalerError: null,
+  };
   const docker = dockerFor(o);
   try {
     await withDocker(o, async () => {
