@@ -3,7 +3,7 @@
 # ssl_certificate empty -> plain HTTP on 80; otherwise HTTPS on 443 and 80 redirects to it.
 # basic_auth_username empty -> no authentication; otherwise the proxy's own routes (/) ask for it.
 # Routes:
-#   /           a page naming the routes (behind the proxy's basic auth)
+#   /           the dashboard and its API (the `web` service, airtasks web), behind the proxy's basic auth
 #   /rabbitmq/  RabbitMQ's management UI and API, behind RabbitMQ's own login (the broker's user and
 #               rabbitmq_password), not the proxy's: both read the same Authorization header, so only
 #               identical credentials could pass both. The path goes to RabbitMQ as the client sent
@@ -46,15 +46,6 @@ if [ -n "$user" ]; then
   auth="auth_basic \"airtasks\"; auth_basic_user_file $htpasswd;"
 fi
 
-# The page at / (a file: nginx's `return` would answer before basic auth is checked).
-www=$(dirname "$conf")/airtasks-www
-mkdir -p "$www"
-cat >"$www/index.html" <<'HTML'
-<!doctype html><title>airtasks</title><h1>airtasks</h1>
-<ul><li><a href="/rabbitmq/">RabbitMQ management</a> (log in as RabbitMQ's user)</li></ul>
-HTML
-chmod 755 "$www" && chmod 644 "$www/index.html"
-
 # The raw request path after /rabbitmq (nginx would decode %2F in $uri, and in proxy_pass's URI).
 cat >"$conf" <<'CONF'
 map $request_uri $airtasks_rabbitmq_uri {
@@ -68,8 +59,16 @@ locations="
     location = /healthz { default_type text/plain; return 200 'ok'; }
     location / {
         $auth
-        root $www;
-        try_files /index.html =404;
+        # A variable in proxy_pass: web is looked up when asked for (the proxy starts before it), and
+        # the request's path goes on as the client sent it.
+        set \$airtasks_web http://web:8080;
+        proxy_pass \$airtasks_web;
+        # With its port: web compares a POST's Origin with it (cross-site requests are refused).
+        proxy_set_header Host \$http_host;
+        proxy_set_header X-Forwarded-Proto \$scheme;
+        # Live pages hold a server-sent-event stream open; web also says X-Accel-Buffering: no.
+        proxy_buffering off;
+        proxy_read_timeout 1h;
     }
     location = /rabbitmq { return 301 /rabbitmq/; }
     location /rabbitmq/ {

@@ -5,8 +5,10 @@ import { runExitCode } from '../cli/run-exit-code.js';
 import { confText } from '../cli/conf-flags.js';
 import { runUntilSignal } from '../cli/signals.js';
 import { createLogger } from '../core/logger.js';
+import type { ConnectionOptions } from '../services/config.js';
 import { defaultConcurrency } from '../services/daemons.js';
 import { runDagStandalone, startStandalone } from '../services/standalone.js';
+import { startWebServer } from '../web/server.js';
 
 export default class StandaloneCommand extends BaseCommand<typeof StandaloneCommand> {
   static override summary =
@@ -42,6 +44,12 @@ ${EXIT_CODES_HELP}`;
       min: 1,
     }),
     port: Flags.integer({ summary: 'Port of the embedded Postgres (default: a free one).' }),
+    'web-port': Flags.integer({
+      summary: 'Port of the dashboard on 127.0.0.1 (default: 8080 when free, else a free one).',
+      min: 0,
+      max: 65535,
+    }),
+    web: Flags.boolean({ summary: 'Serve the dashboard (airtasks web) too.', default: true, allowNo: true }),
     'log-level': Flags.string({ env: 'AIRTASKS_LOG_LEVEL', options: LOG_LEVELS }),
     ...metricsFlags,
   };
@@ -56,6 +64,16 @@ ${EXIT_CODES_HELP}`;
       concurrency: f.concurrency ?? defaultConcurrency(),
       logger,
       metrics: metricsListen(f),
+      startWeb: f.web
+        ? async (connection: ConnectionOptions) => {
+            const start = (port: number) => startWebServer({ connection, port, logger });
+            // 8080 when it is free, as `airtasks web`; another standalone or server may hold it.
+            const web = await (f['web-port'] !== undefined
+              ? start(f['web-port'])
+              : start(8080).catch(() => start(0)));
+            return { url: web.url, stop: () => web.close() };
+          }
+        : undefined,
     };
     if (f.run) {
       const conf = await confText(f);
@@ -66,6 +84,7 @@ ${EXIT_CODES_HELP}`;
         confText: conf,
         timeoutMs: f.timeout ? f.timeout * 1000 : undefined,
         onNotice: (m) => process.stderr.write(`Warning: ${m}\n`),
+        onWeb: (url) => this.progress(`Dashboard: ${url}`),
         onTaskChange: (t) =>
           this.progress(`  ${t.taskId}: ${t.state}${t.tryNumber > 1 ? ` (try ${t.tryNumber})` : ''}`),
       });
@@ -85,6 +104,7 @@ ${EXIT_CODES_HELP}`;
     this.progress(
       `airtasks standalone is running (dags: ${sa.dagsFolder}, data: ${sa.dataDir}). Ctrl-C to stop.`,
     );
+    if (sa.webUrl) this.progress(`Dashboard: ${sa.webUrl}`);
     this.progress(`From another terminal in this project: airtasks trigger dag <dag_id> --wait`);
     if (sa.metricsUrl) this.progress(`Metrics: ${sa.metricsUrl}`);
     await runUntilSignal(

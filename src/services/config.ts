@@ -58,6 +58,11 @@ export interface ConnectionOptions {
   connectTimeoutMs?: number;
   /** Start looking for the project here (default: cwd). */
   cwd?: string;
+  /**
+   * An engine already open (a long-lived reader such as the web server): service calls use its pool and
+   * broker instead of opening and closing their own, and leave it open.
+   */
+  engine?: import('./engine.js').Engine;
 }
 
 export interface Connection {

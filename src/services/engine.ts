@@ -100,6 +100,8 @@ export async function withEngine<T>(
   f: (engine: Engine) => Promise<T>,
   o: OpenOptions = {},
 ): Promise<T> {
+  // A shared engine was opened once by its owner (migrated or checked then); its broker is there if asked.
+  if (opts.engine && (!o.broker || opts.engine.broker)) return f(opts.engine);
   const engine = await openEngine(opts, o);
   try {
     return await f(engine);

@@ -92,7 +92,13 @@ export function downstreamOf(tasks: ReadonlyArray<{ taskId: string; upstream: st
  * queued or running.
  */
 export async function clearTask(
-  o: ConnectionOptions & { runId: string; taskId: string; downstream?: boolean },
+  o: ConnectionOptions & {
+    runId: string;
+    taskId: string;
+    downstream?: boolean;
+    /** More tasks to clear in the same transaction (the dashboard's "mark for retry"). */
+    alsoTaskIds?: string[];
+  },
 ): Promise<ClearResult> {
   return withEngine(o, async (e) => {
     const run = await runs.getRun(e.db, o.runId);
@@ -116,7 +122,13 @@ export async function clearTask(
         `run "${o.runId}" has no item "${o.taskId}" (airtasks runs show ${o.runId} --items lists them)`,
       );
     }
-    const ids = [o.taskId, ...(o.downstream ? downstreamOf(dag.tasks, base) : [])];
+    const ids = [
+      ...new Set([
+        o.taskId,
+        ...(o.downstream ? downstreamOf(dag.tasks, base) : []),
+        ...(o.alsoTaskIds ?? []),
+      ]),
+    ];
     const r = await e.db.tx((c) => clearStoredTasks(c, o.runId, ids, e.db.channel('events')));
     switch (r.outcome) {
       case 'no_run':

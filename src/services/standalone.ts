@@ -36,6 +36,11 @@ export interface StandaloneOptions {
   events?: EngineEventStream;
   /** Serve Prometheus /metrics of its scheduler and worker there (docs/metrics.md). */
   metrics?: MetricsListen;
+  /**
+   * Starts the dashboard on the standalone's database (the command passes the web layer's server, which
+   * this layer may not import); it is stopped first, before the worker drains.
+   */
+  startWeb?: (connection: ConnectionOptions) => Promise<Daemon & { url: string }>;
 }
 
 export interface Standalone {
@@ -47,6 +52,8 @@ export interface Standalone {
   dataDir: string;
   /** What its scheduler and worker do (core/events.ts): the dashboard and metrics listen here. */
   events: EngineEventStream;
+  /** The dashboard's address, when startWeb was given. */
+  webUrl: string | null;
   /** Resolves once the scheduler first parsed the dags folder (it runs before, beside the parse). */
   dagsParsed(): Promise<void>;
   /** Where /metrics is served; null without `metrics`. */
@@ -100,6 +107,7 @@ export async function startStandalone(o: StandaloneOptions): Promise<Standalone>
       .catch((err: Error) => o.logger.error({ err: err.message }, 'embedded Postgres stop failed'));
   };
   let dagsParsed: () => Promise<void> = () => Promise.resolve();
+  let webUrl: string | null = null;
   try {
     if (o.metrics)
       metricsServer = await serveMetrics({ ...o.metrics, metrics: metrics.metrics, logger: o.logger });
@@ -116,6 +124,11 @@ export async function startStandalone(o: StandaloneOptions): Promise<Standalone>
         concurrency: o.concurrency,
       }),
     );
+    if (o.startWeb) {
+      const web = await o.startWeb(connection);
+      daemons.push(web);
+      webUrl = web.url;
+    }
     const state: StandaloneState = {
       pid: process.pid,
       databaseUrl,
@@ -136,6 +149,7 @@ export async function startStandalone(o: StandaloneOptions): Promise<Standalone>
     dagsFolder,
     dataDir,
     events,
+    webUrl,
     dagsParsed,
     metricsUrl,
     metrics: metrics.metrics,
@@ -152,10 +166,13 @@ export async function runDagStandalone(
     onTaskChange?: (t: TaskSummary) => void;
     /** Told why the run may not start (paused DAG, missing pool): --run would otherwise wait silently. */
     onNotice?: (message: string) => void;
+    /** Told the dashboard's address once it listens. */
+    onWeb?: (url: string) => void;
   },
 ): Promise<RunSummary> {
   const sa = await startStandalone(o);
   try {
+    if (sa.webUrl) o.onWeb?.(sa.webUrl);
     // The DAG to run may be in a file the scheduler has not parsed yet.
     await sa.dagsParsed();
     return await triggerDag({

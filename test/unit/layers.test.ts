@@ -22,7 +22,8 @@ const ALLOWED: Record<Layer, readonly Layer[]> = {
   services: ['core', 'store', 'broker', 'docker', 'engine', 'services'],
   web: ['core', 'services', 'web'],
   cli: ['core', 'services', 'cli'],
-  commands: ['core', 'services', 'cli', 'commands'],
+  // Commands start the web server (`airtasks web`, standalone); the web layer itself reaches only services.
+  commands: ['core', 'services', 'cli', 'commands', 'web'],
   // The package's face for DAG files: the authoring API only.
   api: ['core', 'engine'],
 };
