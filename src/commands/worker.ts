@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../cli/base-command.js';
 import { logLevelFlag } from '../cli/flags.js';
-import { runUntilSignal } from '../cli/signals.js';
+import { runDaemon } from '../cli/signals.js';
 import { commaList } from '../core/comma-list.js';
 import { usageError } from '../core/errors.js';
 import { createLogger } from '../core/logger.js';
@@ -47,17 +47,18 @@ export default class WorkerCommand extends BaseCommand<typeof WorkerCommand> {
 
   async run() {
     const logger = createLogger({ level: this.flags['log-level'], name: 'airtasks' });
-    const d = await startWorker({
-      ...this.connection(),
-      logger,
-      queues: parseQueues(this.flags.queues),
-      concurrency: this.flags.concurrency,
-      graceMs: this.flags.grace * 1000,
-      heartbeatMs: this.flags['heartbeat-interval'],
-      gpus: this.flags.gpus,
-    });
-    await runUntilSignal(
-      () => d.stop(),
+    const queues = parseQueues(this.flags.queues);
+    await runDaemon(
+      () =>
+        startWorker({
+          ...this.connection(),
+          logger,
+          queues,
+          concurrency: this.flags.concurrency,
+          graceMs: this.flags.grace * 1000,
+          heartbeatMs: this.flags['heartbeat-interval'],
+          gpus: this.flags.gpus,
+        }),
       (m) => logger.info(m),
     );
   }
