@@ -30,3 +30,37 @@ export function runUntilSignal(stop: () => Promise<void>, log: (msg: string) => 
     process.on('SIGTERM', onSignal);
   });
 }
+
+/**
+ * Starts a long-lived process with its signal handlers already in place, then runs it until a signal
+ * (runUntilSignal). A SIGTERM that comes while it starts (waiting for its database, loading DAGs) must
+ * not be lost: as PID 1 of a container (the stack's services) a process with no handler ignores it, so
+ * a swarm drain, scale-down or update during the start went unheard and the worker took tasks until
+ * swarm killed it. Such a signal stops the process as soon as it has started; a second SIGINT exits.
+ */
+export async function runDaemon(
+  start: () => Promise<{ stop(): Promise<void> }>,
+  log: (msg: string) => void,
+): Promise<void> {
+  let early: NodeJS.Signals | undefined;
+  const onEarly = (sig: NodeJS.Signals) => {
+    if (early && sig === 'SIGINT') {
+      log('SIGINT again: exiting now');
+      process.exit(130);
+    }
+    early ??= sig;
+    log(`${sig} while starting: stopping as soon as started`);
+  };
+  process.on('SIGINT', onEarly);
+  process.on('SIGTERM', onEarly);
+  let d: { stop(): Promise<void> };
+  try {
+    d = await start();
+  } finally {
+    process.off('SIGINT', onEarly);
+    process.off('SIGTERM', onEarly);
+  }
+  // No await between the handlers above and those below: no signal can fall in between.
+  if (early) return d.stop();
+  return runUntilSignal(() => d.stop(), log);
+}

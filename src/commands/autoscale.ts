@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../cli/base-command.js';
 import { dockerHostFlag, logLevelFlag } from '../cli/flags.js';
-import { runUntilSignal } from '../cli/signals.js';
+import { runDaemon } from '../cli/signals.js';
 import { table } from '../cli/table.js';
 import { commaList } from '../core/comma-list.js';
 import { toMs } from '../core/duration.js';
@@ -112,9 +112,8 @@ export default class AutoscaleCommand extends BaseCommand<typeof AutoscaleComman
       return r;
     }
     const logger = createLogger({ level: f['log-level'], name: 'airtasks' });
-    const loop = await startAutoscaler({ ...opts, logger, intervalMs });
-    await runUntilSignal(
-      () => loop.stop(),
+    await runDaemon(
+      () => startAutoscaler({ ...opts, logger, intervalMs }),
       (m) => logger.info(m),
     );
     return undefined;

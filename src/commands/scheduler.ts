@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../cli/base-command.js';
 import { logLevelFlag, metricsFlags, metricsListen } from '../cli/flags.js';
-import { runUntilSignal } from '../cli/signals.js';
+import { runDaemon } from '../cli/signals.js';
 import { createLogger } from '../core/logger.js';
 import { startScheduler } from '../services/daemons.js';
 import { withMetricsServer } from '../services/metrics/daemon.js';
@@ -36,18 +36,18 @@ export default class SchedulerCommand extends BaseCommand<typeof SchedulerComman
 
   async run() {
     const logger = createLogger({ level: this.flags['log-level'], name: 'airtasks' });
-    const d = await withMetricsServer(metricsListen(this.flags), logger, (metrics) =>
-      startScheduler({
-        ...this.connection(),
-        logger,
-        metrics,
-        zombieThresholdMs: this.flags['zombie-threshold'] * 1000,
-        dagScanIntervalMs: this.flags['scan-interval'],
-        requeueAfterMs: this.flags['requeue-after'] * 1000,
-      }),
-    );
-    await runUntilSignal(
-      () => d.stop(),
+    await runDaemon(
+      () =>
+        withMetricsServer(metricsListen(this.flags), logger, (metrics) =>
+          startScheduler({
+            ...this.connection(),
+            logger,
+            metrics,
+            zombieThresholdMs: this.flags['zombie-threshold'] * 1000,
+            dagScanIntervalMs: this.flags['scan-interval'],
+            requeueAfterMs: this.flags['requeue-after'] * 1000,
+          }),
+        ),
       (m) => logger.info(m),
     );
   }

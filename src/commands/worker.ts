@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../cli/base-command.js';
 import { logLevelFlag, metricsFlags, metricsListen } from '../cli/flags.js';
-import { runUntilSignal } from '../cli/signals.js';
+import { runDaemon } from '../cli/signals.js';
 import { commaList } from '../core/comma-list.js';
 import { usageError } from '../core/errors.js';
 import { createLogger } from '../core/logger.js';
@@ -49,20 +49,21 @@ export default class WorkerCommand extends BaseCommand<typeof WorkerCommand> {
 
   async run() {
     const logger = createLogger({ level: this.flags['log-level'], name: 'airtasks' });
-    const d = await withMetricsServer(metricsListen(this.flags), logger, (metrics) =>
-      startWorker({
-        ...this.connection(),
-        logger,
-        metrics,
-        queues: parseQueues(this.flags.queues),
-        concurrency: this.flags.concurrency,
-        graceMs: this.flags.grace * 1000,
-        heartbeatMs: this.flags['heartbeat-interval'],
-        gpus: this.flags.gpus,
-      }),
-    );
-    await runUntilSignal(
-      () => d.stop(),
+    const queues = parseQueues(this.flags.queues);
+    await runDaemon(
+      () =>
+        withMetricsServer(metricsListen(this.flags), logger, (metrics) =>
+          startWorker({
+            ...this.connection(),
+            logger,
+            metrics,
+            queues,
+            concurrency: this.flags.concurrency,
+            graceMs: this.flags.grace * 1000,
+            heartbeatMs: this.flags['heartbeat-interval'],
+            gpus: this.flags.gpus,
+          }),
+        ),
       (m) => logger.info(m),
     );
   }
