@@ -1,6 +1,7 @@
 /**
- * The environment a task sees: the AIRTASKS_* variables every kind of task gets, and the worker's own
- * environment, which a task process on the worker's host (not a container) inherits.
+ * The environment a task sees: the AIRTASKS_* variables every kind of task gets, and on the worker's host
+ * (not in a container) the worker's own environment scrubbed of every engine credential and setting. A task
+ * needs neither the database nor the broker nor the secret key: it reads variables through its worker.
  */
 import type { OperatorContext } from './types.js';
 
@@ -18,15 +19,67 @@ export function taskEnv(ctx: Pick<OperatorContext, 'run' | 'workerId'>): Record<
 }
 
 /**
- * The worker's environment without the secret key: tasks read secrets as variables, never the key. Copied
- * once: copying process.env is slow (each read crosses into C++), half a millisecond per task here.
+ * Names that are the engine's, whatever their value: its own settings (AIRTASKS_*, the task's own are added
+ * back by taskEnv), libpq's (PGPASSWORD, PGHOST...), and the usual names of service URLs.
  */
-let baseEnv: NodeJS.ProcessEnv | null = null;
-export function workerEnv(): NodeJS.ProcessEnv {
+const ENGINE_NAME =
+  /^(AIRTASKS_|PG[A-Z]*$)|(^|_)(DATABASE|DB|BROKER|AMQP|RABBITMQ|POSTGRES(QL)?)_(URL|URI|PASSWORD)$/;
+
+/** Values the engine holds (its resolved URLs, their passwords, the secret key): no variable may carry one. */
+const engineValues = new Set<string>();
+
+/**
+ * Registers values a task must never find in its environment under any name: the worker's database and
+ * broker URLs as resolved (a password may come from a file), their passwords, the secret key.
+ */
+export function hideFromTasks(...values: Array<string | undefined | null>) {
+  for (const v of values) {
+    if (!v) continue;
+    const add = (s: string) => {
+      // Short values (an empty or one-letter password) would scrub unrelated variables.
+      if (s.length >= 4 && !engineValues.has(s)) {
+        engineValues.add(s);
+        baseEnv = null;
+      }
+    };
+    add(v.trim());
+    try {
+      const u = new URL(v);
+      if (u.password) {
+        add(u.password);
+        add(decodeURIComponent(u.password));
+      }
+    } catch {
+      // Not a URL: the value itself is enough.
+    }
+  }
+}
+
+/** Whether a variable of the worker's environment is the engine's (by its name or its value). */
+export function isEngineVariable(name: string, value: string | undefined): boolean {
+  if (ENGINE_NAME.test(name)) return true;
+  if (value === undefined) return false;
+  for (const v of engineValues) if (value.includes(v)) return true;
+  return false;
+}
+
+/**
+ * The worker's environment without anything of the engine's: what the process host (and so every task on
+ * this host) starts with. Copied once per change of the hidden values: copying process.env is slow (each
+ * read crosses into C++), half a millisecond per task here.
+ */
+let baseEnv: Record<string, string> | null = null;
+export function workerEnv(): Record<string, string> {
   if (!baseEnv) {
-    baseEnv = { ...process.env };
-    delete baseEnv.AIRTASKS_SECRET_KEY;
-    delete baseEnv.AIRTASKS_SECRET_KEY_FILE;
+    // Values of the worker's own settings count too: DATABASE_URL=$AIRTASKS_DATABASE_URL is the same secret.
+    for (const [k, v] of Object.entries(process.env)) {
+      if (/^AIRTASKS_(DATABASE_URL|BROKER_URL|SECRET_KEY)$/.test(k)) hideFromTasks(v);
+    }
+    const env: Record<string, string> = {};
+    for (const [k, v] of Object.entries(process.env)) {
+      if (v !== undefined && !isEngineVariable(k, v)) env[k] = v;
+    }
+    baseEnv = env;
   }
   return baseEnv;
 }
