@@ -42,6 +42,10 @@ ${EXIT_CODES_HELP}`;
       min: 1,
     }),
     port: Flags.integer({ summary: 'Port of the embedded Postgres (default: a free one).' }),
+    'run-as': Flags.string({
+      summary: 'Run tasks as this unprivileged user (standalone must run as root); see docs/security.md.',
+      env: 'AIRTASKS_RUN_AS',
+    }),
     'log-level': Flags.string({ env: 'AIRTASKS_LOG_LEVEL', options: LOG_LEVELS }),
   };
 
@@ -54,6 +58,7 @@ ${EXIT_CODES_HELP}`;
       port: f.port,
       concurrency: f.concurrency ?? defaultConcurrency(),
       logger,
+      runAs: f['run-as'],
     };
     if (f.run) {
       const conf = await confText(f);

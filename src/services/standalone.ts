@@ -28,6 +28,8 @@ export interface StandaloneOptions {
   port?: number;
   concurrency: number;
   logger: Logger;
+  /** The unprivileged user tasks run as (see `worker --run-as`). */
+  runAs?: string;
 }
 
 export interface Standalone {
@@ -85,7 +87,13 @@ export async function startStandalone(o: StandaloneOptions): Promise<Standalone>
     daemons.push(scheduler);
     dagsParsed = () => scheduler.dagsParsed();
     daemons.push(
-      await startWorker({ ...connection, logger: o.logger, queues: ['*'], concurrency: o.concurrency }),
+      await startWorker({
+        ...connection,
+        logger: o.logger,
+        queues: ['*'],
+        concurrency: o.concurrency,
+        runAs: o.runAs,
+      }),
     );
     const state: StandaloneState = {
       pid: process.pid,

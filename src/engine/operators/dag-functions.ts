@@ -44,16 +44,14 @@ export function prepareImports() {
   tsImportFn ??= import('tsx/esm/api').then((m) => m.tsImport);
   return tsImportFn;
 }
-/** The function stored under `key` (see functionKey) by the DAG's file; a TaskFailure when it is gone. */
-export async function loadDagFunction(
-  dag: Pick<SerializedDag, 'fileloc' | 'dagId'>,
+/** The DAG file's module as it is now (imported once per version); null when the file is not there. */
+export async function importDagFile(
   dagsFolder: string,
-  key: string,
-): Promise<DagFunction> {
-  const file = path.resolve(dagsFolder, dag.fileloc);
+  fileloc: string,
+): Promise<Record<string, unknown> | null> {
+  const file = path.resolve(dagsFolder, fileloc);
   const mtimeMs = await mtimeOf(file);
-  if (mtimeMs === null)
-    throw new TaskFailure(`DAG file ${dag.fileloc} is not in this worker's dags folder (${dagsFolder})`);
+  if (mtimeMs === null) return null;
   const cacheKey = `${file}?v=${mtimeMs}`;
   let mod = modules.get(cacheKey);
   if (!mod) {
@@ -64,7 +62,19 @@ export async function loadDagFunction(
     modules.set(cacheKey, mod);
     mod.catch(() => modules.delete(cacheKey));
   }
-  const d = dagsOfModule(await mod).find((x) => x.id === dag.dagId);
+  return mod;
+}
+
+/** The function stored under `key` (see functionKey) by the DAG's file; a TaskFailure when it is gone. */
+export async function loadDagFunction(
+  dag: Pick<SerializedDag, 'fileloc' | 'dagId'>,
+  dagsFolder: string,
+  key: string,
+): Promise<DagFunction> {
+  const mod = await importDagFile(dagsFolder, dag.fileloc);
+  if (!mod)
+    throw new TaskFailure(`DAG file ${dag.fileloc} is not in this worker's dags folder (${dagsFolder})`);
+  const d = dagsOfModule(mod).find((x) => x.id === dag.dagId);
   const fn = d?.functions.get(key);
   if (!fn) throw new TaskFailure(`${dag.fileloc} no longer defines ${dag.dagId}.${key}`);
   return fn;

@@ -87,6 +87,9 @@ export class ThreadPool {
     // Never used again: whatever the call left running (timers, promises) must not meet the next call.
     this.slots.delete(slot);
     setTimeout(() => void slot.worker.terminate(), STOP_GRACE_MS).unref();
+    // Its file keeps a warm thread: a retry must not pay the import within its timeout.
+    const file = slot.file!;
+    if (![...this.slots].some((s) => s.file === file)) this.grow(file);
   }
 
   private waitedTooLong(file: string, id: number) {
@@ -96,16 +99,16 @@ export class ThreadPool {
     if (starting < q.length) this.grow(file);
   }
 
-  /** A thread for the file: the spare when there is one (and a new spare), else a new one. */
+  /** A thread for the file, importing it: the spare when there is one (and a new spare), else a new one. */
   private grow(file: string) {
-    const spare = this.spare;
-    if (!spare) {
-      this.newSlot(file);
-      return;
+    const [dagsFolder, fileloc] = file.split('\0') as [string, string];
+    const slot = this.spare ?? this.newSlot(file);
+    if (slot === this.spare) {
+      slot.file = file;
+      this.spare = this.newSlot(null);
     }
-    spare.file = file;
-    this.spare = this.newSlot(null);
-    if (spare.ready) this.pump(file);
+    slot.worker.postMessage({ t: 'preload', dagsFolder, fileloc } satisfies ToThread);
+    if (slot.ready) this.pump(file);
   }
 
   private newSlot(file: string | null): Slot {

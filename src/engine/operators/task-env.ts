@@ -25,29 +25,34 @@ export function taskEnv(ctx: Pick<OperatorContext, 'run' | 'workerId'>): Record<
 const ENGINE_NAME =
   /^(AIRTASKS_|PG[A-Z]*$)|(^|_)(DATABASE|DB|BROKER|AMQP|RABBITMQ|POSTGRES(QL)?)_(URL|URI|PASSWORD)$/;
 
-/** Values the engine holds (its resolved URLs, their passwords, the secret key): no variable may carry one. */
-const engineValues = new Set<string>();
+/**
+ * Values the engine holds: no variable may contain one (its resolved URLs, the secret key) or be one (a
+ * password; a short one, `guest`, is only matched whole, else it would scrub unrelated variables).
+ */
+const containedValues = new Set<string>();
+const wholeValues = new Set<string>();
+
+/** Passwords at least this long are looked for inside values too. */
+const LONG_PASSWORD = 12;
 
 /**
  * Registers values a task must never find in its environment under any name: the worker's database and
  * broker URLs as resolved (a password may come from a file), their passwords, the secret key.
  */
 export function hideFromTasks(...values: Array<string | undefined | null>) {
+  const add = (set: Set<string>, s: string) => {
+    if (s.length >= 4 && !set.has(s)) {
+      set.add(s);
+      baseEnv = null;
+    }
+  };
   for (const v of values) {
     if (!v) continue;
-    const add = (s: string) => {
-      // Short values (an empty or one-letter password) would scrub unrelated variables.
-      if (s.length >= 4 && !engineValues.has(s)) {
-        engineValues.add(s);
-        baseEnv = null;
-      }
-    };
-    add(v.trim());
+    add(containedValues, v.trim());
     try {
       const u = new URL(v);
-      if (u.password) {
-        add(u.password);
-        add(decodeURIComponent(u.password));
+      for (const p of new Set([u.password, decodeURIComponent(u.password)])) {
+        if (p) add(p.length >= LONG_PASSWORD ? containedValues : wholeValues, p);
       }
     } catch {
       // Not a URL: the value itself is enough.
@@ -59,7 +64,8 @@ export function hideFromTasks(...values: Array<string | undefined | null>) {
 export function isEngineVariable(name: string, value: string | undefined): boolean {
   if (ENGINE_NAME.test(name)) return true;
   if (value === undefined) return false;
-  for (const v of engineValues) if (value.includes(v)) return true;
+  if (wholeValues.has(value)) return true;
+  for (const v of containedValues) if (value.includes(v)) return true;
   return false;
 }
 

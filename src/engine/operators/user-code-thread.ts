@@ -10,6 +10,7 @@ import type { OperatorRunContext } from '../dag/define-operator.js';
 import {
   callUserFunction,
   collectItems,
+  importDagFile,
   loadDagFunction,
   logLines,
   prepareImports,
@@ -23,7 +24,9 @@ import { fromWire, type UserCall } from './user-code.js';
 export type ToThread =
   | { t: 'call'; id: number; call: UserCall }
   | { t: 'answer'; req: number; value: string | null; error?: string }
-  | { t: 'abort'; reason: string };
+  | { t: 'abort'; reason: string }
+  /** Imports a DAG file ahead of its calls: a new thread of a file warms up before a call waits on it. */
+  | { t: 'preload'; dagsFolder: string; fileloc: string };
 
 /** Thread -> host (the call is the one the thread runs). */
 export type FromThread =
@@ -143,6 +146,8 @@ port.on('message', (m: ToThread) => {
     if (m.error !== undefined) a?.reject(new Error(m.error));
     else a?.resolve(m.value ?? undefined);
   } else if (m.t === 'abort') abort?.abort(m.reason);
+  // A file that fails to import fails its calls, which say why.
+  else if (m.t === 'preload') importDagFile(m.dagsFolder, m.fileloc).catch(() => undefined);
 });
 
 // Ready once the loader of DAG files is: a spare thread pays that before any call waits on it.
