@@ -2,7 +2,8 @@
  * The process host's threads for DAG-file functions (user-code-thread.ts). A thread runs one call at a time
  * and stays warm for its DAG file (it keeps the imported module), so a call costs a few messages, not an
  * import. A call goes to an idle thread of its file; else it waits for the first of that file's threads to
- * be free, and if it waits more than a moment another thread is started for the file. A spare thread, its
+ * be free, and if none of them finished a call for a moment (long or stuck calls, not a burst of short
+ * ones: a new thread costs an import) another thread is started for the file. A spare thread, its
  * loaders already imported, waits for the next file that needs one. A stopped call's
  * thread is ended (Worker.terminate() interrupts even a synchronous loop); the other threads carry on.
  */
@@ -21,7 +22,7 @@ function newThread(): Worker {
   const api = JSON.stringify(import.meta.resolve('tsx/esm/api'));
   return new Worker(`import(${api}).then((m) => m.tsImport(${ts}, ${ts}))`, { eval: true });
 }
-/** How long a call waits for a busy thread of its file before another one is started. */
+/** How long a file's busy threads may finish no call, while calls wait, before another one is started. */
 const GROW_AFTER_MS = 20;
 /** How long a stopped call's code gets to see its signal before its thread is ended. */
 const STOP_GRACE_MS = 1000;
@@ -39,6 +40,10 @@ interface Slot {
   ready: boolean;
   /** The call it runs. */
   id: number | null;
+  /** Calls it finished: whether it made progress while calls waited. */
+  finished: number;
+  /** It imported its DAG file (or failed to): a thread still importing is not added to. */
+  warm: boolean;
   idleSince: number;
 }
 
@@ -63,7 +68,26 @@ export class ThreadPool {
     if (!this.waiting.get(file)?.length) return;
     // No thread of the file at all: start one now; else give the busy ones a moment.
     if (![...this.slots].some((s) => s.file === file)) this.grow(file);
-    else setTimeout(() => this.waitedTooLong(file, id), GROW_AFTER_MS).unref();
+    else this.watch(file);
+  }
+
+  /** Files whose waiting calls are watched for a lack of progress. */
+  private readonly watched = new Set<string>();
+
+  private watch(file: string) {
+    if (this.watched.has(file)) return;
+    this.watched.add(file);
+    const progress = () => [...this.slots].filter((s) => s.file === file).reduce((n, s) => n + s.finished, 0);
+    const before = progress();
+    setTimeout(() => {
+      this.watched.delete(file);
+      const q = this.waiting.get(file);
+      if (!q?.length) return;
+      // One thread warms up at a time: a burst of calls to a big file must not start a dozen imports.
+      const warming = [...this.slots].some((s) => s.file === file && !s.warm);
+      if (progress() === before && !warming) this.grow(file);
+      this.watch(file);
+    }, GROW_AFTER_MS).unref();
   }
 
   /** Forwards a message to the thread running call `id`. */
@@ -92,13 +116,6 @@ export class ThreadPool {
     if (![...this.slots].some((s) => s.file === file)) this.grow(file);
   }
 
-  private waitedTooLong(file: string, id: number) {
-    const q = this.waiting.get(file);
-    if (!q?.some((w) => w.id === id)) return;
-    const starting = [...this.slots].filter((s) => s.file === file && !s.ready).length;
-    if (starting < q.length) this.grow(file);
-  }
-
   /** A thread for the file, importing it: the spare when there is one (and a new spare), else a new one. */
   private grow(file: string) {
     const [dagsFolder, fileloc] = file.split('\0') as [string, string];
@@ -113,7 +130,15 @@ export class ThreadPool {
 
   private newSlot(file: string | null): Slot {
     const worker = newThread();
-    const slot: Slot = { worker, file, ready: false, id: null, idleSince: performance.now() };
+    const slot: Slot = {
+      worker,
+      file,
+      ready: false,
+      id: null,
+      finished: 0,
+      warm: false,
+      idleSince: performance.now(),
+    };
     this.slots.add(slot);
     worker.on('message', (m: FromThread) => {
       if (m.t === 'ready') {
@@ -121,11 +146,16 @@ export class ThreadPool {
         if (slot.file !== null) this.pump(slot.file);
         return;
       }
+      if (m.t === 'warm') {
+        slot.warm = true;
+        return;
+      }
       if (slot.id === null) return;
       const id = slot.id;
       if (m.t === 'done') {
         this.running.delete(id);
         slot.id = null;
+        slot.finished++;
         slot.idleSince = performance.now();
       }
       this.events.message(id, m);

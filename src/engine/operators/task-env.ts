@@ -23,7 +23,7 @@ export function taskEnv(ctx: Pick<OperatorContext, 'run' | 'workerId'>): Record<
  * back by taskEnv), libpq's (PGPASSWORD, PGHOST...), and the usual names of service URLs.
  */
 const ENGINE_NAME =
-  /^(AIRTASKS_|PG[A-Z]*$)|(^|_)(DATABASE|DB|BROKER|AMQP|RABBITMQ|POSTGRES(QL)?)_(URL|URI|PASSWORD)$/;
+  /^(AIRTASKS_|PG[A-Z]*$)|(^|_)(DATABASE|BROKER|AMQP|RABBITMQ|POSTGRES(QL)?)_(URL|URI|PASSWORD)$/;
 
 /**
  * Values the engine holds: no variable may contain one (its resolved URLs, the secret key) or be one (a

@@ -32,6 +32,8 @@ export type ToThread =
 export type FromThread =
   /** Its loaders are imported: it takes calls. */
   | { t: 'ready' }
+  /** The DAG file it was given is imported (or failed to be). */
+  | { t: 'warm' }
   | { t: 'lines'; lines: Array<[0 | 1, string]> }
   | { t: 'ask'; req: number; key: string }
   | { t: 'done'; ok: true; json: string | null }
@@ -147,7 +149,10 @@ port.on('message', (m: ToThread) => {
     else a?.resolve(m.value ?? undefined);
   } else if (m.t === 'abort') abort?.abort(m.reason);
   // A file that fails to import fails its calls, which say why.
-  else if (m.t === 'preload') importDagFile(m.dagsFolder, m.fileloc).catch(() => undefined);
+  else if (m.t === 'preload')
+    importDagFile(m.dagsFolder, m.fileloc)
+      .catch(() => undefined)
+      .finally(() => post({ t: 'warm' }));
 });
 
 // Ready once the loader of DAG files is: a spare thread pays that before any call waits on it.
