@@ -50,6 +50,10 @@ ${EXIT_CODES_HELP}`;
       max: 65535,
     }),
     web: Flags.boolean({ summary: 'Serve the dashboard (airtasks web) too.', default: true, allowNo: true }),
+    'run-as': Flags.string({
+      summary: 'Run tasks as this unprivileged user (standalone must run as root); see docs/security.md.',
+      env: 'AIRTASKS_RUN_AS',
+    }),
     'log-level': Flags.string({ env: 'AIRTASKS_LOG_LEVEL', options: LOG_LEVELS }),
     ...metricsFlags,
   };
@@ -74,6 +78,7 @@ ${EXIT_CODES_HELP}`;
             return { url: web.url, stop: () => web.close() };
           }
         : undefined,
+      runAs: f['run-as'],
     };
     if (f.run) {
       const conf = await confText(f);

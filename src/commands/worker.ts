@@ -43,6 +43,11 @@ export default class WorkerCommand extends BaseCommand<typeof WorkerCommand> {
         "GPUs this worker lends to tasks that ask for them, one task per device: '0,1', 'all' or 'none' (default: detected with nvidia-smi).",
       env: 'AIRTASKS_WORKER_GPUS',
     }),
+    'run-as': Flags.string({
+      summary:
+        "Run tasks as this unprivileged user: they cannot read the worker's environment, the secret key or /run/secrets (the worker must run as root; see docs/security.md).",
+      env: 'AIRTASKS_RUN_AS',
+    }),
     'log-level': logLevelFlag,
     ...metricsFlags,
   };
@@ -62,6 +67,7 @@ export default class WorkerCommand extends BaseCommand<typeof WorkerCommand> {
             graceMs: this.flags.grace * 1000,
             heartbeatMs: this.flags['heartbeat-interval'],
             gpus: this.flags.gpus,
+            runAs: this.flags['run-as'],
           }),
         ),
       (m) => logger.info(m),

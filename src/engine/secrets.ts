@@ -8,6 +8,7 @@
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { AirtasksError, ExitCode } from '../core/errors.js';
+import { hideFromTasks } from './operators/task-env.js';
 
 export const SECRET_KEY_ENV = 'AIRTASKS_SECRET_KEY';
 export const SECRET_KEY_FILE_ENV = 'AIRTASKS_SECRET_KEY_FILE';
@@ -44,6 +45,8 @@ export function loadSecretKey(env: NodeJS.ProcessEnv = process.env): SecretKey |
   } else {
     return null;
   }
+  // Wherever it came from, no task of this process may find it in its environment.
+  hideFromTasks(text.trim());
   const bytes = decodeKey(text.trim());
   if (!bytes)
     throw keyError(

@@ -3,6 +3,7 @@ import os from 'node:os';
 import type { Logger } from '../core/logger.js';
 import { Scheduler, type SchedulerOptions } from '../engine/scheduler/scheduler.js';
 import { GpuAllocator } from '../engine/worker/gpus.js';
+import { resolveTaskUser, setTaskUser } from '../engine/operators/task-user.js';
 import { Worker, type WorkerOptions } from '../engine/worker/worker.js';
 import { backoffMs, sleep } from '../core/backoff.js';
 import { toMs, type Duration } from '../core/duration.js';
@@ -56,6 +57,8 @@ export type WorkerSettings = Partial<
 > & {
   /** GPUs to hand to tasks: '0,1', 'all' or 'none'; undefined: detect with nvidia-smi. */
   gpus?: string;
+  /** The unprivileged user tasks run as (the worker must be root); undefined: the worker's own user. */
+  runAs?: string;
 };
 
 export async function startWorker(
@@ -72,6 +75,8 @@ export async function startWorker(
     throw new ValidationError('concurrency', 'out-of-range', (name) => `${name} must be an integer >= 1`, {
       value: o.concurrency,
     });
+  // Before anything connects: a worker that cannot switch users must not take tasks.
+  setTaskUser(o.runAs ? resolveTaskUser(o.runAs) : null);
   const gpus = await GpuAllocator.fromSpec(o.gpus);
   const engine = await openEngineWaiting(o, {
     broker: true,

@@ -8,6 +8,7 @@ import { AirtasksError, UnavailableError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { Db } from '../engine/store/db.js';
 import { migrate, type MigrationResult } from '../engine/store/migrate.js';
+import { hideFromTasks } from '../engine/operators/task-env.js';
 import { resolveConnection, type Connection, type ConnectionOptions } from './config.js';
 import { checkServiceUrl, connectionFailure, redact, type Service } from './connection-errors.js';
 
@@ -26,6 +27,8 @@ export interface Engine {
 /** The store's connection pool for these settings; it connects on first use. */
 export function connectDb(conn: Connection, o: { logger?: Logger; maxConnections?: number } = {}): Db {
   checkServiceUrl('database', conn.databaseUrl);
+  // However it was given (flag, file, password file), no task of this process may find it in its environment.
+  hideFromTasks(conn.databaseUrl);
   return new Db({
     url: conn.databaseUrl,
     schema: conn.schema,
@@ -42,6 +45,7 @@ export function connectDb(conn: Connection, o: { logger?: Logger; maxConnections
  */
 export async function connectBroker(db: Db, conn: Connection, logger?: Logger): Promise<Broker> {
   checkServiceUrl('broker', conn.brokerUrl);
+  hideFromTasks(conn.brokerUrl);
   try {
     return await createBroker(db, {
       url: conn.brokerUrl,

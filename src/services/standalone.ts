@@ -41,6 +41,8 @@ export interface StandaloneOptions {
    * this layer may not import); it is stopped first, before the worker drains.
    */
   startWeb?: (connection: ConnectionOptions) => Promise<Daemon & { url: string }>;
+  /** The unprivileged user tasks run as (see `worker --run-as`). */
+  runAs?: string;
 }
 
 export interface Standalone {
@@ -122,6 +124,7 @@ export async function startStandalone(o: StandaloneOptions): Promise<Standalone>
         metrics,
         queues: ['*'],
         concurrency: o.concurrency,
+        runAs: o.runAs,
       }),
     );
     if (o.startWeb) {

@@ -1,10 +1,12 @@
 /**
  * A worker in a process of its own, for tests that kill it (`Daemon` with `script`): configured by
  * TEST_WORKER_* variables, on RabbitMQ; prints "test worker started" once it consumes, stops on SIGTERM.
- * Optional: TEST_WORKER_MAIN_STALL_KILL_MS (WorkerOptions.mainStallKillMs), TEST_WORKER_LOG_LEVEL (logs on stderr).
+ * Optional: TEST_WORKER_MAIN_STALL_KILL_MS (WorkerOptions.mainStallKillMs), TEST_WORKER_LOG_LEVEL (logs on stderr),
+ * TEST_WORKER_RUN_AS (the user tasks run as, as `worker --run-as`).
  */
 import { createLogger } from '../../src/core/logger.js';
 import { RabbitBroker } from '../../src/engine/broker/rabbitmq.js';
+import { resolveTaskUser, setTaskUser } from '../../src/engine/operators/task-user.js';
 import { Db } from '../../src/engine/store/db.js';
 import { Worker } from '../../src/engine/worker/worker.js';
 
@@ -16,6 +18,8 @@ const env = (k: string): string => {
 
 const optional = (k: string): number | undefined =>
   process.env[k] === undefined ? undefined : Number(process.env[k]);
+
+if (process.env.TEST_WORKER_RUN_AS) setTaskUser(resolveTaskUser(process.env.TEST_WORKER_RUN_AS));
 
 const db = new Db({ url: env('TEST_WORKER_DATABASE_URL'), schema: env('TEST_WORKER_SCHEMA') });
 const broker = await RabbitBroker.connect({

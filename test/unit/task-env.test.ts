@@ -1,6 +1,12 @@
 /** The environment every kind of task sees (src/engine/operators/task-env.ts). */
 import { expect } from 'chai';
-import { gpuEnv, taskEnv, workerEnv } from '../../src/engine/operators/task-env.js';
+import {
+  gpuEnv,
+  hideFromTasks,
+  isEngineVariable,
+  taskEnv,
+  workerEnv,
+} from '../../src/engine/operators/task-env.js';
 import type { OperatorContext } from '../../src/engine/operators/types.js';
 
 function context(workerId?: string): Pick<OperatorContext, 'run' | 'workerId'> {
@@ -47,5 +53,44 @@ describe('task environment', () => {
 
   it("leaves the secret key out of the worker's environment", () => {
     expect(workerEnv()).to.not.have.any.keys('AIRTASKS_SECRET_KEY', 'AIRTASKS_SECRET_KEY_FILE');
+  });
+});
+
+describe("the worker's environment as tasks get it", () => {
+  const saved = { ...process.env };
+  afterEach(() => {
+    for (const k of Object.keys(process.env)) if (!(k in saved)) delete process.env[k];
+    Object.assign(process.env, saved);
+    hideFromTasks('refresh-the-copy-' + Math.random());
+  });
+
+  it("holds none of the engine's settings, credentials or their values under other names", () => {
+    const db = 'postgres://app:s3cret-db-password@db.example:5432/airtasks';
+    Object.assign(process.env, {
+      AIRTASKS_DATABASE_URL: db,
+      AIRTASKS_BROKER_URL: 'amqp://rabbit:guest@mq.example:5672',
+      AIRTASKS_SECRET_KEY_FILE: '/run/secrets/key',
+      AIRTASKS_CONNECT_TIMEOUT: '5s',
+      PGPASSWORD: 'x',
+      PGHOST: 'db.example',
+      DATABASE_URL: db,
+      MY_COPY: `url=${db}`,
+      JUST_THE_PASSWORD: 'guest',
+      TASKS_OWN: 'kept',
+      GUEST_BOOK: 'guests are welcome',
+    });
+    hideFromTasks('amqp://rabbit:guest@mq.example:5672');
+    const env = workerEnv();
+    expect(Object.keys(env).filter((k) => k.startsWith('AIRTASKS_') || k.startsWith('PG'))).to.deep.equal([]);
+    expect(env).to.not.have.any.keys('DATABASE_URL', 'MY_COPY', 'JUST_THE_PASSWORD');
+    expect(env).to.include({ TASKS_OWN: 'kept', GUEST_BOOK: 'guests are welcome', PATH: process.env.PATH });
+    expect(isEngineVariable('ANY', 'prefix s3cret-db-password suffix')).to.equal(true);
+  });
+
+  it('leaves out a value registered later (a URL resolved from a file, the secret key)', () => {
+    process.env.SOME_KEY_COPY = 'k'.repeat(43) + '=';
+    expect(workerEnv()).to.have.property('SOME_KEY_COPY');
+    hideFromTasks('k'.repeat(43) + '=');
+    expect(workerEnv()).to.not.have.property('SOME_KEY_COPY');
   });
 });

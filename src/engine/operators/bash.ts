@@ -7,6 +7,7 @@ import { renderShellCommand, UnsafeTemplateError } from '../templates/shell-comm
 import { plainCommand } from './plain-command.js';
 import { HostLost, NotStarted, startProcess } from './process-host.js';
 import { gpuEnv, taskEnv, workerEnv } from './task-env.js';
+import { taskUser } from './task-user.js';
 import { TaskFailure, TaskLost, type Operator, type OperatorContext, type OperatorResult } from './types.js';
 import { makeValuesDir, removeValuesDir, ValueFiles } from './value-files.js';
 
@@ -21,14 +22,14 @@ export const bashOperator: Operator = {
     ctx.log.system(`$ ${rendered.display}`);
     const command = rendered.script;
     const cwd = args.cwd ?? ctx.dagsFolder;
-    // The process host's environment is the worker's; a task's own variables go with each command. The
-    // GPUs lent to it come last: a task sees only those.
+    // The process host's environment is the worker's without the engine's; a task's own go with each
+    // command. The GPUs lent to it come last: a task sees only those.
     const own: Record<string, string> = { ...taskEnv(ctx), ...args.env, ...rendered.env, ...gpuEnv(ctx) };
     const files = new ValueFiles(rendered.files);
     files.takeLargeConf(own);
-    const valuesDir = files.empty ? null : await makeValuesDir();
+    const valuesDir = files.empty ? null : await makeValuesDir(taskUser());
     try {
-      if (valuesDir) await files.place(valuesDir, valuesDir, own);
+      if (valuesDir) await files.place(valuesDir, valuesDir, own, false, taskUser());
       return await runCommand(command, own, cwd, ctx);
     } finally {
       if (valuesDir) await removeValuesDir(valuesDir);
@@ -115,7 +116,7 @@ async function runGroup(
       },
       stderr: (l) => ctx.log.stderr(l),
     },
-    workerEnv,
+    taskUser(),
   );
   let grace: NodeJS.Timeout | undefined;
   const kill = () => {

@@ -6,8 +6,8 @@
 import type { CallbackContext } from '../dag/context.js';
 import type { CallbackSpec, SerializedDag, SerializedTask } from '../../core/dag-model.js';
 import { bashOperator } from './bash.js';
-import { callUserFunction, loadDagFunction, logLines } from './dag-functions.js';
 import type { RunInfo, TaskLog } from './types.js';
+import { callUserCode } from './user-code.js';
 
 export const DEFAULT_CALLBACK_TIMEOUT_MS = 5 * 60_000;
 
@@ -69,22 +69,20 @@ export async function runCallback(c: CallbackInvocation): Promise<string | null>
         variable: c.variable,
       });
     } else {
-      const fn = (await loadDagFunction(c.dag, c.dagsFolder, c.key)) as (ctx: CallbackContext) => unknown;
-      const ctx: CallbackContext = {
-        event: c.event,
-        dagId: c.run.dagId,
-        runId: c.run.runId,
-        taskId: c.forTask ? c.run.taskId : null,
-        tryNumber: c.forTask ? c.run.tryNumber : null,
-        state: c.state,
-        error: c.error,
-        conf: c.run.conf,
-        logicalDate: c.run.logicalDate.toISOString(),
-        log: logLines(c.log),
-        signal,
-        variable: c.variable,
-      };
-      await callUserFunction(() => fn(ctx), signal, c.log);
+      // In a thread of the process host, as node tasks are.
+      await callUserCode(
+        {
+          kind: 'callback',
+          callback: { event: c.event, state: c.state, error: c.error, forTask: c.forTask },
+          dagsFolder: c.dagsFolder,
+          fileloc: c.dag.fileloc,
+          dagId: c.dag.dagId,
+          key: c.key,
+          run: c.run,
+          upstream: [],
+        },
+        { log: c.log, signal, variable: c.variable },
+      );
     }
     return null;
   } catch (err) {

@@ -1,7 +1,7 @@
 /**
- * Functions of DAG files, called in the worker: node tasks, callbacks, a trigger's computed conf or items,
- * custom operators. The worker imports the DAG file itself (scheduling never runs user code) and keeps the
- * module until the file changes.
+ * Functions of DAG files: node tasks, callbacks, a trigger's computed conf or items, custom operators. Called
+ * in a thread of the worker's process host (user-code-thread.ts), never in the worker: the thread imports the
+ * DAG file itself (scheduling never runs user code) and keeps the module until the file changes.
  */
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
@@ -11,8 +11,7 @@ import { dagsOfModule } from '../dag/dags-of-module.js';
 import type { DagFunction } from '../dag/functions.js';
 import type { TaskContext } from '../dag/context.js';
 import type { SerializedDag } from '../../core/dag-model.js';
-import { TaskFailure, type OperatorContext, type TaskLog } from './types.js';
-import { gpuEnv, taskEnv } from './task-env.js';
+import { TaskFailure, type RunInfo, type TaskLog } from './types.js';
 
 /** Imported DAG modules by file path and modification time. */
 const modules = new Map<string, Promise<Record<string, unknown>>>();
@@ -37,20 +36,22 @@ async function mtimeOf(file: string): Promise<number | null> {
 // with tsx): tsx's CommonJS build of `tsx/esm/api` registers its loader by a wrong relative path and fails.
 let tsImportFn: Promise<(typeof import('tsx/esm/api'))['tsImport']> | null = null;
 function tsImport(specifier: string, parentURL: string): Promise<unknown> {
-  tsImportFn ??= import('tsx/esm/api').then((m) => m.tsImport);
-  return tsImportFn.then((fn) => fn(specifier, parentURL));
+  return prepareImports().then((fn) => fn(specifier, parentURL));
 }
 
-/** The function stored under `key` (see functionKey) by the DAG's file; a TaskFailure when it is gone. */
-export async function loadDagFunction(
-  dag: SerializedDag,
+/** Imports the loader of DAG files ahead of the first one. */
+export function prepareImports() {
+  tsImportFn ??= import('tsx/esm/api').then((m) => m.tsImport);
+  return tsImportFn;
+}
+/** The DAG file's module as it is now (imported once per version); null when the file is not there. */
+export async function importDagFile(
   dagsFolder: string,
-  key: string,
-): Promise<DagFunction> {
-  const file = path.resolve(dagsFolder, dag.fileloc);
+  fileloc: string,
+): Promise<Record<string, unknown> | null> {
+  const file = path.resolve(dagsFolder, fileloc);
   const mtimeMs = await mtimeOf(file);
-  if (mtimeMs === null)
-    throw new TaskFailure(`DAG file ${dag.fileloc} is not in this worker's dags folder (${dagsFolder})`);
+  if (mtimeMs === null) return null;
   const cacheKey = `${file}?v=${mtimeMs}`;
   let mod = modules.get(cacheKey);
   if (!mod) {
@@ -61,7 +62,19 @@ export async function loadDagFunction(
     modules.set(cacheKey, mod);
     mod.catch(() => modules.delete(cacheKey));
   }
-  const d = dagsOfModule(await mod).find((x) => x.id === dag.dagId);
+  return mod;
+}
+
+/** The function stored under `key` (see functionKey) by the DAG's file; a TaskFailure when it is gone. */
+export async function loadDagFunction(
+  dag: Pick<SerializedDag, 'fileloc' | 'dagId'>,
+  dagsFolder: string,
+  key: string,
+): Promise<DagFunction> {
+  const mod = await importDagFile(dagsFolder, dag.fileloc);
+  if (!mod)
+    throw new TaskFailure(`DAG file ${dag.fileloc} is not in this worker's dags folder (${dagsFolder})`);
+  const d = dagsOfModule(mod).find((x) => x.id === dag.dagId);
   const fn = d?.functions.get(key);
   if (!fn) throw new TaskFailure(`${dag.fileloc} no longer defines ${dag.dagId}.${key}`);
   return fn;
@@ -75,9 +88,21 @@ export function logLines(log: TaskLog): (...args: unknown[]) => void {
   };
 }
 
+/** What a call of a task's function is given (in its thread). */
+export interface CallScope {
+  run: RunInfo;
+  upstream: string[];
+  log: TaskLog;
+  signal: AbortSignal;
+  variable(key: string): Promise<string | undefined>;
+  /** The GPUs lent to the try, and the environment a child process of it should get (see TaskContext). */
+  gpuIds: readonly string[] | null;
+  env: Record<string, string>;
+}
+
 /** The context node functions of a task receive. */
-export function taskContextOf(ctx: OperatorContext): TaskContext {
-  const upstream = new Set(ctx.task.upstream);
+export function taskContextOf(ctx: CallScope): TaskContext {
+  const upstream = new Set(ctx.upstream);
   return {
     dagId: ctx.run.dagId,
     runId: ctx.run.runId,
@@ -87,14 +112,14 @@ export function taskContextOf(ctx: OperatorContext): TaskContext {
     conf: ctx.run.conf,
     output: <T>(ref: { id: string } | string): T => {
       const id = typeof ref === 'string' ? ref : ref.id;
-      if (!upstream.has(id)) throw new Error(`task "${id}" is not a direct upstream of "${ctx.task.taskId}"`);
+      if (!upstream.has(id)) throw new Error(`task "${id}" is not a direct upstream of "${ctx.run.taskId}"`);
       return ctx.run.outputs.get(id) as T;
     },
     log: logLines(ctx.log),
     signal: ctx.signal,
     variable: (key) => ctx.variable(key),
-    gpus: ctx.gpuIds ?? null,
-    env: { ...taskEnv(ctx), ...gpuEnv(ctx) },
+    gpus: ctx.gpuIds,
+    env: ctx.env,
     ...(ctx.run.mapIndex === undefined ? {} : { item: ctx.run.item, mapIndex: ctx.run.mapIndex }),
   };
 }
@@ -126,4 +151,38 @@ export async function callUserFunction<T>(
   } finally {
     if (onAbort) signal.removeEventListener('abort', onAbort);
   }
+}
+
+/** Reads what an items function returned: a list, an iterable, an async iterable (not a string). */
+export async function collectItems(value: unknown, max: number, signal: AbortSignal): Promise<unknown[]> {
+  if (value === undefined || value === null) {
+    throw new TaskFailure(
+      `no items: the items function returned ${String(value)}; return a list or a generator`,
+    );
+  }
+  if (Array.isArray(value)) return value;
+  const out: unknown[] = [];
+  const take = (v: unknown) => {
+    // One past the cap is enough to report it; an endless generator must not run for ever.
+    if (out.length > max) return false;
+    out.push(v);
+    return !signal.aborted;
+  };
+  if (typeof value === 'object' && Symbol.asyncIterator in value) {
+    for await (const v of value as AsyncIterable<unknown>) if (!take(v)) break;
+  } else if (typeof value === 'object' && Symbol.iterator in value) {
+    for (const v of value as Iterable<unknown>) if (!take(v)) break;
+  } else {
+    throw new TaskFailure(
+      `the items function returned ${describeValue(value)}; return a list or a generator`,
+    );
+  }
+  return out;
+}
+
+/** A value as a message names it. */
+export function describeValue(v: unknown): string {
+  if (typeof v === 'string') return `a string (${JSON.stringify(v.slice(0, 40))})`;
+  if (Array.isArray(v)) return 'an array';
+  return typeof v === 'object' ? 'an object that is not iterable' : `${typeof v} ${String(v)}`;
 }

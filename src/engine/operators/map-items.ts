@@ -1,13 +1,13 @@
 /**
  * The expansion of a mapped task: its own row's try, in a worker, reads the list (given in the DAG file, an
- * upstream task's output, or what a function of the context returns, called here as node tasks' functions
- * are) and returns it as its output; the scheduler then makes one task instance per item.
+ * upstream task's output, or what a function of the context returns, called as node tasks' functions are:
+ * in a thread of the process host) and returns it as its output; the scheduler then makes one task
+ * instance per item.
  */
 import type { SerializedMap } from '../../core/dag-model.js';
 import { mapFunctionKey } from '../dag/mapped.js';
-import { callUserFunction, loadDagFunction, taskContextOf } from './dag-functions.js';
-import { collect } from './trigger-dag.js';
 import { TaskFailure, type OperatorContext, type OperatorResult } from './types.js';
+import { callUserCode } from './user-code.js';
 
 /** A cap of its own for the list: 10,000 short paths are over a task output's usual cap. */
 export const MAP_LIST_CAP_BYTES = 16 * 1024 * 1024;
@@ -18,15 +18,19 @@ export async function expandItems(ctx: OperatorContext): Promise<OperatorResult>
   if (m.items !== undefined) items = m.items;
   else if (m.from !== undefined) items = listOf(ctx.run.outputs.get(m.from), m.from);
   else {
-    const fn = (await loadDagFunction(ctx.dag, ctx.dagsFolder, mapFunctionKey(ctx.task.taskId))) as (
-      c: unknown,
-    ) => unknown;
-    const taskCtx = taskContextOf(ctx);
-    items = await callUserFunction(
-      async () => collect(await fn(taskCtx), m.maxItems, ctx.signal),
-      ctx.signal,
-      ctx.log,
-    );
+    items = (await callUserCode(
+      {
+        kind: 'items',
+        dagsFolder: ctx.dagsFolder,
+        fileloc: ctx.dag.fileloc,
+        dagId: ctx.dag.dagId,
+        key: mapFunctionKey(ctx.task.taskId),
+        run: ctx.run,
+        upstream: ctx.task.upstream,
+        maxItems: m.maxItems,
+      },
+      ctx,
+    )) as unknown[];
   }
   if (items.length > m.maxItems) {
     throw new TaskFailure(

@@ -1,16 +1,25 @@
-/** Runs a TypeScript function from the DAG file in the worker process; its return value is the output. */
-import type { TaskContext } from '../dag/context.js';
-import { callUserFunction, loadDagFunction, taskContextOf } from './dag-functions.js';
+/**
+ * Runs a TypeScript function from the DAG file, in a thread of the process host (never in the worker);
+ * its return value, as JSON, is the output.
+ */
+import { callUserCode } from './user-code.js';
 import type { Operator, OperatorContext, OperatorResult } from './types.js';
 
 export const nodeOperator: Operator = {
   name: 'node',
   async execute(ctx: OperatorContext): Promise<OperatorResult> {
-    const fn = (await loadDagFunction(ctx.dag, ctx.dagsFolder, ctx.task.taskId)) as (
-      c: TaskContext,
-    ) => unknown;
-    const taskCtx = taskContextOf(ctx);
-    const output = await callUserFunction(() => fn(taskCtx), ctx.signal, ctx.log);
-    return { output: output === undefined ? null : output };
+    const output = await callUserCode(
+      {
+        kind: 'task',
+        dagsFolder: ctx.dagsFolder,
+        fileloc: ctx.dag.fileloc,
+        dagId: ctx.dag.dagId,
+        key: ctx.task.taskId,
+        run: ctx.run,
+        upstream: ctx.task.upstream,
+      },
+      ctx,
+    );
+    return { output: output ?? null };
   },
 };

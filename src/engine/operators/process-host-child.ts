@@ -1,6 +1,7 @@
 /**
- * The process host: a small Node process, one per worker process, that starts the worker's process tasks
- * and relays their output and exit (protocol in process-host.ts). Forking from here, not from the worker,
+ * The process host: a small Node process, one per worker process (and task user), that starts the worker's
+ * process tasks and relays their output and exit, and runs DAG-file functions in its threads
+ * (process-host-threads.ts; protocol in process-host.ts). Its environment holds nothing of the engine's. Forking from here, not from the worker,
  * keeps the worker's event loop free: a fork copies the page tables of the process that forks, and every
  * page of the worker is write-protected until it next writes it, which cost the worker 1-2 ms a task.
  *
@@ -11,6 +12,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import type { FromHost, ToHost } from './process-host.js';
+import { ThreadPool } from './process-host-threads.js';
 
 /** The process group of each running command, by the worker's id for the command. */
 const groups = new Map<number, number>();
@@ -85,18 +87,65 @@ function start(m: Extract<ToHost, { t: 'spawn' }>) {
   child.on('close', (code, signal) => send({ t: 'exit', id: m.id, code, signal }));
 }
 
-process.on('message', (m: ToHost) => {
-  if (m.t === 'spawn') start(m);
-  else if (m.t === 'signal') {
-    // Messages arrive in order: a command's spawn has been handled before any signal for it.
-    const pgid = groups.get(m.id);
-    if (pgid !== undefined) killGroup(pgid, m.signal);
+/** A call's log lines join its open 'lines' message, as a command's do. */
+const callLines = new Map<number, { write: number; lines: Array<[0 | 1, string]> }>();
+const threads = new ThreadPool({
+  message(id, m) {
+    if (m.t === 'lines') {
+      let open = callLines.get(id);
+      if (open?.write !== writes) {
+        open = { write: writes, lines: [] };
+        callLines.set(id, open);
+        send({ t: 'lines', id, lines: open.lines });
+      }
+      open.lines.push(...m.lines);
+    } else if (m.t === 'ask') send({ t: 'ask', id, req: m.req, key: m.key });
+    else if (m.t === 'done') {
+      callLines.delete(id);
+      send(
+        m.ok ? { t: 'done', id, ok: true, json: m.json } : { t: 'done', id, ok: false, message: m.message },
+      );
+    }
+  },
+});
+
+function onMessage(m: ToHost) {
+  switch (m.t) {
+    case 'spawn':
+      start(m);
+      break;
+    case 'signal': {
+      // Messages arrive in order: a command's spawn has been handled before any signal for it.
+      const pgid = groups.get(m.id);
+      if (pgid !== undefined) killGroup(pgid, m.signal);
+      break;
+    }
+    case 'call':
+      threads.call(m.id, m.call);
+      break;
+    case 'answer':
+      threads.send(m.id, {
+        t: 'answer',
+        req: m.req,
+        value: m.value,
+        ...(m.error !== undefined ? { error: m.error } : {}),
+      });
+      break;
+    case 'stop':
+      threads.stop(m.id, m.reason);
+      break;
   }
+}
+
+// The worker sends the messages of one of its turns together.
+process.on('message', (ms: ToHost[]) => {
+  for (const m of ms) onMessage(m);
 });
 
 // The worker is gone: its tasks go with it.
 process.on('disconnect', () => {
   for (const pgid of groups.values()) killGroup(pgid, 'SIGKILL');
+  threads.endAll();
   process.exit(0);
 });
 // Signals meant for the worker's terminal or process group are not for the host: it ends with the worker.

@@ -11,8 +11,9 @@ import { createHash } from 'node:crypto';
 import { DEFAULT_MAX_ITEMS } from '../dag/operator-args.js';
 import { applyParams, ConfValidationError } from '../dag/params.js';
 import { renderDeep, templateContext } from '../templates/render.js';
-import { callUserFunction, loadDagFunction, taskContextOf } from './dag-functions.js';
+import { describeValue as describe } from './dag-functions.js';
 import { TaskFailure, type Operator, type OperatorContext } from './types.js';
+import { callUserCode } from './user-code.js';
 
 interface TriggerArgs {
   dagId: string;
@@ -49,9 +50,7 @@ export const triggerDagOperator: Operator = {
     const a = ctx.task.args as unknown as TriggerArgs;
     let conf: unknown = {};
     if (a.confSource !== undefined) {
-      const fn = (await loadDagFunction(ctx.dag, ctx.dagsFolder, ctx.task.taskId)) as (c: unknown) => unknown;
-      const taskCtx = taskContextOf(ctx);
-      conf = await callUserFunction(() => fn(taskCtx), ctx.signal, ctx.log);
+      conf = await callUserCode(functionCall(ctx, 'conf'), ctx);
     } else if (a.conf !== undefined) {
       conf = renderDeep(a.conf, templateContext(ctx.run));
     }
@@ -71,13 +70,7 @@ export const multiTriggerOperator: Operator = {
     const max = a.maxItems ?? DEFAULT_MAX_ITEMS;
     let items: unknown[];
     if (a.itemsSource !== undefined) {
-      const fn = (await loadDagFunction(ctx.dag, ctx.dagsFolder, ctx.task.taskId)) as (c: unknown) => unknown;
-      const taskCtx = taskContextOf(ctx);
-      items = await callUserFunction(
-        async () => collect(await fn(taskCtx), max, ctx.signal),
-        ctx.signal,
-        ctx.log,
-      );
+      items = (await callUserCode({ ...functionCall(ctx, 'items'), maxItems: max }, ctx)) as unknown[];
     } else if (Array.isArray(a.items)) {
       items = a.items;
     } else {
@@ -96,29 +89,17 @@ export const multiTriggerOperator: Operator = {
   },
 };
 
-/** Reads what an items function returned: a list, an iterable, an async iterable (not a string). */
-export async function collect(value: unknown, max: number, signal: AbortSignal): Promise<unknown[]> {
-  if (value === undefined || value === null) {
-    throw new TaskFailure(
-      `no items: the items function returned ${String(value)}; return a list or a generator`,
-    );
-  }
-  if (Array.isArray(value)) return value;
-  const out: unknown[] = [];
-  const take = (v: unknown) => {
-    // One past the cap is enough to report it; an endless generator must not hang the worker.
-    if (out.length > max) return false;
-    out.push(v);
-    return !signal.aborted;
+/** The call of the task's own function (its conf or items), in a thread of the process host. */
+function functionCall(ctx: OperatorContext, kind: 'conf' | 'items') {
+  return {
+    kind,
+    dagsFolder: ctx.dagsFolder,
+    fileloc: ctx.dag.fileloc,
+    dagId: ctx.dag.dagId,
+    key: ctx.task.taskId,
+    run: ctx.run,
+    upstream: ctx.task.upstream,
   };
-  if (typeof value === 'object' && Symbol.asyncIterator in value) {
-    for await (const v of value as AsyncIterable<unknown>) if (!take(v)) break;
-  } else if (typeof value === 'object' && Symbol.iterator in value) {
-    for (const v of value as Iterable<unknown>) if (!take(v)) break;
-  } else {
-    throw new TaskFailure(`the items function returned ${describe(value)}; return a list or a generator`);
-  }
-  return out;
 }
 
 async function launch(ctx: OperatorContext, a: TriggerArgs, confs: Array<Record<string, unknown>>) {
@@ -213,10 +194,4 @@ function toJson(v: unknown, what: string): unknown {
   }
   if (json === undefined) throw new TaskFailure(`${what} is not JSON data`);
   return JSON.parse(json) as unknown;
-}
-
-function describe(v: unknown): string {
-  if (typeof v === 'string') return `a string (${JSON.stringify(v.slice(0, 40))})`;
-  if (Array.isArray(v)) return 'an array';
-  return typeof v === 'object' ? 'an object that is not iterable' : `${typeof v} ${String(v)}`;
 }

@@ -2,12 +2,14 @@
  * Values too large for a process's environment (Linux caps one variable at 128 KiB, and all of them with the
  * arguments at ~2 MiB) go to a task as files instead: a command template's large values (the script reads
  * them first, see templates/shell-command.ts) and a large conf (AIRTASKS_CONF_FILE instead of AIRTASKS_CONF).
- * The folder is the try's own (0700) and is removed after it.
+ * The folder is the try's own (0700, owned by the task user under `worker --run-as`, so no other task user
+ * can read it) and is removed after it.
  */
-import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { VALUES_DIR_VARIABLE } from '../templates/shell-command.js';
+import type { TaskUser } from './task-user.js';
 
 /** The largest conf passed in the environment as AIRTASKS_CONF. */
 export const CONF_ENV_MAX = 32 * 1024;
@@ -34,22 +36,34 @@ export class ValueFiles {
 
   /**
    * Writes the files into `dir` and points `env` at `seenAs` (the folder as the task sees it). `shared`: any
-   * user may read them (a container's user is not known; the folder above them keeps host users out).
+   * user may read them (a container's user is not known; the folder above them keeps host users out). `user`:
+   * the task user, who owns them (null: the worker's own user).
    */
-  async place(dir: string, seenAs: string, env: Record<string, string>, shared = false) {
+  async place(
+    dir: string,
+    seenAs: string,
+    env: Record<string, string>,
+    shared = false,
+    user: TaskUser | null = null,
+  ) {
     await mkdir(dir, { recursive: true, mode: shared ? 0o755 : 0o700 });
     await chmod(dir, shared ? 0o755 : 0o700);
-    for (const [name, content] of this.files)
-      await writeFile(path.join(dir, name), content, { mode: shared ? 0o644 : 0o600 });
+    if (user) await chown(dir, user.uid, user.gid);
+    for (const [name, content] of this.files) {
+      const file = path.join(dir, name);
+      await writeFile(file, content, { mode: shared ? 0o644 : 0o600 });
+      if (user) await chown(file, user.uid, user.gid);
+    }
     env[VALUES_DIR_VARIABLE] = seenAs;
     if (this.files.has('AIRTASKS_CONF')) env.AIRTASKS_CONF_FILE = path.posix.join(seenAs, 'AIRTASKS_CONF');
   }
 }
 
-/** A new private folder on this host for a try's value files. */
-export async function makeValuesDir(): Promise<string> {
+/** A new private folder on this host for a try's value files, the task user's alone (null: the worker's). */
+export async function makeValuesDir(user: TaskUser | null = null): Promise<string> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'airtasks-values-'));
   await chmod(dir, 0o700);
+  if (user) await chown(dir, user.uid, user.gid);
   return dir;
 }
 

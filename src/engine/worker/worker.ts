@@ -15,6 +15,8 @@ import type { Logger } from '../../core/logger.js';
 import { silentLogger } from '../../core/logger.js';
 import type { Broker, Subscription } from '../broker/broker.js';
 import { VersionCache } from '../dag/versions.js';
+import { prepareProcessHost } from '../operators/process-host.js';
+import { taskUser } from '../operators/task-user.js';
 import { DEFAULT_OUTPUT_CAP_BYTES } from '../execute-try.js';
 import type { Db } from '../store/db.js';
 import * as workers from '../store/workers.js';
@@ -103,6 +105,8 @@ export class Worker {
   }
 
   async start(): Promise<void> {
+    // Its spare thread imports the loaders while the worker connects: the first task does not wait for it.
+    prepareProcessHost(taskUser());
     await workers.registerWorker(this.o.db, {
       workerId: this.id,
       hostname: os.hostname(),
