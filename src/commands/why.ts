@@ -1,6 +1,6 @@
 import { Args } from '@oclif/core';
 import { BaseCommand, EXIT_CODES_HELP } from '../cli/base-command.js';
-import { explainWait, type WhyResult } from '../services/why.js';
+import { explainWait, waitLines, type WhyResult } from '../services/why.js';
 
 export default class Why extends BaseCommand<typeof Why> {
   static override stackRelay = true;
@@ -20,8 +20,13 @@ ${EXIT_CODES_HELP}`;
   async run(): Promise<WhyResult> {
     const r = await explainWait({ ...this.connection(), runId: this.args.runId, taskId: this.args.taskId });
     if (r.tasks.length === 0) this.log(`run ${r.runId} (${r.dagId}) is ${r.runState}: no task waits`);
-    const width = Math.max(0, ...r.tasks.map((t) => t.taskId.length));
-    for (const t of r.tasks) this.log(`${t.taskId.padEnd(width)}  ${t.state.padEnd(12)}  ${t.text}`);
+    // The items of a mapped task that wait alike are one line (--json lists each).
+    const lines = waitLines(r.tasks);
+    const width = Math.max(0, ...lines.map((l) => l.taskId.length));
+    for (const l of lines) {
+      const alike = (l.items ?? 1) > 1 ? `${l.items} items alike, e.g.: ` : '';
+      this.log(`${l.taskId.padEnd(width)}  ${l.state.padEnd(12)}  ${alike}${l.text}`);
+    }
     return r;
   }
 }

@@ -10,6 +10,7 @@ import { TERMINAL_TASK_STATES, type TaskState } from '../core/states.js';
 import type { Broker, QueueDepth } from '../engine/broker/broker.js';
 import { getDag } from '../engine/store/dags.js';
 import { taskOf, VersionCache } from '../engine/dag/versions.js';
+import { parseItemId } from '../engine/dag/mapped.js';
 import { decide, type TaskStateBrief } from '../engine/scheduler/decide.js';
 import type { Queryable } from '../engine/store/db.js';
 import { poolSizes } from '../engine/store/pools.js';
@@ -276,4 +277,39 @@ class Facts {
       gpus: gpus?.held.find(mine)?.ids ?? [],
     };
   }
+}
+
+/** A line of `why`: one task, or the items of a mapped task that wait alike (same state and reason). */
+export interface WaitLine {
+  taskId: string;
+  state: TaskWait['state'];
+  text: string;
+  /** For items told together: how many (taskId is then `task[first..last]`). */
+  items?: number;
+}
+
+/** The lines of `why`: a 10,000-item map waiting for one thing is one line, not 10,000. */
+export function waitLines(tasks: TaskWait[]): WaitLine[] {
+  const out: WaitLine[] = [];
+  const groups = new Map<string, { line: WaitLine; base: string; first: number; last: number }>();
+  for (const t of tasks) {
+    const item = parseItemId(t.taskId);
+    if (!item) {
+      out.push({ taskId: t.taskId, state: t.state, text: t.text });
+      continue;
+    }
+    const key = `${item.taskId}\0${t.state}\0${t.reason.kind}`;
+    const g = groups.get(key);
+    if (!g) {
+      const line: WaitLine = { taskId: t.taskId, state: t.state, text: t.text, items: 1 };
+      groups.set(key, { line, base: item.taskId, first: item.index, last: item.index });
+      out.push(line);
+      continue;
+    }
+    g.first = Math.min(g.first, item.index);
+    g.last = Math.max(g.last, item.index);
+    g.line.items! += 1;
+    g.line.taskId = `${g.base}[${g.first}..${g.last}]`;
+  }
+  return out;
 }
