@@ -24,6 +24,8 @@ export interface RunTask {
   output: unknown;
   error: string | null;
   tries: Try[];
+  /** A mapped task: its items, counted by state (they are one row here, as in `runs show`). */
+  map?: { items: number; counts: Record<string, number> };
 }
 interface Run {
   runId: string;
@@ -144,6 +146,15 @@ export function RunPage({ runId, taskId }: { runId: string; taskId: string | nul
                   </td>
                   <td>
                     <Badge state={t.state} />
+                    {t.map && (
+                      <span class="small muted" data-testid="map-items">
+                        {' '}
+                        {t.map.items} items:{' '}
+                        {Object.entries(t.map.counts)
+                          .map(([state, n]) => `${n} ${state}`)
+                          .join(', ')}
+                      </span>
+                    )}
                   </td>
                   <td>{t.tryNumber}</td>
                   <td>{t.queue}</td>
