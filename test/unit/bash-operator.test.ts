@@ -80,6 +80,17 @@ describe('bash operator', function () {
 
   after(() => rmSync(folder, { recursive: true, force: true }));
 
+  it('cuts a 300 MB line at the bound instead of holding it, and goes on with the next lines', async function () {
+    this.timeout(120_000);
+    const { ctx, lines } = context('head -c 300000000 /dev/zero | tr "\\0" a; echo; echo after');
+    const r = await bashOperator.execute(ctx);
+    expect(r.output).to.equal('after');
+    const cut = lines.find((l) => l.line.includes('[airtasks: line cut'));
+    expect(cut?.line).to.match(
+      /^a{1048576} \[airtasks: line cut at 1048576 characters, 298951424 more dropped\]$/,
+    );
+  });
+
   it('runs a plain program call with the same argv, environment, directory and streams as bash -c', async function () {
     const sub = path.join(folder, 'sub');
     mkdirSync(sub);

@@ -1,17 +1,18 @@
 /**
  * The process host: a small Node process, one per worker process (and task user), that starts the worker's
- * process tasks and relays their output and exit, and runs DAG-file functions in its threads
- * (process-host-threads.ts; protocol in process-host.ts). Its environment holds nothing of the engine's. Forking from here, not from the worker,
- * keeps the worker's event loop free: a fork copies the page tables of the process that forks, and every
- * page of the worker is write-protected until it next writes it, which cost the worker 1-2 ms a task.
+ * process tasks and relays their output and exit (lines cut at a bound), and runs DAG-file functions in
+ * its threads (process-host-threads.ts; protocol in process-host.ts). Its environment holds nothing of the
+ * engine's. Forking from here, not from the worker, keeps the worker's event loop free: a fork copies the
+ * page tables of the process that forks, and every page of the worker is write-protected until it next
+ * writes it, which cost the worker 1-2 ms a task.
  *
  * It is also the lifeline of those tasks: each leads its own process group, and when the worker is gone,
  * however it ended (even SIGKILLed: the kernel closes the IPC channel), every group still running is
  * SIGKILLed before the host exits. So no task keeps running unseen after its worker is gone.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createInterface } from 'node:readline';
 import type { FromHost, ToHost } from './process-host.js';
+import { onBoundedLines } from './bounded-lines.js';
 import { ThreadPool } from './process-host-threads.js';
 
 /** The process group of each running command, by the worker's id for the command. */
@@ -76,8 +77,8 @@ function start(m: Extract<ToHost, { t: 'spawn' }>) {
     }
     open.lines.push([stream, l]);
   };
-  createInterface({ input: child.stdout! }).on('line', line(0));
-  createInterface({ input: child.stderr! }).on('line', line(1));
+  onBoundedLines(child.stdout!, line(0));
+  onBoundedLines(child.stderr!, line(1));
   // Once the command has exited, anything it left running in the background in its group is ended too;
   // then the group is forgotten, and never signalled again: its id may be reused.
   child.on('exit', () => {
