@@ -85,7 +85,7 @@ describe('integration: airtasks build', function () {
     expect(result.tags).to.deep.equal([`${image}:t1`]);
     expect(result.imageId).to.match(/^sha256:[0-9a-f]{64}$/);
     expect((await d.getImage(`${image}:t1`).inspect()).Id).to.equal(result.imageId);
-    expect(result.servicesUpdated).to.have.members(['scheduler', 'worker-worker', 'autoscaler']);
+    expect(result.servicesUpdated).to.have.members(['scheduler', 'worker-worker', 'autoscaler', 'web']);
 
     // The image knows its own reference: docker tasks running the project image use this very tag.
     const env = (await d.getImage(`${image}:t1`).inspect()).Config.Env ?? [];
