@@ -7,7 +7,7 @@
 import type { SerializedMap } from '../../core/dag-model.js';
 import { mapFunctionKey } from '../dag/mapped.js';
 import { TaskFailure, type OperatorContext, type OperatorResult } from './types.js';
-import { callUserCode } from './user-code.js';
+import { callUserCode, taskCall } from './user-code.js';
 
 /** A cap of its own for the list: 10,000 short paths are over a task output's usual cap. */
 export const MAP_LIST_CAP_BYTES = 16 * 1024 * 1024;
@@ -18,19 +18,8 @@ export async function expandItems(ctx: OperatorContext): Promise<OperatorResult>
   if (m.items !== undefined) items = m.items;
   else if (m.from !== undefined) items = listOf(ctx.run.outputs.get(m.from), m.from);
   else {
-    items = (await callUserCode(
-      {
-        kind: 'items',
-        dagsFolder: ctx.dagsFolder,
-        fileloc: ctx.dag.fileloc,
-        dagId: ctx.dag.dagId,
-        key: mapFunctionKey(ctx.task.taskId),
-        run: ctx.run,
-        upstream: ctx.task.upstream,
-        maxItems: m.maxItems,
-      },
-      ctx,
-    )) as unknown[];
+    const call = { ...taskCall(ctx, 'items', mapFunctionKey(ctx.task.taskId)), maxItems: m.maxItems };
+    items = (await callUserCode(call, ctx)) as unknown[];
   }
   if (items.length > m.maxItems) {
     throw new TaskFailure(

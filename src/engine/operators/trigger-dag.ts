@@ -13,7 +13,7 @@ import { applyParams, ConfValidationError } from '../dag/params.js';
 import { renderDeep, templateContext } from '../templates/render.js';
 import { describeValue as describe } from './dag-functions.js';
 import { TaskFailure, type Operator, type OperatorContext } from './types.js';
-import { callUserCode } from './user-code.js';
+import { callUserCode, taskCall } from './user-code.js';
 
 interface TriggerArgs {
   dagId: string;
@@ -50,7 +50,7 @@ export const triggerDagOperator: Operator = {
     const a = ctx.task.args as unknown as TriggerArgs;
     let conf: unknown = {};
     if (a.confSource !== undefined) {
-      conf = await callUserCode(functionCall(ctx, 'conf'), ctx);
+      conf = await callUserCode(taskCall(ctx, 'conf'), ctx);
     } else if (a.conf !== undefined) {
       conf = renderDeep(a.conf, templateContext(ctx.run));
     }
@@ -70,7 +70,7 @@ export const multiTriggerOperator: Operator = {
     const max = a.maxItems ?? DEFAULT_MAX_ITEMS;
     let items: unknown[];
     if (a.itemsSource !== undefined) {
-      items = (await callUserCode({ ...functionCall(ctx, 'items'), maxItems: max }, ctx)) as unknown[];
+      items = (await callUserCode({ ...taskCall(ctx, 'items'), maxItems: max }, ctx)) as unknown[];
     } else if (Array.isArray(a.items)) {
       items = a.items;
     } else {
@@ -88,19 +88,6 @@ export const multiTriggerOperator: Operator = {
     return { output: await launch(ctx, a, confs) };
   },
 };
-
-/** The call of the task's own function (its conf or items), in a thread of the process host. */
-function functionCall(ctx: OperatorContext, kind: 'conf' | 'items') {
-  return {
-    kind,
-    dagsFolder: ctx.dagsFolder,
-    fileloc: ctx.dag.fileloc,
-    dagId: ctx.dag.dagId,
-    key: ctx.task.taskId,
-    run: ctx.run,
-    upstream: ctx.task.upstream,
-  };
-}
 
 async function launch(ctx: OperatorContext, a: TriggerArgs, confs: Array<Record<string, unknown>>) {
   const launcher = ctx.runs;

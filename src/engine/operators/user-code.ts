@@ -10,7 +10,7 @@ import type { CallbackContext } from '../dag/context.js';
 import { HostLost, startCall } from './process-host.js';
 import { gpuEnv, taskEnv } from './task-env.js';
 import { taskUser } from './task-user.js';
-import { TaskFailure, TaskLost, type RunInfo, type TaskLog } from './types.js';
+import { TaskFailure, TaskLost, type OperatorContext, type RunInfo, type TaskLog } from './types.js';
 
 /** What a thread runs, as data. */
 export interface UserCall {
@@ -33,6 +33,19 @@ export interface UserCall {
   callback?: Pick<CallbackContext, 'event' | 'state' | 'error'> & { forTask: boolean };
   /** The GPUs lent to the try (its env says so too), or null. */
   gpuIds: string[] | null;
+}
+
+/** The call of a try's own function (by default the task's, stored under its task id) in its DAG file. */
+export function taskCall(ctx: OperatorContext, kind: UserCall['kind'], key = ctx.task.taskId) {
+  return {
+    kind,
+    dagsFolder: ctx.dagsFolder,
+    fileloc: ctx.dag.fileloc,
+    dagId: ctx.dag.dagId,
+    key,
+    run: ctx.run,
+    upstream: ctx.task.upstream,
+  };
 }
 
 /** RunInfo as data. */
