@@ -115,6 +115,7 @@ export async function writeHostOverride(
         postgres: scaledToZero,
         rabbitmq: scaledToZero,
         proxy: scaledToZero,
+        web: scaledToZero,
         scheduler: { networks: ['hostnet'], environment: airtasksEnv },
         'worker-worker': { networks: ['hostnet'], environment: airtasksEnv },
       },
