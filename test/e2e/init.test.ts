@@ -95,6 +95,7 @@ describe('e2e: airtasks init', function () {
       'worker-highmem',
       'worker-gpu',
       'autoscaler',
+      'web',
       'proxy',
     ]);
     // The autoscaler scales the (replicated) worker services through a manager's engine.
@@ -112,6 +113,9 @@ describe('e2e: airtasks init', function () {
       'highmem',
       '--concurrency',
       '1',
+      // Tasks run as the image's unprivileged user: no reach into the worker's environment or secrets.
+      '--run-as',
+      'airtasks',
     ]);
     expect(stack.services['worker-worker'].deploy.placement.constraints).to.deep.equal([
       'node.labels.airtasks.queue.worker == true',
