@@ -115,7 +115,7 @@ export function connectWaitMs(env: NodeJS.ProcessEnv = process.env): number {
  * AIRTASKS_CONNECT_WAIT has not passed, tries again (a stack's services start in no set order). The
  * CLI's default is no wait: a command fails at once, saying what it could not reach.
  */
-async function openEngineWaiting(
+export async function openEngineWaiting(
   o: ConnectionOptions & { logger: Logger },
   open: OpenOptions,
 ): Promise<Engine> {

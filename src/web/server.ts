@@ -12,7 +12,8 @@ import { AirtasksError, ExitCode } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { ConnectionOptions } from '../services/config.js';
 import { changeStamp } from '../services/dashboard.js';
-import { openEngine, type Engine } from '../services/engine.js';
+import { openEngineWaiting } from '../services/daemons.js';
+import type { Engine } from '../services/engine.js';
 import { registerApi } from './api.js';
 import { registerMetrics } from './hooks.js';
 import { LiveHub } from './live.js';
@@ -64,12 +65,15 @@ export async function startWebServer(o: WebOptions): Promise<WebServer> {
       ExitCode.USAGE,
     );
   const assets = assetsDir();
+  const waitOpts = { ...o.connection, logger: o.logger };
   const engine =
     o.engine ??
-    (await openEngine(o.connection, { broker: true, logger: o.logger }).catch(async (err: unknown) => {
+    // In a stack the database and broker may come up after it: it waits as the daemons do
+    // (AIRTASKS_CONNECT_WAIT) rather than exit and be restarted.
+    (await openEngineWaiting(waitOpts, { broker: true, logger: o.logger }).catch(async (err: unknown) => {
       // Without a broker the pages still work; the queue page says the depths are unknown.
       o.logger.warn({ err: (err as Error).message }, 'broker unavailable: queue depths will be unknown');
-      return openEngine(o.connection, { logger: o.logger });
+      return openEngineWaiting(waitOpts, { logger: o.logger });
     }));
   const conn: ConnectionOptions = { ...o.connection, engine };
   const app = Fastify({ logger: false, bodyLimit: 1024 * 1024 });

@@ -5,7 +5,7 @@
  * the test's own (test/helpers/swarm-nodes.ts: two namespaced Docker engines on a bridge, the
  * machine's engine and its one-node swarm left alone); the images are copied into its engines, as a
  * registry would deliver them. Shows:
- *   - placement: postgres, rabbitmq, the scheduler, the autoscaler and the proxy on the manager, the
+ *   - placement: postgres, rabbitmq, the scheduler, the autoscaler, web and the proxy on the manager, the
  *     gpu queue's workers on the second node, and the gpu tasks ran there (each reports the node of the
  *     Docker engine beside it, through the socket the stack mounts, and its container);
  *   - the autoscaler grows that worker service to its max for a backlog, all on the second node, and
@@ -84,6 +84,7 @@ const STACK_SERVICES = [
   'worker-worker',
   'worker-gpu',
   'autoscaler',
+  'web',
   'proxy',
 ];
 
@@ -304,6 +305,7 @@ describe('e2e: the stack on a two-node swarm (placement by node labels, autoscal
       'worker-worker': ['manager'],
       'worker-gpu': ['worker'],
       autoscaler: ['manager'],
+      web: ['manager'],
       proxy: ['manager'],
     });
     // Reached from the project folder through the manager: both queues have a worker.

@@ -271,6 +271,7 @@ describe('e2e: the whole stack (local postgres, rabbitmq and nginx images) on a 
       'worker-worker',
       'worker-other',
       'autoscaler',
+      'web',
       'proxy',
     ]);
     await converged('1.0.0');
