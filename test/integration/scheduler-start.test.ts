@@ -108,6 +108,17 @@ describe('scheduler start with a DAG file that hangs at import', function () {
     expect(errors[0]!.message).to.match(/importing took longer than 8000 ms/);
     expect(erroredAfter).to.be.at.least(PARSE_TIMEOUT_MS);
     expect(erroredAfter, 'parsed once alone after the batch timed out').to.be.below(1.5 * PARSE_TIMEOUT_MS);
-    expect(await getDag(db, 'added_later')).to.include({ dag_id: 'added_later' });
+    // Recorded just after the import error (same scan): wait for it rather than race it.
+    const later = await waitFor(async () => getDag(db, 'added_later'), 'added_later stored', 5000);
+    expect(later).to.include({ dag_id: 'added_later' });
+  });
+
+  it('parses a file written after the first parse (the scans that follow it run)', async () => {
+    expect(scheduler, 'started by the test above').to.not.equal(undefined);
+    await writeDagFile(folder, 'written_later.ts', NEW.replace('added_later', 'written_later'));
+    // Seen by the folder's watch; an explicit scan too, in case the watch missed it.
+    await scheduler!.scanDags();
+    const dag = await waitFor(async () => getDag(db, 'written_later'), 'written_later stored', 10_000);
+    expect(dag).to.include({ dag_id: 'written_later' });
   });
 });

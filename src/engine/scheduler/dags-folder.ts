@@ -52,7 +52,10 @@ export class DagsFolder {
     }
     const run = async () => {
       try {
-        onDone?.(await this.processor.sync(force, this.stopping));
+        // Not `onDone?.(await sync())`: without onDone that skips the sync (and its await) altogether,
+        // and a run with no await would clear `current` before it is set, so no scan would run again.
+        const report = await this.processor.sync(force, this.stopping);
+        onDone?.(report);
       } catch (err) {
         if (!this.stopping.aborted) this.log.error({ err: (err as Error).message }, 'DAG folder scan failed');
       } finally {
