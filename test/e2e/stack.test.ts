@@ -208,7 +208,7 @@ describe('e2e: the whole stack (local postgres, rabbitmq and nginx images) on a 
         };
         const ours = s.services.filter((x) => x.name.startsWith(`${stack}_`));
         const ready =
-          ours.length === 7 &&
+          ours.length === 8 &&
           ours.every((x) => x.desired === 1 && x.running === 1) &&
           ours.filter((x) => x.image.startsWith(image)).every((x) => x.image === `${image}:${tag}`) &&
           s.queues.length === 2 &&

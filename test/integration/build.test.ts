@@ -99,8 +99,8 @@ describe('integration: airtasks build', function () {
     expect(stack.services.postgres.image).to.equal('postgres:16-alpine');
     // Only the image lines changed: every comment and the rest of the layout are as they were.
     const changed = stackAfter.split('\n').filter((l, i) => l !== stackBefore.split('\n')[i]);
-    // scheduler, worker-worker and autoscaler: one image line each.
-    expect(changed).to.deep.equal(Array(3).fill(`    image: ${image}:t1`));
+    // scheduler, worker-worker, autoscaler and web: one image line each.
+    expect(changed).to.deep.equal(Array(4).fill(`    image: ${image}:t1`));
 
     // The image runs the CLI on its own DAGs (the entrypoint is airtasks).
     const v = await runInImage(d, `${image}:t1`, ['dags', 'validate']);
