@@ -50,14 +50,15 @@ function lookUp(name: string): TaskUser | null {
 /**
  * The task user named `name` (a user name, not a number: its HOME comes with it). Throws a ValidationError
  * on the `runAs` field (exit 2) when this process cannot switch users (not root) or the user does not exist.
+ * `ownUid` is this process's uid (a parameter so tests running as root see the refusal too).
  */
-export function resolveTaskUser(name: string): TaskUser {
-  if (typeof process.getuid === 'function' && process.getuid() !== 0) {
+export function resolveTaskUser(name: string, ownUid = process.getuid?.()): TaskUser {
+  if (ownUid !== undefined && ownUid !== 0) {
     throw new ValidationError(
       'runAs',
       'malformed',
       (flag) =>
-        `${flag} ${name}: only a worker running as root can run its tasks as another user (this one runs as uid ${process.getuid!()}); start it as root, or leave out ${flag}`,
+        `${flag} ${name}: only a worker running as root can run its tasks as another user (this one runs as uid ${ownUid}); start it as root, or leave out ${flag}`,
       { value: name },
     );
   }
