@@ -2,10 +2,10 @@
  * The process host's threads for DAG-file functions (user-code-thread.ts). A thread runs one call at a time
  * and stays warm for its DAG file (it keeps the imported module), so a call costs a few messages, not an
  * import. A call goes to an idle thread of its file; else it waits for the first of that file's threads to
- * be free, and if none of them finished a call for a moment (long or stuck calls, not a burst of short
- * ones: a new thread costs an import) another thread is started for the file. A spare thread, its
- * loaders already imported, waits for the next file that needs one. A stopped call's
- * thread is ended (Worker.terminate() interrupts even a synchronous loop); the other threads carry on.
+ * be free, and if every one of them has been held by its call for a moment (long or stuck calls, not a
+ * burst of short ones: a new thread costs an import) another thread is started for the file. A spare
+ * thread, its loaders already imported, waits for the next file that needs one. A stopped call's thread is
+ * ended (Worker.terminate() interrupts even a synchronous loop); the other threads carry on.
  */
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -22,8 +22,12 @@ function newThread(): Worker {
   const api = JSON.stringify(import.meta.resolve('tsx/esm/api'));
   return new Worker(`import(${api}).then((m) => m.tsImport(${ts}, ${ts}))`, { eval: true });
 }
-/** How long a file's busy threads may finish no call, while calls wait, before another one is started. */
-const GROW_AFTER_MS = 20;
+/**
+ * How long a call must have held each of its file's threads, while other calls wait, before another
+ * thread is started: short calls, even a burst of them on a loaded machine, never start one (each costs an
+ * import of the DAG file); long or stuck ones do.
+ */
+const GROW_AFTER_MS = 150;
 /** How long a stopped call's code gets to see its signal before its thread is ended. */
 const STOP_GRACE_MS = 1000;
 /** An idle thread is ended after this long, except the last one of its file. */
@@ -40,8 +44,8 @@ interface Slot {
   ready: boolean;
   /** The call it runs. */
   id: number | null;
-  /** Calls it finished: whether it made progress while calls waited. */
-  finished: number;
+  /** When the call it runs started: a thread held this long by one call counts as busy for good. */
+  callStartedAt: number;
   /** It imported its DAG file (or failed to): a thread still importing is not added to. */
   warm: boolean;
   idleSince: number;
@@ -71,21 +75,22 @@ export class ThreadPool {
     else this.watch(file);
   }
 
-  /** Files whose waiting calls are watched for a lack of progress. */
+  /** Files whose waiting calls are watched for threads held by long calls. */
   private readonly watched = new Set<string>();
 
   private watch(file: string) {
     if (this.watched.has(file)) return;
     this.watched.add(file);
-    const progress = () => [...this.slots].filter((s) => s.file === file).reduce((n, s) => n + s.finished, 0);
-    const before = progress();
     setTimeout(() => {
       this.watched.delete(file);
       const q = this.waiting.get(file);
       if (!q?.length) return;
+      const now = performance.now();
+      const threads = [...this.slots].filter((s) => s.file === file);
       // One thread warms up at a time: a burst of calls to a big file must not start a dozen imports.
-      const warming = [...this.slots].some((s) => s.file === file && !s.warm);
-      if (progress() === before && !warming) this.grow(file);
+      const warming = threads.some((s) => !s.warm);
+      const allHeld = threads.every((s) => s.id !== null && now - s.callStartedAt >= GROW_AFTER_MS);
+      if (allHeld && !warming) this.grow(file);
       this.watch(file);
     }, GROW_AFTER_MS).unref();
   }
@@ -135,7 +140,7 @@ export class ThreadPool {
       file,
       ready: false,
       id: null,
-      finished: 0,
+      callStartedAt: 0,
       warm: false,
       idleSince: performance.now(),
     };
@@ -155,7 +160,6 @@ export class ThreadPool {
       if (m.t === 'done') {
         this.running.delete(id);
         slot.id = null;
-        slot.finished++;
         slot.idleSince = performance.now();
       }
       this.events.message(id, m);
@@ -195,6 +199,7 @@ export class ThreadPool {
       if (slot.file !== file || !slot.ready || slot.id !== null) continue;
       const { id, call } = q.shift()!;
       slot.id = id;
+      slot.callStartedAt = performance.now();
       this.running.set(id, slot);
       slot.worker.postMessage({ t: 'call', id, call } satisfies ToThread);
     }

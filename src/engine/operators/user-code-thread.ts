@@ -42,11 +42,21 @@ export type FromThread =
 const port = parentPort!;
 const post = (m: FromThread) => port.postMessage(m);
 
-/** The host's own variables: a call's are removed again after it. */
-const baseKeys = new Set(Object.keys(process.env));
+/**
+ * The variables the last call set, with the values they replaced: the next call first puts those back, so
+ * no call sees another's (and the host's own come back), at the cost of the call's few names only.
+ */
+const replaced = new Map<string, string | undefined>();
 function setEnv(env: Record<string, string>) {
-  for (const k of Object.keys(process.env)) if (!baseKeys.has(k)) delete process.env[k];
-  Object.assign(process.env, env);
+  for (const [k, v] of replaced) {
+    if (v === undefined) delete process.env[k];
+    else process.env[k] = v;
+  }
+  replaced.clear();
+  for (const [k, v] of Object.entries(env)) {
+    replaced.set(k, process.env[k]);
+    process.env[k] = v;
+  }
 }
 
 let abort: AbortController | null = null;
