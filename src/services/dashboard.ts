@@ -4,12 +4,14 @@
  * broker depths, log pages with an offset, and "mark for retry". Everything is masked as the CLI masks it.
  */
 import { NotFoundError } from '../core/errors.js';
+import type { GpuInfo } from '../core/gpus.js';
 import type { RunState } from '../core/states.js';
 import * as board from '../engine/store/dashboard.js';
 import * as dags from '../engine/store/dags.js';
 import { readLogs } from '../engine/store/logs.js';
 import { queuedByQueue, runningByQueue } from '../engine/store/queue-load.js';
 import * as tis from '../engine/store/task-instances.js';
+import type { GpuHolder, WorkerGpus } from '../engine/store/waits.js';
 import { listWorkers } from '../engine/store/workers.js';
 import { secretVariablesMasker } from '../engine/variables.js';
 import type { ConnectionOptions } from './config.js';
@@ -160,6 +162,22 @@ export interface WorkerView {
   startedAt: string;
   heartbeatAt: string;
   tasks: Array<{ runId: string; taskId: string; tryNumber: number; startedAt: string | null }>;
+  /** Its GPUs as `status --json` lists them, each with the try holding it now (null: free); [] for none. */
+  gpus: Array<GpuInfo & { heldBy: GpuHolder | null }>;
+}
+
+/** The GPUs a worker reported, or only their ids where it reported none, with who holds each. */
+export function workerGpus(info: GpuInfo[] | null, state: WorkerGpus | null): WorkerView['gpus'] {
+  const devices = info ?? state?.devices.map((id) => ({ id, model: null, memoryMiB: null })) ?? [];
+  return devices.map((g) => {
+    const h = state?.held.find((x) => x.ids.includes(g.id));
+    return {
+      id: g.id,
+      model: g.model,
+      memoryMiB: g.memoryMiB,
+      heldBy: h ? { runId: h.runId, taskId: h.taskId, tryNumber: h.tryNumber } : null,
+    };
+  });
 }
 
 /** Live workers (heartbeat within a minute) and the tasks each runs now. */
@@ -186,6 +204,7 @@ export async function workersOverview(o: ConnectionOptions): Promise<WorkerView[
         startedAt: w.started_at.toISOString(),
         heartbeatAt: w.heartbeat_at.toISOString(),
         tasks,
+        gpus: workerGpus(w.gpu_info, w.gpus),
       };
     });
   });

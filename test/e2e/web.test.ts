@@ -2,8 +2,8 @@
  * The dashboard in a real browser (Debian's chromium driven by playwright-core), against a real scheduler,
  * worker and `airtasks web` (issue 18): trigger a run from the form generated from the DAG's params and
  * watch it turn green without a reload; open a failed task's log, clear it and see it run again; actions
- * refused without confirmation and from another site; no secret value in any page or API answer; the
- * token. Screenshots of every page go to test-artifacts/web/ (look at them).
+ * refused without confirmation and from another site; each worker's GPUs and which task holds which; no
+ * secret value in any page or API answer; the token. Screenshots of every page go to test-artifacts/web/ (look at them).
  */
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -13,6 +13,7 @@ import { randomBytes } from 'node:crypto';
 import { expect } from 'chai';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { Daemon, E2eProject, ROOT, runCli } from '../helpers/cli.js';
+import { waitFor } from '../helpers/engine.js';
 import { requireService } from '../helpers/env.js';
 
 export const CHROMIUM = '/usr/bin/chromium';
@@ -52,6 +53,10 @@ const flaky = fail.bash('flaky', {
   command: 'test -f "$WEB_DIR/ok" || { echo "flaky failed on purpose"; exit 1; }; echo fixed now',
 });
 fail.bash('after', { upstream: flaky, command: 'echo after' });
+
+// Holds one of the worker's two GPUs until the test lets it go.
+export const gpu = dag('web_gpu', { defaults: { retries: 0 } });
+gpu.bash('hold', { gpus: 1, command: 'while [ ! -f "$WEB_DIR/gpu-go" ]; do sleep 0.2; done; echo let go' });
 `,
 };
 
@@ -86,7 +91,8 @@ describe('e2e: the dashboard in a browser', function () {
       const r = await runCli(args, p.env);
       if (r.code !== 0) throw new Error(`${args.join(' ')}: ${r.stderr}`);
     }
-    await p.startEngine();
+    // Two GPUs declared without nvidia-smi (ids, no model): the web_gpu task holds one of them.
+    await p.startEngine(['--gpus', '0,1']);
     web = await p.start(['web', '--port', '0'], 'airtasks dashboard: ');
     url = /airtasks dashboard: (\S+)/.exec(web.output)![1]!;
     browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
@@ -189,6 +195,55 @@ describe('e2e: the dashboard in a browser', function () {
     expect(await page.getAttribute('tr[data-task="flaky"]', 'data-state')).to.equal('success');
     expect(await page.getAttribute('tr[data-task="after"]', 'data-state')).to.equal('success');
     await shot('run-cleared');
+  });
+
+  it("shows each worker's GPUs and which task holds which, live", async () => {
+    type Gpu = { id: string; model: string | null; memoryMiB: number | null; heldBy: unknown };
+    const gpus = async () =>
+      ((await (await api('/api/v1/workers')).json()) as Array<{ queues: string[]; gpus: Gpu[] }>).find((w) =>
+        w.queues.includes('worker'),
+      )!.gpus;
+    await page.goto(`${url}#/workers`);
+    await page.waitForSelector('[data-testid="worker-gpus"] [data-gpu="1"][data-held="no"]');
+    const r = await api('/api/v1/dags/web_gpu/runs', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ conf: {} }),
+    });
+    expect(r.status, await r.clone().text()).to.equal(200);
+    const { runId } = (await r.json()) as { runId: string };
+    const held = await waitFor(
+      async () => {
+        const g = await gpus();
+        return g.some((x) => x.heldBy) && g;
+      },
+      'a GPU held',
+      30_000,
+      200,
+    );
+    const holder = { runId, taskId: 'hold', tryNumber: 1 };
+    // The shape `status --json` has ({id, model, memoryMiB}), plus the holder.
+    expect(held).to.have.deep.members([
+      { id: '0', model: null, memoryMiB: null, heldBy: holder },
+      { id: '1', model: null, memoryMiB: null, heldBy: null },
+    ]);
+    const heldId = held.find((x) => x.heldBy)!.id;
+    const freeId = heldId === '0' ? '1' : '0';
+    // The open page follows without a reload.
+    const link = page.locator(`[data-testid="worker-gpus"] [data-gpu="${heldId}"][data-held="yes"] a`);
+    await link.waitFor({ timeout: 30_000 });
+    expect(await link.getAttribute('href')).to.equal(`#/runs/${encodeURIComponent(runId)}/hold`);
+    expect(await page.textContent(`[data-gpu="${heldId}"]`)).to.match(
+      new RegExp(`^GPU ${heldId} · held by hold \\(.+\\) \\(try 1\\)$`),
+    );
+    expect(await page.textContent(`[data-gpu="${freeId}"]`)).to.equal(`GPU ${freeId} · free`);
+    await shot('workers-gpus');
+
+    await writeFile(path.join(dir, 'gpu-go'), '');
+    await page.waitForSelector(`[data-testid="worker-gpus"] [data-gpu="${heldId}"][data-held="no"]`, {
+      timeout: 30_000,
+    });
+    expect((await gpus()).map((x) => x.heldBy)).to.deep.equal([null, null]);
   });
 
   it('shows every page, and no secret value in any page or API answer', async () => {

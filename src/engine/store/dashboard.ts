@@ -106,7 +106,10 @@ export async function runStamp(q: Queryable, runId: string): Promise<string> {
   return r.rows[0]?.s ?? '';
 }
 
-/** A stamp of everything the overview pages show: DAGs, runs, task states, workers, pools, variables. */
+/**
+ * A stamp of everything the overview pages show: DAGs, runs, task states, workers and who holds their GPUs,
+ * pools, variables.
+ */
 export async function globalStamp(q: Queryable): Promise<string> {
   const r = await q.query<{ s: string }>(
     `SELECT concat_ws(':',
@@ -115,7 +118,8 @@ export async function globalStamp(q: Queryable): Promise<string> {
        (SELECT max(greatest(created_at, started_at, ended_at)) FROM dag_runs),
        (SELECT count(*) FROM dag_runs WHERE state IN ('queued','running')),
        (SELECT count(*) FROM task_instances WHERE state IN ('queued','running')),
-       (SELECT md5(coalesce(string_agg(worker_id || coalesce(stopped_at::text, ''), ','), '')) FROM workers),
+       (SELECT md5(coalesce(string_agg(worker_id || coalesce(stopped_at::text, '') || coalesce(gpus::text, ''), ','), ''))
+        FROM workers),
        (SELECT md5(coalesce(string_agg(name || slots, ','), '')) FROM pools),
        (SELECT md5(coalesce(string_agg(key || is_secret, ','), '')) FROM variables)) AS s`,
   );

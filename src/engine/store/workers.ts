@@ -1,6 +1,7 @@
 /** The workers table: who is alive, and which claims they still hold. */
 import type { GpuInfo } from '../../core/gpus.js';
 import type { Queryable } from './db.js';
+import type { WorkerGpus } from './waits.js';
 
 export interface WorkerInfo {
   workerId: string;
@@ -22,6 +23,8 @@ export interface WorkerRow {
   heartbeat_at: Date;
   stopped_at: Date | null;
   gpu_info: GpuInfo[] | null;
+  /** Who holds which of its GPUs now, as it last wrote it (migration 0012); null when it manages none. */
+  gpus: WorkerGpus | null;
 }
 
 export async function registerWorker(q: Queryable, w: WorkerInfo) {

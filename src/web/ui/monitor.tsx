@@ -1,6 +1,7 @@
 /** Workers and queues (what Flower showed), the swarm (what the visualizer showed), variables and pools. */
 import { enc, useData, useLiveTick } from './api.js';
 import { ago, ErrorLine, Section } from './util.js';
+import { WorkerGpus, type WorkerGpu } from './worker-gpus.js';
 
 interface Worker {
   workerId: string;
@@ -13,7 +14,7 @@ interface Worker {
   heartbeatAt: string;
   startedAt: string;
   tasks: Array<{ runId: string; taskId: string; tryNumber: number; startedAt: string | null }>;
-  gpus?: unknown;
+  gpus: WorkerGpu[];
 }
 interface Queue {
   queue: string;
@@ -81,6 +82,7 @@ export function WorkersPage() {
               <th>Slots busy / free</th>
               <th>Heartbeat</th>
               <th>Running now</th>
+              <th>GPUs</th>
             </tr>
           </thead>
           <tbody>
@@ -114,7 +116,9 @@ export function WorkersPage() {
                       </a>
                     </div>
                   ))}
-                  {x.gpus ? <div class="muted">GPUs: {JSON.stringify(x.gpus)}</div> : null}
+                </td>
+                <td class="small">
+                  <WorkerGpus gpus={x.gpus} />
                 </td>
               </tr>
             ))}
