@@ -1,7 +1,8 @@
 /**
  * The swarm as the dashboard shows it: nodes with their labels and the queues they are labelled for, the
- * stack's services and replicas, and what the autoscaler decides now from its inputs (a dry-run pass: the
- * autoscaler keeps no history, and the same inputs give the same decision it would take).
+ * stack's services and replicas, what the autoscaler decides now from its inputs (a dry-run pass, which
+ * records nothing), and the last decisions it recorded with theirs. Those come from the database, so they
+ * are there off a swarm manager too.
  */
 import type { Logger } from '../core/logger.js';
 import {
@@ -11,9 +12,15 @@ import {
   type NodeInfo,
   type StackServiceState,
 } from '../docker/swarm.js';
-import { autoscaleOnce, type AutoscalePass } from './autoscale/index.js';
+import {
+  autoscaleOnce,
+  lastDecisions,
+  type AutoscalePass,
+  type RecordedDecision,
+} from './autoscale/index.js';
 import { findProject, stackName, type ConnectionOptions } from './config.js';
 import { dockerFor, withDocker, type DockerTarget } from './docker.js';
+import { withEngine } from './engine.js';
 
 /** Node labels that name a queue: airtasks.queue.<name>=true (see `airtasks nodes label`). */
 const QUEUE_LABEL_PREFIX = 'airtasks.queue.';
@@ -26,7 +33,13 @@ export interface SwarmView {
   services: StackServiceState[];
   autoscaler: AutoscalePass | null;
   autoscalerError: string | null;
+  /** The autoscaler's last recorded decisions for this stack, newest first. */
+  decisions: RecordedDecision[];
+  decisionsError: string | null;
 }
+
+/** How many recorded decisions the view carries. */
+export const SWARM_VIEW_DECISIONS = 20;
 
 export async function swarmOverview(
   o: ConnectionOptions & DockerTarget & { stack?: string; logger: Logger },
@@ -44,7 +57,14 @@ export async function swarmOverview(
     services: [],
     autoscaler: null,
     autoscalerError: null,
+    decisions: [],
+    decisionsError: null,
   };
+  try {
+    view.decisions = await withEngine(o, (e) => lastDecisions(e.db, stack, SWARM_VIEW_DECISIONS));
+  } catch (err) {
+    view.decisionsError = (err as Error).message;
+  }
   const docker = dockerFor(o);
   try {
     await withDocker(o, async () => {

@@ -12,9 +12,11 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { expect } from 'chai';
 import { chromium, type Browser, type Page } from 'playwright-core';
+import { recordDecision } from '../../src/engine/store/autoscaler-decisions.js';
+import { Db } from '../../src/engine/store/db.js';
 import { Daemon, E2eProject, ROOT, runCli } from '../helpers/cli.js';
 import { waitFor } from '../helpers/engine.js';
-import { requireService } from '../helpers/env.js';
+import { DATABASE_URL, requireService } from '../helpers/env.js';
 
 export const CHROMIUM = '/usr/bin/chromium';
 export const CHROMIUM_ARGS = [
@@ -276,6 +278,7 @@ describe('e2e: the dashboard in a browser', function () {
       `/api/v1/runs/${runId}/tasks/second/logs`,
       '/api/v1/workers',
       '/api/v1/queues',
+      '/api/v1/swarm',
       '/api/v1/variables',
       '/api/v1/pools',
     ]) {
@@ -286,6 +289,47 @@ describe('e2e: the dashboard in a browser', function () {
     }
     const log = await (await api(`/api/v1/runs/${runId}/tasks/second/logs`)).text();
     expect(log).to.include('the secret is ***');
+  });
+
+  it("shows the autoscaler's last recorded decisions on the swarm page", async () => {
+    const { stack } = (await (await api('/api/v1/swarm')).json()) as { stack: string };
+    const db = new Db({ url: DATABASE_URL, schema: p.schema });
+    try {
+      // As `airtasks autoscale` records a scale-up (test/integration/autoscale-history.test.ts drives that).
+      await recordDecision(
+        db,
+        {
+          at: new Date(Date.now() - 90_000),
+          stack,
+          queue: 'worker',
+          service: `${stack}_worker-worker`,
+          action: 'up',
+          current: 1,
+          wanted: 3,
+          target: 3,
+          scaled: true,
+          inputs: { ready: 7, unacked: null, running: 0, backlog: 7, concurrency: 2, min: 1, max: 3 },
+          nodes: null,
+          reason: 'backlog 7 needs 3 worker(s) of concurrency 2',
+          error: null,
+        },
+        true,
+        { keep: 500, maxAgeMs: 7 * 24 * 3600_000 },
+      );
+    } finally {
+      await db.close();
+    }
+    const view = (await (await api('/api/v1/swarm')).json()) as { decisions: Array<Record<string, unknown>> };
+    expect(view.decisions).to.have.length(1);
+    expect(view.decisions[0]).to.deep.include({ queue: 'worker', action: 'up', current: 1, target: 3 });
+    await page.goto(url + '#/swarm');
+    const row = '[data-testid="autoscaler-decisions"] tr[data-action="up"]';
+    await page.waitForSelector(row, { timeout: 30_000 });
+    const text = (await page.textContent(row))!;
+    expect(text).to.match(/1m 3\ds ago/);
+    expect(text).to.include('worker').and.include('1 → 3');
+    expect(text).to.include('ready 7 · unacked ? · running 0 · backlog 7 · ×2 per worker · 1..3');
+    await shot('swarm-decisions');
   });
 
   it('needs the token when given one, and refuses to expose itself without one', async () => {

@@ -11,6 +11,7 @@ import {
 } from '../../src/engine/autoscale/decide.js';
 import { planQueue } from '../../src/services/autoscale/autoscaler.js';
 import { autoscaledQueues, type QueueAutoscaleConfig } from '../../src/services/autoscale/config.js';
+import { alwaysKept, decisionInputs } from '../../src/services/autoscale/history.js';
 import type { Project } from '../../src/services/config.js';
 
 const POLICY: QueueScalePolicy = { concurrency: 2, min: 1, max: 4, cooldownMs: 10_000 };
@@ -284,5 +285,53 @@ describe('autoscale: the dry-run outcome of a queue', () => {
     );
     expect(outcome).to.deep.include({ action: 'read-failed', current: 2, target: 2, inputs: null });
     expect(outcome.reason).to.equal('keeping 2: database read failed: x');
+  });
+});
+
+describe('autoscale: which decisions are recorded, with which inputs', () => {
+  const q: QueueAutoscaleConfig = {
+    queue: 'q',
+    service: 's',
+    concurrency: 2,
+    min: 1,
+    max: 4,
+    cooldownMs: 60_000,
+    nodeGroupHook: null,
+    workersPerNode: 1,
+  };
+  const plan = (replicas: number, reading: QueueReading) =>
+    planQueue(q, { replicas }, reading, FRESH_MEMORY, 0).outcome;
+
+  it('always a scale, a failure or a hook that ran; a hold only when it differs (left to the store)', () => {
+    expect(alwaysKept(plan(1, read(5, 0)))).to.equal(true); // up
+    expect(alwaysKept(plan(2, { ok: false, error: 'x' }))).to.equal(true); // read-failed
+    expect(alwaysKept(planQueue(q, { error: 'gone' }, read(0, 0), FRESH_MEMORY, 0).outcome)).to.equal(true);
+    const hold = plan(2, read(3, 0));
+    expect(hold.action).to.equal('hold');
+    expect(alwaysKept(hold)).to.equal(false);
+    expect(alwaysKept(plan(3, read(0, 0)))).to.equal(false); // cooldown
+    expect(alwaysKept({ ...hold, nodes: { desired: 2, hook: 'unchanged', error: null } })).to.equal(false);
+    expect(alwaysKept({ ...hold, nodes: { desired: 2, hook: 'failed', error: 'exit 1' } })).to.equal(true);
+    expect(alwaysKept({ ...hold, nodes: { desired: 2, hook: 'ran', error: null } })).to.equal(true);
+  });
+
+  it('inputs: the readings, the backlog, the settings and the cooldown state in one object', () => {
+    expect(decisionInputs(plan(3, read(0, 1)), 60_000)).to.deep.equal({
+      ready: 0,
+      unacked: null,
+      running: 1,
+      backlog: 1,
+      concurrency: 2,
+      min: 1,
+      max: 4,
+      cooldownMs: 60_000,
+      cooldownLeftMs: 60_000,
+    });
+    expect(decisionInputs(plan(2, { ok: false, error: 'x' }), null)).to.deep.include({
+      ready: null,
+      running: null,
+      backlog: null,
+      cooldownMs: null,
+    });
   });
 });

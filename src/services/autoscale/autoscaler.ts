@@ -1,7 +1,8 @@
 /**
  * `airtasks autoscale`: every interval, for each autoscaled queue, read its backlog and its worker
  * service's replicas, decide (engine/autoscale/decide.ts, pure) and act: scale the swarm service and
- * run the queue's node-group hook when the machines it needs change. Dry runs decide and act on nothing.
+ * run the queue's node-group hook when the machines it needs change, and record the decisions worth keeping
+ * (history.ts). Dry runs decide and act on nothing, and record nothing.
  */
 import type Docker from 'dockerode';
 import {
@@ -16,6 +17,7 @@ import { sleep } from '../../core/backoff.js';
 import type { Logger } from '../../core/logger.js';
 import { scaleService, serviceScale } from '../../docker/swarm.js';
 import type { QueueAutoscaleConfig } from './config.js';
+import type { DecisionHistory } from './history.js';
 import { runNodeGroupHook, type HookResult } from './node-group-hook.js';
 
 export interface QueueOutcome {
@@ -50,6 +52,8 @@ export interface AutoscalerOptions {
   dryRun?: boolean;
   hookTimeoutMs?: number;
   now?: () => number;
+  /** Where the decisions are recorded (never in a dry run); none: not recorded. */
+  history?: DecisionHistory;
 }
 
 /** A service's replicas, or why they could not be read. */
@@ -108,8 +112,11 @@ export class Autoscaler {
   /** The node count last handed to each queue's hook successfully. */
   private readonly nodesSent = new Map<string, number>();
   private readonly lastLogged = new Map<string, string>();
+  private readonly cooldowns: Map<string, number>;
 
-  constructor(private readonly o: AutoscalerOptions) {}
+  constructor(private readonly o: AutoscalerOptions) {
+    this.cooldowns = new Map(o.queues.map((q) => [q.queue, q.cooldownMs]));
+  }
 
   /** One pass over every queue. */
   async pass(): Promise<QueueOutcome[]> {
@@ -117,6 +124,8 @@ export class Autoscaler {
     const readings = await this.o.read(this.o.queues.map((q) => q.queue));
     const out: QueueOutcome[] = [];
     for (const q of this.o.queues) out.push(await this.queuePass(q, readings.get(q.queue), now));
+    // After every queue has acted: a slow or failing database delays no scaling.
+    if (!this.o.dryRun) await this.o.history?.record(out, this.cooldowns, now);
     return out;
   }
 

@@ -7,9 +7,11 @@ import { checkServiceUrl } from '../connection-errors.js';
 import { dockerFor, withDocker, type DockerTarget } from '../docker.js';
 import { Autoscaler, AutoscaleLoop, type QueueOutcome } from './autoscaler.js';
 import { autoscaledQueues, DEFAULT_COOLDOWN_MS, type QueueAutoscaleConfig } from './config.js';
+import { DecisionHistory } from './history.js';
 import { QueueInputs } from './inputs.js';
 
 export type { QueueOutcome } from './autoscaler.js';
+export { lastDecisions, type RecordedDecision } from './history.js';
 
 export interface AutoscaleOptions extends ConnectionOptions, DockerTarget {
   /** Stack whose worker-<queue> services are scaled (default: airtasks.json's stackName). */
@@ -57,6 +59,7 @@ async function prepare(o: AutoscaleOptions, idleWhenNone = false) {
     logger: o.logger,
     dryRun: o.dryRun,
     hookTimeoutMs: o.hookTimeoutMs,
+    history: o.dryRun ? undefined : new DecisionHistory(inputs.db, stack, o.logger),
   });
   return { stack, queues, active: { inputs, scaler } };
 }

@@ -13,7 +13,8 @@ import { asUserError, connectBroker, connectDb } from '../engine.js';
 
 export class QueueInputs {
   private broker: Broker | null = null;
-  private readonly db: Db;
+  /** Also where the autoscaler records its decisions. */
+  readonly db: Db;
 
   constructor(
     private readonly conn: Connection,

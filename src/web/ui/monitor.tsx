@@ -1,5 +1,6 @@
 /** Workers and queues (what Flower showed), the swarm (what the visualizer showed), variables and pools. */
 import { enc, useData, useLiveTick } from './api.js';
+import { LastDecisions, type Decision } from './swarm-decisions.js';
 import { ago, ErrorLine, Section } from './util.js';
 import { WorkerGpus, type WorkerGpu } from './worker-gpus.js';
 
@@ -157,19 +158,25 @@ interface Swarm {
     }>;
   } | null;
   autoscalerError: string | null;
+  decisions: Decision[];
+  decisionsError: string | null;
 }
 
 export function SwarmPage() {
   const { data, error } = useData<Swarm>('/api/v1/swarm');
   if (error) return <ErrorLine error={error} />;
   if (!data) return <p class="muted">reading the swarm…</p>;
+  const decisions = <LastDecisions decisions={data.decisions} error={data.decisionsError} />;
   if (data.unavailable)
     return (
-      <Section title="Swarm">
-        <p class="muted" data-testid="swarm-unavailable">
-          No swarm to show here: {data.unavailable}
-        </p>
-      </Section>
+      <div>
+        <Section title="Swarm">
+          <p class="muted" data-testid="swarm-unavailable">
+            No swarm to show here: {data.unavailable}
+          </p>
+        </Section>
+        {decisions}
+      </div>
     );
   return (
     <div>
@@ -249,6 +256,7 @@ export function SwarmPage() {
           </table>
         )}
       </Section>
+      {decisions}
     </div>
   );
 }
