@@ -11,7 +11,7 @@ import path from 'node:path';
 import type Docker from 'dockerode';
 import pino from 'pino';
 import { RabbitBroker } from '../../src/engine/broker/rabbitmq.js';
-import { recentDecisions } from '../../src/engine/store/autoscaler-decisions.js';
+import { recentDecisions, recordDecision } from '../../src/engine/store/autoscaler-decisions.js';
 import { Db } from '../../src/engine/store/db.js';
 import { Autoscaler } from '../../src/services/autoscale/autoscaler.js';
 import type { QueueAutoscaleConfig } from '../../src/services/autoscale/config.js';
@@ -190,47 +190,66 @@ describe('autoscale: the decisions it records', function () {
     ]);
   });
 
-  it('records every failed read, with its error', async () => {
+  it('records a failed read with its error, once while the same error lasts', async () => {
     const bad = { ...opts(), brokerUrl: 'amqp://guest:guest@127.0.0.1:1' };
-    for (let i = 0; i < 2; i++) expect((await autoscaleOnce(bad)).queues[0]!.action).to.equal('read-failed');
-    const [a, b] = await rows();
-    for (const r of [a!, b!]) {
-      expect(r).to.deep.include({
-        action: 'read-failed',
-        current: 3,
-        target: 3,
-        wanted: null,
-        scaled: false,
-      });
-      expect(r.reason).to.match(/^keeping 3: broker unreachable/);
-      expect(r.inputs).to.deep.include({ ready: null, backlog: null, concurrency: 2 });
-    }
+    for (let i = 0; i < 3; i++) expect((await autoscaleOnce(bad)).queues[0]!.action).to.equal('read-failed');
+    const all = (await rows()).filter((r) => r.action === 'read-failed');
+    expect(all, JSON.stringify(all)).to.have.length(1);
+    expect(all[0]).to.deep.include({
+      action: 'read-failed',
+      current: 3,
+      target: 3,
+      wanted: null,
+      scaled: false,
+    });
+    expect(all[0]!.reason).to.match(/^keeping 3: broker unreachable/);
+    expect(all[0]!.inputs).to.deep.include({ ready: null, backlog: null, concurrency: 2 });
+    // Another error is another row.
+    const other = { ...opts(), brokerUrl: 'amqp://guest:guest@127.0.0.1:2' };
+    expect((await autoscaleOnce(other)).queues[0]!.action).to.equal('read-failed');
+    expect((await rows()).filter((r) => r.action === 'read-failed')).to.have.length(2);
     expect(await replicas()).to.equal(3);
   });
 
   it("keeps a stack's newest rows, none older than the age bound, and leaves other stacks alone", async () => {
     const other = `${stack}-bounds`;
     const mine = (await rows()).length;
-    const history = new DecisionHistory(db, other, logger, { keep: 4, maxAgeMs: 60_000 });
+    const bounds = { keep: 4, maxAgeMs: 60_000 };
     let t = Date.now();
-    // A broker that cannot be read: every pass is a failed read, recorded each time.
-    const s = scaler(history, () => t, { brokerUrl: 'amqp://guest:guest@127.0.0.1:1' });
-    try {
-      const ids: number[] = [];
-      for (let i = 0; i < 6; i++) {
-        t += 1000;
-        await s.a.pass();
-        ids.push((await rows(other))[0]!.id);
-      }
-      expect((await rows(other)).map((r) => r.id)).to.deep.equal(ids.slice(-4).reverse());
-      t += 61_000; // older than the bound: gone at the next record
-      await s.a.pass();
-      const left = await rows(other);
-      expect(left).to.have.length(1);
-      expect(left[0]!.at.getTime()).to.equal(t);
-    } finally {
-      await s.close();
+    // Decisions kept whatever came before (scales), a second apart.
+    const record = (i: number) =>
+      recordDecision(
+        db,
+        {
+          at: new Date(t),
+          stack: other,
+          queue: 'q',
+          service: `${other}_worker-q`,
+          action: i % 2 ? 'up' : 'down',
+          current: i % 2 ? 1 : 2,
+          wanted: i % 2 ? 2 : 1,
+          target: i % 2 ? 2 : 1,
+          scaled: true,
+          inputs: {},
+          nodes: null,
+          reason: `pass ${i}`,
+          error: null,
+        },
+        true,
+        bounds,
+      );
+    const ids: number[] = [];
+    for (let i = 0; i < 6; i++) {
+      t += 1000;
+      await record(i);
+      ids.push((await rows(other))[0]!.id);
     }
+    expect((await rows(other)).map((r) => r.id)).to.deep.equal(ids.slice(-4).reverse());
+    t += 61_000; // older than the bound: gone at the next record
+    await record(6);
+    const left = await rows(other);
+    expect(left).to.have.length(1);
+    expect(left[0]!.at.getTime()).to.equal(t);
     expect(await rows()).to.have.length(mine);
   });
 

@@ -302,9 +302,9 @@ describe('autoscale: which decisions are recorded, with which inputs', () => {
   const plan = (replicas: number, reading: QueueReading) =>
     planQueue(q, { replicas }, reading, FRESH_MEMORY, 0).outcome;
 
-  it('always a scale, a failure or a hook that ran; a hold only when it differs (left to the store)', () => {
+  it('always a scale, a failed scale or a hook that ran; a hold or a failed read only when it differs (left to the store)', () => {
     expect(alwaysKept(plan(1, read(5, 0)))).to.equal(true); // up
-    expect(alwaysKept(plan(2, { ok: false, error: 'x' }))).to.equal(true); // read-failed
+    expect(alwaysKept(plan(2, { ok: false, error: 'x' }))).to.equal(false); // read-failed: when it differs
     expect(alwaysKept(planQueue(q, { error: 'gone' }, read(0, 0), FRESH_MEMORY, 0).outcome)).to.equal(true);
     const hold = plan(2, read(3, 0));
     expect(hold.action).to.equal('hold');

@@ -29,8 +29,8 @@ export interface RecordBounds {
 }
 
 /**
- * Records a decision and prunes the stack's rows, in one statement. `always` false (a hold) records it
- * only when the queue's previous row differs in action, service or sizes: an idle autoscaler writes
+ * Records a decision and prunes the stack's rows, in one statement. `always` false (a hold, a failed read)
+ * records it only when the queue's previous row differs in action, service, sizes or error: an idle autoscaler writes
  * nothing, across its restarts too. Prunes only when it wrote, keeping the newest `keep` rows.
  */
 export async function recordDecision(
@@ -41,7 +41,7 @@ export async function recordDecision(
 ): Promise<{ recorded: boolean; pruned: number }> {
   const r = await q.query<{ recorded: boolean; pruned: number }>(
     `WITH prev AS (
-       SELECT action, service, current, wanted, target FROM autoscaler_decisions
+       SELECT action, service, current, wanted, target, error, reason FROM autoscaler_decisions
         WHERE stack = $2 AND queue = $3 ORDER BY decision_id DESC LIMIT 1
      ), ins AS (
        INSERT INTO autoscaler_decisions
@@ -51,7 +51,9 @@ export async function recordDecision(
         WHERE $14::boolean OR NOT EXISTS (
           SELECT 1 FROM prev WHERE prev.action = $5::text AND prev.service = $4::text
              AND prev.current IS NOT DISTINCT FROM $6::int AND prev.wanted IS NOT DISTINCT FROM $7::int
-             AND prev.target IS NOT DISTINCT FROM $8::int)
+             AND prev.target IS NOT DISTINCT FROM $8::int AND prev.error IS NOT DISTINCT FROM $13::text
+             -- a failed read says why in its reason: the same failure again is not news, another one is
+             AND (prev.action <> 'read-failed' OR prev.reason = $12::text))
        RETURNING decision_id
      ), pruned AS (
        -- The statement's snapshot does not hold the new row: of the older ones, keep the newest keep - 1.

@@ -36,13 +36,16 @@ export function decisionInputs(o: QueueOutcome, cooldownMs: number | null): Reco
   };
 }
 
-/** Whether a decision is kept whatever came before it (else only when it differs from the last one). */
+/**
+ * Whether a decision is kept whatever came before it (else only when it differs from the last one: a
+ * failed read by its reason, so a broker down for an hour is one row per queue, not 360 pushing the
+ * history out).
+ */
 export function alwaysKept(o: QueueOutcome): boolean {
   return (
     o.scaled ||
     o.action === 'up' ||
     o.action === 'down' ||
-    o.action === 'read-failed' ||
     o.error !== null ||
     o.nodes?.hook === 'ran' ||
     o.nodes?.hook === 'failed'
