@@ -30,6 +30,11 @@ export default class WebCommand extends BaseCommand<typeof WebCommand> {
       summary: 'Only an authenticating proxy reaches this address: no token needed on a non-loopback host.',
       env: 'AIRTASKS_WEB_BEHIND_PROXY',
     }),
+    stack: Flags.string({
+      summary:
+        "Stack whose swarm page and autoscaler decisions are shown (default: airtasks.json's stackName).",
+      env: 'AIRTASKS_STACK',
+    }),
     'log-level': logLevelFlag,
   };
 
@@ -41,6 +46,7 @@ export default class WebCommand extends BaseCommand<typeof WebCommand> {
       port: this.flags.port,
       token: this.flags.token ?? null,
       behindProxy: this.flags['behind-proxy'],
+      ...(this.flags.stack ? { stack: this.flags.stack } : {}),
       logger,
     });
     process.stderr.write(`airtasks dashboard: ${web.url}\n`);

@@ -12,7 +12,9 @@
  * - relative bind mounts and files become absolute, since the rendered files live elsewhere;
  * - the first file's services restart unless stopped (swarm restarts failed tasks; compose does
  *   not, and a scheduler started before its database is up must try again);
- * - the autoscaler is left out: it resizes swarm services, and compose runs none.
+ * - the autoscaler is left out: it resizes swarm services, and compose runs none;
+ * - variables whose value is a swarm template (`{{.Service...}}`, `{{.Node...}}`, `{{.Task...}}`) are
+ *   dropped: compose would pass the template text as it is (the service then uses its own default).
  */
 import path from 'node:path';
 import type { StackFile, StackService } from './stack-file.js';
@@ -100,6 +102,9 @@ export function toComposeFiles(sources: SourceStack[], ctx: ComposeContext): Sta
   });
 }
 
+/** A swarm service template (Go template syntax over the service, node or task). */
+const SWARM_TEMPLATE = /\{\{[^}]*\.(Service|Node|Task)\b[^}]*\}\}/;
+
 function composeService(
   svc: StackService,
   dir: string,
@@ -135,6 +140,13 @@ function composeService(
       delete deploy[k];
     if (Object.keys(deploy).length > 0) out.deploy = deploy as StackService['deploy'];
     else delete out.deploy;
+  }
+  if (svc.environment && typeof svc.environment === 'object' && !Array.isArray(svc.environment)) {
+    out.environment = Object.fromEntries(
+      Object.entries(svc.environment as Entry).filter(
+        ([, v]) => !(typeof v === 'string' && SWARM_TEMPLATE.test(v)),
+      ),
+    );
   }
   if (Array.isArray(svc.env_file)) out.env_file = (svc.env_file as string[]).map((f) => absolute(dir, f));
   else if (typeof svc.env_file === 'string') out.env_file = absolute(dir, svc.env_file);

@@ -56,7 +56,7 @@ function requireConfirm(body: unknown) {
 
 export function registerApi(
   app: FastifyInstance,
-  o: { conn: ConnectionOptions; security: Security; live: LiveHub; logger: Logger },
+  o: { conn: ConnectionOptions; security: Security; live: LiveHub; logger: Logger; stack?: string },
 ) {
   const conn = o.conn;
   const route = (
@@ -193,7 +193,9 @@ export function registerApi(
 
   route('GET', '/workers', () => board.workersOverview(conn));
   route('GET', '/queues', () => board.queuesOverview(conn));
-  route('GET', '/swarm', () => swarmOverview({ ...conn, logger: o.logger }));
+  route('GET', '/swarm', () =>
+    swarmOverview({ ...conn, logger: o.logger, ...(o.stack ? { stack: o.stack } : {}) }),
+  );
   route('GET', '/variables', () => listVariables(conn));
   route('GET', '/pools', () => listPools(conn));
 

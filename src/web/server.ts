@@ -22,6 +22,8 @@ import { Security } from './security.js';
 
 export interface WebOptions {
   connection: ConnectionOptions;
+  /** The stack the swarm page shows (the deployed stack sets it; else the project's). */
+  stack?: string;
   host?: string;
   port?: number;
   /** Required to bind a non-loopback address unless behindProxy. */
@@ -111,7 +113,7 @@ export async function startWebServer(o: WebOptions): Promise<WebServer> {
     if (typeof given === 'string' && security.login(session, given)) return reply.redirect('/', 303);
     return reply.code(401).type('text/html; charset=utf-8').send(loginPage(true));
   });
-  registerApi(app, { conn, security, live, logger: o.logger });
+  registerApi(app, { conn, security, live, logger: o.logger, ...(o.stack ? { stack: o.stack } : {}) });
   registerMetrics(app, conn);
   await app.listen({ host, port: o.port ?? 8080 });
   const addr = app.server.address();

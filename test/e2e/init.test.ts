@@ -102,9 +102,10 @@ describe('e2e: airtasks init', function () {
     expect(stack.services.autoscaler.command).to.deep.equal(['autoscale']);
     expect(stack.services.autoscaler.deploy.placement.constraints).to.deep.equal(['node.role == manager']);
     expect(stack.services.autoscaler.volumes).to.deep.equal(['/var/run/docker.sock:/var/run/docker.sock']);
-    expect(stack.services.autoscaler.environment.AIRTASKS_STACK).to.equal(
-      '{{index .Service.Labels "com.docker.stack.namespace"}}',
-    );
+    for (const s of ['autoscaler', 'web'])
+      expect(stack.services[s].environment.AIRTASKS_STACK, s).to.equal(
+        '{{index .Service.Labels "com.docker.stack.namespace"}}',
+      );
     expect(stack.services['worker-worker'].deploy).to.deep.include({ mode: 'replicated', replicas: 1 });
     expect(stack.services['worker-worker'].stop_grace_period).to.equal('60s');
     expect(stack.services['worker-highmem'].command).to.deep.equal([

@@ -117,4 +117,22 @@ describe('deploy without swarm: the stack rewritten for Docker Compose', () => {
     expect(Object.keys(base!.services)).to.have.members(['worker', 'proxy']);
     expect(Object.keys(over!.services)).to.deep.equal(['worker']);
   });
+
+  it('drops variables whose value is a swarm template, which compose would pass as text', () => {
+    const web: StackFile = {
+      services: {
+        web: {
+          image: 'app:1',
+          environment: {
+            AIRTASKS_STACK: '{{index .Service.Labels "com.docker.stack.namespace"}}',
+            NODE: '{{.Node.Hostname}}',
+            KEEP: 'a {{ literal }} text',
+            PLAIN: '1',
+          },
+        },
+      },
+    };
+    const [out] = toComposeFiles([{ file: '/proj/deploy/stack.yml', value: web }], { secretFile });
+    expect(out!.services.web!.environment).to.deep.equal({ KEEP: 'a {{ literal }} text', PLAIN: '1' });
+  });
 });
