@@ -89,22 +89,8 @@ export async function recordDecision(
 
 /** A stack's newest decisions, newest first. */
 export async function recentDecisions(q: Queryable, stack: string, limit: number): Promise<StoredDecision[]> {
-  const r = await q.query<{
-    decision_id: number;
-    decided_at: Date;
-    stack: string;
-    queue: string;
-    service: string;
-    action: string;
-    current: number | null;
-    wanted: number | null;
-    target: number | null;
-    scaled: boolean;
-    inputs: Record<string, unknown>;
-    nodes: Record<string, unknown> | null;
-    reason: string;
-    error: string | null;
-  }>(
+  // The columns are the record's fields, but for the id and the time.
+  const r = await q.query<Omit<DecisionRecord, 'at'> & { decision_id: number; decided_at: Date }>(
     `SELECT decision_id, decided_at, stack, queue, service, action, current, wanted, target, scaled, inputs,
             nodes, reason, error
        FROM autoscaler_decisions WHERE stack = $1 ORDER BY decision_id DESC LIMIT $2`,
