@@ -1,17 +1,28 @@
 /**
  * The process host's threads for DAG-file functions (user-code-thread.ts). A thread runs one call at a time
  * and stays warm for its DAG file (it keeps the imported module), so a call costs a few messages, not an
- * import. A call goes to an idle thread of its file; else it waits for the first of that file's threads to
- * be free, and if every one of them has been held by its call for a moment (long or stuck calls, not a
- * burst of short ones: a new thread costs an import) another thread is started for the file. A spare
- * thread, its loaders already imported, waits for the next file that needs one. A stopped call's thread is
- * ended (Worker.terminate() interrupts even a synchronous loop); the other threads carry on.
+ * import. Calls waiting for a file's threads go to its idle ones in batches, one message each (a burst of
+ * short calls then costs one wake-up of a thread, not one per call); a thread takes each call of its batch
+ * with a compare-and-swap on shared memory, and the pool takes back the calls a thread has not begun when
+ * its call has held it for a moment, or when it ends. If every thread of a file has been held by its call
+ * for that moment (long or stuck calls, not a burst of short ones: a new thread costs an import) another
+ * thread is started for the file. A spare thread, its loaders already imported, waits for the next file that
+ * needs one. A stopped call's thread is ended (Worker.terminate() interrupts even a synchronous loop); the
+ * other threads carry on.
  */
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { UserCall } from './user-code.js';
-import type { FromThread, ToThread } from './user-code-thread.js';
+import {
+  BEGUN,
+  QUEUED,
+  REVOKED,
+  type CallBatch,
+  type CallMessage,
+  type FromThread,
+  type ToThread,
+} from './thread-protocol.js';
 
 const THREAD = new URL('./user-code-thread.js', import.meta.url);
 
@@ -23,18 +34,33 @@ function newThread(): Worker {
   return new Worker(`import(${api}).then((m) => m.tsImport(${ts}, ${ts}))`, { eval: true });
 }
 /**
- * How long a call must have held each of its file's threads, while other calls wait, before another
- * thread is started: short calls, even a burst of them on a loaded machine, never start one (each costs an
- * import of the DAG file); long or stuck ones do.
+ * How long a call must have held its thread before the calls queued behind it are taken back, and, when
+ * every thread of its file is so held, another thread is started: short calls, even a burst of them on a
+ * loaded machine, never start one (each costs an import of the DAG file); long or stuck ones do.
  */
 const GROW_AFTER_MS = 150;
+/** The most calls given to a thread in one batch. */
+const MAX_BATCH = 32;
 /** How long a stopped call's code gets to see its signal before its thread is ended. */
 const STOP_GRACE_MS = 1000;
 /** An idle thread is ended after this long, except the last one of its file. */
 const IDLE_MS = 60_000;
 
+/** What the pool tells of a call: the thread's messages, and its own 'done' for calls it ends. */
+export type CallEvent = CallMessage extends infer M ? (M extends unknown ? Omit<M, 'id'> : never) : never;
+
 export interface ThreadEvents {
-  message(id: number, m: FromThread): void;
+  message(id: number, m: CallEvent): void;
+}
+
+interface Waiting {
+  id: number;
+  call: UserCall;
+}
+
+interface Batch extends CallBatch {
+  /** Calls of the batch neither done nor taken back. */
+  open: Set<number>;
 }
 
 interface Slot {
@@ -42,10 +68,8 @@ interface Slot {
   /** The DAG file it serves; null for the spare. */
   file: string | null;
   ready: boolean;
-  /** The call it runs. */
-  id: number | null;
-  /** When the call it runs started: a thread held this long by one call counts as busy for good. */
-  callStartedAt: number;
+  /** The calls given to it; null when it is idle. */
+  batch: Batch | null;
   /** It imported its DAG file (or failed to): a thread still importing is not added to. */
   warm: boolean;
   idleSince: number;
@@ -54,7 +78,8 @@ interface Slot {
 export class ThreadPool {
   private readonly slots = new Set<Slot>();
   /** Calls waiting for a thread, by file, in order. */
-  private readonly waiting = new Map<string, Array<{ id: number; call: UserCall }>>();
+  private readonly waiting = new Map<string, Waiting[]>();
+  /** The thread given each call, until the call is done or taken back. */
   private readonly running = new Map<number, Slot>();
   private spare: Slot | null = null;
 
@@ -65,17 +90,27 @@ export class ThreadPool {
 
   call(id: number, call: UserCall) {
     const file = `${call.dagsFolder}\0${call.fileloc}`;
-    let q = this.waiting.get(file);
-    if (!q) this.waiting.set(file, (q = []));
-    q.push({ id, call });
+    this.enqueue(file, [{ id, call }], false);
     this.pump(file);
     if (!this.waiting.get(file)?.length) return;
     // No thread of the file at all: start one now; else give the busy ones a moment.
-    if (![...this.slots].some((s) => s.file === file)) this.grow(file);
+    if (!this.threadsOf(file).length) this.grow(file);
     else this.watch(file);
   }
 
-  /** Files whose waiting calls are watched for threads held by long calls. */
+  private threadsOf(file: string): Slot[] {
+    return [...this.slots].filter((s) => s.file === file);
+  }
+
+  private enqueue(file: string, calls: Waiting[], first: boolean) {
+    if (calls.length === 0) return;
+    let q = this.waiting.get(file);
+    if (!q) this.waiting.set(file, (q = []));
+    if (first) q.unshift(...calls);
+    else q.push(...calls);
+  }
+
+  /** Files watched for threads held by long calls. */
   private readonly watched = new Set<string>();
 
   private watch(file: string) {
@@ -83,16 +118,57 @@ export class ThreadPool {
     this.watched.add(file);
     setTimeout(() => {
       this.watched.delete(file);
+      const now = performance.timeOrigin + performance.now();
+      const threads = this.threadsOf(file);
+      // Calls queued behind a long call go back to wait for another thread.
+      for (const s of threads) if (this.heldSince(s) <= now - GROW_AFTER_MS) this.takeBack(s);
       const q = this.waiting.get(file);
-      if (!q?.length) return;
-      const now = performance.now();
-      const threads = [...this.slots].filter((s) => s.file === file);
-      // One thread warms up at a time: a burst of calls to a big file must not start a dozen imports.
-      const warming = threads.some((s) => !s.warm);
-      const allHeld = threads.every((s) => s.id !== null && now - s.callStartedAt >= GROW_AFTER_MS);
-      if (allHeld && !warming) this.grow(file);
-      this.watch(file);
+      if (q?.length) {
+        // One thread warms up at a time: a burst of calls to a big file must not start a dozen imports.
+        const warming = threads.some((s) => !s.warm);
+        const allHeld = threads.every((s) => this.heldSince(s) <= now - GROW_AFTER_MS);
+        if (allHeld && !warming) this.grow(file);
+        this.pump(file);
+      }
+      if (this.waiting.get(file)?.length || threads.some((s) => this.hasQueued(s))) this.watch(file);
     }, GROW_AFTER_MS).unref();
+  }
+
+  /** When the call a thread runs began (Infinity: none, or only calls whose 'done' is on its way). */
+  private heldSince(s: Slot): number {
+    const b = s.batch;
+    if (!b) return Infinity;
+    let since = Infinity;
+    b.calls.forEach(({ id }, i) => {
+      if (b.open.has(id) && Atomics.load(b.flags, i) === BEGUN) since = b.began[i]!;
+    });
+    return since;
+  }
+
+  private hasQueued(s: Slot): boolean {
+    const b = s.batch;
+    return !!b && b.calls.some(({ id }, i) => b.open.has(id) && Atomics.load(b.flags, i) === QUEUED);
+  }
+
+  /** Takes back the calls the thread has not begun; they wait again, first in line. */
+  private takeBack(s: Slot) {
+    const b = s.batch;
+    if (!b || s.file === null) return;
+    const back: Waiting[] = [];
+    b.calls.forEach((c, i) => {
+      if (!b.open.has(c.id) || Atomics.compareExchange(b.flags, i, QUEUED, REVOKED) !== QUEUED) return;
+      back.push(c);
+      this.closeCall(s, c.id);
+    });
+    this.enqueue(s.file, back, true);
+  }
+
+  /** Call `id` is done with its thread (or taken back); a thread left with no call is idle. */
+  private closeCall(s: Slot, id: number) {
+    this.running.delete(id);
+    if (!s.batch?.open.delete(id) || s.batch.open.size > 0) return;
+    s.batch = null;
+    s.idleSince = performance.now();
   }
 
   /** Forwards a message to the thread running call `id`. */
@@ -100,25 +176,35 @@ export class ThreadPool {
     this.running.get(id)?.worker.postMessage(m);
   }
 
-  /** Stops call `id`: a waiting call is dropped; a running one is aborted, then its thread ended. */
+  /** Stops call `id`: one not begun is dropped; a running one is aborted, then its thread ended. */
   stop(id: number, reason: string) {
+    const stopped = () => this.events.message(id, { t: 'done', ok: false, message: `stopped: ${reason}` });
     for (const q of this.waiting.values()) {
       const i = q.findIndex((w) => w.id === id);
       if (i >= 0) {
         q.splice(i, 1);
-        this.events.message(id, { t: 'done', ok: false, message: `stopped: ${reason}` });
-        return;
+        return stopped();
       }
     }
     const slot = this.running.get(id);
-    if (!slot) return;
-    slot.worker.postMessage({ t: 'abort', reason } satisfies ToThread);
+    const b = slot?.batch;
+    if (!slot || !b) return;
+    const i = b.calls.findIndex((c) => c.id === id);
+    if (Atomics.compareExchange(b.flags, i, QUEUED, REVOKED) === QUEUED) {
+      this.closeCall(slot, id);
+      stopped();
+      if (!slot.batch && this.slots.has(slot)) this.pump(slot.file!);
+      return;
+    }
+    slot.worker.postMessage({ t: 'abort', id, reason } satisfies ToThread);
     // Never used again: whatever the call left running (timers, promises) must not meet the next call.
     this.slots.delete(slot);
+    this.takeBack(slot);
     setTimeout(() => void slot.worker.terminate(), STOP_GRACE_MS).unref();
     // Its file keeps a warm thread: a retry must not pay the import within its timeout.
     const file = slot.file!;
-    if (![...this.slots].some((s) => s.file === file)) this.grow(file);
+    if (!this.threadsOf(file).length) this.grow(file);
+    else this.pump(file);
   }
 
   /** A thread for the file, importing it: the spare when there is one (and a new spare), else a new one. */
@@ -135,15 +221,7 @@ export class ThreadPool {
 
   private newSlot(file: string | null): Slot {
     const worker = newThread();
-    const slot: Slot = {
-      worker,
-      file,
-      ready: false,
-      id: null,
-      callStartedAt: 0,
-      warm: false,
-      idleSince: performance.now(),
-    };
+    const slot: Slot = { worker, file, ready: false, batch: null, warm: false, idleSince: performance.now() };
     this.slots.add(slot);
     worker.on('message', (m: FromThread) => {
       if (m.t === 'ready') {
@@ -155,15 +233,11 @@ export class ThreadPool {
         slot.warm = true;
         return;
       }
-      if (slot.id === null) return;
-      const id = slot.id;
-      if (m.t === 'done') {
-        this.running.delete(id);
-        slot.id = null;
-        slot.idleSince = performance.now();
-      }
-      this.events.message(id, m);
-      if (m.t === 'done' && this.slots.has(slot)) this.pump(slot.file!);
+      const { id, ...event } = m;
+      if (this.running.get(id) !== slot) return;
+      if (event.t === 'done') this.closeCall(slot, id);
+      this.events.message(id, event);
+      if (!slot.batch && this.slots.has(slot)) this.pump(slot.file!);
     });
     // An error nothing caught (a timer's throw) ends the thread: the call it ran fails with it.
     let uncaught: Error | null = null;
@@ -172,10 +246,10 @@ export class ThreadPool {
       this.slots.delete(slot);
       if (this.spare === slot) this.spare = null;
       const file = slot.file;
-      if (slot.id !== null) {
-        const id = slot.id;
-        slot.id = null;
-        if (this.running.get(id) === slot) this.running.delete(id);
+      // Calls it had not begun wait for another thread; the one it ran fails.
+      this.takeBack(slot);
+      for (const id of [...(slot.batch?.open ?? [])]) {
+        this.closeCall(slot, id);
         this.events.message(id, {
           t: 'done',
           ok: false,
@@ -185,24 +259,33 @@ export class ThreadPool {
         });
       }
       // Calls waiting for this file still need a thread.
-      if (file !== null && this.waiting.get(file)?.length && ![...this.slots].some((s) => s.file === file))
-        this.grow(file);
+      if (file === null || !this.waiting.get(file)?.length) return;
+      if (!this.threadsOf(file).length) this.grow(file);
+      else this.pump(file);
     });
     return slot;
   }
 
+  /** Gives the file's waiting calls to its idle threads, shared out, in batches. */
   private pump(file: string) {
     const q = this.waiting.get(file);
     if (!q) return;
-    for (const slot of this.slots) {
-      if (q.length === 0) break;
-      if (slot.file !== file || !slot.ready || slot.id !== null) continue;
-      const { id, call } = q.shift()!;
-      slot.id = id;
-      slot.callStartedAt = performance.now();
-      this.running.set(id, slot);
-      slot.worker.postMessage({ t: 'call', id, call } satisfies ToThread);
-    }
+    const idle = this.threadsOf(file).filter((s) => s.ready && !s.batch);
+    idle.forEach((slot, n) => {
+      if (q.length === 0) return;
+      const calls = q.splice(0, Math.min(MAX_BATCH, Math.ceil(q.length / (idle.length - n))));
+      const batch: Batch = {
+        calls,
+        flags: new Int32Array(new SharedArrayBuffer(4 * calls.length)),
+        began: new Float64Array(new SharedArrayBuffer(8 * calls.length)),
+        open: new Set(calls.map((c) => c.id)),
+      };
+      slot.batch = batch;
+      for (const c of calls) this.running.set(c.id, slot);
+      const { open: _open, ...sent } = batch;
+      slot.worker.postMessage({ t: 'calls', batch: sent } satisfies ToThread);
+      if (calls.length > 1) this.watch(file);
+    });
     if (q.length === 0) this.waiting.delete(file);
   }
 
@@ -211,7 +294,7 @@ export class ThreadPool {
     const now = performance.now();
     const kept = new Set<string>();
     const idle = [...this.slots]
-      .filter((s) => s.ready && s.id === null && s.file !== null)
+      .filter((s) => s.ready && !s.batch && s.file !== null)
       .sort((a, b) => b.idleSince - a.idleSince);
     for (const s of idle) {
       if (!kept.has(s.file!)) {

@@ -3,6 +3,10 @@
  * process-host-threads.ts). It imports the DAG file itself and keeps it while the file is unchanged, so a
  * thread stays warm for its file. Everything a call gets or gives crosses as data: its context (run, conf,
  * upstream outputs), its log lines, its variable reads (answered by the worker), its result as JSON.
+ *
+ * Calls come in batches (one message, not one wake-up of the thread per call) and run in order; each is
+ * taken with a compare-and-swap on its flag in memory shared with the pool, which can take back any call
+ * not yet begun at any moment, even while this thread is stuck in a synchronous loop.
  */
 import { parentPort } from 'node:worker_threads';
 import type { CallbackContext } from '../dag/context.js';
@@ -19,43 +23,40 @@ import {
 import type { TaskLog } from './types.js';
 import { TaskFailure } from './types.js';
 import { fromWire, type UserCall } from './user-code.js';
+import {
+  BEGUN,
+  QUEUED,
+  type CallBatch,
+  type CallMessage,
+  type FromThread,
+  type ToThread,
+} from './thread-protocol.js';
 
-/** Host -> thread. */
-export type ToThread =
-  | { t: 'call'; id: number; call: UserCall }
-  | { t: 'answer'; req: number; value: string | null; error?: string }
-  | { t: 'abort'; reason: string }
-  /** Imports a DAG file ahead of its calls: a new thread of a file warms up before a call waits on it. */
-  | { t: 'preload'; dagsFolder: string; fileloc: string };
-
-/** Thread -> host (the call is the one the thread runs). */
-export type FromThread =
-  /** Its loaders are imported: it takes calls. */
-  | { t: 'ready' }
-  /** The DAG file it was given is imported (or failed to be). */
-  | { t: 'warm' }
-  | { t: 'lines'; lines: Array<[0 | 1, string]> }
-  | { t: 'ask'; req: number; key: string }
-  | { t: 'done'; ok: true; json: string | null }
-  | { t: 'done'; ok: false; message: string };
+type Unaddressed<M> = M extends unknown ? Omit<M, 'id'> : never;
 
 const port = parentPort!;
+/** The call running now: its messages name it. */
+let current = 0;
+// Posted at once, not per turn: a call's result must not wait on the next call (which may not yield).
 const post = (m: FromThread) => port.postMessage(m);
+const postCall = (m: Unaddressed<CallMessage>) => post({ ...m, id: current } as CallMessage);
 
 /**
- * The variables the last call set, with the values they replaced: the next call first puts those back, so
- * no call sees another's (and the host's own come back), at the cost of the call's few names only.
+ * The host's own values of the variables calls have set: one the next call does not set is put back, so
+ * no call sees another's. Writing process.env is costly in a thread and consecutive calls mostly set the
+ * same values (their run's), so a value already in place is not written again.
  */
 const replaced = new Map<string, string | undefined>();
 function setEnv(env: Record<string, string>) {
   for (const [k, v] of replaced) {
+    if (Object.hasOwn(env, k)) continue;
     if (v === undefined) delete process.env[k];
     else process.env[k] = v;
+    replaced.delete(k);
   }
-  replaced.clear();
   for (const [k, v] of Object.entries(env)) {
-    replaced.set(k, process.env[k]);
-    process.env[k] = v;
+    if (!replaced.has(k)) replaced.set(k, process.env[k]);
+    if (process.env[k] !== v) process.env[k] = v;
   }
 }
 
@@ -67,14 +68,14 @@ function variable(key: string): Promise<string | undefined> {
   const req = nextReq++;
   return new Promise((resolve, reject) => {
     asks.set(req, { resolve, reject });
-    post({ t: 'ask', req, key: String(key) });
+    postCall({ t: 'ask', req, key: String(key) });
   });
 }
 
 const log: TaskLog = {
-  stdout: (l) => post({ t: 'lines', lines: [[0, l]] }),
-  stderr: (l) => post({ t: 'lines', lines: [[1, l]] }),
-  system: (l) => post({ t: 'lines', lines: [[0, l]] }),
+  stdout: (l) => postCall({ t: 'lines', lines: [[0, l]] }),
+  stderr: (l) => postCall({ t: 'lines', lines: [[1, l]] }),
+  system: (l) => postCall({ t: 'lines', lines: [[0, l]] }),
 };
 
 async function invoke(call: UserCall, signal: AbortSignal): Promise<unknown> {
@@ -133,31 +134,53 @@ async function run(call: UserCall) {
     try {
       json = value === undefined ? 'null' : (JSON.stringify(value) ?? null);
     } catch (err) {
-      post({
+      postCall({
         t: 'done',
         ok: false,
         message: `the task returned a value that is not JSON data: ${(err as Error).message}`,
       });
       return;
     }
-    post({ t: 'done', ok: true, json });
+    postCall({ t: 'done', ok: true, json });
   } catch (err) {
     // callUserFunction made any error a TaskFailure; loading the file may throw others.
-    post({ t: 'done', ok: false, message: err instanceof Error ? err.message : String(err) });
+    postCall({ t: 'done', ok: false, message: err instanceof Error ? err.message : String(err) });
   } finally {
     abort = null;
     asks.clear();
   }
 }
 
+/** Calls given and not yet taken or skipped, in order. */
+const queue: Array<{ batch: CallBatch; i: number }> = [];
+let draining = false;
+
+async function drain() {
+  if (draining) return;
+  draining = true;
+  while (queue.length > 0) {
+    const { batch, i } = queue.shift()!;
+    batch.began[i] = performance.timeOrigin + performance.now();
+    // Taken back by the pool (stopped, or moved off this thread while another call held it): skip it.
+    if (Atomics.compareExchange(batch.flags, i, QUEUED, BEGUN) !== QUEUED) continue;
+    current = batch.calls[i]!.id;
+    await run(batch.calls[i]!.call);
+  }
+  draining = false;
+}
+
 port.on('message', (m: ToThread) => {
-  if (m.t === 'call') void run(m.call);
-  else if (m.t === 'answer') {
+  if (m.t === 'calls') {
+    for (let i = 0; i < m.batch.calls.length; i++) queue.push({ batch: m.batch, i });
+    void drain();
+  } else if (m.t === 'answer') {
     const a = asks.get(m.req);
     asks.delete(m.req);
     if (m.error !== undefined) a?.reject(new Error(m.error));
     else a?.resolve(m.value ?? undefined);
-  } else if (m.t === 'abort') abort?.abort(m.reason);
+  } else if (m.t === 'abort') {
+    if (m.id === current) abort?.abort(m.reason);
+  }
   // A file that fails to import fails its calls, which say why.
   else if (m.t === 'preload')
     importDagFile(m.dagsFolder, m.fileloc)

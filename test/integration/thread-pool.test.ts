@@ -1,0 +1,130 @@
+/**
+ * The process host's pool of threads for DAG-file functions, with real threads and a real DAG file: calls
+ * given to a thread in a batch run once each, calls queued behind a long or stuck call are taken back and
+ * run by another thread, a stopped call that had not begun never runs.
+ */
+import { expect } from 'chai';
+import { existsSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { ThreadPool, type CallEvent } from '../../src/engine/operators/process-host-threads.js';
+import type { UserCall } from '../../src/engine/operators/user-code.js';
+import { removeDir, tempDir, writeDagFile } from '../helpers/engine.js';
+
+const SOURCE = `
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+export const d = dag('pool');
+// Each call leaves a file named for its run: a call that ran twice would find its file there.
+const mark = (ctx) => {
+  const f = path.join(ctx.conf.dir, ctx.runId);
+  if (fs.existsSync(f)) throw new Error('ran twice: ' + ctx.runId);
+  fs.writeFileSync(f, '');
+};
+d.node('short', { run: (ctx) => { mark(ctx); return ctx.runId; } });
+// Waits for the test to create the file its conf names.
+d.node('gate', { run: async (ctx) => {
+  mark(ctx);
+  while (!fs.existsSync(path.join(ctx.conf.dir, ctx.conf.gate))) await new Promise((r) => setTimeout(r, 20));
+  return ctx.runId;
+} });
+d.node('spin', { run: (ctx) => { mark(ctx); for (;;) {} } });
+`;
+
+describe('the process host thread pool', function () {
+  this.timeout(60_000);
+  let folder: string;
+  let pool: ThreadPool;
+  /** Each call's events, in the order they came. */
+  const ended: Array<{ id: number; event: Extract<CallEvent, { t: 'done' }> }> = [];
+  let nextId = 1;
+
+  before(async () => {
+    folder = await tempDir();
+    await writeDagFile(folder, 'pool.ts', SOURCE);
+    pool = new ThreadPool({
+      message: (id, event) => {
+        if (event.t === 'done') ended.push({ id, event });
+      },
+    });
+  });
+  after(async () => {
+    pool?.endAll();
+    await removeDir(folder);
+  });
+  beforeEach(() => (ended.length = 0));
+
+  function call(key: 'short' | 'gate' | 'spin', runId: string, gate?: string): number {
+    const id = nextId++;
+    const c: UserCall = {
+      kind: 'task',
+      dagsFolder: folder,
+      fileloc: 'pool.ts',
+      dagId: 'pool',
+      key,
+      run: {
+        dagId: 'pool',
+        runId,
+        taskId: key,
+        tryNumber: 1,
+        logicalDate: new Date().toISOString(),
+        conf: { dir: folder, gate },
+        outputs: [],
+      },
+      upstream: [],
+      env: { AIRTASKS_RUN_ID: runId },
+      gpuIds: null,
+    };
+    pool.call(id, c);
+    return id;
+  }
+
+  async function until(what: string, ok: () => boolean, ms = 30_000) {
+    const end = Date.now() + ms;
+    while (!ok()) {
+      if (Date.now() > end) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(ended)}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+  const doneOf = (id: number) => ended.find((e) => e.id === id)?.event;
+
+  it('runs a burst of calls once each, with their own results', async () => {
+    const ids = Array.from({ length: 60 }, (_, i) => call('short', `burst-${i}`));
+    await until('the burst', () => ended.length === ids.length);
+    ids.forEach((id, i) =>
+      expect(doneOf(id)).to.deep.equal({ t: 'done', ok: true, json: JSON.stringify(`burst-${i}`) }),
+    );
+  });
+
+  it('takes back the calls queued behind a long call in the same batch: they run elsewhere before it ends', async () => {
+    // Thread A is held by a first gate; the calls that come meanwhile go to thread B in one batch.
+    const first = call('gate', 'gate-a', 'open-a');
+    await until('the first gate to begin', () => existsSync(path.join(folder, 'gate-a')));
+    const second = call('gate', 'gate-b', 'open-b');
+    const shorts = Array.from({ length: 8 }, (_, i) => call('short', `behind-gate-${i}`));
+    // B runs the second gate; A is freed and must get the calls B holds behind it.
+    await until('the second gate to begin', () => existsSync(path.join(folder, 'gate-b')));
+    await writeFile(path.join(folder, 'open-a'), '');
+    await until('the calls behind the second gate', () => shorts.every((id) => doneOf(id)?.ok));
+    expect(doneOf(second), 'the second gate is still running').to.equal(undefined);
+    await writeFile(path.join(folder, 'open-b'), '');
+    await until('both gates', () => doneOf(first)?.ok === true && doneOf(second)?.ok === true);
+  });
+
+  it('takes back the calls queued behind a synchronous loop, and a stopped call that had not begun never runs', async () => {
+    const spin = call('spin', 'spin-0');
+    const shorts = Array.from({ length: 6 }, (_, i) => call('short', `behind-spin-${i}`));
+    // Stopped before any thread could take it.
+    const stopped = call('short', 'stopped-0');
+    pool.stop(stopped, 'cancelled');
+    expect(doneOf(stopped)).to.deep.equal({ t: 'done', ok: false, message: 'stopped: cancelled' });
+    await until('the calls behind the loop', () => shorts.every((id) => doneOf(id)?.ok));
+    pool.stop(spin, 'timed out');
+    await until('the loop', () => doneOf(spin) !== undefined);
+    expect(doneOf(spin)).to.include({ ok: false });
+    expect(existsSync(path.join(folder, 'stopped-0')), 'the stopped call ran').to.equal(false);
+    // The file still has a thread, and it works.
+    const after = call('short', 'after-spin');
+    await until('a call after the loop', () => doneOf(after)?.ok === true);
+  });
+});
