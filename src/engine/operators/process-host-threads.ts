@@ -19,7 +19,7 @@ import {
   QUEUED,
   REVOKED,
   type CallBatch,
-  type CallMessage,
+  type CallEvent,
   type FromThread,
   type ToThread,
 } from './thread-protocol.js';
@@ -46,9 +46,9 @@ const STOP_GRACE_MS = 1000;
 /** An idle thread is ended after this long, except the last one of its file. */
 const IDLE_MS = 60_000;
 
-/** What the pool tells of a call: the thread's messages, and its own 'done' for calls it ends. */
-export type CallEvent = CallMessage extends infer M ? (M extends unknown ? Omit<M, 'id'> : never) : never;
+export type { CallEvent };
 
+/** What the pool tells of a call: the thread's messages, and its own 'done' for calls it ends. */
 export interface ThreadEvents {
   message(id: number, m: CallEvent): void;
 }

@@ -43,3 +43,7 @@ export type CallMessage = { id: number } & (
   | { t: 'done'; ok: true; json: string | null }
   | { t: 'done'; ok: false; message: string }
 );
+
+/** A call's message without its address: what the thread sends of the call it runs, and what the pool tells. */
+export type CallEvent = Unaddressed<CallMessage>;
+type Unaddressed<M> = M extends unknown ? Omit<M, 'id'> : never;

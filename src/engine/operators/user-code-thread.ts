@@ -27,19 +27,18 @@ import {
   BEGUN,
   QUEUED,
   type CallBatch,
+  type CallEvent,
   type CallMessage,
   type FromThread,
   type ToThread,
 } from './thread-protocol.js';
-
-type Unaddressed<M> = M extends unknown ? Omit<M, 'id'> : never;
 
 const port = parentPort!;
 /** The call running now: its messages name it. */
 let current = 0;
 // Posted at once, not per turn: a call's result must not wait on the next call (which may not yield).
 const post = (m: FromThread) => port.postMessage(m);
-const postCall = (m: Unaddressed<CallMessage>) => post({ ...m, id: current } as CallMessage);
+const postCall = (m: CallEvent) => post({ ...m, id: current } as CallMessage);
 
 /**
  * The host's own values of the variables calls have set: one the next call does not set is put back, so
