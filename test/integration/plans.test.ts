@@ -7,6 +7,7 @@ import { refreshStatisticsAfterGrowth } from '../../src/engine/store/statistics.
 import { storeTryResults } from '../../src/engine/store/results.js';
 import { claimTasks } from '../../src/engine/store/claims.js';
 import { queueTasks } from '../../src/engine/store/queueing.js';
+import { runWorkerTurn } from '../../src/engine/store/worker-turn.js';
 import { freshDb, requireService } from '../helpers/env.js';
 
 type TestDb = Awaited<ReturnType<typeof freshDb>>;
@@ -78,6 +79,34 @@ describe('query plans of the per-task statements on a 20,000-task run', function
         })),
         'ch',
       ),
+    // A turn's claims and results in one statement: each part must keep its key lookups.
+    turn: (q) =>
+      runWorkerTurn(
+        q,
+        'w',
+        'ch',
+        Array.from({ length: 8 }, (_, i) => ({
+          m: m(2 * i),
+          token: randomUUID(),
+          upstream: ['t1'],
+          outboxId: 1,
+        })),
+        Array.from({ length: 8 }, (_, i) => ({
+          m: m(2 * i + 1),
+          token: randomUUID(),
+          res: {
+            state: 'success' as const,
+            exitCode: 0,
+            output: null,
+            error: null,
+            retryInMs: null,
+            countsAsFailure: false,
+          },
+          notify: false,
+          logs: [],
+          successors: [{ taskId: `t${2 * i + 3}`, token: null }],
+        })),
+      ),
     queue: (q) => queueTasks(q, [{ runId: 'r', taskId: 't3', from: 'none' }]),
     states: (q) => statesOf(q, 'r', ['t1', 't2']),
   };
@@ -135,7 +164,7 @@ describe('query plans of the per-task statements on a 20,000-task run', function
     await db?.drop();
   });
 
-  for (const name of ['claim', 'result', 'queue', 'states'])
+  for (const name of ['claim', 'result', 'turn', 'queue', 'states'])
     it(`${name}: looks tasks up by key on a table never analyzed (custom plan)`, async () => {
       expectKeyLookups(await planOf(name, false));
     });
@@ -147,7 +176,7 @@ describe('query plans of the per-task statements on a 20,000-task run', function
     expect(await refreshStatisticsAfterGrowth(db, 2000)).to.equal(false);
   });
 
-  for (const name of ['claim', 'result', 'queue', 'states'])
+  for (const name of ['claim', 'result', 'turn', 'queue', 'states'])
     it(`${name}: looks tasks up by key once the statistics were refreshed (generic plan)`, async () => {
       expectKeyLookups(await planOf(name, true));
     });

@@ -46,42 +46,80 @@ export interface ClaimRequest {
  * statement in the B2 benchmark). A condition on a column of x proves no partial index's predicate, so the
  * primary key is the only index left to it (test/integration/plans.test.ts).
  */
-const CLAIM = statementParams({
-  x: rowsOf<ClaimRequest>('x', [
+/** A claim batch's parameters (see claimCtes); `cx`, as the result statement's rows are `x`. */
+export const CLAIM_PARAMS = {
+  cx: rowsOf<ClaimRequest>('cx', [
     ['run_id', 'text', (x) => x.m.runId],
     ['task_id', 'text', (x) => x.m.taskId],
     ['try_number', 'int', (x) => x.m.tryNumber],
     ['token', 'uuid', (x) => x.token],
     ['upstream', 'jsonb', (x) => (x.upstream ? JSON.stringify(x.upstream) : null)],
     ['outbox_id', 'bigint', (x) => x.outboxId],
-    // The state a claim expects comes from x, not a constant: see STATE_FROM_X.
+    // The state a claim expects comes from cx, not a constant: see STATE_FROM_X.
     ['from_state', 'text', () => 'queued'],
   ]),
   workerId: value<string>(),
-});
+};
 
-const CLAIM_TASKS = prepared(
-  'claim_tasks',
-  `WITH x AS (SELECT * FROM ${CLAIM.sql.x}),
+/** The claims' CTEs (cx, claimed, unsent), given the texts of CLAIM_PARAMS in the statement. */
+export function claimCtes(sql: { cx: string; workerId: string }): string {
+  return `cx AS (SELECT * FROM ${sql.cx}),
      claimed AS (
-       UPDATE task_instances t SET state = 'running', claim_token = x.token, worker_id = ${CLAIM.sql.workerId},
+       UPDATE task_instances t SET state = 'running', claim_token = cx.token, worker_id = ${sql.workerId},
          started_at = now()
-       FROM x
-       WHERE t.run_id = x.run_id AND t.task_id = x.task_id AND t.try_number = x.try_number
-         AND t.state = x.from_state
-         -- A scalar subquery on x's run, not a join: joined on t.run_id, the run let Postgres look tasks up
+       FROM cx
+       WHERE t.run_id = cx.run_id AND t.task_id = cx.task_id AND t.try_number = cx.try_number
+         AND t.state = cx.from_state
+         -- A scalar subquery on cx's run, not a join: joined on t.run_id, the run let Postgres look tasks up
          -- by run_id alone and filter on task_id (the run's tasks walked once per claim).
-         AND ((SELECT r.state FROM dag_runs r WHERE r.run_id = x.run_id) = 'running' OR starts_with(x.task_id, '@'))
-       RETURNING x.token, t.run_id, t.failed_tries, t.lost_tries,
-         CASE WHEN x.upstream IS NOT NULL THEN
+         AND ((SELECT r.state FROM dag_runs r WHERE r.run_id = cx.run_id) = 'running' OR starts_with(cx.task_id, '@'))
+       RETURNING cx.token, t.run_id, t.failed_tries, t.lost_tries,
+         CASE WHEN cx.upstream IS NOT NULL THEN
            (SELECT coalesce(jsonb_object_agg(u.task_id, u.output), '{}') FROM task_instances u
             -- = ANY(ARRAY(...)), not IN (SELECT ...): the latter was planned as a scan of the run's tasks.
-            WHERE u.run_id = t.run_id AND u.task_id = ANY (ARRAY(SELECT jsonb_array_elements_text(x.upstream)))
+            WHERE u.run_id = t.run_id AND u.task_id = ANY (ARRAY(SELECT jsonb_array_elements_text(cx.upstream)))
               AND u.state = 'success') END AS outputs),
-     unsent AS (DELETE FROM outbox WHERE id IN (SELECT outbox_id FROM x WHERE outbox_id IS NOT NULL))
-     SELECT c.token, r.dag_id, r.dag_hash, r.conf, r.logical_date, c.failed_tries, c.lost_tries, c.outputs
-     FROM claimed c JOIN dag_runs r ON r.run_id = c.run_id`,
-);
+     unsent AS (DELETE FROM outbox WHERE id IN (SELECT outbox_id FROM cx WHERE outbox_id IS NOT NULL))`;
+}
+
+/** The claims won, as one JSON array (a column of the statement that ends with claimCtes). */
+export const CLAIMED_JSON = `(SELECT coalesce(jsonb_agg(jsonb_build_object('token', c.token, 'dagId', r.dag_id,
+       'dagHash', r.dag_hash, 'conf', r.conf, 'logicalDate', r.logical_date, 'failedTries', c.failed_tries,
+       'lostTries', c.lost_tries, 'outputs', c.outputs)), '[]')
+     FROM claimed c JOIN dag_runs r ON r.run_id = c.run_id)`;
+
+export interface ClaimedRow {
+  token: string;
+  dagId: string;
+  dagHash: string;
+  conf: Record<string, unknown>;
+  logicalDate: string;
+  failedTries: number;
+  lostTries: number;
+  outputs: Record<string, unknown> | null;
+}
+
+/** One answer per request, in order, from CLAIMED_JSON's rows. */
+export function claimsOf(reqs: readonly ClaimRequest[], rows: readonly ClaimedRow[]): Array<Claim | null> {
+  const byToken = new Map(rows.map((row) => [row.token, row]));
+  return reqs.map((x) => {
+    const row = byToken.get(x.token);
+    if (!row) return null;
+    return {
+      dagId: row.dagId,
+      dagHash: row.dagHash,
+      conf: row.conf,
+      logicalDate: new Date(row.logicalDate),
+      failedTries: row.failedTries,
+      lostTries: row.lostTries,
+      outputs: row.outputs ? new Map(Object.entries(row.outputs)) : null,
+    };
+  });
+}
+
+const CLAIM = statementParams(CLAIM_PARAMS);
+
+const CLAIM_TASKS = prepared('claim_tasks', `WITH ${claimCtes(CLAIM.sql)} SELECT ${CLAIMED_JSON} AS claimed`);
 
 /** Claims several tries in one statement (see claimTask); one answer per request, in order. */
 export async function claimTasks(
@@ -89,28 +127,6 @@ export async function claimTasks(
   workerId: string,
   reqs: ClaimRequest[],
 ): Promise<Array<Claim | null>> {
-  const r = await q.query<{
-    token: string;
-    dag_id: string;
-    dag_hash: string;
-    conf: Record<string, unknown>;
-    logical_date: Date;
-    failed_tries: number;
-    lost_tries: number;
-    outputs: Record<string, unknown> | null;
-  }>(CLAIM_TASKS, CLAIM.values({ x: reqs, workerId }));
-  const byToken = new Map(r.rows.map((row) => [row.token, row]));
-  return reqs.map((x) => {
-    const row = byToken.get(x.token);
-    if (!row) return null;
-    return {
-      dagId: row.dag_id,
-      dagHash: row.dag_hash,
-      conf: row.conf,
-      logicalDate: row.logical_date,
-      failedTries: row.failed_tries,
-      lostTries: row.lost_tries,
-      outputs: row.outputs ? new Map(Object.entries(row.outputs)) : null,
-    };
-  });
+  const r = await q.query<{ claimed: ClaimedRow[] }>(CLAIM_TASKS, CLAIM.values({ cx: reqs, workerId }));
+  return claimsOf(reqs, r.rows[0]!.claimed);
 }

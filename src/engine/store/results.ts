@@ -102,7 +102,8 @@ interface SuccessorRow {
   token: string | null;
 }
 
-const STORE = statementParams({
+/** A result batch's parameters (see storeCtes). */
+export const STORE_PARAMS = {
   x: rowsOf<ResultToStore>('x', [
     ['run_id', 'text', (x) => x.m.runId],
     ['task_id', 'text', (x) => x.m.taskId],
@@ -128,11 +129,13 @@ const STORE = statementParams({
     ['from_state', 'text', () => 'none'],
   ]),
   workerId: value<string | null>(),
-});
+};
 
-const STORE_TRY_RESULTS = prepared(
-  'store_try_results',
-  `WITH x AS (SELECT * FROM ${STORE.sql.x}),
+type StoreSql = { readonly [K in keyof typeof STORE_PARAMS]: string };
+
+/** The results' CTEs (x, upd, tries, logs, nx, started, ob), given the texts of STORE_PARAMS. */
+export function storeCtes(sql: StoreSql): string {
+  return `x AS (SELECT * FROM ${sql.x}),
      upd AS (
        UPDATE task_instances t SET state = x.state, ended_at = now(), exit_code = x.exit_code,
          output = x.output, error = x.error,
@@ -150,8 +153,8 @@ const STORE_TRY_RESULTS = prepared(
        ON CONFLICT DO NOTHING RETURNING run_id),
      logs AS (
        INSERT INTO task_logs (run_id, task_id, try_number, stream, ts, line)
-       SELECT * FROM ${STORE.sql.logs}),
-     nx AS (SELECT * FROM ${STORE.sql.nx}),
+       SELECT * FROM ${sql.logs}),
+     nx AS (SELECT * FROM ${sql.nx}),
      -- Successors of the successes stored above (their rows are 'none', never one of upd's), while the run
      -- runs: conditional on their state, so a cancel or a scheduler that got there first wins.
      started AS (
@@ -159,7 +162,7 @@ const STORE_TRY_RESULTS = prepared(
          state = CASE WHEN nx.token IS NULL THEN 'queued' ELSE 'running' END,
          try_number = t.try_number + 1, queued_at = now(), enqueued_at = now(), requeues = 0,
          next_retry_at = NULL, claim_token = nx.token,
-         worker_id = CASE WHEN nx.token IS NULL THEN NULL ELSE ${STORE.sql.workerId} END,
+         worker_id = CASE WHEN nx.token IS NULL THEN NULL ELSE ${sql.workerId} END,
          started_at = CASE WHEN nx.token IS NULL THEN NULL ELSE now() END,
          ended_at = NULL, exit_code = NULL, error = NULL
        FROM nx JOIN upd ON upd.token = nx.parent AND upd.state = 'success'
@@ -170,15 +173,26 @@ const STORE_TRY_RESULTS = prepared(
      ob AS (
        INSERT INTO outbox (queue, priority, payload)
        SELECT queue, priority, jsonb_build_object('runId', run_id, 'taskId', task_id, 'tryNumber', try_number)
-       FROM started WHERE token IS NULL RETURNING id, queue, priority, payload)
-     SELECT (SELECT coalesce(array_agg(token::text), '{}') FROM upd) AS stored,
-       (SELECT count(pg_notify(${STORE.sql.channel}, run_id)) FROM (SELECT DISTINCT run_id FROM upd WHERE notify) n) AS notified,
+       FROM started WHERE token IS NULL RETURNING id, queue, priority, payload)`;
+}
+
+/** The results' columns (stored, notified, started, outbox) of a statement that ends with storeCtes. */
+export function storeColumns(sql: StoreSql): string {
+  return `(SELECT coalesce(array_agg(token::text), '{}') FROM upd) AS stored,
+       (SELECT count(pg_notify(${sql.channel}, run_id)) FROM (SELECT DISTINCT run_id FROM upd WHERE notify) n) AS notified,
        (SELECT coalesce(jsonb_agg(jsonb_build_object('parent', parent, 'taskId', task_id,
           'tryNumber', try_number, 'token', token, 'failedTries', failed_tries, 'lostTries', lost_tries,
           'upstreamOutput', upstream_output)), '[]')
         FROM started) AS started,
        (SELECT coalesce(jsonb_agg(jsonb_build_object('id', id, 'queue', queue, 'priority', priority,
-          'payload', payload)), '[]') FROM ob) AS outbox`,
+          'payload', payload)), '[]') FROM ob) AS outbox`;
+}
+
+const STORE = statementParams(STORE_PARAMS);
+
+const STORE_TRY_RESULTS = prepared(
+  'store_try_results',
+  `WITH ${storeCtes(STORE.sql)} SELECT ${storeColumns(STORE.sql)}`,
 );
 
 /**
@@ -194,29 +208,38 @@ export async function storeTryResults(
   /** The worker that claims successors with a token. */
   workerId: string | null = null,
 ): Promise<StoredResult[]> {
-  const r = await q.query<{
-    stored: string[];
-    started: Array<{
-      parent: string;
-      taskId: string;
-      tryNumber: number;
-      token: string | null;
-      failedTries: number;
-      lostTries: number;
-      upstreamOutput: unknown;
-    }>;
-    outbox: OutboxRow[];
-  }>(
-    STORE_TRY_RESULTS,
-    STORE.values({
-      x: items,
-      logs: logColumns(items.flatMap((x) => x.logs)),
-      channel,
-      nx: items.flatMap((x) => (x.successors ?? []).map((s) => ({ parent: x.token, ...s }))),
-      workerId,
-    }),
-  );
-  const row = r.rows[0]!;
+  const r = await q.query<StoredRow>(STORE_TRY_RESULTS, STORE.values(storeArgs(items, channel, workerId)));
+  return storedResultsOf(items, r.rows[0]!);
+}
+
+/** The arguments of STORE_PARAMS for some results. */
+export function storeArgs(items: ResultToStore[], channel: string, workerId: string | null) {
+  return {
+    x: items,
+    logs: logColumns(items.flatMap((x) => x.logs)),
+    channel,
+    nx: items.flatMap((x) => (x.successors ?? []).map((s) => ({ parent: x.token, ...s }))),
+    workerId,
+  };
+}
+
+/** The row of storeColumns. */
+export interface StoredRow {
+  stored: string[];
+  started: Array<{
+    parent: string;
+    taskId: string;
+    tryNumber: number;
+    token: string | null;
+    failedTries: number;
+    lostTries: number;
+    upstreamOutput: unknown;
+  }>;
+  outbox: OutboxRow[];
+}
+
+/** One answer per result, in order, from storeColumns' row. */
+export function storedResultsOf(items: ResultToStore[], row: StoredRow): StoredResult[] {
   const stored = new Set(row.stored);
   // A queued successor's message, by task: within one run a task id is unique, and each parent is of one run.
   const messages = new Map(row.outbox.map((o) => [`${o.payload.runId}\0${o.payload.taskId}`, o]));

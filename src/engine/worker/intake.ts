@@ -8,29 +8,23 @@ import { randomUUID } from 'node:crypto';
 import { sleep } from '../../core/backoff.js';
 import type { Logger } from '../../core/logger.js';
 import type { Delivery } from '../broker/broker.js';
-import { claimTasks, type Claim, type ClaimRequest } from '../store/claims.js';
-import type { Db } from '../store/db.js';
-import { Batcher } from './batcher.js';
+import type { Claim } from '../store/claims.js';
 import type { ClaimedTry, HeldTries } from './held-tries.js';
 import type { RunDags } from './run-dags.js';
 import type { TryRunner } from './try-runner.js';
+import type { TurnStatements } from './turn-statements.js';
 
 export class Intake {
   /** Deliveries being handled: stop() waits for them. */
   readonly inflight = new Set<Promise<void>>();
-  /** Claims of messages arriving together go to Postgres together. */
-  private readonly claims: Batcher<ClaimRequest, Claim | null>;
-
   constructor(
-    db: Db,
-    workerId: string,
+    /** Claims of messages arriving together go to Postgres together, and with results of the moment. */
+    private readonly turn: TurnStatements,
     private readonly held: HeldTries,
     private readonly runDags: RunDags,
     private readonly tries: TryRunner,
     private readonly log: Logger,
-  ) {
-    this.claims = new Batcher((reqs) => claimTasks(db, workerId, reqs));
-  }
+  ) {}
 
   accept(d: Delivery) {
     const p = this.handle(d).catch((err) =>
@@ -48,7 +42,7 @@ export class Intake {
     let claim: Claim | null;
     this.held.claiming.add(token);
     try {
-      claim = await this.claims.add({ m, token, upstream: this.runDags.knownUpstream(m), outboxId: null });
+      claim = await this.turn.claim({ m, token, upstream: this.runDags.knownUpstream(m), outboxId: null });
     } catch (err) {
       // The database is unreachable: give the message back a little later (an immediate requeue would spin).
       // The claim may still have committed with its answer lost: the heartbeat finds such an orphan.

@@ -13,20 +13,14 @@ import { storableText } from '../../core/storable.js';
 import type { Claim } from '../store/claims.js';
 import { isConnectionError, type Db } from '../store/db.js';
 import type { LogLine } from '../store/logs.js';
-import {
-  recordLateEnd,
-  storeTryResults,
-  type ResultToStore,
-  type StoredResult,
-  type TryResult,
-} from '../store/results.js';
-import { Batcher } from './batcher.js';
+import { recordLateEnd, type TryResult } from '../store/results.js';
 import type { ClaimedTry, HeldTries } from './held-tries.js';
 import type { LogSink } from './log-sink.js';
 import type { NextTries } from './next-tries.js';
 import type { RunAdvance } from './run-advance.js';
 import type { RunEndChecks } from './run-end-checks.js';
 import { successorPlan } from './successors.js';
+import type { TurnStatements } from './turn-statements.js';
 
 /** What a try's result is stored with: its DAG, task and claim (to start its successors), its log. */
 export interface StoreContext {
@@ -37,19 +31,16 @@ export interface StoreContext {
 }
 
 export class ResultStore {
-  /** Results of tasks ending together go to Postgres together. */
-  private readonly results: Batcher<ResultToStore, StoredResult>;
-
   constructor(
     private readonly db: Db,
     private readonly workerId: string,
+    /** Results of tasks ending together go to Postgres together, and with claims of the moment. */
+    private readonly turn: TurnStatements,
     private readonly held: HeldTries,
     private readonly next: NextTries,
     private readonly advance: RunAdvance,
     private readonly endChecks: RunEndChecks,
-  ) {
-    this.results = new Batcher((items) => storeTryResults(db, items, db.channel('events'), workerId));
-  }
+  ) {}
 
   /**
    * Stores the result, retrying while the database is unreachable; false when fenced out. The sink's last
@@ -132,7 +123,7 @@ export class ResultStore {
     if (nextToken) this.held.claiming.add(nextToken);
     try {
       // The schedulers hear of a result only when they must decide: a NOTIFY serialises commits in Postgres.
-      const { stored, started } = await this.results.add({
+      const { stored, started } = await this.turn.store({
         m,
         token,
         res: r,

@@ -34,6 +34,7 @@ import { RunEndChecks } from './run-end-checks.js';
 import { endSucceededRuns } from './run-ends.js';
 import { storeRunLauncher } from './run-launcher.js';
 import { SecretMasks } from './secret-masks.js';
+import { TurnStatements } from './turn-statements.js';
 import { TryRunner } from './try-runner.js';
 
 export interface WorkerOptions {
@@ -86,7 +87,8 @@ export class Worker {
     const masks = new SecretMasks(db);
     this.next = new NextTries(db, o.broker, id, o.queues, held, runDags);
     this.endChecks = new RunEndChecks((runIds) => endSucceededRuns(db, runDags, runIds, log, events), log);
-    const results = new ResultStore(db, id, held, this.next, new RunAdvance(db, log), this.endChecks);
+    const turn = new TurnStatements(db, id);
+    const results = new ResultStore(db, id, turn, held, this.next, new RunAdvance(db, log), this.endChecks);
     const settings = {
       workerId: id,
       dagsFolder: o.dagsFolder,
@@ -99,7 +101,7 @@ export class Worker {
     const runCallbacks = new RunCallbacks(db, versions, held, results, settings);
     const launcher = storeRunLauncher(db, versions);
     const tries = new TryRunner(db, versions, launcher, held, masks, results, runCallbacks, settings, log);
-    this.intake = new Intake(db, id, held, runDags, tries, log);
+    this.intake = new Intake(turn, held, runDags, tries, log);
     this.liveness = new Liveness(db, id, held, masks, log);
     this.gpuRecords = new GpuRecords(db, id, log);
   }
