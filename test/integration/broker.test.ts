@@ -154,6 +154,39 @@ function contract(kind: string, setup: () => Promise<Harness>) {
       expect(c.all).to.have.length(2);
     });
 
+    it('acks in any order settle exactly their deliveries: the oldest still held is not acked with them', async () => {
+      const q = queue();
+      const ids = Array.from({ length: 10 }, (_, i) => `o${i}`);
+      await h.broker.publish(ids.map((id) => msg(id, 1, q)));
+      const other = await h.another();
+      const first = new Collector();
+      await other.subscribe([q], 10, first.onDelivery);
+      await first.waitFor(10);
+      const byId = new Map(first.all.map((d) => [d.body.taskId, d]));
+      // Newest first, some in the same turn, two released, and o0 (the oldest) kept in hand.
+      await Promise.all(['o9', 'o7', 'o8'].map((id) => byId.get(id)!.ack()));
+      await byId.get('o3')!.release();
+      for (const id of ['o2', 'o1', 'o4', 'o6']) await byId.get(id)!.ack();
+      await byId.get('o5')!.release();
+      await sleep(300);
+      // The released ones come back to this consumer, and only they.
+      await first.waitFor(12, 'the released messages to come back');
+      const again = first.all.slice(10);
+      expect(again.map((d) => d.body.taskId).sort()).to.deep.equal(['o3', 'o5']);
+      expect(again.every((d) => d.redelivered)).to.equal(true);
+      await Promise.all(again.map((d) => d.ack()));
+      await sleep(300);
+      expect(first.all).to.have.length(12);
+
+      // The consumer dies holding o0: only o0 returns, to another consumer.
+      await other.close();
+      const second = new Collector(true);
+      await subscribe(h.broker, q, 10, second);
+      await second.waitFor(1, 'the held message to come back');
+      await sleep(h.returnAfterMs + 300);
+      expect(second.ids()).to.deep.equal(['o0']);
+    });
+
     it('an unacked delivery stays with its consumer while it lives and returns when it dies', async () => {
       const q = queue();
       await h.broker.publish([msg('z', 1, q)]);

@@ -15,6 +15,7 @@ import {
   type QueueDepth,
   type Subscription,
 } from './broker.js';
+import { TurnAcks } from './turn-acks.js';
 
 export interface RabbitOptions {
   url: string;
@@ -177,11 +178,19 @@ export class RabbitBroker implements Broker {
     // global=true: the limit is shared by every queue this worker consumes, so it equals the concurrency.
     await ch.prefetch(c.prefetch, true);
     const tags: string[] = [];
+    // A delivery belongs to its channel: once that channel is gone RabbitMQ has requeued it, so a failed ack is fine.
+    const acks = new TurnAcks((tag, multiple) => {
+      try {
+        ch.ack({ fields: { deliveryTag: tag } } as ConsumeMessage, multiple);
+      } catch (err) {
+        this.log.debug({ err: (err as Error).message }, 'ack on a closed channel ignored');
+      }
+    });
     for (const q of c.queues) {
       const { consumerTag } = await ch.consume(
         this.queueName(q),
         // null: the server cancelled the consumer (its queue was deleted): start over on a new channel.
-        (msg) => (msg ? this.deliver(c, ch, q, msg) : void ch.close().catch(() => undefined)),
+        (msg) => (msg ? this.deliver(c, ch, acks, q, msg) : void ch.close().catch(() => undefined)),
         {
           noAck: false,
         },
@@ -209,17 +218,12 @@ export class RabbitBroker implements Broker {
     }, 500).unref();
   }
 
-  private deliver(c: Consumer, ch: Channel, queue: string, msg: ConsumeMessage) {
+  private deliver(c: Consumer, ch: Channel, acks: TurnAcks, queue: string, msg: ConsumeMessage) {
     let settled = false;
-    // A delivery belongs to its channel: once that channel is gone RabbitMQ has requeued it, so a failed ack is fine.
     const settle = (fn: () => void) => async () => {
       if (settled) return;
       settled = true;
-      try {
-        fn();
-      } catch (err) {
-        this.log.debug({ err: (err as Error).message }, 'ack on a closed channel ignored');
-      }
+      fn();
     };
     let body = null;
     try {
@@ -235,12 +239,21 @@ export class RabbitBroker implements Broker {
       ch.ack(msg);
       return;
     }
+    const tag = msg.fields.deliveryTag;
+    acks.delivered(tag);
     c.onDelivery({
       queue,
       body,
       redelivered: msg.fields.redelivered,
-      ack: settle(() => ch.ack(msg)),
-      release: settle(() => ch.nack(msg, false, true)),
+      ack: settle(() => acks.ack(tag)),
+      release: settle(() => {
+        acks.released(tag);
+        try {
+          ch.nack(msg, false, true);
+        } catch (err) {
+          this.log.debug({ err: (err as Error).message }, 'release on a closed channel ignored');
+        }
+      }),
     });
   }
 
