@@ -28,7 +28,10 @@ export interface ScaleOutcome {
   tasksPerSecond: number;
   statementsPerTask: number;
   transactionsPerTask: number;
+  walFlushesPerTask: number;
+  walBytesPerTask: number;
   postgresCpuMsPerTask: number;
+  /** The scheduler and worker processes themselves: the process hosts running node tasks are apart. */
   engineCpuMsPerTask: number;
   waits: WaitShares;
 }
@@ -93,6 +96,8 @@ export async function scaleOut(ctx: BenchContext, layout: Layout, tasks: number)
       tasksPerSecond: tasks / seconds,
       statementsPerTask: sum('statements') / tasks,
       transactionsPerTask: waits.transactions / tasks,
+      walFlushesPerTask: waits.walFlushes / tasks,
+      walBytesPerTask: waits.walBytes / tasks,
       postgresCpuMsPerTask: (pg1 - pg0) / tasks,
       engineCpuMsPerTask: (sum('cpuSeconds') * 1000) / tasks,
       waits,
@@ -100,7 +105,7 @@ export async function scaleOut(ctx: BenchContext, layout: Layout, tasks: number)
     const pct = (x: number) => `${(x * 100).toFixed(0)}%`;
     ctx.log(
       `  ${layoutName(layout)}: ${out.tasksPerSecond.toFixed(0)} tasks/s, ${out.statementsPerTask.toFixed(2)} statements/task, ` +
-        `${out.transactionsPerTask.toFixed(2)} xacts/task, Postgres CPU ${out.postgresCpuMsPerTask.toFixed(3)} ms/task, ` +
+        `${out.transactionsPerTask.toFixed(2)} xacts/task, ${out.walFlushesPerTask.toFixed(3)} WAL flushes/task, ${out.walBytesPerTask.toFixed(0)} WAL bytes/task, Postgres CPU ${out.postgresCpuMsPerTask.toFixed(3)} ms/task, ` +
         `engine CPU ${out.engineCpuMsPerTask.toFixed(3)} ms/task; busy backends: lock ${pct(waits.lock)}, WAL ${pct(waits.wal)}, ` +
         `other waits ${pct(waits.otherWaits)}, client ${pct(waits.client)}, running ${pct(waits.running)} ` +
         `(${waits.busySamples} samples); connections ${waits.maxConnections}, at most ${waits.maxConnectionsPerProcess} per process`,
@@ -159,6 +164,20 @@ export const b7: Benchmark = {
         },
         {
           bench: B,
+          metric: `${name}: WAL flushes/task`,
+          value: o.walFlushesPerTask,
+          unit: '',
+          baseline: vs(base.walFlushesPerTask),
+        },
+        {
+          bench: B,
+          metric: `${name}: WAL written/task`,
+          value: o.walBytesPerTask / 1024,
+          unit: 'KiB',
+          baseline: vs(base.walBytesPerTask / 1024),
+        },
+        {
+          bench: B,
           metric: `${name}: Postgres CPU/task`,
           value: o.postgresCpuMsPerTask,
           unit: 'ms',
@@ -166,7 +185,7 @@ export const b7: Benchmark = {
         },
         {
           bench: B,
-          metric: `${name}: engine CPU/task`,
+          metric: `${name}: scheduler + worker processes CPU/task (not process hosts)`,
           value: o.engineCpuMsPerTask,
           unit: 'ms',
           baseline: vs(base.engineCpuMsPerTask),

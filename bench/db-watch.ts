@@ -24,6 +24,13 @@ export interface WaitShares {
   maxConnections: number;
   /** Transactions committed or rolled back in the database meanwhile (every session of it). */
   transactions: number;
+  /**
+   * WAL flushes (fsyncs) of the server meanwhile (pg_stat_wal, every database): one flush makes every
+   * commit waiting for it durable at once (group commit), so commits per flush grow with concurrency.
+   */
+  walFlushes: number;
+  /** WAL written meanwhile, in bytes (every database). */
+  walBytes: number;
 }
 
 interface Row {
@@ -40,6 +47,8 @@ export class DbWatch {
   private timer: NodeJS.Timeout | null = null;
   private sampling: Promise<void> = Promise.resolve();
   private startXacts = 0;
+  private startFlushes = 0;
+  private startWalBytes = 0;
   private counts = { busy: 0, lock: 0, wal: 0, other: 0, client: 0, running: 0 };
   private maxPerProcess = 0;
   private maxAll = 0;
@@ -54,7 +63,7 @@ export class DbWatch {
 
   async start(): Promise<void> {
     await this.client.connect();
-    this.startXacts = await this.xacts();
+    [this.startXacts, this.startFlushes, this.startWalBytes] = await this.counters();
     const tick = () => {
       this.sampling = this.sample().then(() => {
         if (this.timer) this.timer = setTimeout(tick, this.intervalMs);
@@ -63,13 +72,14 @@ export class DbWatch {
     this.timer = setTimeout(tick, this.intervalMs);
   }
 
-  private async xacts(): Promise<number> {
+  private async counters(): Promise<[number, number, number]> {
     // The counters are cached per transaction; a fresh snapshot each time.
     await this.client.query('SELECT pg_stat_clear_snapshot()');
-    const r = await this.client.query<{ n: string }>(
-      `SELECT xact_commit + xact_rollback AS n FROM pg_stat_database WHERE datname = current_database()`,
+    const r = await this.client.query<{ n: string; f: string; b: string }>(
+      `SELECT (SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = current_database()) AS n,
+              wal_sync AS f, wal_bytes AS b FROM pg_stat_wal`,
     );
-    return Number(r.rows[0]!.n);
+    return [Number(r.rows[0]!.n), Number(r.rows[0]!.f), Number(r.rows[0]!.b)];
   }
 
   private async sample(): Promise<void> {
@@ -105,7 +115,7 @@ export class DbWatch {
     this.timer = null;
     if (t) clearTimeout(t);
     await this.sampling;
-    const transactions = (await this.xacts()) - this.startXacts;
+    const [xacts, flushes, walBytes] = await this.counters();
     await this.client.end();
     const c = this.counts;
     const share = (n: number) => (c.busy === 0 ? 0 : n / c.busy);
@@ -118,7 +128,9 @@ export class DbWatch {
       running: share(c.running),
       maxConnectionsPerProcess: this.maxPerProcess,
       maxConnections: this.maxAll,
-      transactions,
+      transactions: xacts - this.startXacts,
+      walFlushes: flushes - this.startFlushes,
+      walBytes: walBytes - this.startWalBytes,
     };
   }
 }
