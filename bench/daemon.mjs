@@ -38,6 +38,8 @@ const db = new Db({
   url: env('BENCH_DATABASE_URL'),
   schema: env('BENCH_SCHEMA'),
   maxConnections: Number(env('BENCH_MAX_CONNECTIONS', '10')),
+  // BENCH_APP_NAME: names this process's connections, so that B7 can tell its backends apart.
+  applicationName: process.env.BENCH_APP_NAME,
 });
 const broker = await RabbitBroker.connect({ url: env('BENCH_BROKER_URL'), prefix: env('BENCH_PREFIX') });
 const role = env('BENCH_ROLE');

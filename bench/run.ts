@@ -12,6 +12,7 @@ import { b4 } from './b4-container.js';
 import { b5 } from './b5-scale.js';
 import { b5m } from './b5m-mapped.js';
 import { b6 } from './b6-idle.js';
+import { b7 } from './b7-scale-out.js';
 import { b8 } from './b8-dashboard.js';
 import type { Benchmark, BenchContext } from './context.js';
 import { timeout } from './engine.js';
@@ -19,9 +20,9 @@ import { measureFloors } from './floors.js';
 import { skipped, type Figure } from './stats.js';
 import { jsonFigures, markdownTable, textTable } from './table.js';
 
-const ALL: Benchmark[] = [b1, b2, b3, b4, b5, b5m, b6, b8];
+const ALL: Benchmark[] = [b1, b2, b3, b4, b5, b5m, b6, b7, b8];
 
-const USAGE = `usage: npm run bench -- [--quick] [--json | --markdown] [b1 b2 b3 b4 b5 b5m b6 b8]`;
+const USAGE = `usage: npm run bench -- [--quick] [--json | --markdown] [b1 b2 b3 b4 b5 b5m b6 b7 b8]`;
 
 async function main() {
   const { values, positionals } = parseArgs({

@@ -4,20 +4,29 @@
  */
 import type { Logger } from '../core/logger.js';
 import type { Db } from './store/db.js';
-import { deleteOutbox } from './store/outbox.js';
+import { takeOutbox } from './store/outbox.js';
 import type { OutboxRow } from './store/outbox.js';
 import type { Broker } from './broker/broker.js';
 
 export async function publishOutbox(broker: Broker, db: Db, rows: OutboxRow[], log: Logger): Promise<void> {
   if (rows.length === 0) return;
-  // Heaviest first: a worker that takes the first message before the rest arrive takes the right one.
-  const ordered = [...rows].sort((a, b) => b.priority - a.priority);
   try {
-    await broker.publish(ordered.map((r) => ({ queue: r.queue, priority: r.priority, body: r.payload })));
-    await deleteOutbox(
-      db,
-      rows.map((r) => r.id),
-    );
+    // The rows are taken (deleted, locked until commit) before they are sent, so the stale sweep, which
+    // skips locked rows, never sends them too; a rollback (failed publish, lost process) leaves them.
+    await db.tx(async (c) => {
+      const taken = new Set(
+        await takeOutbox(
+          c,
+          rows.map((r) => r.id),
+        ),
+      );
+      // Heaviest first: a worker that takes the first message before the rest arrive takes the right one.
+      const ordered = rows.filter((r) => taken.has(r.id)).sort((a, b) => b.priority - a.priority);
+      await broker.publish(
+        ordered.map((r) => ({ queue: r.queue, priority: r.priority, body: r.payload })),
+        c,
+      );
+    });
   } catch (err) {
     log.warn({ err: (err as Error).message, messages: rows.length }, 'publish failed; the outbox keeps them');
   }

@@ -1,5 +1,6 @@
 /** Dispatch of ready task instances to per-machine-kind queues. Postgres stays the truth; a message is a hint. */
 import type { TaskMessage } from '../../core/states.js';
+import type { Queryable } from '../store/db.js';
 
 export interface OutgoingMessage {
   queue: string;
@@ -34,8 +35,12 @@ export interface QueueDepth {
 
 export interface Broker {
   readonly kind: 'rabbitmq' | 'postgres';
-  /** Resolves once the broker has durably accepted every message (publisher confirms). */
-  publish(messages: OutgoingMessage[]): Promise<void>;
+  /**
+   * Resolves once the broker has durably accepted every message (publisher confirms). `within` is the
+   * caller's open transaction: the Postgres queue writes the messages in it, so they commit with it and
+   * the publish needs no second connection from the pool; RabbitMQ ignores it.
+   */
+  publish(messages: OutgoingMessage[], within?: Queryable): Promise<void>;
   /** Consumes the queues; '*' (Postgres broker only) means every queue, for standalone mode. */
   subscribe(queues: string[], prefetch: number, onDelivery: (d: Delivery) => void): Promise<Subscription>;
   depths(queues: string[]): Promise<QueueDepth[]>;

@@ -4,7 +4,7 @@
  * keeps extending while it holds it; if the consumer dies the lease runs out and the message returns.
  */
 import { randomUUID } from 'node:crypto';
-import type { Db, Listener } from '../store/db.js';
+import type { Db, Listener, Queryable } from '../store/db.js';
 import * as sql from '../store/queue.js';
 import type { Logger } from '../../core/logger.js';
 import { silentLogger } from '../../core/logger.js';
@@ -41,9 +41,9 @@ export class PgQueueBroker implements Broker {
     this.log = opts.logger ?? silentLogger;
   }
 
-  async publish(messages: OutgoingMessage[]): Promise<void> {
+  async publish(messages: OutgoingMessage[], within?: Queryable): Promise<void> {
     await sql.enqueue(
-      this.db,
+      within ?? this.db,
       messages.map((m) => ({ queue: m.queue, priority: priorityBucket(m.priority), payload: m.body })),
       this.db.channel('queue'),
     );

@@ -35,6 +35,7 @@ export class LostMessages {
         if (rows.length === 0) return;
         await this.d.broker.publish(
           rows.map((r) => ({ queue: r.queue, priority: r.priority, body: r.payload })),
+          c,
         );
         await deleteOutbox(
           c,

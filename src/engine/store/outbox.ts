@@ -10,6 +10,25 @@ export interface OutboxRow {
   payload: TaskMessage;
 }
 
+/**
+ * Takes the rows for its publisher: deletes those still there and not locked by the stale sweep, and
+ * returns their ids. Run it in the transaction that publishes them: until that commits the rows stay
+ * locked, so the sweep (FOR UPDATE SKIP LOCKED) passes them by, and a publisher that dies first leaves
+ * them in place for the sweep.
+ */
+export async function takeOutbox(q: Queryable, ids: number[]): Promise<number[]> {
+  if (ids.length === 0) return [];
+  const r = await q.query<{ id: number }>(
+    prepared(
+      'take_outbox',
+      `DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE id = ANY($1) FOR UPDATE SKIP LOCKED)
+       RETURNING id`,
+    ),
+    [ids],
+  );
+  return r.rows.map((x) => x.id);
+}
+
 export async function deleteOutbox(q: Queryable, ids: number[]) {
   if (ids.length > 0)
     await q.query(prepared('delete_outbox', `DELETE FROM outbox WHERE id = ANY($1)`), [ids]);

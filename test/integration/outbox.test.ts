@@ -1,0 +1,145 @@
+/**
+ * The outbox is sent once: a publisher sending fresh rows and the schedulers' stale sweep never both send
+ * the same row, and rows whose publish failed are still sent (by the sweep).
+ */
+import { expect } from 'chai';
+import type { Broker, OutgoingMessage } from '../../src/engine/broker/broker.js';
+import { PgQueueBroker } from '../../src/engine/broker/pg-queue.js';
+import { RabbitBroker } from '../../src/engine/broker/rabbitmq.js';
+import type { Queryable } from '../../src/engine/store/db.js';
+import type { OutboxRow } from '../../src/engine/store/outbox.js';
+import { publishOutbox } from '../../src/engine/publish-outbox.js';
+import { LostMessages } from '../../src/engine/scheduler/lost-messages.js';
+import { silentLogger } from '../../src/core/logger.js';
+import { BROKER_URL, freshDb, requireService, uniqueName } from '../helpers/env.js';
+
+const N = 20;
+
+/**
+ * A real broker whose first publish waits until released: the window in which a publisher has sent (or
+ * is sending) its rows and not yet committed their removal. Fails its first publish when told to.
+ */
+class HeldBroker implements Broker {
+  readonly kind: Broker['kind'];
+  private release!: () => void;
+  private readonly gate = new Promise<void>((r) => (this.release = r));
+  private calls = 0;
+  entered!: Promise<void>;
+  private entered_!: () => void;
+
+  constructor(
+    private readonly inner: Broker,
+    private readonly failFirst = false,
+  ) {
+    this.kind = inner.kind;
+    this.entered = new Promise<void>((r) => (this.entered_ = r));
+  }
+
+  open() {
+    this.release();
+  }
+
+  async publish(messages: OutgoingMessage[], within?: Queryable): Promise<void> {
+    if (this.calls++ === 0) {
+      this.entered_();
+      await this.gate;
+      if (this.failFirst) throw new Error('broker unavailable');
+    }
+    await this.inner.publish(messages, within);
+  }
+  subscribe: Broker['subscribe'] = (...a) => this.inner.subscribe(...a);
+  depths: Broker['depths'] = (q) => this.inner.depths(q);
+  close = () => this.inner.close();
+}
+
+for (const kind of ['postgres', 'rabbitmq'] as const) {
+  describe(`outbox publishing: ${kind}`, function () {
+    let db: Awaited<ReturnType<typeof freshDb>>;
+    let real: Broker;
+    let queue: string;
+
+    before(async function () {
+      await requireService(this, 'postgres');
+      if (kind === 'rabbitmq') await requireService(this, 'rabbitmq');
+    });
+
+    beforeEach(async () => {
+      db = await freshDb();
+      real =
+        kind === 'rabbitmq'
+          ? await RabbitBroker.connect({ url: BROKER_URL, prefix: `${uniqueName('test')}.` })
+          : new PgQueueBroker(db, { pollMs: 100 });
+      queue = 'outbox_q';
+    });
+
+    afterEach(async () => {
+      if (real instanceof RabbitBroker) await real.deleteQueues([queue]);
+      await real.close();
+      await db.drop();
+    });
+
+    async function writeOutbox(): Promise<OutboxRow[]> {
+      const r = await db.query<OutboxRow>(
+        `INSERT INTO outbox (queue, priority, payload)
+         SELECT $1, 1, jsonb_build_object('runId', 'r', 'taskId', 't' || i, 'tryNumber', 1)
+         FROM generate_series(1, $2) AS i RETURNING id, queue, priority, payload`,
+        [queue, N],
+      );
+      return r.rows;
+    }
+
+    function sweep(broker: Broker) {
+      // Every row counts as stale at once: the sweep runs while the publisher is mid-publish.
+      return new LostMessages({
+        db,
+        broker,
+        publish: async () => {},
+        log: silentLogger,
+        outboxStaleMs: 0,
+        requeueAfterMs: 60_000,
+        stopping: new AbortController().signal,
+      });
+    }
+
+    async function published(): Promise<number> {
+      if (kind === 'postgres') {
+        const r = await db.query<{ n: number }>(
+          `SELECT count(*)::int AS n FROM queue_messages WHERE queue = $1`,
+          [queue],
+        );
+        return r.rows[0]!.n;
+      }
+      return (await real.depths([queue]))[0]!.ready;
+    }
+
+    async function outboxLeft(): Promise<number> {
+      return (await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM outbox`)).rows[0]!.n;
+    }
+
+    it('sends each row once when the stale sweep runs while the publisher is sending', async () => {
+      const rows = await writeOutbox();
+      const held = new HeldBroker(real);
+      const publishing = publishOutbox(held, db, rows, silentLogger);
+      await held.entered;
+      await sweep(held).republishStaleOutbox();
+      held.open();
+      await publishing;
+      expect(await published()).to.equal(N);
+      expect(await outboxLeft()).to.equal(0);
+    });
+
+    it('keeps the rows of a failed publish, and the sweep sends them once', async () => {
+      const rows = await writeOutbox();
+      const held = new HeldBroker(real, true);
+      const publishing = publishOutbox(held, db, rows, silentLogger);
+      await held.entered;
+      held.open();
+      await publishing;
+      expect(await published()).to.equal(0);
+      expect(await outboxLeft()).to.equal(N);
+      await sweep(real).republishStaleOutbox();
+      expect(await published()).to.equal(N);
+      expect(await outboxLeft()).to.equal(0);
+    });
+  });
+}
