@@ -28,6 +28,8 @@ export interface StoreContext {
   task?: SerializedTask;
   claim?: Claim;
   sink?: LogSink | null;
+  /** Called as the result is sent when the slot will have no next try of its own (see Intake). */
+  preclaim?: () => void;
 }
 
 export class ResultStore {
@@ -121,6 +123,8 @@ export class ResultStore {
     const mine = this.held.draining ? undefined : this.next.heaviestOfMine(direct, (t) => t);
     const nextToken = mine ? randomUUID() : null;
     if (nextToken) this.held.claiming.add(nextToken);
+    // A 'downstream' plan may claim a next try after the result is stored (claimNext): not known yet.
+    if (!mine && plan?.kind !== 'downstream') of.preclaim?.();
     try {
       // The schedulers hear of a result only when they must decide: a NOTIFY serialises commits in Postgres.
       const { stored, started } = await this.turn.store({

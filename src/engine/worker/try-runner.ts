@@ -55,8 +55,15 @@ export class TryRunner {
     private readonly log: Logger,
   ) {}
 
-  /** Runs a claimed try and stores its result; returns the next try claimed in its slot, if any. */
-  async run({ m, token, claim }: ClaimedTry, settle: () => Promise<void>): Promise<ClaimedTry | null> {
+  /**
+   * Runs a claimed try and stores its result; returns the next try claimed in its slot, if any. `preclaim`
+   * is called when the result is about to be stored and the slot will have no next try of its own.
+   */
+  async run(
+    { m, token, claim }: ClaimedTry,
+    settle: () => Promise<void>,
+    preclaim?: () => void,
+  ): Promise<ClaimedTry | null> {
     const ids = { runId: m.runId, taskId: m.taskId, try: m.tryNumber };
     const abort = this.held.running.get(token)!.abort;
     const log = this.log.child({ dagId: claim.dagId, ...ids });
@@ -131,6 +138,7 @@ export class TryRunner {
       task,
       claim,
       sink,
+      preclaim,
     });
     this.held.running.delete(token);
     if (stored) events.ended(result);

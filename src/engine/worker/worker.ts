@@ -1,6 +1,6 @@
 /**
- * The worker: takes task messages from its queues (prefetch = concurrency), claims each try with a
- * conditional update (stale and duplicate messages are acked and ignored), runs it, stores the result
+ * The worker: takes task messages from its queues (a few more than its slots, see Intake), claims each
+ * try with a conditional update (stale and duplicate messages are acked and ignored), runs it, stores the result
  * fenced by the claim token, and acks only after that commit. Heartbeats keep its claims alive; a claim
  * found lost stops its task. stop() drains: no new work, running tasks get a grace period.
  *
@@ -43,6 +43,8 @@ export interface WorkerOptions {
   logger?: Logger;
   queues: string[];
   concurrency: number;
+  /** How long a prefetched message may wait for a free slot before it goes back to the queue (1 s). */
+  prefetchHoldMs?: number;
   dagsFolder: string;
   workerId?: string;
   heartbeatMs?: number;
@@ -101,7 +103,10 @@ export class Worker {
     const runCallbacks = new RunCallbacks(db, versions, held, results, settings);
     const launcher = storeRunLauncher(db, versions);
     const tries = new TryRunner(db, versions, launcher, held, masks, results, runCallbacks, settings, log);
-    this.intake = new Intake(turn, held, runDags, tries, log);
+    this.intake = new Intake(turn, held, runDags, tries, log, {
+      slots: o.concurrency,
+      holdMs: o.prefetchHoldMs ?? 1000,
+    });
     this.liveness = new Liveness(db, id, held, masks, log);
     this.gpuRecords = new GpuRecords(db, id, log);
   }
@@ -128,8 +133,10 @@ export class Worker {
       heartbeatMs: this.o.heartbeatMs ?? 2000,
       mainStallKillMs: this.o.mainStallKillMs ?? 5 * 60_000,
     });
-    this.subscription = await this.o.broker.subscribe(this.o.queues, this.o.concurrency, (d) =>
-      this.intake.accept(d),
+    this.subscription = await this.o.broker.subscribe(
+      this.o.queues,
+      Intake.prefetch(this.o.concurrency),
+      (d) => this.intake.accept(d),
     );
     this.log.info(
       { queues: this.o.queues, concurrency: this.o.concurrency, broker: this.o.broker.kind },
@@ -151,6 +158,7 @@ export class Worker {
       this.held.draining = true;
       this.log.info({ running: this.held.running.size }, 'worker stopping');
       await this.subscription?.cancel().catch(() => undefined);
+      this.intake.releaseWaiting();
       let graceTimer: NodeJS.Timeout | undefined;
       const late = await Promise.race([
         Promise.allSettled([...this.intake.inflight]).then(() => false),
