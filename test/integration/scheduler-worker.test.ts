@@ -106,7 +106,7 @@ for (const kind of ['postgres', 'rabbitmq'] as const) {
       for (const w of extraWorkers) await w.stop();
       await worker?.stop();
       await scheduler?.stop();
-      if (broker instanceof RabbitBroker) await broker.deleteQueues(['worker', 'zombie']);
+      if (broker instanceof RabbitBroker) await broker.deleteQueues(['worker', 'zombie', 'held']);
       await broker?.close();
       await db?.drop();
       await removeDir(folder);
@@ -221,6 +221,39 @@ for (const kind of ['postgres', 'rabbitmq'] as const) {
       expect(greetLogs).to.deep.equal(['some noise', 'hello world']);
       const shoutLogs = (await readLogs(db, runId, 'shout')).map((l) => l.line);
       expect(shoutLogs).to.include('read hello world');
+    });
+
+    it('gives back a prefetched message that waits behind a long task: a free worker runs it', async () => {
+      // One slot: it holds the long task, and the short one's message waits in hand (prefetch 2).
+      const busy = new Worker({
+        db,
+        broker,
+        queues: ['held'],
+        concurrency: 1,
+        dagsFolder: folder,
+        heartbeatMs: HEARTBEAT_MS,
+        graceMs: 2000,
+        prefetchHoldMs: 300,
+      });
+      extraWorkers.push(busy);
+      await busy.start();
+      const d = dag('held');
+      d.bash('long', { command: 'sleep 5', queue: 'held', priorityWeight: 10 });
+      d.bash('short', { command: 'echo short', queue: 'held' });
+      const runId = await startRun(db, await insertDag(db, d));
+      await waitFor(
+        async () => (await getTaskInstance(db, runId, 'long'))?.worker_id === busy.id,
+        'the long task to run on the one-slot worker',
+      );
+      const free = newWorker(['held']);
+      extraWorkers.push(free);
+      await free.start();
+      const run = await waitForRun(db, runId, 20_000);
+      expect(run.state).to.equal('success');
+      const long = (await getTaskInstance(db, runId, 'long'))!;
+      const short = (await getTaskInstance(db, runId, 'short'))!;
+      expect(short.worker_id).to.equal(free.id);
+      expect(short.ended_at!.getTime()).to.be.lessThan(long.ended_at!.getTime());
     });
 
     it('runs a task once even when its message is delivered again', async () => {

@@ -89,6 +89,11 @@ class PgSubscription {
   private fetching = false;
   private again = false;
   private intake = true;
+  /**
+   * Room left free after a release, for one poll interval: the message goes to another consumer (woken by
+   * the release) rather than straight back to this one, which gave it back for want of a free slot.
+   */
+  private withheld = 0;
 
   constructor(
     private readonly db: Db,
@@ -121,7 +126,7 @@ class PgSubscription {
       this.again = true;
       return;
     }
-    const room = this.prefetch - this.held.size;
+    const room = this.prefetch - this.held.size - this.withheld;
     if (room <= 0) return;
     this.fetching = true;
     sql
@@ -144,16 +149,19 @@ class PgSubscription {
     const body = parseTaskMessage(row.payload);
     if (!body || !this.intake) {
       if (!body) this.log.error({ id: row.id }, 'malformed message dropped');
-      void (body ? sql.releaseMessages : sql.ackMessages)(this.db, [row.id], this.owner);
+      void (body
+        ? sql.releaseMessages(this.db, [row.id], this.owner, this.db.channel('queue'))
+        : sql.ackMessages(this.db, [row.id], this.owner));
       return;
     }
     this.held.add(row.id);
     let settled = false;
-    const settle = (fn: typeof sql.ackMessages) => async () => {
+    const settle = (fn: () => Promise<void>, withhold: boolean) => async () => {
       if (settled) return;
       settled = true;
+      if (withhold) this.withhold();
       try {
-        await fn(this.db, [row.id], this.owner);
+        await fn();
       } finally {
         this.held.delete(row.id);
         this.fetch();
@@ -163,9 +171,20 @@ class PgSubscription {
       queue: row.queue,
       body,
       redelivered: row.deliveries > 1,
-      ack: settle(sql.ackMessages),
-      release: settle(sql.releaseMessages),
+      ack: settle(() => sql.ackMessages(this.db, [row.id], this.owner), false),
+      release: settle(
+        () => sql.releaseMessages(this.db, [row.id], this.owner, this.db.channel('queue')),
+        true,
+      ),
     });
+  }
+
+  private withhold() {
+    this.withheld++;
+    setTimeout(() => {
+      this.withheld--;
+      this.fetch();
+    }, this.pollMs).unref();
   }
 
   private async extend() {

@@ -55,11 +55,15 @@ export async function ackMessages(q: Queryable, ids: number[], owner: string) {
     await q.query(`DELETE FROM queue_messages WHERE id = ANY($1) AND lease_owner = $2`, [ids, owner]);
 }
 
-export async function releaseMessages(q: Queryable, ids: number[], owner: string) {
+/** Gives leased messages back, waking the consumers of their queues on `channel`. */
+export async function releaseMessages(q: Queryable, ids: number[], owner: string, channel: string) {
   if (ids.length > 0) {
     await q.query(
-      `UPDATE queue_messages SET lease_owner = NULL, lease_until = NULL WHERE id = ANY($1) AND lease_owner = $2`,
-      [ids, owner],
+      `WITH r AS (
+         UPDATE queue_messages SET lease_owner = NULL, lease_until = NULL
+         WHERE id = ANY($1) AND lease_owner = $2 RETURNING queue)
+       SELECT pg_notify($3, queue) FROM (SELECT DISTINCT queue FROM r) AS d`,
+      [ids, owner, channel],
     );
   }
 }
