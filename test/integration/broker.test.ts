@@ -138,6 +138,26 @@ function contract(kind: string, setup: () => Promise<Harness>) {
       expect(c.maxHeld).to.equal(2);
     });
 
+    it('setPrefetch() raises and lowers how many deliveries are held at once', async () => {
+      const q = queue();
+      await h.broker.publish(['p1', 'p2', 'p3', 'p4', 'p5'].map((id) => msg(id, 1, q)));
+      const c = new Collector();
+      const s = await subscribe(h.broker, q, 1, c);
+      await c.waitFor(1);
+      await s.setPrefetch(3);
+      await c.waitFor(3, 'two more deliveries after the prefetch went up');
+      await s.setPrefetch(1);
+      await c.all[0]!.ack();
+      await c.all[1]!.ack();
+      await sleep(500); // longer than the Postgres broker's poll
+      expect(c.all).to.have.length(3);
+      await c.all[2]!.ack();
+      await c.waitFor(4, 'one more once nothing is held');
+      await sleep(500);
+      expect(c.all).to.have.length(4);
+      expect(c.maxHeld).to.equal(3);
+    });
+
     it('release() gives the message back: it is delivered again, marked redelivered', async () => {
       const q = queue();
       await h.broker.publish([msg('r', 1, q)]);

@@ -22,6 +22,8 @@ export interface Delivery {
 export interface Subscription {
   /** Stops intake of new deliveries; those already handed over stay held until acked or released. */
   cancel(): Promise<void>;
+  /** Changes how many deliveries may be held at once; those held beyond a lower limit stay held. */
+  setPrefetch(n: number): Promise<void>;
 }
 
 export interface QueueDepth {

@@ -61,6 +61,7 @@ export class PgQueueBroker implements Broker {
       cancel: async () => {
         await s.stopIntake();
       },
+      setPrefetch: async (n) => s.setPrefetch(n),
     };
   }
 
@@ -98,7 +99,7 @@ class PgSubscription {
   constructor(
     private readonly db: Db,
     private readonly queues: string[],
-    private readonly prefetch: number,
+    private prefetch: number,
     private readonly onDelivery: (d: Delivery) => void,
     private readonly leaseMs: number,
     private readonly pollMs: number,
@@ -177,6 +178,11 @@ class PgSubscription {
         true,
       ),
     });
+  }
+
+  setPrefetch(n: number) {
+    this.prefetch = n;
+    this.fetch();
   }
 
   private withhold() {

@@ -167,6 +167,11 @@ export class RabbitBroker implements Broker {
         for (const tag of (ch as Channel & { __tags?: string[] }).__tags ?? [])
           await ch.cancel(tag).catch(() => undefined);
       },
+      // A consumer started after this (a reconnect) asks for c.prefetch itself.
+      setPrefetch: async (n) => {
+        c.prefetch = n;
+        await c.channel?.prefetch(n, true).catch(() => undefined);
+      },
     };
   }
 

@@ -55,9 +55,10 @@ export class LostMessages {
    * Sends a new message for queued tries whose message is gone. The rule, per try: queued and unclaimed
    * for longer than requeueAfterMs since its message last went out, no outbox row for it, and its broker
    * queue holds no ready message. A queue with a backlog (ready > 0) may still hold the message, so
-   * nothing is re-sent there until it drains: no flood of duplicates. Workers claim a message as soon as
-   * it is delivered, so an empty queue and an old unclaimed try mean the message was lost. A duplicate in
-   * a rare race is harmless: the claim takes one and the other is acked and ignored.
+   * nothing is re-sent there until it drains: no flood of duplicates. A worker claims a message when a slot
+   * takes it, holds one unclaimed for at most its prefetch hold (1 s) and asks for none beyond its slots
+   * while they stay busy, so an empty queue and an old unclaimed try mean the message was lost. A duplicate
+   * in a rare race is harmless: the claim takes one and the other is acked and ignored.
    */
   async requeueLost(): Promise<void> {
     const { db, log, requeueAfterMs: after } = this.d;

@@ -4,7 +4,8 @@
  * hand instead of waiting for an ack to reach the broker and a message to come back, and the claim of that
  * message goes to Postgres with the result of the try that freed the slot (one statement, see
  * TurnStatements). A message that waits for a slot longer than holdMs goes back to the queue, so no message
- * is held behind long tasks while another worker is free.
+ * is held behind long tasks while another worker is free, and the worker asks for no more than its slots
+ * until one of them frees.
  *
  * The try is claimed with a conditional update; a stale or duplicate message is acked and ignored. A claimed
  * try runs, then any next try claimed in the same slot (see ResultStore), and the delivery is acked when the
@@ -46,6 +47,10 @@ export class Intake {
   private free: number;
   /** Deliveries in hand that wait for a slot, oldest first. */
   private readonly waiting: Waiting[] = [];
+  /** Set once subscribed: changes how many messages the broker hands this worker at once. */
+  prefetchTo: ((n: number) => void) | null = null;
+  /** Whether messages beyond the slots are asked for (not while every slot has been busy for holdMs). */
+  private extra = true;
 
   constructor(
     /** Claims of messages arriving together go to Postgres together, and with results of the moment. */
@@ -87,11 +92,18 @@ export class Intake {
     }
   }
 
-  /** Every slot is still busy: the message goes back, for any worker. */
+  /**
+   * Every slot is still busy: the message goes back, for any worker, and no more are asked for beyond the
+   * slots until one frees (a message held here would look lost to the schedulers' requeueLost).
+   */
   private giveBack(w: Waiting) {
     const i = this.waiting.indexOf(w);
     if (i < 0) return;
     this.waiting.splice(i, 1);
+    if (this.extra) {
+      this.extra = false;
+      this.prefetchTo?.(this.o.slots);
+    }
     this.log.debug({ taskId: w.d.body.taskId, waitedMs: this.o.holdMs }, 'no free slot; message given back');
     void w.d.release();
   }
@@ -122,6 +134,10 @@ export class Intake {
       }
     } finally {
       this.free++;
+      if (!this.extra && !this.held.draining) {
+        this.extra = true;
+        this.prefetchTo?.(Intake.prefetch(this.o.slots));
+      }
     }
   }
 

@@ -138,6 +138,11 @@ export class Worker {
       Intake.prefetch(this.o.concurrency),
       (d) => this.intake.accept(d),
     );
+    const subscription = this.subscription;
+    this.intake.prefetchTo = (n) =>
+      void subscription
+        .setPrefetch(n)
+        .catch((err: Error) => this.log.warn({ err: err.message }, 'prefetch change failed'));
     this.log.info(
       { queues: this.o.queues, concurrency: this.o.concurrency, broker: this.o.broker.kind },
       'worker started',
