@@ -91,6 +91,7 @@ export const b1: Benchmark = {
         value: a.triggerToFirst,
         unit: 'ms',
         baseline: pg,
+        target: atMost(a.triggerToFirst, 5, '< 5 ms'),
       },
     ];
     const perLink: Figure = {
