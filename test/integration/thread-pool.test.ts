@@ -90,16 +90,16 @@ describe('the process host thread pool', function () {
   const doneOf = (id: number) => ended.find((e) => e.id === id)?.event;
 
   it('gives a second DAG file to the idle thread of the first, not to a new thread', async () => {
-    // The pool starts with its spare; the first file takes it, and a new spare is started.
+    // The pool starts with one thread; the first file takes it, and no other is started.
     const first = call('short', 'file-1');
     await until('the first file', () => doneOf(first)?.ok === true);
-    expect(pool.threadCount).to.equal(2);
+    expect(pool.threadCount).to.equal(1);
     // Its 'warm' message follows the call's 'done': until then the thread counts as importing.
     await new Promise((r) => setTimeout(r, 200));
     const second = call('short', 'file-2', undefined, 'other.ts');
     await until('the second file', () => doneOf(second)?.ok === true);
     expect(doneOf(second)).to.deep.equal({ t: 'done', ok: true, json: JSON.stringify('file-2') });
-    expect(pool.threadCount).to.equal(2);
+    expect(pool.threadCount).to.equal(1);
   });
 
   it('runs a burst of calls once each, with their own results', async () => {

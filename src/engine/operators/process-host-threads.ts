@@ -7,9 +7,9 @@
  * its call has held it for a moment, or when it ends. If every thread of a file has been held by its call
  * for that moment (long or stuck calls, not a burst of short ones: a new thread costs an import) another
  * thread is given the file: an idle thread of other files, which imports it too (a thread, with its own
- * loader thread, costs some 40 MiB; one more module in a thread a few), else a spare thread, its loaders
- * already imported, which waits for the next file that needs one. A stopped call's thread is ended (Worker.terminate() interrupts even a synchronous loop); the
- * other threads carry on.
+ * loader thread, costs some 40 MiB; one more module in a thread a few), else a new thread. The first thread
+ * is started with the pool, its loaders imported before the first call. A stopped call's thread is ended
+ * (Worker.terminate() interrupts even a synchronous loop); the other threads carry on.
  */
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -84,6 +84,7 @@ export class ThreadPool {
   private readonly waiting = new Map<string, Waiting[]>();
   /** The thread given each call, until the call is done or taken back. */
   private readonly running = new Map<number, Slot>();
+  /** The thread started with the pool, until the first file takes it. */
   private spare: Slot | null = null;
 
   constructor(private readonly events: ThreadEvents) {
@@ -219,7 +220,7 @@ export class ThreadPool {
 
   /**
    * A thread for the file, importing it: an idle thread of other files when there is one (a thread costs
-   * far more memory than one more module in it), else the spare (and a new spare), else a new one.
+   * far more memory than one more module in it), else the spare started with the pool, else a new one.
    */
   private grow(file: string) {
     const [dagsFolder, fileloc] = file.split('\0') as [string, string];
@@ -227,7 +228,7 @@ export class ThreadPool {
       .filter((s) => s.ready && !s.batch && s.importing === 0 && s.files.size > 0 && !s.files.has(file))
       .sort((a, b) => a.files.size - b.files.size)[0];
     const slot = idle ?? this.spare ?? this.newSlot();
-    if (slot === this.spare) this.spare = this.newSlot();
+    if (slot === this.spare) this.spare = null;
     slot.files.add(file);
     slot.importing++;
     slot.worker.postMessage({ t: 'preload', dagsFolder, fileloc } satisfies ToThread);
