@@ -1,10 +1,11 @@
 /**
  * B2 throughput with full durability: a large fan-out DAG of no-op tasks, and many small runs. Every
  * state in Postgres, persistent messages with publisher confirms, acks after commit. Peers get the same
- * worker concurrency and the durability described in their modules. Also peak RSS of scheduler and worker.
+ * worker concurrency and the durability described in their modules. Also peak memory of scheduler and worker
+ * (its whole process tree).
  */
 import { fanOutDagSource, memoryFigures, type Benchmark, type BenchContext } from './context.js';
-import { withEnv } from './engine.js';
+import { withEnv, type ProcessStats } from './engine.js';
 import { celeryFanOut, celeryMissing } from './peers/celery.js';
 import { graphileFanOut } from './peers/graphile.js';
 import { atLeast, skipped, type Figure } from './stats.js';
@@ -13,8 +14,8 @@ export const CONCURRENCY = 16;
 
 interface Outcome {
   tasksPerSecond: number;
-  schedulerRssMiB: number;
-  workerRssMiB: number;
+  scheduler: ProcessStats;
+  worker: ProcessStats;
   schedulerCpuSeconds: number;
   statementsPerTask: number;
 }
@@ -41,8 +42,8 @@ export async function airtasksFanOut(ctx: BenchContext, tasks: number, runs: num
     ctx.log(`  airtasks: ${n} tasks in ${((end - start) / 1000).toFixed(1)} s`);
     return {
       tasksPerSecond: n / ((end - start) / 1000),
-      schedulerRssMiB: s1.maxRssMiB,
-      workerRssMiB: w1.maxRssMiB,
+      scheduler: s1,
+      worker: w1,
       schedulerCpuSeconds: s1.cpuSeconds - s0.cpuSeconds,
       statementsPerTask: (s1.statements - s0.statements + w1.statements - w0.statements) / n,
     };
@@ -134,7 +135,7 @@ export const b2: Benchmark = {
         unit: 'ms',
         baseline: pg,
       },
-      ...memoryFigures(ctx, 'B2 fan-out', fan.schedulerRssMiB, fan.workerRssMiB),
+      ...memoryFigures(ctx, 'B2 fan-out', fan.scheduler, fan.worker),
     );
     return figures;
   },

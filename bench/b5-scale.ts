@@ -92,7 +92,7 @@ export const b5: Benchmark = {
       }
       const sFinal = await s.stats();
       const wFinal = await w.stats();
-      figures.push(...memoryFigures(ctx, 'B5', sFinal.maxRssMiB, wFinal.maxRssMiB));
+      figures.push(...memoryFigures(ctx, 'B5', sFinal, wFinal));
     });
     return figures;
   },

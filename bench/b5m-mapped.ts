@@ -80,7 +80,7 @@ export const b5m: Benchmark = {
       }
       const sFinal = await s.stats();
       const wFinal = await w.stats();
-      figures.push(...memoryFigures(ctx, 'B5m', sFinal.maxRssMiB, wFinal.maxRssMiB));
+      figures.push(...memoryFigures(ctx, 'B5m', sFinal, wFinal));
     });
     return figures;
   },

@@ -1,6 +1,7 @@
 /** What every benchmark module gets from the runner. */
 import type { Floors } from './floors.js';
-import type { Figure } from './stats.js';
+import type { ProcessStats } from './engine.js';
+import { atMost, type Figure } from './stats.js';
 
 export interface BenchContext {
   quick: boolean;
@@ -42,16 +43,36 @@ export default d;
 `;
 }
 
-/** Peak RSS of a benchmark's scheduler and worker, against a bare Node process. */
+/**
+ * Peak memory of a benchmark's scheduler and worker, against a bare Node process. The worker's is its whole
+ * tree: the worker, its process host (whose threads run node tasks) and any command the host started.
+ * RSS counts pages shared between them (Node's code) in each; PSS counts them once.
+ */
 export function memoryFigures(
   ctx: BenchContext,
   where: string,
-  schedulerMiB: number,
-  workerMiB: number,
+  scheduler: ProcessStats,
+  worker: ProcessStats,
 ): Figure[] {
   const baseline = { name: 'bare node', value: ctx.floors.nodeRssMiB };
+  const mib = (v: number, limit: number, metric: string): Figure => ({
+    bench: 'Memory',
+    metric: `${metric} (${where})`,
+    value: v,
+    unit: 'MiB',
+    baseline,
+    target: atMost(v, limit, `< ${limit} MiB`),
+  });
   return [
-    { bench: 'Memory', metric: `scheduler peak RSS (${where})`, value: schedulerMiB, unit: 'MiB', baseline },
-    { bench: 'Memory', metric: `worker peak RSS (${where})`, value: workerMiB, unit: 'MiB', baseline },
+    mib(scheduler.tree.rssMiB, 150, 'scheduler peak RSS'),
+    mib(worker.tree.rssMiB, 100, `worker tree peak RSS, ${worker.tree.processes} processes`),
+    mib(worker.tree.pssMiB, 100, 'worker tree peak PSS'),
+    {
+      bench: 'Memory',
+      metric: `worker process alone peak RSS (${where})`,
+      value: worker.maxRssMiB,
+      unit: 'MiB',
+      baseline,
+    },
   ];
 }

@@ -17,6 +17,7 @@ import { upsertDag } from '../src/engine/store/dags.js';
 import { Db } from '../src/engine/store/db.js';
 import { migrate } from '../src/engine/store/migrate.js';
 import { createRuns } from '../src/engine/store/runs.js';
+import { TreePeak, type TreeMemory } from './process-tree.js';
 
 export const DATABASE_URL =
   process.env.AIRTASKS_BENCH_DATABASE_URL ??
@@ -41,13 +42,20 @@ export function uniqueName(prefix: string): string {
 
 export interface ProcessStats {
   cpuSeconds: number;
+  /** The process's own peak RSS (the kernel's high-water mark). */
   maxRssMiB: number;
   statements: number;
+  /** Peaks of the process and its descendants (a worker's process host and the commands it started). */
+  tree: TreeMemory;
 }
 
 /** A scheduler or worker process of the benchmark. */
 export class EngineProcess {
-  private constructor(private readonly child: ChildProcess) {}
+  private readonly memory: TreePeak;
+
+  private constructor(private readonly child: ChildProcess) {
+    this.memory = new TreePeak(child.pid!);
+  }
 
   static async start(env: Record<string, string>): Promise<EngineProcess> {
     const child = fork(DAEMON, [], {
@@ -71,13 +79,17 @@ export class EngineProcess {
   }
 
   stats(): Promise<ProcessStats> {
+    this.memory.sample();
     return new Promise((resolve) => {
-      this.child.once('message', (m) => resolve(m as ProcessStats));
+      this.child.once('message', (m) =>
+        resolve({ ...(m as Omit<ProcessStats, 'tree'>), tree: { ...this.memory.peak } }),
+      );
       this.child.send('stats');
     });
   }
 
   async stop(): Promise<void> {
+    this.memory.stop();
     if (this.child.exitCode !== null) return;
     const exited = new Promise((r) => this.child.once('exit', r));
     this.child.send('stop');

@@ -3,8 +3,9 @@
  * with the secrets this process knows (core/masking.ts) before it is written: a worker's lines about a
  * task (its error, a callback's failure) may quote what the task printed.
  */
+import { createRequire } from 'node:module';
 import pino, { type Logger as PinoLogger } from 'pino';
-import pretty from 'pino-pretty';
+import type pretty from 'pino-pretty';
 import { maskJsonLine } from './masking.js';
 
 export type Logger = PinoLogger;
@@ -26,9 +27,11 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
     hooks: { streamWrite: (s: string) => maskJsonLine(s) },
   };
   if (json) return pino(options, pino.destination({ fd: 2, sync: true }));
+  // Loaded only for a terminal: daemons write JSON lines and need not hold it in memory.
+  const prettyStream = createRequire(import.meta.url)('pino-pretty') as typeof pretty;
   return pino(
     options,
-    pretty({ destination: 2, sync: true, ignore: 'pid,hostname', translateTime: 'HH:MM:ss.l' }),
+    prettyStream({ destination: 2, sync: true, ignore: 'pid,hostname', translateTime: 'HH:MM:ss.l' }),
   );
 }
 

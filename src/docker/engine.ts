@@ -7,9 +7,10 @@
  *   connectDocker({ host: 'tcp://127.0.0.1:2375' })
  *   connectDocker({ socketPath: '/var/run/docker.sock' })
  */
+import { createRequire } from 'node:module';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
-import Docker from 'dockerode';
+import type Docker from 'dockerode';
 
 export type { default as Docker } from 'dockerode';
 
@@ -22,12 +23,22 @@ export interface DockerConnectionOptions {
 
 const clients = new Map<string, Docker>();
 
+/**
+ * Dockerode (with its SSH and gRPC clients) is loaded on first use: a worker whose tasks never use docker,
+ * and a scheduler, never pay its memory.
+ */
+let DockerClass: typeof Docker | null = null;
+function dockerClass(): typeof Docker {
+  DockerClass ??= createRequire(import.meta.url)('dockerode') as typeof Docker;
+  return DockerClass;
+}
+
 /** A client for the engine at the given address (or DOCKER_HOST, or the default socket), cached per address. */
 export function connectDocker(opts: DockerConnectionOptions = {}): Docker {
   const key = opts.socketPath ? `unix://${opts.socketPath}` : (opts.host ?? process.env.DOCKER_HOST ?? '');
   let client = clients.get(key);
   if (!client) {
-    client = new Docker(connectionOptions(opts));
+    client = new (dockerClass())(connectionOptions(opts));
     clients.set(key, client);
   }
   return client;

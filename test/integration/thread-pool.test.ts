@@ -42,6 +42,7 @@ describe('the process host thread pool', function () {
   before(async () => {
     folder = await tempDir();
     await writeDagFile(folder, 'pool.ts', SOURCE);
+    await writeDagFile(folder, 'other.ts', SOURCE);
     pool = new ThreadPool({
       message: (id, event) => {
         if (event.t === 'done') ended.push({ id, event });
@@ -54,12 +55,12 @@ describe('the process host thread pool', function () {
   });
   beforeEach(() => (ended.length = 0));
 
-  function call(key: 'short' | 'gate' | 'spin', runId: string, gate?: string): number {
+  function call(key: 'short' | 'gate' | 'spin', runId: string, gate?: string, fileloc = 'pool.ts'): number {
     const id = nextId++;
     const c: UserCall = {
       kind: 'task',
       dagsFolder: folder,
-      fileloc: 'pool.ts',
+      fileloc,
       dagId: 'pool',
       key,
       run: {
@@ -87,6 +88,19 @@ describe('the process host thread pool', function () {
     }
   }
   const doneOf = (id: number) => ended.find((e) => e.id === id)?.event;
+
+  it('gives a second DAG file to the idle thread of the first, not to a new thread', async () => {
+    // The pool starts with one thread; the first file takes it, and no other is started.
+    const first = call('short', 'file-1');
+    await until('the first file', () => doneOf(first)?.ok === true);
+    expect(pool.threadCount).to.equal(1);
+    // Its 'warm' message follows the call's 'done': until then the thread counts as importing.
+    await new Promise((r) => setTimeout(r, 200));
+    const second = call('short', 'file-2', undefined, 'other.ts');
+    await until('the second file', () => doneOf(second)?.ok === true);
+    expect(doneOf(second)).to.deep.equal({ t: 'done', ok: true, json: JSON.stringify('file-2') });
+    expect(pool.threadCount).to.equal(1);
+  });
 
   it('runs a burst of calls once each, with their own results', async () => {
     const ids = Array.from({ length: 60 }, (_, i) => call('short', `burst-${i}`));

@@ -8,8 +8,8 @@
  * Defaults are merged into the conf before validation; conf keys that are not declared pass through unless
  * the full schema says `additionalProperties: false`.
  */
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
-import addFormatsModule from 'ajv-formats';
+import { createRequire } from 'node:module';
+import type { Ajv, ErrorObject, ValidateFunction } from 'ajv';
 import { canonicalJson } from './serialize.js';
 
 export type JsonSchema = Record<string, unknown>;
@@ -26,29 +26,36 @@ export interface ParamInfo {
   description?: string;
 }
 
-// ajv-formats is CommonJS: under NodeNext its default export arrives as the module object.
-const addFormats = ((addFormatsModule as unknown as { default?: typeof addFormatsModule }).default ??
-  addFormatsModule) as unknown as (ajv: Ajv) => Ajv;
-
-// strict mode turns a typo in a schema (`minimun`) into an error when the DAG is parsed, instead of a
-// silently ignored keyword; the relaxed sub-options only concern style, not meaning.
-const ajv = addFormats(
-  new Ajv({
-    allErrors: true,
-    useDefaults: true,
-    strict: true,
-    strictTypes: false,
-    strictRequired: false,
-    strictTuples: false,
-  }),
-);
+let ajvInstance: Ajv | null = null;
+/**
+ * Loaded with the first schema: the threads that import a DAG file without params, and the worker, need
+ * not hold ajv. Strict mode turns a typo in a schema (`minimun`) into an error when the DAG is parsed,
+ * instead of a silently ignored keyword; the relaxed sub-options only concern style, not meaning.
+ */
+function ajv(): Ajv {
+  if (ajvInstance) return ajvInstance;
+  const require = createRequire(import.meta.url);
+  const { Ajv: AjvClass } = require('ajv') as typeof import('ajv');
+  const addFormats = require('ajv-formats') as (ajv: Ajv) => Ajv;
+  ajvInstance = addFormats(
+    new AjvClass({
+      allErrors: true,
+      useDefaults: true,
+      strict: true,
+      strictTypes: false,
+      strictRequired: false,
+      strictTuples: false,
+    }),
+  );
+  return ajvInstance;
+}
 const compiled = new Map<string, ValidateFunction>();
 
 function compile(schema: JsonSchema): ValidateFunction {
   const key = canonicalJson(schema);
   let v = compiled.get(key);
   if (!v) {
-    v = ajv.compile(schema);
+    v = ajv().compile(schema);
     if (compiled.size > 500) compiled.delete(compiled.keys().next().value!);
     compiled.set(key, v);
   }

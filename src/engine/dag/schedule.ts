@@ -2,7 +2,8 @@
  * Schedules as DAG authors write them, checked and normalised at parse time: cron expression, time zone,
  * start/end dates. The result (SerializedSchedule) is all the scheduler needs, so it never runs user code.
  */
-import { CronExpressionParser, type CronExpression } from 'cron-parser';
+import { createRequire } from 'node:module';
+import type { CronExpression, CronExpressionParser } from 'cron-parser';
 import type { SerializedSchedule } from '../../core/dag-model.js';
 
 export interface ScheduleOptions {
@@ -42,6 +43,9 @@ export function checkTimezone(tz: string): string {
   return tz;
 }
 
+/** Loaded with the first cron expression: DAG files without a schedule, and their threads, need not hold it. */
+let cronParser: typeof CronExpressionParser | null = null;
+
 /** Parses a cron expression in a time zone, iterating from `from`; throws an Error naming the problem. */
 export function parseCron(cron: string, timezone: string, from: Date, seed?: string): CronExpression {
   const text = cron.trim();
@@ -58,8 +62,10 @@ export function parseCron(cron: string, timezone: string, from: Date, seed?: str
     }
   }
   const norm = text === '@annually' ? '@yearly' : text === '@midnight' ? '@daily' : text;
+  cronParser ??= (createRequire(import.meta.url)('cron-parser') as typeof import('cron-parser'))
+    .CronExpressionParser;
   try {
-    return CronExpressionParser.parse(norm, { tz: timezone, currentDate: from, hashSeed: seed });
+    return cronParser.parse(norm, { tz: timezone, currentDate: from, hashSeed: seed });
   } catch (err) {
     throw new Error(`invalid cron expression "${cron}": ${(err as Error).message}`);
   }

@@ -1,14 +1,15 @@
 /**
  * The process host's threads for DAG-file functions (user-code-thread.ts). A thread runs one call at a time
- * and stays warm for its DAG file (it keeps the imported module), so a call costs a few messages, not an
- * import. Calls waiting for a file's threads go to its idle ones in batches, one message each (a burst of
+ * and stays warm for its DAG files (it keeps their imported modules), so a call costs a few messages, not
+ * an import. Calls waiting for a file's threads go to its idle ones in batches, one message each (a burst of
  * short calls then costs one wake-up of a thread, not one per call); a thread takes each call of its batch
  * with a compare-and-swap on shared memory, and the pool takes back the calls a thread has not begun when
  * its call has held it for a moment, or when it ends. If every thread of a file has been held by its call
  * for that moment (long or stuck calls, not a burst of short ones: a new thread costs an import) another
- * thread is started for the file. A spare thread, its loaders already imported, waits for the next file that
- * needs one. A stopped call's thread is ended (Worker.terminate() interrupts even a synchronous loop); the
- * other threads carry on.
+ * thread is given the file: an idle thread of other files, which imports it too (a thread, with its own
+ * loader thread, costs some 40 MiB; one more module in a thread a few), else a new thread. The first thread
+ * is started with the pool, its loaders imported before the first call. A stopped call's thread is ended
+ * (Worker.terminate() interrupts even a synchronous loop); the other threads carry on.
  */
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -65,15 +66,17 @@ interface Batch extends CallBatch {
 
 interface Slot {
   worker: Worker;
-  /** The DAG file it serves; null for the spare. */
-  file: string | null;
+  /** The DAG files it serves (it keeps each one's module); none for the spare. */
+  files: Set<string>;
   ready: boolean;
   /** The calls given to it; null when it is idle. */
   batch: Batch | null;
-  /** It imported its DAG file (or failed to): a thread still importing is not added to. */
-  warm: boolean;
+  /** Imports of its DAG files not yet done (or failed): a thread still importing is not added to. */
+  importing: number;
   idleSince: number;
 }
+
+const fileOf = (call: UserCall) => `${call.dagsFolder}\0${call.fileloc}`;
 
 export class ThreadPool {
   private readonly slots = new Set<Slot>();
@@ -81,15 +84,21 @@ export class ThreadPool {
   private readonly waiting = new Map<string, Waiting[]>();
   /** The thread given each call, until the call is done or taken back. */
   private readonly running = new Map<number, Slot>();
+  /** The thread started with the pool, until the first file takes it. */
   private spare: Slot | null = null;
 
   constructor(private readonly events: ThreadEvents) {
     setInterval(() => this.trim(), IDLE_MS / 2).unref();
-    this.spare = this.newSlot(null);
+    this.spare = this.newSlot();
+  }
+
+  /** How many threads it holds, the spare included. */
+  get threadCount(): number {
+    return this.slots.size;
   }
 
   call(id: number, call: UserCall) {
-    const file = `${call.dagsFolder}\0${call.fileloc}`;
+    const file = fileOf(call);
     this.enqueue(file, [{ id, call }], false);
     this.pump(file);
     if (!this.waiting.get(file)?.length) return;
@@ -99,7 +108,7 @@ export class ThreadPool {
   }
 
   private threadsOf(file: string): Slot[] {
-    return [...this.slots].filter((s) => s.file === file);
+    return [...this.slots].filter((s) => s.files.has(file));
   }
 
   private enqueue(file: string, calls: Waiting[], first: boolean) {
@@ -125,7 +134,7 @@ export class ThreadPool {
       const q = this.waiting.get(file);
       if (q?.length) {
         // One thread warms up at a time: a burst of calls to a big file must not start a dozen imports.
-        const warming = threads.some((s) => !s.warm);
+        const warming = threads.some((s) => s.importing > 0);
         const allHeld = threads.every((s) => this.heldSince(s) <= now - GROW_AFTER_MS);
         if (allHeld && !warming) this.grow(file);
         this.pump(file);
@@ -153,14 +162,15 @@ export class ThreadPool {
   /** Takes back the calls the thread has not begun; they wait again, first in line. */
   private takeBack(s: Slot) {
     const b = s.batch;
-    if (!b || s.file === null) return;
-    const back: Waiting[] = [];
+    if (!b) return;
+    const back = new Map<string, Waiting[]>();
     b.calls.forEach((c, i) => {
       if (!b.open.has(c.id) || Atomics.compareExchange(b.flags, i, QUEUED, REVOKED) !== QUEUED) return;
-      back.push(c);
+      const file = fileOf(c.call);
+      back.set(file, [...(back.get(file) ?? []), c]);
       this.closeCall(s, c.id);
     });
-    this.enqueue(s.file, back, true);
+    for (const [file, calls] of back) this.enqueue(file, calls, true);
   }
 
   /** Call `id` is done with its thread (or taken back); a thread left with no call is idle. */
@@ -193,7 +203,7 @@ export class ThreadPool {
     if (Atomics.compareExchange(b.flags, i, QUEUED, REVOKED) === QUEUED) {
       this.closeCall(slot, id);
       stopped();
-      if (!slot.batch && this.slots.has(slot)) this.pump(slot.file!);
+      if (!slot.batch && this.slots.has(slot)) this.pumpAll(slot);
       return;
     }
     slot.worker.postMessage({ t: 'abort', id, reason } satisfies ToThread);
@@ -201,43 +211,56 @@ export class ThreadPool {
     this.slots.delete(slot);
     this.takeBack(slot);
     setTimeout(() => void slot.worker.terminate(), STOP_GRACE_MS).unref();
-    // Its file keeps a warm thread: a retry must not pay the import within its timeout.
-    const file = slot.file!;
-    if (!this.threadsOf(file).length) this.grow(file);
-    else this.pump(file);
+    // Its files keep a warm thread: a retry must not pay the import within its timeout.
+    for (const file of slot.files) {
+      if (!this.threadsOf(file).length) this.grow(file);
+      else this.pump(file);
+    }
   }
 
-  /** A thread for the file, importing it: the spare when there is one (and a new spare), else a new one. */
+  /**
+   * A thread for the file, importing it: an idle thread of other files when there is one (a thread costs
+   * far more memory than one more module in it), else the spare started with the pool, else a new one.
+   */
   private grow(file: string) {
     const [dagsFolder, fileloc] = file.split('\0') as [string, string];
-    const slot = this.spare ?? this.newSlot(file);
-    if (slot === this.spare) {
-      slot.file = file;
-      this.spare = this.newSlot(null);
-    }
+    const idle = [...this.slots]
+      .filter((s) => s.ready && !s.batch && s.importing === 0 && s.files.size > 0 && !s.files.has(file))
+      .sort((a, b) => a.files.size - b.files.size)[0];
+    const slot = idle ?? this.spare ?? this.newSlot();
+    if (slot === this.spare) this.spare = null;
+    slot.files.add(file);
+    slot.importing++;
     slot.worker.postMessage({ t: 'preload', dagsFolder, fileloc } satisfies ToThread);
     if (slot.ready) this.pump(file);
   }
 
-  private newSlot(file: string | null): Slot {
+  private newSlot(): Slot {
     const worker = newThread();
-    const slot: Slot = { worker, file, ready: false, batch: null, warm: false, idleSince: performance.now() };
+    const slot: Slot = {
+      worker,
+      files: new Set(),
+      ready: false,
+      batch: null,
+      importing: 0,
+      idleSince: performance.now(),
+    };
     this.slots.add(slot);
     worker.on('message', (m: FromThread) => {
       if (m.t === 'ready') {
         slot.ready = true;
-        if (slot.file !== null) this.pump(slot.file);
+        this.pumpAll(slot);
         return;
       }
       if (m.t === 'warm') {
-        slot.warm = true;
+        slot.importing--;
         return;
       }
       const { id, ...event } = m;
       if (this.running.get(id) !== slot) return;
       if (event.t === 'done') this.closeCall(slot, id);
       this.events.message(id, event);
-      if (!slot.batch && this.slots.has(slot)) this.pump(slot.file!);
+      if (!slot.batch && this.slots.has(slot)) this.pumpAll(slot);
     });
     // An error nothing caught (a timer's throw) ends the thread: the call it ran fails with it.
     let uncaught: Error | null = null;
@@ -245,7 +268,6 @@ export class ThreadPool {
     worker.on('exit', (code) => {
       this.slots.delete(slot);
       if (this.spare === slot) this.spare = null;
-      const file = slot.file;
       // Calls it had not begun wait for another thread; the one it ran fails.
       this.takeBack(slot);
       for (const id of [...(slot.batch?.open ?? [])]) {
@@ -258,12 +280,22 @@ export class ThreadPool {
             : `the task's thread ended (exit code ${code}) before the task returned`,
         });
       }
-      // Calls waiting for this file still need a thread.
-      if (file === null || !this.waiting.get(file)?.length) return;
-      if (!this.threadsOf(file).length) this.grow(file);
-      else this.pump(file);
+      // Calls waiting for its files still need a thread.
+      for (const file of slot.files) {
+        if (!this.waiting.get(file)?.length) continue;
+        if (!this.threadsOf(file).length) this.grow(file);
+        else this.pump(file);
+      }
     });
     return slot;
+  }
+
+  /** A thread has become idle (or ready): the calls waiting for any of its files may go to it. */
+  private pumpAll(slot: Slot) {
+    for (const file of slot.files) {
+      if (slot.batch) return;
+      this.pump(file);
+    }
   }
 
   /** Gives the file's waiting calls to its idle threads, shared out, in batches. */
@@ -294,13 +326,12 @@ export class ThreadPool {
     const now = performance.now();
     const kept = new Set<string>();
     const idle = [...this.slots]
-      .filter((s) => s.ready && !s.batch && s.file !== null)
+      .filter((s) => s.ready && !s.batch && s.files.size > 0)
       .sort((a, b) => b.idleSince - a.idleSince);
     for (const s of idle) {
-      if (!kept.has(s.file!)) {
-        kept.add(s.file!);
-        continue;
-      }
+      const newest = [...s.files].filter((f) => !kept.has(f));
+      for (const f of newest) kept.add(f);
+      if (newest.length > 0) continue;
       if (now - s.idleSince > IDLE_MS) {
         this.slots.delete(s);
         void s.worker.terminate();
