@@ -30,9 +30,10 @@ export class SchedulingPass {
   async run(): Promise<void> {
     const { db, changes } = this.d;
     const { full, runIds } = changes.take();
-    const ids = full ? await runningRunIds(db) : await withCappedSiblings(db, runIds);
+    // New runs first: a triggered run's first tasks wait for nothing else of the pass.
     let started = 0;
     for (let n = RUNS_PER_TX; n === RUNS_PER_TX; started += n) n = await this.d.starter.start(RUNS_PER_TX);
+    const ids = full ? await runningRunIds(db) : await withCappedSiblings(db, runIds);
     changes.found(full, ids.length, started);
     for (let i = 0; i < ids.length; i += RUNS_PER_TX) {
       const chunk = ids.slice(i, i + RUNS_PER_TX);
