@@ -48,65 +48,36 @@ describe('query plans of the per-task statements on a 20,000-task run', function
   this.timeout(60_000);
   let db: TestDb;
   const m = (i: number) => ({ runId: 'r', taskId: `t${i}`, tryNumber: 1 });
+  /** Claims of the even tasks (queued), each asking for t1's output. */
+  const claims = () =>
+    Array.from({ length: 8 }, (_, i) => ({
+      m: m(2 * i),
+      token: randomUUID(),
+      upstream: ['t1'],
+      outboxId: 1,
+    }));
+  /** Successes of the odd tasks (running), each starting the next odd task when `successors`. */
+  const results = (successors: boolean) =>
+    Array.from({ length: 8 }, (_, i) => ({
+      m: m(2 * i + 1),
+      token: randomUUID(),
+      res: {
+        state: 'success' as const,
+        exitCode: 0,
+        output: null,
+        error: null,
+        retryInMs: null,
+        countsAsFailure: false,
+      },
+      notify: false,
+      logs: [],
+      ...(successors ? { successors: [{ taskId: `t${2 * i + 3}`, token: null }] } : {}),
+    }));
   const statements: Record<string, (q: Queryable) => Promise<unknown>> = {
-    claim: (q) =>
-      claimTasks(
-        q,
-        'w',
-        Array.from({ length: 8 }, (_, i) => ({
-          m: m(2 * i),
-          token: randomUUID(),
-          upstream: ['t1'],
-          outboxId: 1,
-        })),
-      ),
-    result: (q) =>
-      storeTryResults(
-        q,
-        Array.from({ length: 8 }, (_, i) => ({
-          m: m(2 * i + 1),
-          token: randomUUID(),
-          res: {
-            state: 'success' as const,
-            exitCode: 0,
-            output: null,
-            error: null,
-            retryInMs: null,
-            countsAsFailure: false,
-          },
-          notify: false,
-          logs: [],
-        })),
-        'ch',
-      ),
+    claim: (q) => claimTasks(q, 'w', claims()),
+    result: (q) => storeTryResults(q, results(false), 'ch'),
     // A turn's claims and results in one statement: each part must keep its key lookups.
-    turn: (q) =>
-      runWorkerTurn(
-        q,
-        'w',
-        'ch',
-        Array.from({ length: 8 }, (_, i) => ({
-          m: m(2 * i),
-          token: randomUUID(),
-          upstream: ['t1'],
-          outboxId: 1,
-        })),
-        Array.from({ length: 8 }, (_, i) => ({
-          m: m(2 * i + 1),
-          token: randomUUID(),
-          res: {
-            state: 'success' as const,
-            exitCode: 0,
-            output: null,
-            error: null,
-            retryInMs: null,
-            countsAsFailure: false,
-          },
-          notify: false,
-          logs: [],
-          successors: [{ taskId: `t${2 * i + 3}`, token: null }],
-        })),
-      ),
+    turn: (q) => runWorkerTurn(q, 'w', 'ch', claims(), results(true)),
     queue: (q) => queueTasks(q, [{ runId: 'r', taskId: 't3', from: 'none' }]),
     states: (q) => statesOf(q, 'r', ['t1', 't2']),
   };
