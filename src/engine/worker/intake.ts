@@ -201,8 +201,14 @@ export class Intake {
       if (w) ahead = { d: w, claim: this.claim(w) };
     };
     let next: ClaimedTry | null = { m, token: c.token, claim: c.claim };
-    while (next) next = await this.tries.run(next, settle, ahead ? undefined : preclaim);
-    await settle();
+    try {
+      while (next) next = await this.tries.run(next, settle, ahead ? undefined : preclaim);
+      await settle();
+    } catch (err) {
+      // A try claimed ahead is this worker's to run whatever became of this one.
+      if (!ahead) throw err;
+      this.log.error({ ...ids, err: (err as Error).message }, 'task handling failed');
+    }
     return ahead;
   }
 }
