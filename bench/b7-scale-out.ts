@@ -123,6 +123,17 @@ export const LAYOUTS: Layout[] = [
   { workers: 4, concurrency: 4, schedulers: 2 },
 ];
 
+// The per-task figures, each against the first layout's.
+const PER_TASK: Array<[metric: string, unit: string, of: (x: ScaleOutcome) => number]> = [
+  ['throughput', 'tasks/s', (x) => x.tasksPerSecond],
+  ['SQL statements/task', '', (x) => x.statementsPerTask],
+  ['Postgres transactions/task', '', (x) => x.transactionsPerTask],
+  ['WAL flushes/task', '', (x) => x.walFlushesPerTask],
+  ['WAL written/task', 'KiB', (x) => x.walBytesPerTask / 1024],
+  ['Postgres CPU/task', 'ms', (x) => x.postgresCpuMsPerTask],
+  ['scheduler + worker processes CPU/task (not process hosts)', 'ms', (x) => x.engineCpuMsPerTask],
+];
+
 export const b7: Benchmark = {
   id: 'b7',
   title: 'B7 scale-out',
@@ -141,55 +152,13 @@ export const b7: Benchmark = {
       const name = layoutName(l);
       const vs = (value: number) => (o === base ? undefined : { name: layoutName(layouts[0]!), value });
       figures.push(
-        {
+        ...PER_TASK.map(([metric, unit, of]): Figure => ({
           bench: B,
-          metric: `${name}: throughput`,
-          value: o.tasksPerSecond,
-          unit: 'tasks/s',
-          baseline: vs(base.tasksPerSecond),
-        },
-        {
-          bench: B,
-          metric: `${name}: SQL statements/task`,
-          value: o.statementsPerTask,
-          unit: '',
-          baseline: vs(base.statementsPerTask),
-        },
-        {
-          bench: B,
-          metric: `${name}: Postgres transactions/task`,
-          value: o.transactionsPerTask,
-          unit: '',
-          baseline: vs(base.transactionsPerTask),
-        },
-        {
-          bench: B,
-          metric: `${name}: WAL flushes/task`,
-          value: o.walFlushesPerTask,
-          unit: '',
-          baseline: vs(base.walFlushesPerTask),
-        },
-        {
-          bench: B,
-          metric: `${name}: WAL written/task`,
-          value: o.walBytesPerTask / 1024,
-          unit: 'KiB',
-          baseline: vs(base.walBytesPerTask / 1024),
-        },
-        {
-          bench: B,
-          metric: `${name}: Postgres CPU/task`,
-          value: o.postgresCpuMsPerTask,
-          unit: 'ms',
-          baseline: vs(base.postgresCpuMsPerTask),
-        },
-        {
-          bench: B,
-          metric: `${name}: scheduler + worker processes CPU/task (not process hosts)`,
-          value: o.engineCpuMsPerTask,
-          unit: 'ms',
-          baseline: vs(base.engineCpuMsPerTask),
-        },
+          metric: `${name}: ${metric}`,
+          value: of(o),
+          unit,
+          baseline: vs(of(base!)),
+        })),
         { bench: B, metric: `${name}: backends waiting on locks`, value: o.waits.lock * 100, unit: '%' },
         { bench: B, metric: `${name}: backends waiting on WAL`, value: o.waits.wal * 100, unit: '%' },
         {
