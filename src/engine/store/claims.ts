@@ -88,16 +88,12 @@ export const CLAIMED_JSON = `(SELECT coalesce(jsonb_agg(jsonb_build_object('toke
        'lostTries', c.lost_tries, 'outputs', c.outputs)), '[]')
      FROM claimed c JOIN dag_runs r ON r.run_id = c.run_id)`;
 
-export interface ClaimedRow {
+/** A claim as CLAIMED_JSON has it: JSON's date and object where Claim has a Date and a Map. */
+export type ClaimedRow = Omit<Claim, 'logicalDate' | 'outputs'> & {
   token: string;
-  dagId: string;
-  dagHash: string;
-  conf: Record<string, unknown>;
   logicalDate: string;
-  failedTries: number;
-  lostTries: number;
   outputs: Record<string, unknown> | null;
-}
+};
 
 /** One answer per request, in order, from CLAIMED_JSON's rows. */
 export function claimsOf(reqs: readonly ClaimRequest[], rows: readonly ClaimedRow[]): Array<Claim | null> {
