@@ -180,17 +180,12 @@ export class RabbitBroker implements Broker {
     ch.on('error', (err: Error) => this.log.warn({ err: err.message }, 'consumer channel error'));
     ch.on('close', () => this.consumerLost(c, ch));
     for (const q of c.queues) await this.assertQueue(ch, q);
-    // global=true: the limit is shared by every queue this worker consumes, so it equals the concurrency.
+    // global=true: the limit is shared by every queue this worker consumes (its slots and those waiting).
     await ch.prefetch(c.prefetch, true);
     const tags: string[] = [];
-    // A delivery belongs to its channel: once that channel is gone RabbitMQ has requeued it, so a failed ack is fine.
-    const acks = new TurnAcks((tag, multiple) => {
-      try {
-        ch.ack({ fields: { deliveryTag: tag } } as ConsumeMessage, multiple);
-      } catch (err) {
-        this.log.debug({ err: (err as Error).message }, 'ack on a closed channel ignored');
-      }
-    });
+    const acks = new TurnAcks((tag, multiple) =>
+      this.onItsChannel('ack', () => ch.ack({ fields: { deliveryTag: tag } } as ConsumeMessage, multiple)),
+    );
     for (const q of c.queues) {
       const { consumerTag } = await ch.consume(
         this.queueName(q),
@@ -253,13 +248,21 @@ export class RabbitBroker implements Broker {
       ack: settle(() => acks.ack(tag)),
       release: settle(() => {
         acks.released(tag);
-        try {
-          ch.nack(msg, false, true);
-        } catch (err) {
-          this.log.debug({ err: (err as Error).message }, 'release on a closed channel ignored');
-        }
+        this.onItsChannel('release', () => ch.nack(msg, false, true));
       }),
     });
+  }
+
+  /**
+   * Settles a delivery on its channel. A delivery belongs to its channel: once that channel is gone
+   * RabbitMQ has requeued it, so a failed ack or release is fine.
+   */
+  private onItsChannel(what: 'ack' | 'release', fn: () => void) {
+    try {
+      fn();
+    } catch (err) {
+      this.log.debug({ err: (err as Error).message }, `${what} on a closed channel ignored`);
+    }
   }
 
   async depths(queues: string[]): Promise<QueueDepth[]> {

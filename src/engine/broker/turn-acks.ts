@@ -29,11 +29,6 @@ export class TurnAcks {
     if (i >= 0) this.open.splice(i, 1);
   }
 
-  /** Tags in hand (tests). */
-  get pending(): number {
-    return this.open.length;
-  }
-
   readonly flush = () => {
     this.scheduled = false;
     let n = 0;
