@@ -38,14 +38,17 @@ export function summarizeChains(t: ChainTimes): ChainSummary {
   };
 }
 
-async function airtasksChain(ctx: BenchContext, runs: number): Promise<ChainTimes> {
+async function airtasksChain(ctx: BenchContext, runs: number): Promise<AirtasksChains> {
   return withEnv(async (e) => {
     const dag = (await e.addDagFile('chain.ts', chainDagSource('chain', LENGTH))).get('chain')!;
     await e.scheduler();
     await e.worker(1);
-    const out: ChainTimes = { runs: [] };
+    const out: AirtasksChains = { runs: [], published: [] };
     for (let r = 0; r <= runs; r++) {
-      const [id] = await e.trigger(dag);
+      // Every other run is triggered as the API triggers, sending its first message itself; the others as
+      // `airtasks trigger` does, leaving that to the scheduler.
+      const publish = r % 2 === 0;
+      const [id] = await e.trigger(dag, 1, { publish });
       await e.waitRuns([id!], 60_000);
       if (r === 0) continue; // warms up: the worker imports the DAG file on its first task
       const [run] = await e.runTimes([id!]);
@@ -53,10 +56,16 @@ async function airtasksChain(ctx: BenchContext, runs: number): Promise<ChainTime
         .sort((a, b) => Number(a.task_id.slice(1)) - Number(b.task_id.slice(1)))
         .map((t) => t.output);
       out.runs.push({ triggered: run!.created, links });
+      out.published.push(publish);
     }
     ctx.log(`  airtasks: ${runs} chains done`);
     return out;
   });
+}
+
+interface AirtasksChains extends ChainTimes {
+  /** Per run: whether the triggering process sent its first message (as the API does). */
+  published: boolean[];
 }
 
 export const b1: Benchmark = {
@@ -67,7 +76,16 @@ export const b1: Benchmark = {
     const runs = ctx.quick ? 5 : 20;
     const B = 'B1 chain';
     const pg = { name: 'pg commit', value: ctx.floors.pgCommitMs };
-    const a = summarizeChains(await airtasksChain(ctx, runs));
+    const chains = await airtasksChain(ctx, runs);
+    const a = summarizeChains(chains);
+    // Trigger to first start by the way the run was triggered (summarizeChains pools them all).
+    const firstBy = (published: boolean) =>
+      quantile(
+        chains.runs
+          .filter((_, i) => chains.published[i] === published)
+          .map((r) => r.links[0]!.start - r.triggered),
+        0.5,
+      );
     const figures: Figure[] = [
       {
         bench: B,
@@ -87,11 +105,19 @@ export const b1: Benchmark = {
       },
       {
         bench: B,
-        metric: 'trigger -> first task start p50',
-        value: a.triggerToFirst,
+        metric: 'trigger -> first task start p50 (CLI)',
+        value: firstBy(false),
         unit: 'ms',
         baseline: pg,
-        target: atMost(a.triggerToFirst, 5, '< 5 ms'),
+        target: atMost(firstBy(false), 5, '< 5 ms'),
+      },
+      {
+        bench: B,
+        metric: 'trigger -> first task start p50 (API)',
+        value: firstBy(true),
+        unit: 'ms',
+        baseline: pg,
+        target: atMost(firstBy(true), 5, '< 5 ms'),
       },
     ];
     const perLink: Figure = {

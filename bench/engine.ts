@@ -17,6 +17,10 @@ import { upsertDag } from '../src/engine/store/dags.js';
 import { Db } from '../src/engine/store/db.js';
 import { migrate } from '../src/engine/store/migrate.js';
 import { createRuns } from '../src/engine/store/runs.js';
+import { publishOutbox } from '../src/engine/publish-outbox.js';
+import { createRun } from '../src/engine/start-run.js';
+import { silentLogger } from '../src/core/logger.js';
+import type { SerializedDag } from '../src/core/dag-model.js';
 import { TreePeak, type TreeMemory } from './process-tree.js';
 
 export const DATABASE_URL =
@@ -102,6 +106,7 @@ export class EngineProcess {
 export interface StoredDag {
   dagId: string;
   hash: string;
+  version: SerializedDag;
 }
 
 /** One benchmark's isolated world: schema, broker prefix, dags folder, engine processes. */
@@ -167,14 +172,29 @@ export class BenchEnv {
       const serialized = d.serialize(fileloc);
       const hash = dagHash(serialized);
       await upsertDag(this.db, serialized, hash);
-      out.set(d.id, { dagId: d.id, hash });
+      out.set(d.id, { dagId: d.id, hash, version: serialized });
     }
     return out;
   }
 
-  /** Creates `count` runs of the DAG in one statement; returns their ids. */
-  async trigger(dag: StoredDag, count = 1): Promise<string[]> {
+  /**
+   * Creates `count` runs of the DAG; returns their ids. One run is created as `airtasks trigger` creates it
+   * (started at once when it can be, its first messages sent by the scheduler, or by this process with
+   * `publish`, as the API does); more go in one statement, queued for the scheduler.
+   */
+  async trigger(dag: StoredDag, count = 1, o: { publish?: boolean } = {}): Promise<string[]> {
     const ids = Array.from({ length: count }, () => uniqueName('run'));
+    if (count === 1) {
+      const run = { runId: ids[0]!, dagId: dag.dagId, dagHash: dag.hash, conf: {} };
+      const broker = o.publish ? await this.broker() : null;
+      await createRun(
+        this.db,
+        run,
+        dag.version,
+        broker && ((rows) => publishOutbox(broker, this.db, rows, silentLogger)),
+      );
+      return ids;
+    }
     await createRuns(
       this.db,
       ids.map((runId) => ({ runId, dagId: dag.dagId, dagHash: dag.hash, conf: {} })),
@@ -236,8 +256,16 @@ export class BenchEnv {
     ).rows.map((r) => ({ ...r, created: Number(r.created), ended: Number(r.ended) }));
   }
 
+  private publisher: RabbitBroker | null = null;
+
+  /** A broker connection of the harness's own, for runs it starts and publishes itself. */
+  private async broker(): Promise<RabbitBroker> {
+    return (this.publisher ??= await RabbitBroker.connect({ url: BROKER_URL, prefix: this.prefix }));
+  }
+
   async close(): Promise<void> {
     await Promise.allSettled(this.procs.map((p) => p.stop()));
+    await this.publisher?.close().catch(() => undefined);
     await this.db.close().catch(() => undefined);
     const c = new pg.Client({ connectionString: DATABASE_URL });
     await c.connect();

@@ -4,7 +4,7 @@
  */
 import type { Logger } from '../core/logger.js';
 import type { Db } from './store/db.js';
-import { takeOutbox } from './store/outbox.js';
+import { takeOutbox, takeRunOutbox } from './store/outbox.js';
 import type { OutboxRow } from './store/outbox.js';
 import type { Broker } from './broker/broker.js';
 
@@ -29,5 +29,28 @@ export async function publishOutbox(broker: Broker, db: Db, rows: OutboxRow[], l
     });
   } catch (err) {
     log.warn({ err: (err as Error).message, messages: rows.length }, 'publish failed; the outbox keeps them');
+  }
+}
+
+/**
+ * Sends the outbox rows of a run that a process without a broker started (see start-run.ts), a thousand
+ * per transaction, taken as publishOutbox takes them. A failure leaves them for the stale sweep.
+ */
+export async function publishRunOutbox(broker: Broker, db: Db, runId: string, log: Logger): Promise<void> {
+  const batch = 1000;
+  try {
+    for (let taken = batch; taken === batch;) {
+      taken = await db.tx(async (c) => {
+        const rows = await takeRunOutbox(c, runId, batch);
+        rows.sort((a, b) => b.priority - a.priority);
+        await broker.publish(
+          rows.map((r) => ({ queue: r.queue, priority: r.priority, body: r.payload })),
+          c,
+        );
+        return rows.length;
+      });
+    }
+  } catch (err) {
+    log.warn({ err: (err as Error).message, runId }, 'publish failed; the outbox keeps them');
   }
 }

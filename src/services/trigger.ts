@@ -9,6 +9,9 @@ import { poolSizes } from '../engine/store/pools.js';
 import * as dags from '../engine/store/dags.js';
 import * as runs from '../engine/store/runs.js';
 import * as tis from '../engine/store/task-instances.js';
+import { publishOutbox } from '../engine/publish-outbox.js';
+import { createRun } from '../engine/start-run.js';
+import { silentLogger } from '../core/logger.js';
 import type { ConnectionOptions } from './config.js';
 import { unknownDag } from './dags.js';
 import { withEngine } from './engine.js';
@@ -90,12 +93,16 @@ export async function triggerDag(o: TriggerOptions): Promise<RunSummary> {
     const version = await dags.getVersion(engine.db, dag.hash);
     const runConf = checkConf(version?.params, conf, dag.dag_id);
     const runId = o.runId ?? newRunId();
-    const { created } = await runs.createRuns(
-      engine.db,
-      [{ runId, dagId: dag.dag_id, dagHash: dag.hash, conf: runConf }],
-      engine.db.channel('events'),
-    );
-    if (created.length === 0)
+    const run = { runId, dagId: dag.dag_id, dagHash: dag.hash, conf: runConf };
+    const { broker, db } = engine;
+    // Started here when the schedulers would start it at once; its first messages are sent from here when
+    // this process has a broker (the API, standalone), else by a scheduler told so.
+    const outcome = version
+      ? await createRun(db, run, version, broker && ((rows) => publishOutbox(broker, db, rows, silentLogger)))
+      : (await runs.createRuns(db, [run], db.channel('events'))).created.length > 0
+        ? 'queued'
+        : 'taken';
+    if (outcome === 'taken')
       throw new ValidationError('runId', 'taken', `a run with id "${runId}" already exists`, {
         value: runId,
       });

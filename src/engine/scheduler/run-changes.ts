@@ -15,12 +15,22 @@ export class RunChanges {
     private readonly wake: () => void,
   ) {}
 
-  /** Listens on the events channel; `onDagChange` is called when a DAG was paused or unpaused. */
-  listen(db: Db, onDagChange: () => void): Listener {
+  /**
+   * Listens on the events channel; `onDagChange` is called when a DAG was paused or unpaused, `onOutbox`
+   * with a run that another process started and whose first messages it leaves to the schedulers.
+   */
+  listen(db: Db, onDagChange: () => void, onOutbox: (runId: string) => void): Listener {
     return db.listen(
       [db.channel('events')],
       (_ch, payload) => {
         if (payload.startsWith('run:')) return;
+        // Started where it was created (engine/start-run.ts): nothing to decide until a task ends, but a
+        // run is running now.
+        if (payload.startsWith('started:') || payload.startsWith('outbox:')) {
+          this.noneRunning = false;
+          if (payload.startsWith('outbox:')) onOutbox(payload.slice('outbox:'.length));
+          return;
+        }
         if (payload.startsWith('pool:')) {
           // A pool was created or resized: tasks of any run may be waiting for its slots.
           this.sweepAll();

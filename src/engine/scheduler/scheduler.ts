@@ -16,7 +16,7 @@ import type { Broker } from '../broker/broker.js';
 import { DagProcessor } from '../dag/processor.js';
 import { VersionCache } from '../dag/versions.js';
 import { FREE_LOST_TRIES } from '../lost-try.js';
-import { publishOutbox } from '../publish-outbox.js';
+import { publishOutbox, publishRunOutbox } from '../publish-outbox.js';
 import type { Db, Listener } from '../store/db.js';
 import type { OutboxRow } from '../store/outbox.js';
 import { Admission } from './admission.js';
@@ -152,7 +152,11 @@ export class Scheduler {
 
   async start(): Promise<void> {
     const t = this.t;
-    this.listener = this.changes.listen(this.o.db, () => void this.scheduled.createDue());
+    this.listener = this.changes.listen(
+      this.o.db,
+      () => void this.scheduled.createDue(),
+      (runId) => void publishRunOutbox(this.o.broker, this.o.db, runId, this.log),
+    );
     await this.listener.ready;
     // In the background: scheduling must not wait for DAG files (one may hang at import).
     this.folder?.start();

@@ -29,6 +29,21 @@ export async function takeOutbox(q: Queryable, ids: number[]): Promise<number[]>
   return r.rows.map((x) => x.id);
 }
 
+/**
+ * Takes (deletes, locked until commit) up to `limit` outbox rows of one run that no publisher holds, for a
+ * scheduler to publish in the same transaction: those of a run started by a process with no broker.
+ */
+export async function takeRunOutbox(q: Queryable, runId: string, limit: number): Promise<OutboxRow[]> {
+  return (
+    await q.query<OutboxRow>(
+      `DELETE FROM outbox WHERE id IN (
+         SELECT id FROM outbox WHERE payload->>'runId' = $1 ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED)
+       RETURNING id, queue, priority, payload`,
+      [runId, limit],
+    )
+  ).rows;
+}
+
 export async function deleteOutbox(q: Queryable, ids: number[]) {
   if (ids.length > 0)
     await q.query(prepared('delete_outbox', `DELETE FROM outbox WHERE id = ANY($1)`), [ids]);

@@ -1,6 +1,7 @@
 /** DAG runs as rows: creating them (manual, scheduled and triggered runs alike) and reading them. */
 import type { RunState } from '../../core/states.js';
 import type { Queryable } from './db.js';
+import type { OutboxRow } from './outbox.js';
 
 export interface RunRow {
   run_id: string;
@@ -83,6 +84,77 @@ export async function createRuns(
     created: ins.rows.map((r) => r.run_id),
     dagIdOf: new Map(all.rows.map((r) => [r.run_id, r.dag_id])),
   };
+}
+
+/** A task instance of a run created running (createStartedRun): queued at once, or waiting ('none'). */
+export interface StartingTask {
+  taskId: string;
+  queue: string;
+  priority: number;
+  pool: string | null;
+  poolSlots: number;
+  queued: boolean;
+}
+
+/**
+ * Creates a run already running, in one statement: the run, its task instances (the `queued` ones at their
+ * first try, with their messages in the outbox) and, when `note` is given, a notification of it on the
+ * events channel. Only while its DAG is active, unpaused and without a run or task limit, checked under a
+ * share lock of the DAG's row, so a pause or a new limit waits for this commit; otherwise, or when the run
+ * id is taken, nothing is written and the result is null (createRuns then queues it for the schedulers).
+ */
+export async function createStartedRun(
+  q: Queryable,
+  run: NewRun,
+  tasks: StartingTask[],
+  channel: string,
+  note: string | null,
+): Promise<OutboxRow[] | null> {
+  const r = await q.query<{ started: boolean; outbox: OutboxRow[] | null }>(
+    `WITH d AS (
+       SELECT dag_id FROM dags WHERE dag_id = $2 AND is_active AND NOT is_paused
+         AND max_active_runs IS NULL AND max_active_tasks IS NULL FOR SHARE),
+     run AS (
+       INSERT INTO dag_runs (run_id, dag_id, dag_hash, state, run_type, conf, logical_date, started_at)
+       SELECT $1, d.dag_id, $3, 'running', $4, $5, COALESCE($6, now()), now() FROM d
+       ON CONFLICT (run_id) DO NOTHING RETURNING run_id),
+     ti AS (
+       INSERT INTO task_instances (run_id, task_id, state, queue, priority, pool, pool_slots, try_number,
+                                   queued_at, enqueued_at)
+       SELECT run.run_id, t.task_id, CASE WHEN t.queued THEN 'queued' ELSE 'none' END, t.queue, t.priority,
+              t.pool, t.pool_slots, CASE WHEN t.queued THEN 1 ELSE 0 END,
+              CASE WHEN t.queued THEN now() END, CASE WHEN t.queued THEN now() END
+       FROM run, unnest($7::text[], $8::text[], $9::int[], $10::text[], $11::int[], $12::bool[])
+         AS t(task_id, queue, priority, pool, pool_slots, queued)
+       RETURNING run_id, task_id, state, try_number, queue, priority),
+     ob AS (
+       INSERT INTO outbox (queue, priority, payload)
+       SELECT queue, priority, jsonb_build_object('runId', run_id, 'taskId', task_id, 'tryNumber', try_number)
+       FROM ti WHERE state = 'queued' RETURNING id, queue, priority, payload),
+     n AS (SELECT pg_notify($13, $14) FROM run WHERE $14::text IS NOT NULL)
+     SELECT EXISTS (SELECT 1 FROM run) AS started,
+            (SELECT json_agg(json_build_object('id', id, 'queue', queue, 'priority', priority,
+                                               'payload', payload)) FROM ob) AS outbox,
+            (SELECT count(*) FROM n) AS notified`,
+    [
+      run.runId,
+      run.dagId,
+      run.dagHash,
+      run.runType ?? 'manual',
+      JSON.stringify(run.conf),
+      run.logicalDate ?? null,
+      tasks.map((t) => t.taskId),
+      tasks.map((t) => t.queue),
+      tasks.map((t) => t.priority),
+      tasks.map((t) => t.pool),
+      tasks.map((t) => t.poolSlots),
+      tasks.map((t) => t.queued),
+      channel,
+      note,
+    ],
+  );
+  const row = r.rows[0]!;
+  return row.started ? (row.outbox ?? []) : null;
 }
 
 export async function runStates(q: Queryable, runIds: string[]): Promise<Map<string, RunState>> {

@@ -1,6 +1,9 @@
 /** The planner's statistics, kept fresh enough for the prepared statements' generic plans. */
 import type { Queryable } from './db.js';
 
+/** Fewer new task instances than this never call for a refresh. */
+export const STATISTICS_GROWTH = 1000;
+
 /**
  * Brings the planner's statistics of task_instances and dag_runs up to date after `created` new task
  * instances, when they are many against what the statistics know (a new installation, or a run of 20,000
@@ -10,7 +13,7 @@ import type { Queryable } from './db.js';
  * whether it ran.
  */
 export async function refreshStatisticsAfterGrowth(q: Queryable, created: number): Promise<boolean> {
-  if (created < 1000) return false;
+  if (created < STATISTICS_GROWTH) return false;
   const r = await q.query<{ known: number }>(
     `SELECT greatest(reltuples, 0)::float8 AS known FROM pg_class WHERE oid = 'task_instances'::regclass`,
   );
