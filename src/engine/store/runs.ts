@@ -1,6 +1,6 @@
 /** DAG runs as rows: creating them (manual, scheduled and triggered runs alike) and reading them. */
 import type { RunState } from '../../core/states.js';
-import type { Queryable } from './db.js';
+import { prepared, type Queryable } from './db.js';
 import type { OutboxRow } from './outbox.js';
 
 export interface RunRow {
@@ -86,32 +86,9 @@ export async function createRuns(
   };
 }
 
-/** A task instance of a run created running (createStartedRun): queued at once, or waiting ('none'). */
-export interface StartingTask {
-  taskId: string;
-  queue: string;
-  priority: number;
-  pool: string | null;
-  poolSlots: number;
-  queued: boolean;
-}
-
-/**
- * Creates a run already running, in one statement: the run, its task instances (the `queued` ones at their
- * first try, with their messages in the outbox) and, when `note` is given, a notification of it on the
- * events channel. Only while its DAG is active, unpaused and without a run or task limit, checked under a
- * share lock of the DAG's row, so a pause or a new limit waits for this commit; otherwise, or when the run
- * id is taken, nothing is written and the result is null (createRuns then queues it for the schedulers).
- */
-export async function createStartedRun(
-  q: Queryable,
-  run: NewRun,
-  tasks: StartingTask[],
-  channel: string,
-  note: string | null,
-): Promise<OutboxRow[] | null> {
-  const r = await q.query<{ started: boolean; outbox: OutboxRow[] | null }>(
-    `WITH d AS (
+const CREATE_STARTED_RUN = prepared(
+  'create_started_run',
+  `WITH d AS (
        SELECT dag_id FROM dags WHERE dag_id = $2 AND is_active AND NOT is_paused
          AND max_active_runs IS NULL AND max_active_tasks IS NULL FOR SHARE),
      run AS (
@@ -136,23 +113,48 @@ export async function createStartedRun(
             (SELECT json_agg(json_build_object('id', id, 'queue', queue, 'priority', priority,
                                                'payload', payload)) FROM ob) AS outbox,
             (SELECT count(*) FROM n) AS notified`,
-    [
-      run.runId,
-      run.dagId,
-      run.dagHash,
-      run.runType ?? 'manual',
-      JSON.stringify(run.conf),
-      run.logicalDate ?? null,
-      tasks.map((t) => t.taskId),
-      tasks.map((t) => t.queue),
-      tasks.map((t) => t.priority),
-      tasks.map((t) => t.pool),
-      tasks.map((t) => t.poolSlots),
-      tasks.map((t) => t.queued),
-      channel,
-      note,
-    ],
-  );
+);
+
+/** A task instance of a run created running (createStartedRun): queued at once, or waiting ('none'). */
+export interface StartingTask {
+  taskId: string;
+  queue: string;
+  priority: number;
+  pool: string | null;
+  poolSlots: number;
+  queued: boolean;
+}
+
+/**
+ * Creates a run already running, in one statement: the run, its task instances (the `queued` ones at their
+ * first try, with their messages in the outbox) and, when `note` is given, a notification of it on the
+ * events channel. Only while its DAG is active, unpaused and without a run or task limit, checked under a
+ * share lock of the DAG's row, so a pause or a new limit waits for this commit; otherwise, or when the run
+ * id is taken, nothing is written and the result is null (createRuns then queues it for the schedulers).
+ */
+export async function createStartedRun(
+  q: Queryable,
+  run: NewRun,
+  tasks: StartingTask[],
+  channel: string,
+  note: string | null,
+): Promise<OutboxRow[] | null> {
+  const r = await q.query<{ started: boolean; outbox: OutboxRow[] | null }>(CREATE_STARTED_RUN, [
+    run.runId,
+    run.dagId,
+    run.dagHash,
+    run.runType ?? 'manual',
+    JSON.stringify(run.conf),
+    run.logicalDate ?? null,
+    tasks.map((t) => t.taskId),
+    tasks.map((t) => t.queue),
+    tasks.map((t) => t.priority),
+    tasks.map((t) => t.pool),
+    tasks.map((t) => t.poolSlots),
+    tasks.map((t) => t.queued),
+    channel,
+    note,
+  ]);
   const row = r.rows[0]!;
   return row.started ? (row.outbox ?? []) : null;
 }
