@@ -9,6 +9,7 @@ import { poolSizes } from '../engine/store/pools.js';
 import * as dags from '../engine/store/dags.js';
 import * as runs from '../engine/store/runs.js';
 import * as tis from '../engine/store/task-instances.js';
+import { createBroker } from '../engine/broker/index.js';
 import { publishOutbox } from '../engine/publish-outbox.js';
 import { createRun } from '../engine/start-run.js';
 import { silentLogger } from '../core/logger.js';
@@ -94,9 +95,11 @@ export async function triggerDag(o: TriggerOptions): Promise<RunSummary> {
     const runConf = checkConf(version?.params, conf, dag.dag_id);
     const runId = o.runId ?? newRunId();
     const run = { runId, dagId: dag.dag_id, dagHash: dag.hash, conf: runConf };
-    const { broker, db } = engine;
-    // Started here when the schedulers would start it at once; its first messages are sent from here when
-    // this process has a broker (the API, standalone), else by a scheduler told so.
+    const { db } = engine;
+    // Started here when the schedulers would start it at once. Its first messages are sent from here when
+    // this process can: it has a broker open (the API), or the broker is the Postgres queue (nothing to
+    // connect to); else a scheduler is told to send them, rather than connecting to RabbitMQ for one run.
+    const broker = engine.broker ?? (engine.conn.brokerUrl ? null : await createBroker(db, {}));
     const outcome = version
       ? await createRun(db, run, version, broker && ((rows) => publishOutbox(broker, db, rows, silentLogger)))
       : (await runs.createRuns(db, [run], db.channel('events'))).created.length > 0

@@ -15,7 +15,8 @@ import { getRun } from '../../src/engine/store/runs.js';
 import { listTaskInstances } from '../../src/engine/store/task-instances.js';
 import { Worker } from '../../src/engine/worker/worker.js';
 import { insertDag, removeDir, tempDir, waitForRun, type StoredDag } from '../helpers/engine.js';
-import { freshDb, requireService, uniqueName } from '../helpers/env.js';
+import { BROKER_URL, DATABASE_URL, freshDb, requireService, uniqueName } from '../helpers/env.js';
+import { triggerDag, type RunSummary } from '../../src/services/trigger.js';
 
 function plainDag(id: string, options: DagOptions = {}) {
   const d = dag(id, options);
@@ -133,6 +134,29 @@ describe('runs started where they are created', function () {
         .filter((t) => t.queued)
         .map((t) => t.taskId),
     ).to.deep.equal(['a', 'b']);
+  });
+
+  it('`trigger dag` sends the messages itself when the broker is the Postgres queue, else tells the schedulers', async () => {
+    const conn = { databaseUrl: DATABASE_URL, schema: db.schema };
+    const queued = async (runId: string) =>
+      (
+        await db.query<{ n: number }>(
+          `SELECT count(*)::int AS n FROM queue_messages WHERE payload->>'runId' = $1`,
+          [runId],
+        )
+      ).rows[0]!.n;
+    const onQueue = await triggerDag({ ...conn, dagId: 'plain' });
+    expect(onQueue.state).to.equal('running');
+    expect(await queued(onQueue.runId)).to.equal(2);
+    expect(await outboxOf(onQueue.runId)).to.have.length(0);
+
+    let viaRabbit: RunSummary | undefined;
+    const seen = await notified(
+      async () => (viaRabbit = await triggerDag({ ...conn, brokerUrl: BROKER_URL, dagId: 'plain' })),
+    );
+    expect(viaRabbit!.state).to.equal('running');
+    expect(await outboxOf(viaRabbit!.runId)).to.have.length(2);
+    expect(seen).to.deep.equal([`outbox:${viaRabbit!.runId}`]);
   });
 
   it('is run to its end by a worker, its first messages sent by a scheduler told of it', async () => {
