@@ -2,8 +2,8 @@
  * Creates a run and, when a scheduler would start it at once anyway, starts it in the same statement: its
  * first tasks are queued and their messages sent without waiting for a scheduler's pass (which took a
  * wake-up and a transaction of some ten statements between a trigger and its first task). Runs the
- * schedulers must weigh (a paused DAG, run or task limits, first tasks that wait for pool slots or that are
- * mapped) are created queued, as before, and a scheduler starts them.
+ * schedulers must weigh (a paused DAG, run or task limits, first tasks that wait for pool slots, a first
+ * step other than queueing tasks) are created queued, as before, and a scheduler starts them.
  */
 import type { SerializedDag } from '../core/dag-model.js';
 import type { Db } from './store/db.js';
@@ -17,7 +17,8 @@ export type NewRunOutcome = 'started' | 'queued' | 'taken';
 
 /**
  * The run's task instances with those to queue first, or null when the run is for the schedulers to start:
- * a new run's first steps, as decide() takes them, when they are only to queue tasks that need no pool.
+ * a new run's first steps, as decide() takes them, when they are only to queue tasks that need no pool
+ * (exactly what the scheduler's start would queue: run-starter.ts evaluates the new run with decide()).
  */
 export function firstTasks(dag: SerializedDag): StartingTask[] | null {
   const d = decide(dag, new Map(), new Date());

@@ -167,15 +167,28 @@ describe('runs started where they are created', function () {
     const worker = new Worker({ db, broker, queues: ['worker'], concurrency: 2, dagsFolder: folder });
     await scheduler.start();
     await worker.start();
+    // A first task mapped over a list is queued as the scheduler's start would queue it, and expanded later.
+    const mappedDag = dag('mapped_root');
+    const each = mappedDag.bash('each', { command: 'echo {{ item }}', map: { over: [1, 2, 3] } });
+    mappedDag.bash('after', { command: 'true', upstream: [each] });
+    const mapped = await insertDag(db, mappedDag);
     try {
-      const run = newRun(plain);
-      expect(await createRun(db, run, plain.serialized, null)).to.equal('started');
-      const ended = await waitForRun(db, run.runId, 20_000);
-      const errors = (await listTaskInstances(db, run.runId)).map(
-        (t) => `${t.task_id}: ${t.state} ${t.error}`,
-      );
-      expect(ended.state, errors.join('\n')).to.equal('success');
-      expect(await outboxOf(run.runId)).to.have.length(0);
+      for (const d of [plain, mapped]) {
+        const run = newRun(d);
+        expect(await createRun(db, run, d.serialized, null)).to.equal('started');
+        const ended = await waitForRun(db, run.runId, 20_000);
+        const tis = await listTaskInstances(db, run.runId);
+        const errors = tis.map((t) => `${t.task_id}: ${t.state} ${t.error}`);
+        expect(ended.state, errors.join('\n')).to.equal('success');
+        expect(await outboxOf(run.runId)).to.have.length(0);
+        if (d === mapped)
+          expect(
+            tis
+              .filter((t) => t.task_id.startsWith('each['))
+              .sort((a, b) => a.task_id.localeCompare(b.task_id))
+              .map((t) => t.output),
+          ).to.deep.equal(['1', '2', '3']);
+      }
     } finally {
       await worker.stop();
       await scheduler.stop();
