@@ -7,7 +7,8 @@
  * task, try, worker, its own clock) to a ledger; afterwards the ledger is checked against the store
  * (verdict.ts): each successful try finished exactly once, nothing lost or run twice, no two tries of a
  * task at the same time.
- * Faults only ever touch this harness's own processes and connections (names prefixed with `name`).
+ * Faults only ever touch this harness's own processes and connections (names prefixed with `name`). Half
+ * the runs are inserted queued for the schedulers, half triggered as `airtasks trigger` triggers them.
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -15,6 +16,7 @@ import amqp from 'amqplib';
 import pg from 'pg';
 import { Daemon, runCli, tempDagsFolder } from '../helpers/cli.js';
 import { BROKER_URL, DATABASE_URL, uniqueName } from '../helpers/env.js';
+import { triggerDag } from '../../src/services/trigger.js';
 import {
   closeBrokerConnections,
   ledgerCommand,
@@ -169,6 +171,27 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       );
       await db.query(`SELECT pg_notify($1, $2)`, [`airtasks_${schema}_events`, `run:${runId}`]);
     };
+    const triggerRun = async (runId: string) => {
+      const conn = {
+        databaseUrl: DATABASE_URL,
+        schema,
+        ...(o.broker === 'rabbitmq' ? { brokerUrl: BROKER_URL, queuePrefix: prefix } : {}),
+        connectionName: `${name}-trigger`,
+        cwd: dags.dir,
+      };
+      // Its connection is one the faults may terminate: tried again until the run exists.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await triggerDag({ ...conn, dagId: 'chaos_interleaved', runId });
+          return;
+        } catch (err) {
+          const exists = await db.query(`SELECT 1 FROM "${schema}".dag_runs WHERE run_id = $1`, [runId]);
+          if (exists.rowCount) return;
+          if (attempt >= 20) throw err;
+          await new Promise((r) => setTimeout(r, 200));
+        }
+      }
+    };
     const holdRuns: string[] = [];
     log(
       `seed ${o.seed}: ${o.runs} runs, ${o.workers} workers x ${o.workerConcurrency}, ${o.schedulers} schedulers, ${o.broker}`,
@@ -260,7 +283,10 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
         (runIds.length < o.runs - 1 || lastRunMayStart)
       ) {
         const runId = `chaos_${String(runIds.length).padStart(4, '0')}_${uniqueName('r')}`;
-        await startRun('chaos_interleaved', dagHash, runId);
+        // Every other run as `airtasks trigger` makes it: started where it is created, its first message
+        // sent by a scheduler told of it (or by the trigger, on the Postgres queue), faults or not.
+        if (runIds.length % 2 === 1) await triggerRun(runId);
+        else await startRun('chaos_interleaved', dagHash, runId);
         runIds.push(runId);
         active.add(runId);
       }

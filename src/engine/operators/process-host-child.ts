@@ -144,10 +144,13 @@ process.on('message', (ms: ToHost[]) => {
 });
 
 // The worker is gone: its tasks go with it.
-process.on('disconnect', () => {
+function workerGone(): never {
   for (const pgid of groups.values()) killGroup(pgid, 'SIGKILL');
   threads.endAll();
   process.exit(0);
-});
+}
+process.on('disconnect', workerGone);
+// Gone already, while this module was loading: the event came before anyone listened.
+if (!process.connected) workerGone();
 // Signals meant for the worker's terminal or process group are not for the host: it ends with the worker.
 for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => undefined);
