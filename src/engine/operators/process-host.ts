@@ -99,6 +99,14 @@ export class HostLost extends Error {
 }
 
 const HOST = fileURLToPath(new URL('./process-host-child.js', import.meta.url));
+/**
+ * The host's heap, for each of its isolates (its own, its threads', their loaders'), whatever the worker was
+ * started with: a small young generation (their garbage is mostly short-lived call messages, and each would
+ * otherwise grow its own to 16 MiB and more under a burst of calls), and an old generation that grows by 20%
+ * past what the last full collection kept, not by V8's default factor of up to 4 (a thread keeps the DAG
+ * files it has imported, and importing one of thousands of tasks leaves as much again in garbage).
+ */
+const HOST_HEAP_FLAGS = ['--max-semi-space-size=2', '--heap-growing-percent=20'];
 
 interface Pending {
   callbacks: ProcessCallbacks | CallCallbacks;
@@ -124,10 +132,8 @@ class ProcessHost {
       env: user ? { ...env, HOME: user.home, USER: user.name, LOGNAME: user.name } : env,
       // Node clears the supplementary groups when it sets uid/gid.
       ...(user ? { uid: user.uid, gid: user.gid } : {}),
-      // The worker's loader flags (tsx in development), not its inspector: that port is the worker's. A
-      // small young generation for the host and its threads: their garbage is short-lived call messages,
-      // and each isolate would otherwise grow its own to 16 MiB and more under a burst of calls.
-      execArgv: [...process.execArgv.filter((a) => !a.startsWith('--inspect')), '--max-semi-space-size=2'],
+      // The worker's loader flags (tsx in development), not its inspector: that port is the worker's.
+      execArgv: [...process.execArgv.filter((a) => !a.startsWith('--inspect')), ...HOST_HEAP_FLAGS],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       detached: true,
       serialization: 'json',
