@@ -14,6 +14,9 @@ import { workerEnv } from './task-env.js';
 import type { TaskUser } from './task-user.js';
 import type { UserCall } from './user-code.js';
 
+/** Set when the host's MALLOC_ARENA_MAX is its own (hostMalloc), not the worker's. */
+export const HOST_MALLOC_ENV = 'AIRTASKS_HOST_MALLOC';
+
 export type ToHost =
   | {
       t: 'spawn';
@@ -107,6 +110,14 @@ const HOST = fileURLToPath(new URL('./process-host-child.js', import.meta.url));
  * files it has imported, and importing one of thousands of tasks leaves as much again in garbage).
  */
 const HOST_HEAP_FLAGS = ['--max-semi-space-size=2', '--heap-growing-percent=20'];
+/**
+ * glibc's malloc arenas for the host: two, not one per thread that allocates (up to 8 per core), each
+ * keeping freed memory of its own. The host's commands and threads do not inherit it (process-host-child.ts
+ * unsets it, unless the worker's own environment set it).
+ */
+function hostMalloc(env: Record<string, string>): Record<string, string> {
+  return env.MALLOC_ARENA_MAX === undefined ? { MALLOC_ARENA_MAX: '2', [HOST_MALLOC_ENV]: '1' } : {};
+}
 
 interface Pending {
   callbacks: ProcessCallbacks | CallCallbacks;
@@ -129,7 +140,11 @@ class ProcessHost {
   ) {
     // Detached: its own process group, so no signal meant for the worker's group (Ctrl-C) reaches it.
     this.child = fork(HOST, ['airtasks-process-host'], {
-      env: user ? { ...env, HOME: user.home, USER: user.name, LOGNAME: user.name } : env,
+      env: {
+        ...env,
+        ...hostMalloc(env),
+        ...(user ? { HOME: user.home, USER: user.name, LOGNAME: user.name } : {}),
+      },
       // Node clears the supplementary groups when it sets uid/gid.
       ...(user ? { uid: user.uid, gid: user.gid } : {}),
       // The worker's loader flags (tsx in development), not its inspector: that port is the worker's.
