@@ -7,6 +7,7 @@
 import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { execa } from 'execa';
 
 /** What the engine takes in X-Registry-Auth (dockerode's `authconfig`). */
 export interface RegistryAuth {
@@ -122,9 +123,6 @@ export async function credentialHelperGet(
   const program = `docker-credential-${helper}`;
   const server = serverAddress(registry);
   try {
-    // Loaded on first use: execa and its dependencies are some 14-16 MiB of a worker's memory, and every
-    // worker loads this module (the docker operator) whether or not a task ever pulls through a helper.
-    const { execa } = await import('execa');
     const r = await execa(program, ['get'], { input: server, timeout: 30_000, reject: false });
     if (r.exitCode === undefined) {
       onWarning?.(`${program} could not be run: ${r.originalMessage || r.shortMessage}`);
