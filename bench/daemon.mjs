@@ -3,8 +3,8 @@
  * channel: it answers `stats` with its CPU time, peak RSS and how many SQL statements it sent, and exits
  * cleanly on `stop`. Configured by environment variables (BENCH_*).
  *
- * Plain JavaScript over the built engine (dist/), run by plain Node: what `airtasks scheduler` and
- * `airtasks worker` run. Under tsx the engine's own sources would be compiled on the fly, and its loader
+ * Plain JavaScript over the built engine (dist/), run by Node with the CLI's flags (CLI_NODE_FLAGS): what
+ * `airtasks scheduler` and `airtasks worker` run. Under tsx the engine's own sources would be compiled on the fly, and its loader
  * thread alone costs an idle process about 0.6% of a core here.
  */
 import pg from 'pg';

@@ -5,6 +5,7 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -40,6 +41,16 @@ export const AIRTASKS_URL = new URL('../dist/index.js', import.meta.url).href;
 const DAEMON = fileURLToPath(new URL('./daemon.mjs', import.meta.url));
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
+/**
+ * The Node flags `airtasks` runs with: those of bin/run.js's first line (`#!/usr/bin/env -S node <flags>`),
+ * so that the engine processes here run as the CLI's do.
+ */
+export const CLI_NODE_FLAGS = readFileSync(new URL('../bin/run.js', import.meta.url), 'utf8')
+  .split('\n', 1)[0]!
+  .replace(/^#!.*?\bnode\b/, '')
+  .split(' ')
+  .filter(Boolean);
+
 export function uniqueName(prefix: string): string {
   return `${prefix}_${Date.now().toString(36)}_${randomBytes(3).toString('hex')}`;
 }
@@ -64,9 +75,10 @@ export class EngineProcess {
   static async start(env: Record<string, string>): Promise<EngineProcess> {
     const child = fork(DAEMON, [], {
       // BENCH_CPU_PROF=<dir>: each engine process writes a CPU profile there when it stops.
-      execArgv: process.env.BENCH_CPU_PROF
-        ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`]
-        : [],
+      execArgv: [
+        ...CLI_NODE_FLAGS,
+        ...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : []),
+      ],
       cwd: ROOT,
       env: { ...process.env, ...env },
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],

@@ -164,6 +164,10 @@ for (const runAs of [null, 'nobody'] as const) {
         }
         expect(text).to.not.match(/AIRTASKS_(DATABASE_URL|BROKER_URL|SECRET_KEY)|PGPASSWORD/);
       }
+      // The host's own malloc setting stays the host's: not in a command's environment nor a thread's.
+      const bashEnv = bash.slice(bash.indexOf('ENV-START'), bash.indexOf('ENV-END'));
+      const nodeEnv = /^NODE-ENV (.*)$/m.exec(node)![1]!;
+      for (const env of [bashEnv, nodeEnv]) expect(env).to.not.match(/MALLOC_ARENA_MAX|AIRTASKS_HOST_MALLOC/);
       if (runAs) {
         expect(bash).to.include('KEY-UNREADABLE').and.include('ENVIRON-UNREADABLE');
         expect(node).to.include('KEY-UNREADABLE EACCES').and.include('ENVIRON-UNREADABLE');

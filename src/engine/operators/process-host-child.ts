@@ -11,9 +11,15 @@
  * SIGKILLed before the host exits. So no task keeps running unseen after its worker is gone.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import type { FromHost, ToHost } from './process-host.js';
+import { HOST_MALLOC_ENV, type FromHost, type ToHost } from './process-host.js';
 import { onBoundedLines } from './bounded-lines.js';
 import { ThreadPool } from './process-host-threads.js';
+
+// glibc read the host's own malloc setting at its start; its commands and threads get the worker's.
+if (process.env[HOST_MALLOC_ENV] === '1') {
+  delete process.env.MALLOC_ARENA_MAX;
+  delete process.env[HOST_MALLOC_ENV];
+}
 
 /** The process group of each running command, by the worker's id for the command. */
 const groups = new Map<number, number>();

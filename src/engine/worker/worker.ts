@@ -22,6 +22,7 @@ import type { Db } from '../store/db.js';
 import * as workers from '../store/workers.js';
 import { GpuRecords } from './gpu-records.js';
 import type { GpuAllocator } from './gpus.js';
+import { limitOldGenerationGrowth } from './heap-growth.js';
 import { HeldTries } from './held-tries.js';
 import { Intake } from './intake.js';
 import { Liveness } from './liveness.js';
@@ -112,6 +113,7 @@ export class Worker {
   }
 
   async start(): Promise<void> {
+    limitOldGenerationGrowth();
     // Its spare thread imports the loaders while the worker connects: the first task does not wait for it.
     prepareProcessHost(taskUser());
     await workers.registerWorker(this.o.db, {
