@@ -3,7 +3,7 @@
  * workers that queue the next tasks themselves. A failure leaves the rows for the schedulers' stale sweep.
  */
 import type { Logger } from '../core/logger.js';
-import type { Db } from './store/db.js';
+import type { Db, Queryable } from './store/db.js';
 import { takeOutbox, takeRunOutbox } from './store/outbox.js';
 import type { OutboxRow } from './store/outbox.js';
 import type { Broker } from './broker/broker.js';
@@ -20,10 +20,9 @@ export async function publishOutbox(broker: Broker, db: Db, rows: OutboxRow[], l
           rows.map((r) => r.id),
         ),
       );
-      // Heaviest first: a worker that takes the first message before the rest arrive takes the right one.
-      const ordered = rows.filter((r) => taken.has(r.id)).sort((a, b) => b.priority - a.priority);
-      await broker.publish(
-        ordered.map((r) => ({ queue: r.queue, priority: r.priority, body: r.payload })),
+      await sendTaken(
+        broker,
+        rows.filter((r) => taken.has(r.id)),
         c,
       );
     });
@@ -42,15 +41,23 @@ export async function publishRunOutbox(broker: Broker, db: Db, runId: string, lo
     for (let taken = batch; taken === batch;) {
       taken = await db.tx(async (c) => {
         const rows = await takeRunOutbox(c, runId, batch);
-        rows.sort((a, b) => b.priority - a.priority);
-        await broker.publish(
-          rows.map((r) => ({ queue: r.queue, priority: r.priority, body: r.payload })),
-          c,
-        );
+        await sendTaken(broker, rows, c);
         return rows.length;
       });
     }
   } catch (err) {
     log.warn({ err: (err as Error).message, runId }, 'publish failed; the outbox keeps them');
   }
+}
+
+/**
+ * Publishes rows taken in transaction `c`, heaviest first: a worker that takes the first message before the
+ * rest arrive takes the right one.
+ */
+async function sendTaken(broker: Broker, rows: OutboxRow[], c: Queryable): Promise<void> {
+  const ordered = [...rows].sort((a, b) => b.priority - a.priority);
+  await broker.publish(
+    ordered.map((r) => ({ queue: r.queue, priority: r.priority, body: r.payload })),
+    c,
+  );
 }
