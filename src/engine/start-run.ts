@@ -42,11 +42,12 @@ export function firstTasks(dag: SerializedDag): StartingTask[] | null {
 export async function createRun(
   db: Db,
   run: NewRun,
-  dag: SerializedDag,
+  dag: SerializedDag | undefined,
   publish: ((rows: OutboxRow[]) => Promise<void>) | null,
 ): Promise<NewRunOutcome> {
   const channel = db.channel('events');
-  const tasks = firstTasks(dag);
+  // No stored version to read its first tasks from: the schedulers find out what becomes of the run.
+  const tasks = dag ? firstTasks(dag) : null;
   if (tasks) {
     // A big run refreshes the planner's statistics before any worker claims its tasks (see statistics.ts),
     // so the schedulers are told only after that; a small one is told in the statement that creates it.

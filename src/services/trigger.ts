@@ -100,11 +100,12 @@ export async function triggerDag(o: TriggerOptions): Promise<RunSummary> {
     // this process can: it has a broker open (the API), or the broker is the Postgres queue (nothing to
     // connect to); else a scheduler is told to send them, rather than connecting to RabbitMQ for one run.
     const broker = engine.broker ?? (engine.conn.brokerUrl ? null : await createBroker(db, {}));
-    const outcome = version
-      ? await createRun(db, run, version, broker && ((rows) => publishOutbox(broker, db, rows, silentLogger)))
-      : (await runs.createRuns(db, [run], db.channel('events'))).created.length > 0
-        ? 'queued'
-        : 'taken';
+    const outcome = await createRun(
+      db,
+      run,
+      version,
+      broker && ((rows) => publishOutbox(broker, db, rows, silentLogger)),
+    );
     if (outcome === 'taken')
       throw new ValidationError('runId', 'taken', `a run with id "${runId}" already exists`, {
         value: runId,
