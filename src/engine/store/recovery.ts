@@ -102,19 +102,14 @@ export async function requeueStale(
   ).rows;
 }
 
-/**
- * Tries this worker holds in the database but does not know about: a claim that committed while its
- * answer was lost with the connection. Tokens the worker is still claiming count as known.
- */
-export async function orphanedClaims(
+/** The tries this worker holds a claim on in the database, by its claim token. */
+export async function runningClaims(
   q: Queryable,
   workerId: string,
-  knownTokens: string[],
 ): Promise<Array<TaskMessage & { token: string }>> {
   const r = await q.query<{ run_id: string; task_id: string; try_number: number; claim_token: string }>(
-    `SELECT run_id, task_id, try_number, claim_token FROM task_instances
-     WHERE worker_id = $1 AND state = 'running' AND NOT (claim_token = ANY($2::uuid[]))`,
-    [workerId, knownTokens],
+    `SELECT run_id, task_id, try_number, claim_token FROM task_instances WHERE worker_id = $1 AND state = 'running'`,
+    [workerId],
   );
   return r.rows.map((x) => ({
     runId: x.run_id,

@@ -1,6 +1,6 @@
 /**
  * A worker's liveness: its heartbeat keeps its claims alive and finds those it lost (the task is stopped),
- * and gives back claims it holds without knowing. The heartbeat runs in a thread of its own
+ * and gives back claims it holds without knowing (orphaned-claims.ts). The heartbeat runs in a thread of its own
  * (heartbeat-thread.ts) that the main thread's work cannot starve; the rest needs the main thread's state
  * and stays here. A cancelled or timed-out run announces itself on the claims channel, so its tasks stop
  * at once rather than at the next heartbeat (which remains the fallback if a notification is missed); the
@@ -10,13 +10,11 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker as Thread } from 'node:worker_threads';
 import type { Logger } from '../../core/logger.js';
-import { lostTry } from '../lost-try.js';
 import type { Db, Listener } from '../store/db.js';
-import { orphanedClaims } from '../store/recovery.js';
-import { finishTry } from '../store/results.js';
 import * as tis from '../store/task-instances.js';
 import type { FromHeartbeat, HeartbeatThreadData, ToHeartbeat } from './heartbeat-thread.js';
 import type { HeldTries, Running } from './held-tries.js';
+import { releaseOrphanedClaims } from './orphaned-claims.js';
 import type { SecretMasks } from './secret-masks.js';
 
 const THREAD = new URL('./heartbeat-thread.js', import.meta.url);
@@ -166,27 +164,9 @@ export class Liveness {
     return 'claim lost (declared dead?)';
   }
 
-  /**
-   * Claims this worker holds in the database without knowing (the claim committed, its answer was lost
-   * with the connection, the message was released): give them back as lost tries, so they run again
-   * instead of staying 'running' forever behind a live heartbeat.
-   */
   private async releaseOrphans() {
     try {
-      const known = [...this.held.running.keys(), ...this.held.claiming];
-      for (const o of await orphanedClaims(this.db, this.workerId, known)) {
-        const ok = await finishTry(
-          this.db,
-          o,
-          o.token,
-          lostTry(
-            `worker ${this.workerId} lost the answer to its claim (database connection lost); run again`,
-          ),
-          this.db.channel('events'),
-        );
-        if (ok)
-          this.log.warn({ runId: o.runId, taskId: o.taskId, try: o.tryNumber }, 'orphaned claim given back');
-      }
+      await releaseOrphanedClaims(this.db, this.db.channel('events'), this.workerId, this.held, this.log);
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'heartbeat failed');
     }
