@@ -11,9 +11,8 @@
  * is started with the pool, its loaders imported before the first call. A stopped call's thread is ended
  * (Worker.terminate() interrupts even a synchronous loop); the other threads carry on.
  */
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { codeThread } from '../../core/code-thread.js';
 import type { UserCall } from './user-code.js';
 import {
   BEGUN,
@@ -27,13 +26,6 @@ import {
 
 const THREAD = new URL('./user-code-thread.js', import.meta.url);
 
-/** A new thread; from the sources (development, through tsx) the thread's own module is loaded by tsx. */
-function newThread(): Worker {
-  if (existsSync(fileURLToPath(THREAD))) return new Worker(THREAD);
-  const ts = JSON.stringify(new URL('./user-code-thread.ts', import.meta.url).href);
-  const api = JSON.stringify(import.meta.resolve('tsx/esm/api'));
-  return new Worker(`import(${api}).then((m) => m.tsImport(${ts}, ${ts}))`, { eval: true });
-}
 /**
  * How long a call must have held its thread before the calls queued behind it are taken back, and, when
  * every thread of its file is so held, another thread is started: short calls, even a burst of them on a
@@ -236,7 +228,7 @@ export class ThreadPool {
   }
 
   private newSlot(): Slot {
-    const worker = newThread();
+    const worker = codeThread(THREAD);
     const slot: Slot = {
       worker,
       files: new Set(),

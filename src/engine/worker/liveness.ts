@@ -6,9 +6,8 @@
  * at once rather than at the next heartbeat (which remains the fallback if a notification is missed); the
  * variables channel tells the masks to read secrets again.
  */
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { Worker as Thread } from 'node:worker_threads';
+import type { Worker as Thread } from 'node:worker_threads';
+import { codeThread } from '../../core/code-thread.js';
 import type { Logger } from '../../core/logger.js';
 import type { Db, Listener } from '../store/db.js';
 import * as tis from '../store/task-instances.js';
@@ -18,17 +17,6 @@ import { releaseOrphanedClaims } from './orphaned-claims.js';
 import type { SecretMasks } from './secret-masks.js';
 
 const THREAD = new URL('./heartbeat-thread.js', import.meta.url);
-
-/**
- * The heartbeat thread. Run from the sources (tests, development), only its .ts file is there, and a thread
- * does not get the tsx loader its process was started with: it loads tsx itself.
- */
-function heartbeatThread(workerData: HeartbeatThreadData): Thread {
-  if (existsSync(fileURLToPath(THREAD))) return new Thread(THREAD, { workerData });
-  const ts = JSON.stringify(new URL('./heartbeat-thread.ts', import.meta.url).href);
-  const tsx = JSON.stringify(import.meta.resolve('tsx/esm/api'));
-  return new Thread(`import(${tsx}).then((t) => t.tsImport(${ts}, ${ts}))`, { eval: true, workerData });
-}
 
 export interface LivenessTimes {
   heartbeatMs: number;
@@ -95,7 +83,7 @@ export class Liveness {
       logLevel: this.log.level,
       stderrIsTTY: Boolean(process.stderr.isTTY),
     };
-    const thread = heartbeatThread(workerData);
+    const thread = codeThread(THREAD, { workerData });
     this.thread = thread;
     this.threadExited = new Promise((resolve) => thread.once('exit', () => resolve()));
     this.told = new Set();
