@@ -3,7 +3,7 @@
  * and dags folder (cleaned up afterwards), and runs the real scheduler and worker as separate processes
  * (bench/daemon.ts), so that their CPU time, memory and SQL statements are their own.
  */
-import { fork, type ChildProcess } from 'node:child_process';
+import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -39,6 +39,7 @@ export const BROKER_URL =
  */
 export const AIRTASKS_URL = new URL('../dist/index.js', import.meta.url).href;
 const DAEMON = fileURLToPath(new URL('./daemon.mjs', import.meta.url));
+const CLI = fileURLToPath(new URL('../bin/run.js', import.meta.url));
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
 /**
@@ -213,6 +214,31 @@ export class BenchEnv {
       this.db.channel('events'),
     );
     return ids;
+  }
+
+  /** Triggers one run of the DAG as a user does, with `airtasks trigger dag` in a process of its own. */
+  async triggerCli(dag: StoredDag): Promise<string> {
+    const runId = uniqueName('run');
+    const child = spawn(
+      process.execPath,
+      [...CLI_NODE_FLAGS, CLI, 'trigger', 'dag', dag.dagId, '--run-id', runId],
+      {
+        cwd: this.folder,
+        env: {
+          ...process.env,
+          AIRTASKS_DATABASE_URL: DATABASE_URL,
+          AIRTASKS_BROKER_URL: BROKER_URL,
+          AIRTASKS_DB_SCHEMA: this.schema,
+          AIRTASKS_QUEUE_PREFIX: this.prefix,
+        },
+        stdio: ['ignore', 'ignore', 'pipe'],
+      },
+    );
+    let stderr = '';
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    if (code !== 0) throw new Error(`airtasks trigger exited with code ${code}: ${stderr.trim()}`);
+    return runId;
   }
 
   /** Resolves when every run has ended (NOTIFY, with a poll as a safety net); throws after timeoutMs. */

@@ -3,6 +3,8 @@
  * errors a user can act on (openEngine), or as the bare pool and broker for a long-lived reader.
  */
 import { createBroker } from '../engine/broker/index.js';
+import { PgQueueBroker } from '../engine/broker/pg-queue.js';
+import { RabbitBroker } from '../engine/broker/rabbitmq.js';
 import type { Broker } from '../engine/broker/broker.js';
 import { AirtasksError, UnavailableError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
@@ -57,6 +59,55 @@ export async function connectBroker(db: Db, conn: Connection, logger?: Logger): 
   } catch (err) {
     throw asUserError(err, 'broker', conn, logger);
   }
+}
+
+/** A broker a short-lived process publishes through once, connected beside its other work. */
+export interface OneShotBroker {
+  /** The broker readied for `queues`, or null when it could not be reached in time (never rejects). */
+  ready(queues: string[]): Promise<Broker | null>;
+  /** Closes what it opened. */
+  close(): Promise<void>;
+}
+
+/**
+ * The engine's broker, the Postgres queue, or RabbitMQ connected from now on and given at most `waitMs`
+ * (a first message is worth a scheduler's hop, not a wait on a broker that does not answer): the caller
+ * leaves the sending to the schedulers when it gets null.
+ */
+export function oneShotBroker(engine: Engine, waitMs: number, logger?: Logger): OneShotBroker {
+  const { conn, db } = engine;
+  if (engine.broker || !conn.brokerUrl) {
+    const broker = engine.broker ?? new PgQueueBroker(db, { logger });
+    return { ready: async () => broker, close: async () => undefined };
+  }
+  const connecting = RabbitBroker.connect({
+    url: conn.brokerUrl,
+    prefix: conn.queuePrefix,
+    logger,
+    connectionName: conn.connectionName,
+    connectTimeoutMs: Math.min(conn.connectTimeoutMs ?? waitMs, waitMs),
+  }).catch((err: Error) => {
+    logger?.debug({ err: err.message }, 'broker not reached: the schedulers send the first messages');
+    return null;
+  });
+  return {
+    async ready(queues) {
+      const broker = await connecting;
+      try {
+        await broker?.prepare(queues);
+        return broker;
+      } catch (err) {
+        logger?.debug(
+          { err: (err as Error).message },
+          'broker not ready: the schedulers send the first messages',
+        );
+        return null;
+      }
+    },
+    async close() {
+      await (await connecting)?.close();
+    },
+  };
 }
 
 export interface OpenOptions {

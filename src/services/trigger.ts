@@ -9,13 +9,13 @@ import { poolSizes } from '../engine/store/pools.js';
 import * as dags from '../engine/store/dags.js';
 import * as runs from '../engine/store/runs.js';
 import * as tis from '../engine/store/task-instances.js';
-import { createBroker } from '../engine/broker/index.js';
 import { publishOutbox } from '../engine/publish-outbox.js';
 import { createRun } from '../engine/start-run.js';
+import type { OutboxRow } from '../engine/store/outbox.js';
 import { silentLogger } from '../core/logger.js';
 import type { ConnectionOptions } from './config.js';
 import { unknownDag } from './dags.js';
-import { withEngine } from './engine.js';
+import { oneShotBroker, withEngine, type Engine } from './engine.js';
 import { watchRuns } from './run-end-watch.js';
 import { checkStorableJson } from './input-checks.js';
 
@@ -72,6 +72,9 @@ export function parseConf(text: string | undefined, field = 'conf'): Record<stri
   return v as Record<string, unknown>;
 }
 
+/** How long a trigger waits for RabbitMQ to send its run's first messages itself. */
+const FIRST_MESSAGES_WAIT_MS = 1000;
+
 export function newRunId(kind = 'manual'): string {
   return `${kind}__${new Date().toISOString()}_${randomBytes(2).toString('hex')}`;
 }
@@ -89,23 +92,7 @@ export async function triggerDag(o: TriggerOptions): Promise<RunSummary> {
     );
   }
   return withEngine(o, async (engine) => {
-    const dag = await dags.getDag(engine.db, o.dagId);
-    if (!dag || !dag.is_active) throw await unknownDag(engine.db, o.dagId);
-    const version = await dags.getVersion(engine.db, dag.hash);
-    const runConf = checkConf(version?.params, conf, dag.dag_id);
-    const runId = o.runId ?? newRunId();
-    const run = { runId, dagId: dag.dag_id, dagHash: dag.hash, conf: runConf };
-    const { db } = engine;
-    // Started here when the schedulers would start it at once. Its first messages are sent from here when
-    // this process can: it has a broker open (the API), or the broker is the Postgres queue (nothing to
-    // connect to); else a scheduler is told to send them, rather than connecting to RabbitMQ for one run.
-    const broker = engine.broker ?? (engine.conn.brokerUrl ? null : await createBroker(db, {}));
-    const outcome = await createRun(
-      db,
-      run,
-      version,
-      broker && ((rows) => publishOutbox(broker, db, rows, silentLogger)),
-    );
+    const { outcome, dag, version, runId } = await createTriggeredRun(engine, o, conf);
     if (outcome === 'taken')
       throw new ValidationError('runId', 'taken', `a run with id "${runId}" already exists`, {
         value: runId,
@@ -120,6 +107,31 @@ export async function triggerDag(o: TriggerOptions): Promise<RunSummary> {
     if (!o.wait) return await summarize(engine.db, runId);
     return await waitForRun(engine.db, runId, { timeoutMs: o.timeoutMs, onTaskChange: o.onTaskChange });
   });
+}
+
+/**
+ * Creates the run, started here when the schedulers would start it at once. Its first messages are sent
+ * from here, so that no scheduler's hop is in the way of its start: RabbitMQ is connected while the DAG is
+ * read (the Postgres queue needs no connection, the API has one open); when it does not answer in time, a
+ * scheduler is told to send them.
+ */
+async function createTriggeredRun(engine: Engine, o: TriggerOptions, conf: Record<string, unknown>) {
+  const sender = oneShotBroker(engine, FIRST_MESSAGES_WAIT_MS);
+  try {
+    const { db } = engine;
+    const dag = await dags.getDag(db, o.dagId);
+    if (!dag || !dag.is_active) throw await unknownDag(db, o.dagId);
+    const version = await dags.getVersion(db, dag.hash);
+    const runConf = checkConf(version?.params, conf, dag.dag_id);
+    const runId = o.runId ?? newRunId();
+    const run = { runId, dagId: dag.dag_id, dagHash: dag.hash, conf: runConf };
+    const broker = await sender.ready([...new Set(version?.tasks.map((t) => t.queue))]);
+    const publish = broker && ((rows: OutboxRow[]) => publishOutbox(broker, db, rows, silentLogger));
+    const outcome = await createRun(db, run, version, publish);
+    return { outcome, dag, version, runId };
+  } finally {
+    await sender.close();
+  }
 }
 
 /** What keeps tasks of the DAG waiting for pools: a pool that does not exist, or one too small for a task. */

@@ -47,6 +47,7 @@ class HeldBroker implements Broker {
     }
     await this.inner.publish(messages, within);
   }
+  prepare: Broker['prepare'] = (...a) => this.inner.prepare(...a);
   subscribe: Broker['subscribe'] = (...a) => this.inner.subscribe(...a);
   depths: Broker['depths'] = (q) => this.inner.depths(q);
   close = () => this.inner.close();

@@ -43,6 +43,11 @@ export interface Broker {
    * the publish needs no second connection from the pool; RabbitMQ ignores it.
    */
   publish(messages: OutgoingMessage[], within?: Queryable): Promise<void>;
+  /**
+   * Readies publishing to `queues` (RabbitMQ: the publishing channel opened, the queues declared), for a
+   * process that publishes once and should not spend those round trips after its commit.
+   */
+  prepare(queues: string[]): Promise<void>;
   /** Consumes the queues; '*' (Postgres broker only) means every queue, for standalone mode. */
   subscribe(queues: string[], prefetch: number, onDelivery: (d: Delivery) => void): Promise<Subscription>;
   depths(queues: string[]): Promise<QueueDepth[]>;

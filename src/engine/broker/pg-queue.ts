@@ -41,6 +41,9 @@ export class PgQueueBroker implements Broker {
     this.log = opts.logger ?? silentLogger;
   }
 
+  /** Nothing to ready: a publish is an insert. */
+  async prepare(): Promise<void> {}
+
   async publish(messages: OutgoingMessage[], within?: Queryable): Promise<void> {
     await sql.enqueue(
       within ?? this.db,

@@ -132,6 +132,11 @@ export class RabbitBroker implements Broker {
     return this.publishChannel;
   }
 
+  async prepare(queues: string[]): Promise<void> {
+    const ch = await this.confirmChannel();
+    for (const q of new Set(queues)) await this.assertQueue(ch, q);
+  }
+
   async publish(messages: OutgoingMessage[]): Promise<void> {
     if (messages.length === 0) return;
     const ch = await this.confirmChannel();
