@@ -5,6 +5,7 @@
  */
 import { expect } from 'chai';
 import { PgQueueBroker } from '../../src/engine/broker/pg-queue.js';
+import { RabbitBroker } from '../../src/engine/broker/rabbitmq.js';
 import { dag } from '../../src/engine/dag/builder.js';
 import type { DagOptions } from '../../src/engine/dag/options.js';
 import { Scheduler } from '../../src/engine/scheduler/scheduler.js';
@@ -136,7 +137,7 @@ describe('runs started where they are created', function () {
     ).to.deep.equal(['a', 'b']);
   });
 
-  it('`trigger dag` sends the messages itself when the broker is the Postgres queue, else tells the schedulers', async () => {
+  it('`trigger dag` sends the messages itself, through the Postgres queue or RabbitMQ', async () => {
     const conn = { databaseUrl: DATABASE_URL, schema: db.schema };
     const queued = async (runId: string) =>
       (
@@ -150,13 +151,23 @@ describe('runs started where they are created', function () {
     expect(await queued(onQueue.runId)).to.equal(2);
     expect(await outboxOf(onQueue.runId)).to.have.length(0);
 
+    // No scheduler is told: the trigger's own connection to RabbitMQ sent both messages.
+    const queuePrefix = `${uniqueName('start')}.`;
     let viaRabbit: RunSummary | undefined;
     const seen = await notified(
-      async () => (viaRabbit = await triggerDag({ ...conn, brokerUrl: BROKER_URL, dagId: 'plain' })),
+      async () =>
+        (viaRabbit = await triggerDag({ ...conn, brokerUrl: BROKER_URL, queuePrefix, dagId: 'plain' })),
     );
-    expect(viaRabbit!.state).to.equal('running');
-    expect(await outboxOf(viaRabbit!.runId)).to.have.length(2);
-    expect(seen).to.deep.equal([`outbox:${viaRabbit!.runId}`]);
+    const rabbit = await RabbitBroker.connect({ url: BROKER_URL, prefix: queuePrefix });
+    try {
+      expect(viaRabbit!.state).to.equal('running');
+      expect(await outboxOf(viaRabbit!.runId)).to.have.length(0);
+      expect(seen).to.deep.equal([`started:${viaRabbit!.runId}`]);
+      expect((await rabbit.depths(['worker']))[0]!.ready).to.equal(2);
+    } finally {
+      await rabbit.deleteQueues(['worker']);
+      await rabbit.close();
+    }
   });
 
   it('is run to its end by a worker, its first messages sent by a scheduler told of it', async () => {
