@@ -7,9 +7,8 @@ import { expect } from 'chai';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
-import { RabbitBroker } from '../../src/engine/broker/rabbitmq.js';
 import { Daemon, runCli, tempDagsFolder } from '../helpers/cli.js';
-import { BROKER_URL, DATABASE_URL, requireService, uniqueName } from '../helpers/env.js';
+import { BROKER_URL, DATABASE_URL, deleteTestQueues, requireService, uniqueName } from '../helpers/env.js';
 
 const DAGS = {
   'e2e.ts': `
@@ -94,11 +93,7 @@ describe('e2e: CLI with scheduler and workers as subprocesses', function () {
       await db.end();
     }
     await dags?.remove();
-    if (env) {
-      const rabbit = await RabbitBroker.connect({ url: BROKER_URL, prefix });
-      await rabbit.deleteQueues(['worker', 'nobody_listens']);
-      await rabbit.close();
-    }
+    if (env) await deleteTestQueues(prefix, ['worker', 'nobody_listens']);
   });
 
   const trigger = async (args: string[], timeoutMs?: number) => {

@@ -6,10 +6,9 @@
 import { expect } from 'chai';
 import net from 'node:net';
 import pg from 'pg';
-import { RabbitBroker } from '../../src/engine/broker/rabbitmq.js';
 import { Daemon, runCli, tempDagsFolder } from '../helpers/cli.js';
 import { waitFor } from '../helpers/engine.js';
-import { BROKER_URL, DATABASE_URL, requireService, uniqueName } from '../helpers/env.js';
+import { BROKER_URL, DATABASE_URL, deleteTestQueues, requireService, uniqueName } from '../helpers/env.js';
 
 const DAGS = {
   'sends.ts': `
@@ -74,11 +73,7 @@ describe('e2e: trigger sends the first messages', function () {
       await db.end();
     }
     await dags?.remove();
-    if (env) {
-      const rabbit = await RabbitBroker.connect({ url: BROKER_URL, prefix });
-      await rabbit.deleteQueues(['worker']);
-      await rabbit.close();
-    }
+    if (env) await deleteTestQueues(prefix, ['worker']);
   });
 
   it('starts a run with no scheduler running', async () => {

@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import pg from 'pg';
+import { RabbitBroker } from '../../src/engine/broker/rabbitmq.js';
 import { Db } from '../../src/engine/store/db.js';
 import { migrate } from '../../src/engine/store/migrate.js';
 
@@ -55,4 +56,14 @@ export async function freshDb(): Promise<Db & { drop(): Promise<void> }> {
       await c.end();
     },
   });
+}
+
+/** Deletes a test's RabbitMQ queues (and its exchange), named with its own prefix, through a connection of its own. */
+export async function deleteTestQueues(prefix: string, queues: string[]): Promise<void> {
+  const rabbit = await RabbitBroker.connect({ url: BROKER_URL, prefix });
+  try {
+    await rabbit.deleteQueues(queues);
+  } finally {
+    await rabbit.close();
+  }
 }

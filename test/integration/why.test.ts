@@ -14,7 +14,14 @@ import { Worker } from '../../src/engine/worker/worker.js';
 import { setPool } from '../../src/services/pools.js';
 import { explainWait, type TaskWait, type WhyResult } from '../../src/services/why.js';
 import { insertDag, startEngine, startRun, waitFor, type EngineHarness } from '../helpers/engine.js';
-import { BROKER_URL, DATABASE_URL, freshDb, requireService, uniqueName } from '../helpers/env.js';
+import {
+  BROKER_URL,
+  DATABASE_URL,
+  deleteTestQueues,
+  freshDb,
+  requireService,
+  uniqueName,
+} from '../helpers/env.js';
 
 describe('why a task waits', function () {
   this.timeout(60_000);
@@ -243,9 +250,7 @@ describe('why a task waits, with RabbitMQ', function () {
   after(async () => {
     await scheduler?.stop();
     await broker?.close();
-    const cleanup = await RabbitBroker.connect({ url: BROKER_URL, prefix });
-    await cleanup.deleteQueues(['why_rq', 'why_rq2']);
-    await cleanup.close();
+    await deleteTestQueues(prefix, ['why_rq', 'why_rq2']);
     await db?.drop();
   });
 
