@@ -44,6 +44,25 @@ describe('RunEndChecks: telling the schedulers a run may have ended', () => {
     expect(r.checks, 'nothing more without new results').to.have.length(2);
   });
 
+  it('checks a run after the interval, not at once, when its first result is unlikely to end it', async () => {
+    const r = recorder();
+    const e = new RunEndChecks(r.check, silentLogger, 40);
+    e.mayHaveEnded('a', false);
+    await sleep(5);
+    e.mayHaveEnded('a', false);
+    e.mayHaveEnded('a');
+    await sleep(10);
+    expect(r.checks, 'none at once').to.have.length(0);
+    await sleep(60);
+    expect(r.checks).to.have.length(1);
+    expect(r.checks[0]!.at).to.be.at.least(38);
+    // Checked lately or not, later results follow the usual rule: a result after the interval, at once.
+    await sleep(50);
+    e.mayHaveEnded('a', false);
+    await sleep(5);
+    expect(r.checks).to.have.length(2);
+  });
+
   it('flush() runs the pending trailing checks now and waits for them', async () => {
     const r = recorder();
     const e = new RunEndChecks(r.check, silentLogger, 10_000);

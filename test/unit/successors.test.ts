@@ -18,7 +18,11 @@ describe('successors: what a worker decides itself when a task succeeds', () => 
     // A rule that does not run on its only upstream's success is left to judgement (here: skipped).
     const allFailed = serialized([task('a'), task('b', ['a'], { triggerRule: 'all_failed' })]);
     expect(successorPlan(allFailed, allFailed.tasks[0]!).kind).to.equal('downstream');
-    expect(successorPlan(chain, chain.tasks[1]!).kind).to.equal('leaf');
+    expect(successorPlan(chain, chain.tasks[1]!)).to.deep.equal({ kind: 'leaf', only: true });
+    // One leaf of several: its success seldom ends the run (RunEndChecks checks it after its interval).
+    const fan = serialized([task('a'), task('b'), task('c', ['a'])]);
+    expect(successorPlan(fan, fan.tasks[1]!)).to.deep.equal({ kind: 'leaf', only: false });
+    expect(successorPlan(fan, fan.tasks[2]!)).to.deep.equal({ kind: 'leaf', only: false });
     const pooled = serialized([task('a', [], { pool: 'p' }), task('b', ['a'])]);
     expect(successorPlan(pooled, pooled.tasks[0]!).kind).to.equal('scheduler');
     const pooledNext = serialized([task('a'), task('b', ['a'], { pool: 'p' })]);

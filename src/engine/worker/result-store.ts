@@ -138,7 +138,7 @@ export class ResultStore {
       // A leaf's success matters to the schedulers only when it ends the run; so does a success whose
       // successors were not all waiting any more (already run, or the run was cancelled meanwhile).
       if (stored && (plan?.kind === 'leaf' || started.length < direct.length))
-        this.endChecks.mayHaveEnded(m.runId);
+        this.endChecks.mayHaveEnded(m.runId, plan?.kind !== 'leaf' || plan.only);
       if (!stored) return { stored, next: null };
       if (plan?.kind === 'direct') {
         this.next.publishInBackground(

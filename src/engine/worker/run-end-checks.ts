@@ -5,7 +5,10 @@
  * one run need not each pay for one: on a 20,000-task fan-out the check walks the index entries of every
  * task already finished (about 4 ms of Postgres' time each, near the end), and leaves end by the thousand.
  * So a run is checked at once when it was not checked in the last `intervalMs`, else once more when that
- * interval is over (a trailing check, which starts after every result that asked before it).
+ * interval is over (a trailing check, which starts after every result that asked before it). A run's first
+ * result that is likely not its last (one leaf of several: its siblings are still running, as in many
+ * small runs of independent tasks) is checked only after the interval: a check at once would find the
+ * run unfinished, one statement per run for nothing.
  */
 import type { Logger } from '../../core/logger.js';
 import { Batcher } from './batcher.js';
@@ -33,27 +36,39 @@ export class RunEndChecks {
     });
   }
 
-  /** Call after a result of the run is committed. Never throws; the schedulers' sweep is the fallback. */
-  mayHaveEnded(runId: string) {
+  /**
+   * Call after a result of the run is committed; `likelyLast` false for a result that is unlikely to end
+   * it (see above). Never throws; the schedulers' sweep is the fallback.
+   */
+  mayHaveEnded(runId: string, likelyLast = true) {
     const now = performance.now();
     let s = this.runs.get(runId);
     if (s?.trailing) return;
-    if (s && now - s.lastAt < this.intervalMs) {
-      s.trailing = setTimeout(
-        () => {
-          s!.trailing = null;
-          this.start(runId, s!);
-        },
-        this.intervalMs - (now - s.lastAt),
-      );
+    if (!s && !likelyLast) {
+      this.remember(runId, (s = { lastAt: now, trailing: null }), now);
+      this.trail(runId, s, this.intervalMs);
       return;
     }
-    if (!s) {
-      // Forget runs not asked about for a while: a worker sees many runs over its life.
-      if (this.runs.size >= 1000) this.prune(now);
-      this.runs.set(runId, (s = { lastAt: now, trailing: null }));
+    if (s && now - s.lastAt < this.intervalMs) {
+      this.trail(runId, s, this.intervalMs - (now - s.lastAt));
+      return;
     }
+    if (!s) this.remember(runId, (s = { lastAt: now, trailing: null }), now);
     this.start(runId, s);
+  }
+
+  private remember(runId: string, s: RunState, now: number) {
+    // Forget runs not asked about for a while: a worker sees many runs over its life.
+    if (this.runs.size >= 1000) this.prune(now);
+    this.runs.set(runId, s);
+  }
+
+  /** A check of the run in `ms`, which starts after every result that asks before then. */
+  private trail(runId: string, s: RunState, ms: number) {
+    s.trailing = setTimeout(() => {
+      s.trailing = null;
+      this.start(runId, s);
+    }, ms);
   }
 
   private start(runId: string, s: RunState) {

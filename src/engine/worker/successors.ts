@@ -15,8 +15,11 @@ import { UNFINISHED_TASK_STATES, type TaskState } from '../../core/states.js';
 export type SuccessorPlan =
   /** The scheduler must look at the run (pools, task limits, branches). */
   | { kind: 'scheduler' }
-  /** No downstream task: the run may be over, which the scheduler checks cheaply. */
-  | { kind: 'leaf' }
+  /**
+   * No downstream task: the run may be over, which the worker checks cheaply. `only`: the DAG's one leaf,
+   * whose success is all but always the run's end (of several leaves, the first to end seldom is).
+   */
+  | { kind: 'leaf'; only: boolean }
   /**
    * Every downstream task waits for this task alone, and its trigger rule runs it on this success: they are
    * queued (one claimed, to run next in the slot) by the statement that stores the result. No other result
@@ -66,8 +69,13 @@ function makePlan(dag: SerializedDag, task: SerializedTask): SuccessorPlan {
   // A mapped task's list and its items are the scheduler's to judge (it makes the items, counts them).
   if (dag.maxActiveTasks !== undefined || task.pool || task.operator === BRANCH_OPERATOR || task.map)
     return { kind: 'scheduler' };
-  const downstream = downstreamOf(dag).get(task.taskId) ?? [];
-  if (downstream.length === 0) return { kind: 'leaf' };
+  const downstreams = downstreamOf(dag);
+  const downstream = downstreams.get(task.taskId) ?? [];
+  if (downstream.length === 0)
+    return {
+      kind: 'leaf',
+      only: !dag.tasks.some((t) => t.taskId !== task.taskId && !downstreams.has(t.taskId)),
+    };
   const judgedUpstream = (t: SerializedTask) =>
     t.upstream.some((u) => {
       const up = taskOf(dag, u);
