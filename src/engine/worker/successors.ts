@@ -71,11 +71,8 @@ function makePlan(dag: SerializedDag, task: SerializedTask): SuccessorPlan {
     return { kind: 'scheduler' };
   const downstreams = downstreamOf(dag);
   const downstream = downstreams.get(task.taskId) ?? [];
-  if (downstream.length === 0)
-    return {
-      kind: 'leaf',
-      only: !dag.tasks.some((t) => t.taskId !== task.taskId && !downstreams.has(t.taskId)),
-    };
+  // Counted once per DAG version: a scan per leaf would cost a 10,000-task tree some 25 million steps.
+  if (downstream.length === 0) return { kind: 'leaf', only: dag.tasks.length - downstreams.size === 1 };
   const judgedUpstream = (t: SerializedTask) =>
     t.upstream.some((u) => {
       const up = taskOf(dag, u);
