@@ -3,8 +3,6 @@
  * errors a user can act on (openEngine), or as the bare pool and broker for a long-lived reader.
  */
 import { createBroker } from '../engine/broker/index.js';
-import { PgQueueBroker } from '../engine/broker/pg-queue.js';
-import { RabbitBroker } from '../engine/broker/rabbitmq.js';
 import type { Broker } from '../engine/broker/broker.js';
 import { AirtasksError, UnavailableError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
@@ -75,12 +73,9 @@ export interface OneShotBroker {
  * leaves the sending to the schedulers when it gets null.
  */
 export function oneShotBroker(engine: Engine, waitMs: number, logger?: Logger): OneShotBroker {
-  const { conn, db } = engine;
-  if (engine.broker || !conn.brokerUrl) {
-    const broker = engine.broker ?? new PgQueueBroker(db, { logger });
-    return { ready: async () => broker, close: async () => undefined };
-  }
-  const connecting = RabbitBroker.connect({
+  const { conn, db, broker: held } = engine;
+  if (held) return { ready: async () => held, close: async () => undefined };
+  const connecting = createBroker(db, {
     url: conn.brokerUrl,
     prefix: conn.queuePrefix,
     logger,

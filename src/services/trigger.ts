@@ -125,7 +125,7 @@ async function createTriggeredRun(engine: Engine, o: TriggerOptions, conf: Recor
     const runConf = checkConf(version?.params, conf, dag.dag_id);
     const runId = o.runId ?? newRunId();
     const run = { runId, dagId: dag.dag_id, dagHash: dag.hash, conf: runConf };
-    const broker = await sender.ready([...new Set(version?.tasks.map((t) => t.queue))]);
+    const broker = await sender.ready(version?.tasks.map((t) => t.queue) ?? []);
     const publish = broker && ((rows: OutboxRow[]) => publishOutbox(broker, db, rows, silentLogger));
     const outcome = await createRun(db, run, version, publish);
     return { outcome, dag, version, runId };
