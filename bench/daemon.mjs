@@ -7,7 +7,8 @@
  * `airtasks scheduler` and `airtasks worker` run. Under tsx the engine's own sources would be compiled on the fly, and its loader
  * thread alone costs an idle process about 0.6% of a core here.
  */
-import pg from 'pg';
+// The engine's own pg module (what the CLI loads), not pg directly: see src/engine/store/pg.ts.
+import pg from '../dist/engine/store/pg.js';
 import { RabbitBroker } from '../dist/engine/broker/rabbitmq.js';
 import { Scheduler } from '../dist/engine/scheduler/scheduler.js';
 import { Db } from '../dist/engine/store/db.js';

@@ -1,5 +1,5 @@
 /** Postgres connections: a pool bound to one schema, transactions, and LISTEN with reconnect. */
-import pg from 'pg';
+import pg from './pg.js';
 import { backoffMs } from '../../core/backoff.js';
 import { ValidationError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
