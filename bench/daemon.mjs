@@ -13,6 +13,7 @@ import { RabbitBroker } from '../dist/engine/broker/rabbitmq.js';
 import { Scheduler } from '../dist/engine/scheduler/scheduler.js';
 import { Db } from '../dist/engine/store/db.js';
 import { Worker } from '../dist/engine/worker/worker.js';
+import { createLogger } from '../dist/core/logger.js';
 
 // Counts every statement of this process (pool queries, transactions, BEGIN/COMMIT included).
 let statements = 0;
@@ -35,14 +36,23 @@ const env = (k, d) => {
   return v;
 };
 
+// Logs as `airtasks scheduler` and `airtasks worker` do (info, JSON lines on stderr, which bench/engine.ts
+// reads as a service manager would): a worker logs each task's start and end, a cost the benchmarks count.
+const logger = createLogger({ name: 'airtasks', json: true });
+
 const db = new Db({
   url: env('BENCH_DATABASE_URL'),
   schema: env('BENCH_SCHEMA'),
   maxConnections: Number(env('BENCH_MAX_CONNECTIONS', '10')),
   // BENCH_APP_NAME: names this process's connections, so that B7 can tell its backends apart.
   applicationName: process.env.BENCH_APP_NAME,
+  logger,
 });
-const broker = await RabbitBroker.connect({ url: env('BENCH_BROKER_URL'), prefix: env('BENCH_PREFIX') });
+const broker = await RabbitBroker.connect({
+  url: env('BENCH_BROKER_URL'),
+  prefix: env('BENCH_PREFIX'),
+  logger,
+});
 const role = env('BENCH_ROLE');
 const dagsFolder = env('BENCH_DAGS');
 const part =
@@ -50,6 +60,7 @@ const part =
     ? new Scheduler({
         db,
         broker,
+        logger,
         dagsFolder: process.env.BENCH_PARSE === '1' ? dagsFolder : null,
         // B6's first parse of 1,000 files runs in one child; past this limit it falls back to a child per file.
         parseTimeoutMs: Number(env('BENCH_PARSE_TIMEOUT_MS', '60000')),
@@ -59,6 +70,7 @@ const part =
         broker,
         queues: [env('BENCH_QUEUE', 'worker')],
         concurrency: Number(env('BENCH_CONCURRENCY', '16')),
+        logger,
         dagsFolder,
       });
 await part.start();

@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { createInterface } from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import pg from 'pg';
 import { RabbitBroker } from '../src/engine/broker/rabbitmq.js';
@@ -65,6 +66,16 @@ export interface ProcessStats {
   tree: TreeMemory;
 }
 
+/** A JSON log line below warning level (pino's levels: 40 is warn). */
+function isRoutineLogLine(line: string): boolean {
+  if (!line.startsWith('{')) return false;
+  try {
+    return (JSON.parse(line) as { level?: number }).level! < 40;
+  } catch {
+    return false;
+  }
+}
+
 /** A scheduler or worker process of the benchmark. */
 export class EngineProcess {
   private readonly memory: TreePeak;
@@ -82,7 +93,12 @@ export class EngineProcess {
       ],
       cwd: ROOT,
       env: { ...process.env, ...env },
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      // Its log, read as a service manager would; only warnings and worse (and whatever is not a log line,
+      // such as a crash's stack) are shown.
+      stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
+    });
+    createInterface({ input: child.stderr! }).on('line', (line) => {
+      if (!isRoutineLogLine(line)) process.stderr.write(`[${env.BENCH_ROLE}] ${line}\n`);
     });
     await new Promise<void>((resolve, reject) => {
       child.once('message', () => resolve());
