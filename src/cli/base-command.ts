@@ -1,8 +1,7 @@
 /** One base for every command: --json, shared connection flags with env fallbacks, one error mapping. */
 import { Command, Errors, Flags, type Interfaces } from '@oclif/core';
 import { AirtasksError, ExitCode } from '../core/errors.js';
-import type { ConnectionOptions } from '../services/config.js';
-import { databaseConfigured, findStackContainer, runInStack } from '../services/stack-exec.js';
+import { databaseConfigured, type ConnectionOptions } from '../services/config.js';
 import { cliMessage, flagForField } from './error-messages.js';
 
 export type CommandFlags<T extends typeof Command> = Interfaces.InferredFlags<
@@ -74,6 +73,8 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     this.flags = flags as CommandFlags<T>;
     this.args = args as CommandArgs<T>;
     if ((this.ctor as typeof BaseCommand).stackRelay && !databaseConfigured(this.connection())) {
+      // Loaded only here: it brings the Docker and stack-file modules every other command can do without.
+      const { findStackContainer, runInStack } = await import('../services/stack-exec.js');
       const container = await findStackContainer({});
       if (container) {
         this.progress(

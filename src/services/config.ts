@@ -141,6 +141,11 @@ export function runningStandalone(project: Project): StandaloneState | null {
   }
 }
 
+/** Whether a database is configured here (so commands connect themselves and never go through a stack). */
+export function databaseConfigured(o: ConnectionOptions, env: NodeJS.ProcessEnv = process.env): boolean {
+  return !!(o.databaseUrl || env.AIRTASKS_DATABASE_URL_FILE || runningStandalone(findProject(o.cwd)));
+}
+
 export function resolveDagsFolder(opts: ConnectionOptions, project = findProject(opts.cwd)): string {
   return path.resolve(project.root, opts.dagsFolder ?? project.config.dagsFolder);
 }

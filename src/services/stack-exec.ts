@@ -10,7 +10,7 @@ import { Writable, type Readable } from 'node:stream';
 import { COMPOSE_PROJECT_LABEL, composeProjectName } from '../docker/compose.js';
 import { containerEntrypoint, execInContainer } from '../docker/exec.js';
 import { STACK_NAMESPACE_LABEL } from '../docker/swarm.js';
-import { findProject, runningStandalone, stackName, type ConnectionOptions } from './config.js';
+import { findProject, stackName } from './config.js';
 import { dockerFor, type DockerTarget } from './docker.js';
 import { COMPONENT_LABEL } from './stack-file.js';
 
@@ -26,11 +26,6 @@ const SWARM_SERVICE_LABEL = 'com.docker.swarm.service.name';
 const COMPONENTS = ['scheduler', 'worker'];
 /** Looking for the stack must not hold up a command whose engine does not answer. */
 const LOOKUP_TIMEOUT_MS = 3000;
-
-/** Whether a database is configured here (so commands connect themselves and never go through a stack). */
-export function databaseConfigured(o: ConnectionOptions, env: NodeJS.ProcessEnv = process.env): boolean {
-  return !!(o.databaseUrl || env.AIRTASKS_DATABASE_URL_FILE || runningStandalone(findProject(o.cwd)));
-}
 
 /**
  * A running container of the project's deployed stack (swarm or compose) on this engine; null when
