@@ -44,17 +44,11 @@ export class RunEndChecks {
     const now = performance.now();
     let s = this.runs.get(runId);
     if (s?.trailing) return;
-    if (!s && !likelyLast) {
-      this.remember(runId, (s = { lastAt: now, trailing: null }), now);
-      this.trail(runId, s, this.intervalMs);
-      return;
-    }
-    if (s && now - s.lastAt < this.intervalMs) {
-      this.trail(runId, s, this.intervalMs - (now - s.lastAt));
-      return;
-    }
-    if (!s) this.remember(runId, (s = { lastAt: now, trailing: null }), now);
-    this.start(runId, s);
+    // A run not checked yet counts as checked just now when this result is unlikely to end it.
+    if (!s) this.remember(runId, (s = { lastAt: likelyLast ? -Infinity : now, trailing: null }), now);
+    const since = now - s.lastAt;
+    if (since < this.intervalMs) this.trail(runId, s, this.intervalMs - since);
+    else this.start(runId, s);
   }
 
   private remember(runId: string, s: RunState, now: number) {
