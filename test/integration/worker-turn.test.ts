@@ -148,8 +148,72 @@ describe('a worker turn: claims and results in one statement', function () {
       [{ m: { runId: 'r', taskId: 'alone', tryNumber: 1 }, token: t, upstream: null, outboxId: null }],
       [],
     );
-    expect(sent).to.deep.equal(['airtasks_claim_tasks']);
+    expect(sent).to.deep.equal(['airtasks_claim_tasks_one_cx']);
     expect(turn.claims[0]!.dagId).to.equal('d');
     expect(turn.results).to.deep.equal([]);
+  });
+
+  it('keeps each condition when one claim and one result go as single rows', async () => {
+    const running = randomUUID();
+    await db.query(
+      `INSERT INTO task_instances (run_id, task_id, state, queue, try_number, claim_token, worker_id, started_at)
+       VALUES ('r', 'one-done', 'running', 'q', 1, $1, 'w', now()),
+              ('r', 'one-next', 'queued', 'q', 2, NULL, NULL, NULL),
+              ('r', 'one-down', 'none', 'q', 0, NULL, NULL, NULL)`,
+      [running],
+    );
+    const names: string[] = [];
+    const recording: Queryable = {
+      query: (text: string | Prepared, values?: unknown[]) => {
+        names.push(typeof text === 'string' ? text : text.name);
+        return db.query(text, values);
+      },
+    };
+    const claim = (tryNumber: number, token: string) => ({
+      m: { runId: 'r', taskId: 'one-next', tryNumber },
+      token,
+      upstream: ['one-done'],
+      outboxId: null,
+    });
+    const result = (token: string) => ({
+      m: { runId: 'r', taskId: 'one-done', tryNumber: 1 },
+      token,
+      res: success,
+      notify: false,
+      logs: [],
+      successors: [{ taskId: 'one-down', token: randomUUID() }],
+    });
+    // A stale message and a token that is not the task's: neither changes anything.
+    const missed = await runWorkerTurn(
+      recording,
+      'w',
+      'airtasks_test_events',
+      [claim(1, randomUUID())],
+      [result(randomUUID())],
+    );
+    expect(missed.claims).to.deep.equal([null]);
+    expect(missed.results).to.deep.equal([{ stored: false, started: [] }]);
+    const token = randomUUID();
+    const won = await runWorkerTurn(
+      recording,
+      'w',
+      'airtasks_test_events',
+      [claim(2, token)],
+      [result(running)],
+    );
+    expect(names).to.deep.equal(['airtasks_worker_turn_one_cx_x', 'airtasks_worker_turn_one_cx_x']);
+    expect(won.claims[0]!.conf).to.deep.equal({ name: 'Bob' });
+    expect(won.results[0]!.stored).to.equal(true);
+    expect(won.results[0]!.started.map((x) => [x.taskId, x.upstreamOutput])).to.deep.equal([
+      ['one-down', { n: 1 }],
+    ]);
+    const rows = await db.query<{ task_id: string; state: string; claim_token: string | null }>(
+      `SELECT task_id, state, claim_token FROM task_instances WHERE task_id LIKE 'one-%' ORDER BY task_id`,
+    );
+    expect(rows.rows.map((r) => [r.task_id, r.state, r.claim_token === token])).to.deep.equal([
+      ['one-done', 'success', false],
+      ['one-down', 'running', false],
+      ['one-next', 'running', true],
+    ]);
   });
 });

@@ -1,7 +1,7 @@
 /** A worker's claim on a try: a conditional update that only one worker can win (stale messages lose). */
 import type { TaskMessage } from '../../core/states.js';
-import { prepared, type Queryable } from './db.js';
-import { rowsOf, statementParams, value } from './params.js';
+import type { Queryable } from './db.js';
+import { rowsOf, shapedStatement, value } from './params.js';
 
 export interface Claim {
   dagId: string;
@@ -113,9 +113,12 @@ export function claimsOf(reqs: readonly ClaimRequest[], rows: readonly ClaimedRo
   });
 }
 
-const CLAIM = statementParams(CLAIM_PARAMS);
-
-const CLAIM_TASKS = prepared('claim_tasks', `WITH ${claimCtes(CLAIM.sql)} SELECT ${CLAIMED_JSON} AS claimed`);
+const CLAIM_TASKS = shapedStatement(
+  'claim_tasks',
+  CLAIM_PARAMS,
+  ['cx'],
+  (sql) => `WITH ${claimCtes(sql)} SELECT ${CLAIMED_JSON} AS claimed`,
+);
 
 /** Claims several tries in one statement (see claimTask); one answer per request, in order. */
 export async function claimTasks(
@@ -123,6 +126,7 @@ export async function claimTasks(
   workerId: string,
   reqs: ClaimRequest[],
 ): Promise<Array<Claim | null>> {
-  const r = await q.query<{ claimed: ClaimedRow[] }>(CLAIM_TASKS, CLAIM.values({ cx: reqs, workerId }));
+  const { statement, values } = CLAIM_TASKS({ cx: reqs, workerId });
+  const r = await q.query<{ claimed: ClaimedRow[] }>(statement, values);
   return claimsOf(reqs, r.rows[0]!.claimed);
 }

@@ -3,6 +3,7 @@
  * Each is numbered here, once, so a statement's text and its values cannot disagree on a number: the text
  * takes `sql.<name>`, the call passes `values({ <name>: ... })`.
  */
+import { prepared, type Prepared } from './db.js';
 
 /** A column of rows passed to unnest(): its name in the statement, its Postgres type, its value in a row. */
 export type Column<R> = readonly [name: string, pgType: string, value: (row: R) => unknown];
@@ -14,6 +15,8 @@ export interface Param<A> {
   text(first: number): string;
   /** Appends its values, in the order of its numbers. */
   push(arg: A, values: unknown[]): void;
+  /** Rows only: the same for exactly one row, sent as scalars (see shapedStatement). */
+  readonly one?: Omit<Param<A>, 'one'>;
 }
 
 /** Rows, one array per column: `unnest($n::type[], ...) AS alias(name, ...)`. */
@@ -26,6 +29,17 @@ export function rowsOf<R>(alias: string, columns: readonly Column<R>[]): Param<r
     },
     push: (rows, values) => {
       for (const [, , value] of columns) values.push(rows.map(value));
+    },
+    one: {
+      size: columns.length,
+      text: (first) =>
+        // OFFSET 0: kept a subquery, its values never seen as the statement's constants (a constant state
+        // would let Postgres pick a partial index: see STATE_FROM_X in claims.ts).
+        `(SELECT * FROM (VALUES (${columns.map(([, type], i) => `$${first + i}::${type}`).join(', ')})) AS v(${columns.map(([name]) => name).join(', ')}) OFFSET 0) AS ${alias}`,
+      push: (rows, values) => {
+        if (rows.length !== 1) throw new Error(`${rows.length} rows for the one-row form of ${alias}`);
+        for (const [, , value] of columns) values.push(value(rows[0]!));
+      },
     },
   };
 }
@@ -58,23 +72,65 @@ export function value<T>(): Param<T> {
 
 type ArgsOf<S> = { [K in keyof S]: S[K] extends Param<infer A> ? A : never };
 
-/** Numbers the parameters in the order given: their texts for the statement, and its values. */
+type SqlOf<S> = { readonly [K in keyof S]: string };
+
+/**
+ * Numbers the parameters in the order given: their texts for the statement, and its values. Row parameters
+ * named in `one` take their one-row form.
+ */
 export function statementParams<S extends Record<string, Param<never>>>(
   spec: S,
-): { sql: { readonly [K in keyof S]: string }; values(args: ArgsOf<S>): unknown[] } {
+  one: ReadonlySet<string> = new Set(),
+): { sql: SqlOf<S>; values(args: ArgsOf<S>): unknown[] } {
+  const form = (name: string) => {
+    const p = spec[name] as Param<unknown>;
+    return one.has(name) && p.one ? p.one : p;
+  };
   const sql: Record<string, string> = {};
   let next = 1;
-  for (const [name, p] of Object.entries(spec)) {
+  for (const name of Object.keys(spec)) {
+    const p = form(name);
     sql[name] = p.text(next);
     next += p.size;
   }
-  const names = Object.keys(spec) as Array<keyof S & string>;
+  const names = Object.keys(spec);
   return {
-    sql: sql as { [K in keyof S]: string },
+    sql: sql as SqlOf<S>,
     values(args) {
       const values: unknown[] = [];
-      for (const name of names) (spec[name] as Param<unknown>).push(args[name], values);
+      for (const name of names) form(name).push((args as Record<string, unknown>)[name], values);
       return values;
     },
+  };
+}
+
+/**
+ * A prepared statement in a shape per call: each row parameter named in `keyed` that holds exactly one row
+ * is sent as one row of scalars (`VALUES`), not as arrays to unnest. Those rows find task rows by their key,
+ * and Postgres plans an unnest as ten rows of unknown values: on a small table (a new installation, the
+ * benchmarks) it then hashes them against a scan of the whole table, a cost that grows with the table,
+ * where one known row is looked up by the primary key. Most of a worker's statements carry one claim or one
+ * result (a chain's link, a lone task); batches keep the arrays, one statement text for any number of rows.
+ */
+export function shapedStatement<S extends Record<string, Param<never>>>(
+  name: string,
+  spec: S,
+  keyed: ReadonlyArray<keyof S & string>,
+  text: (sql: SqlOf<S>) => string,
+): (args: ArgsOf<S>) => { statement: Prepared; values: unknown[] } {
+  const shapes = new Map<string, { statement: Prepared; params: ReturnType<typeof statementParams<S>> }>();
+  return (args) => {
+    const one = keyed.filter((k) => (args[k] as readonly unknown[]).length === 1);
+    const key = one.join(',');
+    let shape = shapes.get(key);
+    if (!shape) {
+      const params = statementParams(spec, new Set(one));
+      shape = {
+        statement: prepared(one.length ? `${name}_one_${one.join('_')}` : name, text(params.sql)),
+        params,
+      };
+      shapes.set(key, shape);
+    }
+    return { statement: shape.statement, values: shape.params.values(args) };
   };
 }

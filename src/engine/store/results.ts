@@ -3,8 +3,8 @@
  * try's record, its last log lines and the successors a success starts, in one statement.
  */
 import type { TaskMessage } from '../../core/states.js';
-import { prepared, type Queryable } from './db.js';
-import { columnArrays, rowsOf, statementParams, value } from './params.js';
+import type { Queryable } from './db.js';
+import { columnArrays, rowsOf, shapedStatement, value } from './params.js';
 import { logColumns, type LogLine } from './logs.js';
 import type { OutboxRow } from './outbox.js';
 
@@ -188,11 +188,11 @@ export function storeColumns(sql: StoreSql): string {
           'payload', payload)), '[]') FROM ob) AS outbox`;
 }
 
-const STORE = statementParams(STORE_PARAMS);
-
-const STORE_TRY_RESULTS = prepared(
+const STORE_TRY_RESULTS = shapedStatement(
   'store_try_results',
-  `WITH ${storeCtes(STORE.sql)} SELECT ${storeColumns(STORE.sql)}`,
+  STORE_PARAMS,
+  ['x'],
+  (sql) => `WITH ${storeCtes(sql)} SELECT ${storeColumns(sql)}`,
 );
 
 /**
@@ -208,7 +208,8 @@ export async function storeTryResults(
   /** The worker that claims successors with a token. */
   workerId: string | null = null,
 ): Promise<StoredResult[]> {
-  const r = await q.query<StoredRow>(STORE_TRY_RESULTS, STORE.values(storeArgs(items, channel, workerId)));
+  const { statement, values } = STORE_TRY_RESULTS(storeArgs(items, channel, workerId));
+  const r = await q.query<StoredRow>(statement, values);
   return storedResultsOf(items, r.rows[0]!);
 }
 

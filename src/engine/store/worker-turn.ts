@@ -6,8 +6,8 @@
  */
 import { CLAIM_PARAMS, CLAIMED_JSON, claimCtes, claimTasks, claimsOf } from './claims.js';
 import type { Claim, ClaimRequest, ClaimedRow } from './claims.js';
-import { prepared, type Queryable } from './db.js';
-import { statementParams } from './params.js';
+import type { Queryable } from './db.js';
+import { shapedStatement } from './params.js';
 import {
   STORE_PARAMS,
   storeArgs,
@@ -21,12 +21,12 @@ import {
 } from './results.js';
 
 // One worker id for both parts: the claims' and the claimed successors' (STORE_PARAMS' may be null).
-const TURN = statementParams({ ...CLAIM_PARAMS, ...STORE_PARAMS });
-
-const WORKER_TURN = prepared(
+const WORKER_TURN = shapedStatement(
   'worker_turn',
-  `WITH ${claimCtes(TURN.sql)}, ${storeCtes(TURN.sql)}
-   SELECT ${CLAIMED_JSON} AS claimed, ${storeColumns(TURN.sql)}`,
+  { ...CLAIM_PARAMS, ...STORE_PARAMS },
+  ['cx', 'x'],
+  (sql) => `WITH ${claimCtes(sql)}, ${storeCtes(sql)}
+   SELECT ${CLAIMED_JSON} AS claimed, ${storeColumns(sql)}`,
 );
 
 export interface TurnAnswers {
@@ -47,10 +47,8 @@ export async function runWorkerTurn(
   if (claims.length === 0)
     return { claims: [], results: await storeTryResults(q, results, channel, workerId) };
   if (results.length === 0) return { claims: await claimTasks(q, workerId, claims), results: [] };
-  const r = await q.query<StoredRow & { claimed: ClaimedRow[] }>(
-    WORKER_TURN,
-    TURN.values({ cx: claims, ...storeArgs(results, channel, workerId) }),
-  );
+  const { statement, values } = WORKER_TURN({ cx: claims, ...storeArgs(results, channel, workerId) });
+  const r = await q.query<StoredRow & { claimed: ClaimedRow[] }>(statement, values);
   const row = r.rows[0]!;
   return { claims: claimsOf(claims, row.claimed), results: storedResultsOf(results, row) };
 }
