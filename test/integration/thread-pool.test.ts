@@ -89,8 +89,16 @@ describe('the process host thread pool', function () {
   }
   const doneOf = (id: number) => ended.find((e) => e.id === id)?.event;
 
+  it('starts no thread before the first call, one for it', async () => {
+    // A thread and its loader hold tens of MiB, and every command the host forks copies the page tables of
+    // the host's memory: a worker of commands and containers only never needs one.
+    expect(pool.threadCount).to.equal(0);
+    const first = call('short', 'first');
+    await until('the first call', () => doneOf(first)?.ok === true);
+    expect(pool.threadCount).to.equal(1);
+  });
+
   it('gives a second DAG file to the idle thread of the first, not to a new thread', async () => {
-    // The pool starts with one thread; the first file takes it, and no other is started.
     const first = call('short', 'file-1');
     await until('the first file', () => doneOf(first)?.ok === true);
     expect(pool.threadCount).to.equal(1);

@@ -7,9 +7,11 @@
  * its call has held it for a moment, or when it ends. If every thread of a file has been held by its call
  * for that moment (long or stuck calls, not a burst of short ones: a new thread costs an import) another
  * thread is given the file: an idle thread of other files, which imports it too (a thread, with its own
- * loader thread, costs some 40 MiB; one more module in a thread a few), else a new thread. The first thread
- * is started with the pool, its loaders imported before the first call. A stopped call's thread is ended
- * (Worker.terminate() interrupts even a synchronous loop); the other threads carry on.
+ * loader thread, costs some 40 MiB; one more module in a thread a few), else a new thread. No thread is
+ * started before the first call: a host whose worker runs only commands and containers never holds one, and
+ * each command it forks copies the page tables of the host's memory (its fork costs with the threads'). A
+ * stopped call's thread is ended (Worker.terminate() interrupts even a synchronous loop); the other threads
+ * carry on.
  */
 import type { Worker } from 'node:worker_threads';
 import { codeThread } from '../../core/code-thread.js';
@@ -58,7 +60,7 @@ interface Batch extends CallBatch {
 
 interface Slot {
   worker: Worker;
-  /** The DAG files it serves (it keeps each one's module); none for the spare. */
+  /** The DAG files it serves (it keeps each one's module). */
   files: Set<string>;
   ready: boolean;
   /** The calls given to it; null when it is idle. */
@@ -76,15 +78,12 @@ export class ThreadPool {
   private readonly waiting = new Map<string, Waiting[]>();
   /** The thread given each call, until the call is done or taken back. */
   private readonly running = new Map<number, Slot>();
-  /** The thread started with the pool, until the first file takes it. */
-  private spare: Slot | null = null;
 
   constructor(private readonly events: ThreadEvents) {
     setInterval(() => this.trim(), IDLE_MS / 2).unref();
-    this.spare = this.newSlot();
   }
 
-  /** How many threads it holds, the spare included. */
+  /** How many threads it holds. */
   get threadCount(): number {
     return this.slots.size;
   }
@@ -212,15 +211,14 @@ export class ThreadPool {
 
   /**
    * A thread for the file, importing it: an idle thread of other files when there is one (a thread costs
-   * far more memory than one more module in it), else the spare started with the pool, else a new one.
+   * far more memory than one more module in it), else a new one.
    */
   private grow(file: string) {
     const [dagsFolder, fileloc] = file.split('\0') as [string, string];
     const idle = [...this.slots]
       .filter((s) => s.ready && !s.batch && s.importing === 0 && s.files.size > 0 && !s.files.has(file))
       .sort((a, b) => a.files.size - b.files.size)[0];
-    const slot = idle ?? this.spare ?? this.newSlot();
-    if (slot === this.spare) this.spare = null;
+    const slot = idle ?? this.newSlot();
     slot.files.add(file);
     slot.importing++;
     slot.worker.postMessage({ t: 'preload', dagsFolder, fileloc } satisfies ToThread);
@@ -259,7 +257,6 @@ export class ThreadPool {
     worker.on('error', (e) => (uncaught = e));
     worker.on('exit', (code) => {
       this.slots.delete(slot);
-      if (this.spare === slot) this.spare = null;
       // Calls it had not begun wait for another thread; the one it ran fails.
       this.takeBack(slot);
       for (const id of [...(slot.batch?.open ?? [])]) {

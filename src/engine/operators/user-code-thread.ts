@@ -187,7 +187,7 @@ port.on('message', (m: ToThread) => {
       .finally(() => post({ t: 'warm' }));
 });
 
-// Ready once the loader of DAG files is: a spare thread pays that before any call waits on it.
+// Ready once the loader of DAG files is: the pool gives it calls from then on.
 prepareImports().then(
   () => post({ t: 'ready' }),
   () => post({ t: 'ready' }),

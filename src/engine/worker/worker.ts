@@ -114,7 +114,8 @@ export class Worker {
 
   async start(): Promise<void> {
     limitOldGenerationGrowth();
-    // Its spare thread imports the loaders while the worker connects: the first task does not wait for it.
+    // The host starts while the worker connects: the first task does not wait for it (its first DAG-file
+    // function does start a thread).
     prepareProcessHost(taskUser());
     await workers.registerWorker(this.o.db, {
       workerId: this.id,
