@@ -21,21 +21,20 @@ export interface Param<A> {
 
 /** Rows, one array per column: `unnest($n::type[], ...) AS alias(name, ...)`. */
 export function rowsOf<R>(alias: string, columns: readonly Column<R>[]): Param<readonly R[]> {
+  const names = columns.map(([name]) => name).join(', ');
+  const types = columns.map(([, type]) => type);
   return {
     size: columns.length,
-    text: (first) => {
-      const types = columns.map(([, type]) => type);
-      return `${unnest(types, first)} AS ${alias}(${columns.map(([name]) => name).join(', ')})`;
-    },
+    text: (first) => `${unnest(types, first)} AS ${alias}(${names})`,
     push: (rows, values) => {
       for (const [, , value] of columns) values.push(rows.map(value));
     },
     one: {
       size: columns.length,
+      // OFFSET 0: kept a subquery, its values never seen as the statement's constants (a constant state
+      // would let Postgres pick a partial index: see STATE_FROM_X in claims.ts).
       text: (first) =>
-        // OFFSET 0: kept a subquery, its values never seen as the statement's constants (a constant state
-        // would let Postgres pick a partial index: see STATE_FROM_X in claims.ts).
-        `(SELECT * FROM (VALUES (${columns.map(([, type], i) => `$${first + i}::${type}`).join(', ')})) AS v(${columns.map(([name]) => name).join(', ')}) OFFSET 0) AS ${alias}`,
+        `(SELECT * FROM (VALUES (${types.map((type, i) => `$${first + i}::${type}`).join(', ')})) AS v(${names}) OFFSET 0) AS ${alias}`,
       push: (rows, values) => {
         if (rows.length !== 1) throw new Error(`${rows.length} rows for the one-row form of ${alias}`);
         for (const [, , value] of columns) values.push(value(rows[0]!));
@@ -82,23 +81,22 @@ export function statementParams<S extends Record<string, Param<never>>>(
   spec: S,
   one: ReadonlySet<string> = new Set(),
 ): { sql: SqlOf<S>; values(args: ArgsOf<S>): unknown[] } {
-  const form = (name: string) => {
+  // Each parameter's form, chosen once: values() runs for every statement sent.
+  const params = Object.keys(spec).map((name) => {
     const p = spec[name] as Param<unknown>;
-    return one.has(name) && p.one ? p.one : p;
-  };
+    return [name, one.has(name) && p.one ? p.one : p] as const;
+  });
   const sql: Record<string, string> = {};
   let next = 1;
-  for (const name of Object.keys(spec)) {
-    const p = form(name);
+  for (const [name, p] of params) {
     sql[name] = p.text(next);
     next += p.size;
   }
-  const names = Object.keys(spec);
   return {
     sql: sql as SqlOf<S>,
     values(args) {
       const values: unknown[] = [];
-      for (const name of names) form(name).push((args as Record<string, unknown>)[name], values);
+      for (const [name, p] of params) p.push((args as Record<string, unknown>)[name], values);
       return values;
     },
   };
