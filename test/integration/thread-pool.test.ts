@@ -1,81 +1,60 @@
 /**
  * The process host's pool of threads for DAG-file functions, with real threads and a real DAG file: calls
  * given to a thread in a batch run once each, calls queued behind a long or stuck call are taken back and
- * run by another thread, a stopped call that had not begun never runs.
+ * run by another thread, a stopped call that had not begun never runs. The calls' results come on the
+ * threads' channel to the worker's end of it (call-channel.ts), as in a worker.
  */
 import { expect } from 'chai';
 import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { ThreadPool, type CallEvent } from '../../src/engine/operators/process-host-threads.js';
-import type { UserCall } from '../../src/engine/operators/user-code.js';
+import { CallChannel } from '../../src/engine/operators/call-channel.js';
+import { ThreadPool } from '../../src/engine/operators/process-host-threads.js';
 import { removeDir, tempDir, writeDagFile } from '../helpers/engine.js';
-
-const SOURCE = `
-import * as fs from 'node:fs';
-import * as path from 'node:path';
-export const d = dag('pool');
-// Each call leaves a file named for its run: a call that ran twice would find its file there.
-const mark = (ctx) => {
-  const f = path.join(ctx.conf.dir, ctx.runId);
-  if (fs.existsSync(f)) throw new Error('ran twice: ' + ctx.runId);
-  fs.writeFileSync(f, '');
-};
-d.node('short', { run: (ctx) => { mark(ctx); return ctx.runId; } });
-// Waits for the test to create the file its conf names.
-d.node('gate', { run: async (ctx) => {
-  mark(ctx);
-  while (!fs.existsSync(path.join(ctx.conf.dir, ctx.conf.gate))) await new Promise((r) => setTimeout(r, 20));
-  return ctx.runId;
-} });
-d.node('spin', { run: (ctx) => { mark(ctx); for (;;) {} } });
-`;
+import { THREAD_DAG_SOURCE, threadCall, type ThreadDagTask } from '../helpers/thread-calls.js';
 
 describe('the process host thread pool', function () {
   this.timeout(60_000);
   let folder: string;
   let pool: ThreadPool;
-  /** Each call's events, in the order they came. */
-  const ended: Array<{ id: number; event: Extract<CallEvent, { t: 'done' }> }> = [];
+  let channel: CallChannel;
+  type Done = { t: 'done'; ok: true; json: string | null } | { t: 'done'; ok: false; message: string };
+  /** Each call's end, in the order they came. */
+  const ended: Array<{ id: number; event: Done }> = [];
   let nextId = 1;
 
   before(async () => {
     folder = await tempDir();
-    await writeDagFile(folder, 'pool.ts', SOURCE);
-    await writeDagFile(folder, 'other.ts', SOURCE);
-    pool = new ThreadPool({
-      message: (id, event) => {
-        if (event.t === 'done') ended.push({ id, event });
-      },
+    await writeDagFile(folder, 'pool.ts', THREAD_DAG_SOURCE);
+    await writeDagFile(folder, 'other.ts', THREAD_DAG_SOURCE);
+    const end = (id: number, event: Done) => {
+      if (!doneOf(id)) ended.push({ id, event });
+    };
+    channel = new CallChannel((thread, m) => {
+      // No variable is set.
+      if (m.t === 'ask') channel.send(thread, { t: 'answer', id: m.id, req: m.req, value: null });
+      if (m.t !== 'done') return;
+      const { id, idle: _idle, ...event } = m;
+      end(id, event);
+    }, null);
+    pool = new ThreadPool(channel.address, {
+      done: (id, message) => end(id, { t: 'done', ok: false, message }),
+      ended: (thread, began, message) =>
+        channel.afterClose(thread, () => {
+          for (const id of began) end(id, { t: 'done', ok: false, message });
+        }),
     });
   });
   after(async () => {
     pool?.endAll();
+    channel?.close();
     await removeDir(folder);
   });
   beforeEach(() => (ended.length = 0));
 
-  function call(key: 'short' | 'gate' | 'spin', runId: string, gate?: string, fileloc = 'pool.ts'): number {
+  function call(key: ThreadDagTask, runId: string, gate?: string, fileloc = 'pool.ts'): number {
     const id = nextId++;
-    const c: UserCall = {
-      kind: 'task',
-      dagsFolder: folder,
-      fileloc,
-      dagId: 'pool',
-      key,
-      run: {
-        dagId: 'pool',
-        runId,
-        taskId: key,
-        tryNumber: 1,
-        logicalDate: new Date().toISOString(),
-        conf: { dir: folder, gate },
-        outputs: [],
-      },
-      upstream: [],
-      env: { AIRTASKS_RUN_ID: runId },
-      gpuIds: null,
-    };
+    const c = threadCall(folder, fileloc, key, runId, gate);
     pool.call(id, c);
     return id;
   }

@@ -1,7 +1,8 @@
 /**
  * The process host: a small Node process, one per worker process (and task user), that starts the worker's
  * process tasks and relays their output and exit (lines cut at a bound), and runs DAG-file functions in
- * its threads (process-host-threads.ts; protocol in process-host.ts). Its environment holds nothing of the
+ * its threads (process-host-threads.ts; protocol in process-host.ts), which answer the worker on channels
+ * of their own (thread-protocol.ts). Its environment holds nothing of the
  * engine's. Forking from here, not from the worker, keeps the worker's event loop free: a fork copies the
  * page tables of the process that forks, and every page of the worker is write-protected until it next
  * writes it, which cost the worker 1-2 ms a task.
@@ -11,7 +12,7 @@
  * SIGKILLed before the host exits. So no task keeps running unseen after its worker is gone.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { HOST_MALLOC_ENV, type FromHost, type ToHost } from './process-host.js';
+import { HOST_MALLOC_ENV, type FromHost, type ToHost } from './process-host-protocol.js';
 import { onBoundedLines } from './bounded-lines.js';
 import { ThreadPool } from './process-host-threads.js';
 
@@ -94,27 +95,8 @@ function start(m: Extract<ToHost, { t: 'spawn' }>) {
   child.on('close', (code, signal) => send({ t: 'exit', id: m.id, code, signal }));
 }
 
-/** A call's log lines join its open 'lines' message, as a command's do. */
-const callLines = new Map<number, { write: number; lines: Array<[0 | 1, string]> }>();
-const threads = new ThreadPool({
-  message(id, m) {
-    if (m.t === 'lines') {
-      let open = callLines.get(id);
-      if (open?.write !== writes) {
-        open = { write: writes, lines: [] };
-        callLines.set(id, open);
-        send({ t: 'lines', id, lines: open.lines });
-      }
-      open.lines.push(...m.lines);
-    } else if (m.t === 'ask') send({ t: 'ask', id, req: m.req, key: m.key });
-    else if (m.t === 'done') {
-      callLines.delete(id);
-      send(
-        m.ok ? { t: 'done', id, ok: true, json: m.json } : { t: 'done', id, ok: false, message: m.message },
-      );
-    }
-  },
-});
+/** The pool of threads for DAG-file functions: made when the worker says where the threads find it. */
+let threads: ThreadPool | null = null;
 
 function onMessage(m: ToHost) {
   switch (m.t) {
@@ -127,19 +109,17 @@ function onMessage(m: ToHost) {
       if (pgid !== undefined) killGroup(pgid, m.signal);
       break;
     }
-    case 'call':
-      threads.call(m.id, m.call);
-      break;
-    case 'answer':
-      threads.send(m.id, {
-        t: 'answer',
-        req: m.req,
-        value: m.value,
-        ...(m.error !== undefined ? { error: m.error } : {}),
+    case 'channel':
+      threads ??= new ThreadPool(m.channel, {
+        done: (id, message) => send({ t: 'done', id, ok: false, message }),
+        ended: (thread, began, message) => send({ t: 'ended', thread, began, message }),
       });
       break;
+    case 'call':
+      threads?.call(m.id, m.call);
+      break;
     case 'stop':
-      threads.stop(m.id, m.reason);
+      threads?.stop(m.id, m.reason, m.thread);
       break;
   }
 }
@@ -152,7 +132,7 @@ process.on('message', (ms: ToHost[]) => {
 // The worker is gone: its tasks go with it.
 function workerGone(): never {
   for (const pgid of groups.values()) killGroup(pgid, 'SIGKILL');
-  threads.endAll();
+  threads?.endAll();
   process.exit(0);
 }
 process.on('disconnect', workerGone);

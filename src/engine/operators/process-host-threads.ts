@@ -1,4 +1,7 @@
 /**
+ * Long because the pool's choices (batches and their take-back, new threads for long calls, calls taken
+ * from the worker directly, stops, a thread's end) work on one set of threads and are read together.
+ *
  * The process host's threads for DAG-file functions (user-code-thread.ts). A thread runs one call at a time
  * and stays warm for its DAG files (it keeps their imported modules), so a call costs a few messages, not
  * an import. Calls waiting for a file's threads go to its idle ones in batches, one message each (a burst of
@@ -11,7 +14,9 @@
  * started before the first call: a host whose worker runs only commands and containers never holds one, and
  * each command it forks copies the page tables of the host's memory (its fork costs with the threads'). A
  * stopped call's thread is ended (Worker.terminate() interrupts even a synchronous loop); the other threads
- * carry on.
+ * carry on. A thread also takes calls from the worker directly while it is idle (thread-protocol.ts); the
+ * pool sees such a call in the words it shares with the thread, and treats it as a batch's call (stops it,
+ * starts another thread when it holds its thread long).
  */
 import type { Worker } from 'node:worker_threads';
 import { codeThread } from '../../core/code-thread.js';
@@ -20,9 +25,21 @@ import {
   BEGUN,
   QUEUED,
   REVOKED,
+  DIRECT_ID,
+  newThreadWords,
+  SLOT_DIRECT,
+  SLOT_IDLE,
+  SLOT_POOL,
+  SLOT_RETIRED,
+  STATE,
+  STOPPED,
+  threadWords,
+  WANTED,
   type CallBatch,
-  type CallEvent,
+  type ChannelAddress,
   type FromThread,
+  type ThreadData,
+  type ThreadWords,
   type ToThread,
 } from './thread-protocol.js';
 
@@ -41,11 +58,12 @@ const STOP_GRACE_MS = 1000;
 /** An idle thread is ended after this long, except the last one of its file. */
 const IDLE_MS = 60_000;
 
-export type { CallEvent };
-
-/** What the pool tells of a call: the thread's messages, and its own 'done' for calls it ends. */
+/** What the pool tells the worker itself (a call's own lines and result go on its thread's channel). */
 export interface ThreadEvents {
-  message(id: number, m: CallEvent): void;
+  /** It ended call `id` before any thread began it (stopped). */
+  done(id: number, message: string): void;
+  /** A thread ended; `began`: the calls it had begun and not reported done to the pool. */
+  ended(thread: number, began: number[], message: string): void;
 }
 
 interface Waiting {
@@ -60,6 +78,10 @@ interface Batch extends CallBatch {
 
 interface Slot {
   worker: Worker;
+  /** Its id in the host, which names it on its channel. */
+  thread: number;
+  /** What it shares with the pool: its state, the worker's call it runs. */
+  words: ThreadWords;
   /** The DAG files it serves (it keeps each one's module). */
   files: Set<string>;
   ready: boolean;
@@ -78,8 +100,16 @@ export class ThreadPool {
   private readonly waiting = new Map<string, Waiting[]>();
   /** The thread given each call, until the call is done or taken back. */
   private readonly running = new Map<number, Slot>();
+  /**
+   * Calls sent to a thread directly that were stopped before the pool saw them: the thread may yet hand
+   * them to the pool.
+   */
+  private readonly stoppedEarly = new Map<number, { reason: string; at: number }>();
 
-  constructor(private readonly events: ThreadEvents) {
+  constructor(
+    private readonly channel: ChannelAddress,
+    private readonly events: ThreadEvents,
+  ) {
     setInterval(() => this.trim(), IDLE_MS / 2).unref();
   }
 
@@ -89,6 +119,11 @@ export class ThreadPool {
   }
 
   call(id: number, call: UserCall) {
+    const early = this.stoppedEarly.get(id);
+    if (early) {
+      this.stoppedEarly.delete(id);
+      return this.events.done(id, `stopped: ${early.reason}`);
+    }
     const file = fileOf(call);
     this.enqueue(file, [{ id, call }], false);
     this.pump(file);
@@ -136,6 +171,7 @@ export class ThreadPool {
 
   /** When the call a thread runs began (Infinity: none, or only calls whose 'done' is on its way). */
   private heldSince(s: Slot): number {
+    if (directOf(s) !== null) return s.words.began[0]!;
     const b = s.batch;
     if (!b) return Infinity;
     let since = Infinity;
@@ -172,14 +208,12 @@ export class ThreadPool {
     s.idleSince = performance.now();
   }
 
-  /** Forwards a message to the thread running call `id`. */
-  send(id: number, m: ToThread) {
-    this.running.get(id)?.worker.postMessage(m);
-  }
-
-  /** Stops call `id`: one not begun is dropped; a running one is aborted, then its thread ended. */
-  stop(id: number, reason: string) {
-    const stopped = () => this.events.message(id, { t: 'done', ok: false, message: `stopped: ${reason}` });
+  /**
+   * Stops call `id`: one not begun is dropped; a running one is aborted, then its thread ended. `thread`: the
+   * worker sent it to that thread directly (the pool may not have heard of it yet).
+   */
+  stop(id: number, reason: string, thread?: number) {
+    const stopped = () => this.events.done(id, `stopped: ${reason}`);
     for (const q of this.waiting.values()) {
       const i = q.findIndex((w) => w.id === id);
       if (i >= 0) {
@@ -187,18 +221,22 @@ export class ThreadPool {
         return stopped();
       }
     }
-    const slot = this.running.get(id);
-    const b = slot?.batch;
-    if (!slot || !b) return;
-    const i = b.calls.findIndex((c) => c.id === id);
-    if (Atomics.compareExchange(b.flags, i, QUEUED, REVOKED) === QUEUED) {
-      this.closeCall(slot, id);
-      stopped();
-      if (!slot.batch && this.slots.has(slot)) this.pumpAll(slot);
-      return;
+    const slot = this.running.get(id) ?? this.directSlot(id, reason, thread);
+    if (!slot) return;
+    const b = slot.batch;
+    if (directOf(slot) !== id) {
+      if (!b) return;
+      const i = b.calls.findIndex((c) => c.id === id);
+      if (Atomics.compareExchange(b.flags, i, QUEUED, REVOKED) === QUEUED) {
+        this.closeCall(slot, id);
+        stopped();
+        if (this.isFree(slot)) this.pumpAll(slot);
+        return;
+      }
     }
     slot.worker.postMessage({ t: 'abort', id, reason } satisfies ToThread);
     // Never used again: whatever the call left running (timers, promises) must not meet the next call.
+    Atomics.store(slot.words.ints, STATE, SLOT_RETIRED);
     this.slots.delete(slot);
     this.takeBack(slot);
     setTimeout(() => void slot.worker.terminate(), STOP_GRACE_MS).unref();
@@ -216,7 +254,7 @@ export class ThreadPool {
   private grow(file: string) {
     const [dagsFolder, fileloc] = file.split('\0') as [string, string];
     const idle = [...this.slots]
-      .filter((s) => s.ready && !s.batch && s.importing === 0 && s.files.size > 0 && !s.files.has(file))
+      .filter((s) => this.isFree(s) && s.importing === 0 && s.files.size > 0 && !s.files.has(file))
       .sort((a, b) => a.files.size - b.files.size)[0];
     const slot = idle ?? this.newSlot();
     slot.files.add(file);
@@ -225,10 +263,32 @@ export class ThreadPool {
     if (slot.ready) this.pump(file);
   }
 
+  /**
+   * The thread running the worker's call `id`, sent to `thread`. If it has not taken the call yet, it never
+   * will (STOPPED), and a call it hands to the pool is dropped there.
+   */
+  private directSlot(id: number, reason: string, thread: number | undefined): Slot | undefined {
+    if (thread === undefined) return undefined;
+    const slot = [...this.slots].find((s) => s.thread === thread);
+    if (slot) Atomics.store(slot.words.ints, STOPPED, id);
+    // Read after the mark: either the thread saw the mark, or it holds the call and is seen here.
+    if (slot && directOf(slot) === id) return slot;
+    this.stoppedEarly.set(id, { reason, at: performance.now() });
+    return undefined;
+  }
+
+  /** Ready, in the pool, and holding no call. */
+  private isFree(s: Slot): boolean {
+    return s.ready && !s.batch && this.slots.has(s) && Atomics.load(s.words.ints, STATE) === SLOT_IDLE;
+  }
+
   private newSlot(): Slot {
-    const worker = codeThread(THREAD);
+    const shared = newThreadWords();
+    const worker = codeThread(THREAD, { workerData: { channel: this.channel, shared } satisfies ThreadData });
     const slot: Slot = {
       worker,
+      thread: worker.threadId,
+      words: threadWords(shared),
       files: new Set(),
       ready: false,
       batch: null,
@@ -246,29 +306,29 @@ export class ThreadPool {
         slot.importing--;
         return;
       }
-      const { id, ...event } = m;
-      if (this.running.get(id) !== slot) return;
-      if (event.t === 'done') this.closeCall(slot, id);
-      this.events.message(id, event);
-      if (!slot.batch && this.slots.has(slot)) this.pumpAll(slot);
+      if (m.t === 'bounce') return this.call(m.id, m.call);
+      if (m.t === 'closed' && this.running.get(m.id) === slot) this.closeCall(slot, m.id);
+      if (m.t === 'idle') slot.idleSince = performance.now();
+      if (this.isFree(slot)) this.pumpAll(slot);
     });
     // An error nothing caught (a timer's throw) ends the thread: the call it ran fails with it.
     let uncaught: Error | null = null;
     worker.on('error', (e) => (uncaught = e));
     worker.on('exit', (code) => {
       this.slots.delete(slot);
-      // Calls it had not begun wait for another thread; the one it ran fails.
+      // Calls it had not begun wait for another thread; the one it ran fails (unless its result came first).
       this.takeBack(slot);
-      for (const id of [...(slot.batch?.open ?? [])]) {
-        this.closeCall(slot, id);
-        this.events.message(id, {
-          t: 'done',
-          ok: false,
-          message: uncaught
-            ? `${uncaught.name}: ${uncaught.message} (uncaught, in the task's thread)`
-            : `the task's thread ended (exit code ${code}) before the task returned`,
-        });
-      }
+      const began = [...(slot.batch?.open ?? [])];
+      for (const id of began) this.closeCall(slot, id);
+      const direct = directOf(slot);
+      if (direct !== null) began.push(direct);
+      this.events.ended(
+        slot.thread,
+        began,
+        uncaught
+          ? `${uncaught.name}: ${uncaught.message} (uncaught, in the task's thread)`
+          : `the task's thread ended (exit code ${code}) before the task returned`,
+      );
       // Calls waiting for its files still need a thread.
       for (const file of slot.files) {
         if (!this.waiting.get(file)?.length) continue;
@@ -282,7 +342,7 @@ export class ThreadPool {
   /** A thread has become idle (or ready): the calls waiting for any of its files may go to it. */
   private pumpAll(slot: Slot) {
     for (const file of slot.files) {
-      if (slot.batch) return;
+      if (!this.isFree(slot)) return;
       this.pump(file);
     }
   }
@@ -291,9 +351,14 @@ export class ThreadPool {
   private pump(file: string) {
     const q = this.waiting.get(file);
     if (!q) return;
-    const idle = this.threadsOf(file).filter((s) => s.ready && !s.batch);
+    const idle = this.threadsOf(file).filter((s) => this.isFree(s));
     idle.forEach((slot, n) => {
-      if (q.length === 0) return;
+      // A thread that has just taken a call from the worker (the pool will hear of it) is not idle.
+      if (
+        q.length === 0 ||
+        Atomics.compareExchange(slot.words.ints, STATE, SLOT_IDLE, SLOT_POOL) !== SLOT_IDLE
+      )
+        return;
       const calls = q.splice(0, Math.min(MAX_BATCH, Math.ceil(q.length / (idle.length - n))));
       const batch: Batch = {
         calls,
@@ -307,21 +372,33 @@ export class ThreadPool {
       slot.worker.postMessage({ t: 'calls', batch: sent } satisfies ToThread);
       if (calls.length > 1) this.watch(file);
     });
-    if (q.length === 0) this.waiting.delete(file);
+    if (q.length === 0) return void this.waiting.delete(file);
+    // Threads running a worker's call say when they are done with it; one that was done before it read the
+    // mark is free now.
+    const threads = this.threadsOf(file);
+    for (const s of threads) if (directOf(s) !== null) Atomics.store(s.words.ints, WANTED, 1);
+    if (threads.some((s) => this.isFree(s))) this.pump(file);
   }
 
   /** Ends threads idle too long, keeping the newest idle one of each file warm. */
   private trim() {
     const now = performance.now();
     const kept = new Set<string>();
+    for (const [id, early] of this.stoppedEarly) if (now - early.at > IDLE_MS) this.stoppedEarly.delete(id);
+    // A thread's last call from the worker began after it was last idle as far as the pool heard.
+    const lastUsed = (s: Slot) => Math.max(s.idleSince, s.words.began[0]! - performance.timeOrigin);
     const idle = [...this.slots]
-      .filter((s) => s.ready && !s.batch && s.files.size > 0)
-      .sort((a, b) => b.idleSince - a.idleSince);
+      .filter((s) => this.isFree(s) && s.files.size > 0)
+      .sort((a, b) => lastUsed(b) - lastUsed(a));
     for (const s of idle) {
       const newest = [...s.files].filter((f) => !kept.has(f));
       for (const f of newest) kept.add(f);
       if (newest.length > 0) continue;
-      if (now - s.idleSince > IDLE_MS) {
+      // Not one that has just taken a call from the worker.
+      if (
+        now - lastUsed(s) > IDLE_MS &&
+        Atomics.compareExchange(s.words.ints, STATE, SLOT_IDLE, SLOT_RETIRED) === SLOT_IDLE
+      ) {
         this.slots.delete(s);
         void s.worker.terminate();
       }
@@ -332,4 +409,9 @@ export class ThreadPool {
   endAll() {
     for (const s of this.slots) void s.worker.terminate();
   }
+}
+
+/** The worker's call the thread runs, if it runs one. */
+function directOf(s: Slot): number | null {
+  return Atomics.load(s.words.ints, STATE) === SLOT_DIRECT ? Atomics.load(s.words.ints, DIRECT_ID) : null;
 }

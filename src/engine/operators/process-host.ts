@@ -2,7 +2,9 @@
  * The worker's side of the process host (process-host-child.ts): one host per worker process (and task
  * user), started by the first task, that runs every task's code off the worker's process: it forks process
  * tasks' commands and runs DAG-file functions (node tasks, callbacks, custom operators, trigger functions) in
- * its threads (process-host-threads.ts), and relays their lines, requests and results as data. The host
+ * its threads (process-host-threads.ts), and relays commands' lines and exits as data; a call's lines, variable
+ * reads and result come from its thread over that thread's own channel (call-channel.ts), and a call of a
+ * DAG file whose thread is known to be idle goes straight to it (thread-protocol.ts). The host
  * starts with the worker's environment scrubbed of every engine credential (task-env.ts), as the task user
  * when the worker has one (`worker --run-as`). If the host itself ends (killed), the worker SIGKILLs the
  * groups of the commands it started, their tries are lost (run again, not counted as failures, up to
@@ -10,96 +12,24 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { CallChannel, type ThreadReport } from './call-channel.js';
+import { CallRoutes } from './call-routes.js';
 import { workerEnv } from './task-env.js';
 import type { TaskUser } from './task-user.js';
+import {
+  HOST_MALLOC_ENV,
+  HostLost,
+  NotStarted,
+  type CallCallbacks,
+  type CallEnd,
+  type FromHost,
+  type HostedCall,
+  type HostedProcess,
+  type ProcessCallbacks,
+  type ProcessSpec,
+  type ToHost,
+} from './process-host-protocol.js';
 import type { UserCall } from './user-code.js';
-
-/** Set when the host's MALLOC_ARENA_MAX is its own (hostMalloc), not the worker's. */
-export const HOST_MALLOC_ENV = 'AIRTASKS_HOST_MALLOC';
-
-export type ToHost =
-  | {
-      t: 'spawn';
-      id: number;
-      file: string;
-      args: string[];
-      argv0?: string;
-      cwd: string;
-      /** Added to the host's environment, which is the worker's scrubbed of the engine's variables. */
-      env: Record<string, string>;
-    }
-  /** Signals the group of command `id`, unless it has exited (a signal sent before it started waits for it). */
-  | { t: 'signal'; id: number; signal: NodeJS.Signals }
-  /** Runs a function of a DAG file in one of the host's threads. */
-  | { t: 'call'; id: number; call: UserCall }
-  /** The answer to a call's request for a variable (null: not set), or the error reading it. */
-  | { t: 'answer'; id: number; req: number; value: string | null; error?: string }
-  /** Stops call `id`: its signal is aborted, and its thread ended soon after, whatever it is doing. */
-  | { t: 'stop'; id: number; reason: string };
-
-/** The host sends arrays of these, in order. */
-export type FromHost =
-  | { t: 'started'; id: number; pid: number }
-  | { t: 'error'; id: number; message: string; code?: string }
-  /** Lines in the order read; 0 stdout, 1 stderr. */
-  | { t: 'lines'; id: number; lines: Array<[0 | 1, string]> }
-  | { t: 'exit'; id: number; code: number | null; signal: NodeJS.Signals | null }
-  /** A call reads a variable. */
-  | { t: 'ask'; id: number; req: number; key: string }
-  /** A call ended: its return value as JSON (null: not JSON-serialisable), or its failure's message. */
-  | { t: 'done'; id: number; ok: true; json: string | null }
-  | { t: 'done'; id: number; ok: false; message: string };
-
-export interface ProcessSpec {
-  file: string;
-  args: string[];
-  argv0?: string;
-  cwd: string;
-  env: Record<string, string>;
-}
-
-export interface ProcessCallbacks {
-  stdout(line: string): void;
-  stderr(line: string): void;
-}
-
-export interface CallCallbacks extends ProcessCallbacks {
-  variable(key: string): Promise<string | undefined>;
-}
-
-export interface HostedProcess {
-  /** Settles once the command has exited and its output has been relayed. */
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  /** Signals the command's process group, unless it has exited. */
-  signal(sig: NodeJS.Signals): void;
-}
-
-export type CallEnd = { ok: true; json: string | null } | { ok: false; message: string };
-
-export interface HostedCall {
-  readonly done: Promise<CallEnd>;
-  /** Stops the call (aborts its signal, then ends its thread); `done` still settles. */
-  stop(reason: string): void;
-}
-
-/** The command could not be started (no such file, not executable): nothing ran. */
-export class NotStarted extends Error {
-  constructor(
-    message: string,
-    readonly code?: string,
-  ) {
-    super(message);
-    this.name = 'NotStarted';
-  }
-}
-
-/** The process host ended while the command ran: its process group was killed; not the task's doing. */
-export class HostLost extends Error {
-  constructor() {
-    super('the process host ended while the command ran (its processes were killed)');
-    this.name = 'HostLost';
-  }
-}
 
 const HOST = fileURLToPath(new URL('./process-host-child.js', import.meta.url));
 /**
@@ -124,12 +54,21 @@ interface Pending {
   pid: number | null;
   resolve(v: unknown): void;
   reject(err: Error): void;
+  /**
+   * A DAG-file function's call: which file, the thread it was sent to (null: through the host), and
+   * whether it was stopped (it never goes to another thread then).
+   */
+  call?: { call: UserCall; file: string; thread: number | null; stopped: boolean };
 }
+
+const fileOf = (call: UserCall) => `${call.dagsFolder}\0${call.fileloc}`;
 
 class ProcessHost {
   private readonly child: ChildProcess;
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
+  private readonly channel: CallChannel;
+  readonly routes: CallRoutes;
   /** Messages of one turn go together: one write to the channel (many tasks start in the same turn). */
   private outbox: ToHost[] = [];
   gone = false;
@@ -158,6 +97,9 @@ class ProcessHost {
     });
     this.child.on('error', () => this.onGone());
     this.child.on('exit', () => this.onGone());
+    this.channel = new CallChannel((thread, m) => this.onReport(thread, m), user);
+    this.routes = new CallRoutes((thread) => this.channel.isOpen(thread));
+    this.send({ t: 'channel', channel: this.channel.address });
     this.idle();
   }
 
@@ -179,19 +121,95 @@ class ProcessHost {
 
   call(call: UserCall, callbacks: CallCallbacks): HostedCall {
     const id = this.nextId++;
-    const done = this.add<CallEnd>(id, callbacks);
-    this.send({ t: 'call', id, call });
+    const done = this.add<CallEnd>(id, callbacks, {
+      call,
+      file: fileOf(call),
+      thread: null,
+      stopped: false,
+    });
+    this.dispatch(id);
     return {
       done,
       stop: (reason) => {
-        if (!this.gone && this.pending.has(id)) this.send({ t: 'stop', id, reason });
+        const c = this.pending.get(id)?.call;
+        if (this.gone || !c) return;
+        c.stopped = true;
+        this.send(
+          c.thread === null ? { t: 'stop', id, reason } : { t: 'stop', id, reason, thread: c.thread },
+        );
       },
     };
   }
 
-  private add<T>(id: number, callbacks: ProcessCallbacks | CallCallbacks): Promise<T> {
+  /** Sends call `id` to an idle thread of its file, or else through the host's pool. */
+  private dispatch(id: number) {
+    const c = this.pending.get(id)!.call!;
+    const thread = this.routes.direct(c.file);
+    if (thread !== null && this.channel.send(thread, { t: 'call', id, call: c.call })) {
+      c.thread = thread;
+      return;
+    }
+    this.throughHost(c);
+    this.send({ t: 'call', id, call: c.call });
+  }
+
+  private throughHost(c: NonNullable<Pending['call']>) {
+    c.thread = null;
+    this.routes.toPool(c.file);
+  }
+
+  /** What a thread says on its channel about a call it runs. */
+  private onReport(thread: number, m: ThreadReport) {
+    const p = this.pending.get(m.id);
+    if (!p?.call) return;
+    switch (m.t) {
+      case 'lines':
+        for (const [stream, line] of m.lines) (stream === 0 ? p.callbacks.stdout : p.callbacks.stderr)(line);
+        break;
+      case 'ask':
+        this.answer(m.id, thread, m.req, m.key, p.callbacks as CallCallbacks);
+        break;
+      case 'moved':
+        if (p.call.thread === thread) this.throughHost(p.call);
+        break;
+      case 'done': {
+        const file = p.call.file;
+        this.settle(m.id);
+        p.resolve(m.ok ? { ok: true, json: m.json } : { ok: false, message: m.message });
+        if (m.idle) this.routes.idle(thread, file);
+        break;
+      }
+    }
+  }
+
+  /**
+   * A thread ended: once everything it sent has been read, its calls that had begun and are not done fail;
+   * a call sent to it directly that it never took goes through the host.
+   */
+  private onThreadEnded(thread: number, began: number[], message: string) {
+    this.routes.forget(thread);
+    this.channel.afterClose(thread, () => {
+      const begun = new Set(began);
+      for (const [id, p] of this.pending) {
+        if (!p.call) continue;
+        if (begun.has(id) || (p.call.thread === thread && p.call.stopped)) {
+          this.settle(id);
+          p.resolve({ ok: false, message } satisfies CallEnd);
+        } else if (p.call.thread === thread) {
+          this.throughHost(p.call);
+          this.send({ t: 'call', id, call: p.call.call });
+        }
+      }
+    });
+  }
+
+  private add<T>(
+    id: number,
+    callbacks: ProcessCallbacks | CallCallbacks,
+    call?: Pending['call'],
+  ): Promise<T> {
     const p = new Promise<T>((resolve, reject) => {
-      this.pending.set(id, { callbacks, pid: null, resolve: resolve as (v: unknown) => void, reject });
+      this.pending.set(id, { callbacks, pid: null, resolve: resolve as (v: unknown) => void, reject, call });
     });
     this.busy();
     return p;
@@ -208,6 +226,7 @@ class ProcessHost {
   };
 
   private onMessage(m: FromHost) {
+    if (m.t === 'ended') return this.onThreadEnded(m.thread, m.began, m.message);
     const p = this.pending.get(m.id);
     if (!p) return;
     switch (m.t) {
@@ -216,9 +235,6 @@ class ProcessHost {
         break;
       case 'lines':
         for (const [stream, line] of m.lines) (stream === 0 ? p.callbacks.stdout : p.callbacks.stderr)(line);
-        break;
-      case 'ask':
-        this.answer(m.id, m.req, m.key, p.callbacks as CallCallbacks);
         break;
       case 'error':
         this.settle(m.id);
@@ -230,24 +246,27 @@ class ProcessHost {
         break;
       case 'done':
         this.settle(m.id);
-        p.resolve(m.ok ? { ok: true, json: m.json } : { ok: false, message: m.message });
+        p.resolve({ ok: false, message: m.message } satisfies CallEnd);
         break;
     }
   }
 
   /** The worker reads the variable (the database, decryption and masking are the worker's). */
-  private answer(id: number, req: number, key: string, callbacks: CallCallbacks) {
+  private answer(id: number, thread: number, req: number, key: string, callbacks: CallCallbacks) {
     callbacks.variable(key).then(
       (value) => {
-        if (this.pending.has(id)) this.send({ t: 'answer', id, req, value: value ?? null });
+        if (this.pending.has(id)) this.channel.send(thread, { t: 'answer', id, req, value: value ?? null });
       },
       (err: Error) => {
-        if (this.pending.has(id)) this.send({ t: 'answer', id, req, value: null, error: err.message });
+        if (this.pending.has(id))
+          this.channel.send(thread, { t: 'answer', id, req, value: null, error: err.message });
       },
     );
   }
 
   private settle(id: number) {
+    const c = this.pending.get(id)?.call;
+    if (c?.thread === null) this.routes.poolCallDone(c.file);
     this.pending.delete(id);
     if (this.pending.size === 0) this.idle();
   }
@@ -256,6 +275,7 @@ class ProcessHost {
     if (this.gone) return;
     this.gone = true;
     if (hosts.get(this.userKey) === this) hosts.delete(this.userKey);
+    this.channel.close();
     // After an error it may live on, cut off: its commands are about to be killed, and so is it.
     if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
     for (const p of this.pending.values()) {
@@ -322,4 +342,9 @@ export function startCall(call: UserCall, callbacks: CallCallbacks, user: TaskUs
 /** Starts the process host of `user` ahead of the first task. */
 export function prepareProcessHost(user: TaskUser | null) {
   hostFor(user);
+}
+
+/** How many calls of the worker's own user went straight to a thread of its host (tests watch the route). */
+export function directCallCount(): number {
+  return hosts.get('')?.routes.directCount ?? 0;
 }

@@ -2,13 +2,16 @@
  * A thread of the process host that runs DAG-file functions, one call at a time (the pool is
  * process-host-threads.ts). It imports the DAG file itself and keeps it while the file is unchanged, so a
  * thread stays warm for its file. Everything a call gets or gives crosses as data: its context (run, conf,
- * upstream outputs), its log lines, its variable reads (answered by the worker), its result as JSON.
+ * upstream outputs), its log lines, its variable reads (answered by the worker), its result as JSON; the
+ * call's messages go to the worker on this thread's own channel (thread-protocol.ts).
  *
- * Calls come in batches (one message, not one wake-up of the thread per call) and run in order; each is
- * taken with a compare-and-swap on its flag in memory shared with the pool, which can take back any call
- * not yet begun at any moment, even while this thread is stuck in a synchronous loop.
+ * Calls come from the pool in batches (one message, not one wake-up of the thread per call) and run in
+ * order; each is taken with a compare-and-swap on its flag in memory shared with the pool, which can take
+ * back any call not yet begun at any moment, even while this thread is stuck in a synchronous loop. A call
+ * may also come from the worker directly, taken only while this thread is idle (its shared state).
  */
-import { parentPort } from 'node:worker_threads';
+import { createConnection } from 'node:net';
+import { parentPort, threadId, workerData } from 'node:worker_threads';
 import type { CallbackContext } from '../dag/context.js';
 import type { OperatorRunContext } from '../dag/define-operator.js';
 import {
@@ -23,22 +26,42 @@ import {
 import type { TaskLog } from './types.js';
 import { TaskFailure } from './types.js';
 import { fromWire, type UserCall } from './user-code.js';
+import { onJsonLines, writeJsonLine } from './json-lines.js';
 import {
   BEGUN,
+  DIRECT_ID,
   QUEUED,
+  SLOT_DIRECT,
+  SLOT_IDLE,
+  SLOT_POOL,
+  STATE,
+  STOPPED,
+  threadWords,
+  WANTED,
   type CallBatch,
-  type CallEvent,
   type CallMessage,
   type FromThread,
+  type FromThreadDirect,
+  type ThreadData,
   type ToThread,
+  type ToThreadDirect,
 } from './thread-protocol.js';
 
 const port = parentPort!;
+const { channel, shared } = workerData as ThreadData;
+const { ints, began } = threadWords(shared);
 /** The call running now: its messages name it. */
 let current = 0;
-// Posted at once, not per turn: a call's result must not wait on the next call (which may not yield).
 const post = (m: FromThread) => port.postMessage(m);
-const postCall = (m: CallEvent) => post({ ...m, id: current } as CallMessage);
+
+// The worker's end of this thread's channel. Written at once, not per turn: a call's result must not wait
+// on the next call (which may not yield). Without it this thread cannot report anything: it ends.
+const worker = createConnection(channel.path);
+worker.on('error', () => undefined);
+worker.on('close', () => process.exit(1));
+const tell = (m: FromThreadDirect) => writeJsonLine(worker, m);
+type Unaddressed<M> = M extends unknown ? Omit<M, 'id'> : never;
+const tellCall = (m: Unaddressed<CallMessage>) => tell({ ...m, id: current } as CallMessage);
 
 /**
  * The host's own values of the variables calls have set: one the next call does not set is put back, so
@@ -67,14 +90,14 @@ function variable(key: string): Promise<string | undefined> {
   const req = nextReq++;
   return new Promise((resolve, reject) => {
     asks.set(req, { resolve, reject });
-    postCall({ t: 'ask', req, key: String(key) });
+    tellCall({ t: 'ask', req, key: String(key) });
   });
 }
 
 const log: TaskLog = {
-  stdout: (l) => postCall({ t: 'lines', lines: [[0, l]] }),
-  stderr: (l) => postCall({ t: 'lines', lines: [[1, l]] }),
-  system: (l) => postCall({ t: 'lines', lines: [[0, l]] }),
+  stdout: (l) => tellCall({ t: 'lines', lines: [[0, l]] }),
+  stderr: (l) => tellCall({ t: 'lines', lines: [[1, l]] }),
+  system: (l) => tellCall({ t: 'lines', lines: [[0, l]] }),
 };
 
 async function invoke(call: UserCall, signal: AbortSignal): Promise<unknown> {
@@ -124,35 +147,49 @@ async function invoke(call: UserCall, signal: AbortSignal): Promise<unknown> {
   return callUserFunction(() => fn(taskCtx), signal, log);
 }
 
-async function run(call: UserCall) {
+/**
+ * Runs the call, then reports its end to the worker, after `idle()` (which says whether this thread is
+ * IDLE now); the pool hears of a batch's call.
+ */
+async function run(call: UserCall, idle: () => boolean, pooled: boolean) {
   setEnv(call.env);
   abort = new AbortController();
+  let end: Unaddressed<Extract<CallMessage, { t: 'done' }>>;
   try {
     const value = await invoke(call, abort.signal);
-    let json: string | null;
     try {
-      json = value === undefined ? 'null' : (JSON.stringify(value) ?? null);
-    } catch (err) {
-      postCall({
+      end = {
         t: 'done',
-        ok: false,
-        message: `the task returned a value that is not JSON data: ${(err as Error).message}`,
-      });
-      return;
+        ok: true,
+        json: value === undefined ? 'null' : (JSON.stringify(value) ?? null),
+        idle: false,
+      };
+    } catch (err) {
+      const message = `the task returned a value that is not JSON data: ${(err as Error).message}`;
+      end = { t: 'done', ok: false, message, idle: false };
     }
-    postCall({ t: 'done', ok: true, json });
   } catch (err) {
     // callUserFunction made any error a TaskFailure; loading the file may throw others.
-    postCall({ t: 'done', ok: false, message: err instanceof Error ? err.message : String(err) });
+    end = { t: 'done', ok: false, message: err instanceof Error ? err.message : String(err), idle: false };
   } finally {
     abort = null;
     asks.clear();
   }
+  end.idle = idle();
+  tellCall(end);
+  if (pooled) post({ t: 'closed', id: current });
+  if (end.idle && (pooled || Atomics.exchange(ints, WANTED, 0) === 1)) post({ t: 'idle' });
 }
 
 /** Calls given and not yet taken or skipped, in order. */
 const queue: Array<{ batch: CallBatch; i: number }> = [];
 let draining = false;
+
+/** Drops the calls at the head of the queue that the pool took back; when none is left, this thread is IDLE. */
+function drained(): boolean {
+  while (queue.length > 0 && Atomics.load(queue[0]!.batch.flags, queue[0]!.i) !== QUEUED) queue.shift();
+  return queue.length === 0 && Atomics.compareExchange(ints, STATE, SLOT_POOL, SLOT_IDLE) === SLOT_POOL;
+}
 
 async function drain() {
   if (draining) return;
@@ -163,20 +200,51 @@ async function drain() {
     // Taken back by the pool (stopped, or moved off this thread while another call held it): skip it.
     if (Atomics.compareExchange(batch.flags, i, QUEUED, BEGUN) !== QUEUED) continue;
     current = batch.calls[i]!.id;
-    await run(batch.calls[i]!.call);
+    await run(batch.calls[i]!.call, drained, true);
   }
   draining = false;
+  // The batch's last calls were taken back: idle without a call to say so.
+  if (Atomics.compareExchange(ints, STATE, SLOT_POOL, SLOT_IDLE) === SLOT_POOL) post({ t: 'idle' });
+}
+
+const leaveDirect = () => Atomics.compareExchange(ints, STATE, SLOT_DIRECT, SLOT_IDLE) === SLOT_DIRECT;
+
+/** A call from the worker: taken only while IDLE; otherwise it goes to the pool, and the worker is told. */
+async function direct(id: number, call: UserCall) {
+  // Written before the state says DIRECT, so the pool never reads another call's; never over a running one.
+  if (Atomics.load(ints, STATE) === SLOT_IDLE) {
+    began[0] = performance.timeOrigin + performance.now();
+    Atomics.store(ints, DIRECT_ID, id);
+  }
+  if (Atomics.compareExchange(ints, STATE, SLOT_IDLE, SLOT_DIRECT) !== SLOT_IDLE) {
+    tell({ t: 'moved', id });
+    return post({ t: 'bounce', id, call });
+  }
+  current = id;
+  // Stopped while on its way here: the pool saw neither it nor this thread holding it.
+  if (Atomics.load(ints, STOPPED) === id) {
+    const idle = leaveDirect();
+    tellCall({ t: 'done', ok: false, message: 'stopped', idle });
+    if (idle && Atomics.exchange(ints, WANTED, 0) === 1) post({ t: 'idle' });
+    return;
+  }
+  await run(call, leaveDirect, false);
+}
+
+function fromWorker(m: ToThreadDirect) {
+  if (m.t === 'call') void direct(m.id, m.call);
+  else if (m.t === 'answer') {
+    const a = asks.get(m.req);
+    asks.delete(m.req);
+    if (m.error !== undefined) a?.reject(new Error(m.error));
+    else a?.resolve(m.value ?? undefined);
+  }
 }
 
 port.on('message', (m: ToThread) => {
   if (m.t === 'calls') {
     for (let i = 0; i < m.batch.calls.length; i++) queue.push({ batch: m.batch, i });
     void drain();
-  } else if (m.t === 'answer') {
-    const a = asks.get(m.req);
-    asks.delete(m.req);
-    if (m.error !== undefined) a?.reject(new Error(m.error));
-    else a?.resolve(m.value ?? undefined);
   } else if (m.t === 'abort') {
     if (m.id === current) abort?.abort(m.reason);
   }
@@ -187,8 +255,14 @@ port.on('message', (m: ToThread) => {
       .finally(() => post({ t: 'warm' }));
 });
 
-// Ready once the loader of DAG files is: the pool gives it calls from then on.
-prepareImports().then(
-  () => post({ t: 'ready' }),
-  () => post({ t: 'ready' }),
-);
+// Ready once the loader of DAG files is, and the worker has answered on the channel: the pool gives it
+// calls from then on, and the worker knows this thread before any call of it can end.
+const welcomed = new Promise<void>((resolve) => {
+  onJsonLines<ToThreadDirect>(
+    worker,
+    (m) => (m.t === 'welcome' ? resolve() : fromWorker(m)),
+    () => worker.destroy(),
+  );
+  tell({ t: 'hello', token: channel.token, thread: threadId });
+});
+void Promise.all([prepareImports().catch(() => undefined), welcomed]).then(() => post({ t: 'ready' }));

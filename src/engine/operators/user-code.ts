@@ -7,7 +7,8 @@
  * thread is ended by the host even in a synchronous loop.
  */
 import type { CallbackContext } from '../dag/context.js';
-import { HostLost, startCall } from './process-host.js';
+import { startCall } from './process-host.js';
+import { HostLost } from './process-host-protocol.js';
 import { gpuEnv, taskEnv } from './task-env.js';
 import { taskUser } from './task-user.js';
 import { TaskFailure, TaskLost, type OperatorContext, type RunInfo, type TaskLog } from './types.js';
