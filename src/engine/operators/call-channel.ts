@@ -66,12 +66,17 @@ export class CallChannel {
       s,
       (m) => {
         if (thread !== null) {
-          if (m.t !== 'hello') this.report(thread, m);
+          // A thread runs tasks' code: what it says is checked for shape, as any data from a task.
+          if (isReport(m)) this.report(thread, m);
+          else s.destroy();
           return;
         }
         clearTimeout(late);
-        if (m.t !== 'hello' || !this.isToken(m.token) || !this.isNew(m.thread)) return void s.destroy();
-        thread = m.thread;
+        // Anything may connect: its first line is only data until it proves to be a thread's hello.
+        const hello = m as Partial<Extract<FromThreadDirect, { t: 'hello' }>> | null;
+        if (hello?.t !== 'hello' || !this.isToken(hello.token) || !this.isNew(hello.thread))
+          return void s.destroy();
+        thread = hello.thread;
         this.conns.set(thread, s);
         writeJsonLine(s, { t: 'welcome' } satisfies ToThreadDirect);
       },
@@ -89,8 +94,9 @@ export class CallChannel {
   }
 
   private isToken(token: unknown): boolean {
-    if (typeof token !== 'string' || token.length !== this.token.length * 2) return false;
-    return timingSafeEqual(Buffer.from(token, 'hex'), this.token);
+    if (typeof token !== 'string') return false;
+    const given = Buffer.from(token, 'hex');
+    return given.length === this.token.length && timingSafeEqual(given, this.token);
   }
 
   private isNew(thread: unknown): thread is number {
@@ -121,5 +127,32 @@ export class CallChannel {
     this.server.close();
     for (const s of this.conns.values()) s.destroy();
     if (this.dir) rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+const isInt = (v: unknown) => Number.isSafeInteger(v);
+const isText = (v: unknown) => typeof v === 'string';
+
+/** Whether a thread's message has the shape of a ThreadReport. */
+function isReport(m: unknown): m is ThreadReport {
+  const r = m as Record<string, unknown> | null;
+  if (typeof r !== 'object' || r === null || !isInt(r.id)) return false;
+  switch (r.t) {
+    case 'lines':
+      return (
+        Array.isArray(r.lines) &&
+        r.lines.every((l) => Array.isArray(l) && (l[0] === 0 || l[0] === 1) && isText(l[1]))
+      );
+    case 'ask':
+      return isInt(r.req) && isText(r.key);
+    case 'done':
+      return (
+        typeof r.idle === 'boolean' &&
+        (r.ok === true ? r.json === null || isText(r.json) : r.ok === false && isText(r.message))
+      );
+    case 'moved':
+      return true;
+    default:
+      return false;
   }
 }
