@@ -1,7 +1,7 @@
 /**
  * The process host: a small Node process, one per worker process (and task user), that starts the worker's
  * process tasks and relays their output and exit (lines cut at a bound), and runs DAG-file functions in
- * its threads (process-host-threads.ts; protocol in process-host.ts), which answer the worker on channels
+ * its threads (process-host-threads.ts; protocol in process-host-protocol.ts), which answer the worker on channels
  * of their own (thread-protocol.ts). Its environment holds nothing of the
  * engine's. Forking from here, not from the worker, keeps the worker's event loop free: a fork copies the
  * page tables of the process that forks, and every page of the worker is write-protected until it next

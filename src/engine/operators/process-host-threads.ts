@@ -26,6 +26,7 @@ import {
   QUEUED,
   REVOKED,
   DIRECT_ID,
+  fileOf,
   newThreadWords,
   SLOT_DIRECT,
   SLOT_IDLE,
@@ -91,8 +92,6 @@ interface Slot {
   importing: number;
   idleSince: number;
 }
-
-const fileOf = (call: UserCall) => `${call.dagsFolder}\0${call.fileloc}`;
 
 export class ThreadPool {
   private readonly slots = new Set<Slot>();

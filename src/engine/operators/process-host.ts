@@ -29,6 +29,7 @@ import {
   type ProcessSpec,
   type ToHost,
 } from './process-host-protocol.js';
+import { fileOf } from './thread-protocol.js';
 import type { UserCall } from './user-code.js';
 
 const HOST = fileURLToPath(new URL('./process-host-child.js', import.meta.url));
@@ -60,8 +61,6 @@ interface Pending {
    */
   call?: { call: UserCall; file: string; thread: number | null; stopped: boolean };
 }
-
-const fileOf = (call: UserCall) => `${call.dagsFolder}\0${call.fileloc}`;
 
 class ProcessHost {
   private readonly child: ChildProcess;

@@ -12,6 +12,9 @@
  */
 import type { UserCall } from './user-code.js';
 
+/** The DAG file a call runs in, as one key: the pool keeps a file's threads by it, the worker its routes. */
+export const fileOf = (call: UserCall) => `${call.dagsFolder}\0${call.fileloc}`;
+
 /** Host's main thread -> thread. */
 export type ToThread =
   | { t: 'calls'; batch: CallBatch }
