@@ -16,7 +16,7 @@ import { RabbitBroker } from '../src/engine/broker/rabbitmq.js';
 import { dagsOfModule } from '../src/engine/dag/dags-of-module.js';
 import { dagHash } from '../src/engine/dag/serialize.js';
 import { upsertDag } from '../src/engine/store/dags.js';
-import { Db } from '../src/engine/store/db.js';
+import { Db, type Listener } from '../src/engine/store/db.js';
 import { migrate } from '../src/engine/store/migrate.js';
 import { createRuns } from '../src/engine/store/runs.js';
 import { publishOutbox } from '../src/engine/publish-outbox.js';
@@ -257,14 +257,25 @@ export class BenchEnv {
     return runId;
   }
 
-  /** Resolves when every run has ended (NOTIFY, with a poll as a safety net); throws after timeoutMs. */
+  private ends: Listener | null = null;
+  private readonly endWaiters = new Set<(runId: string) => void>();
+
+  /**
+   * Resolves when every run has ended (NOTIFY, with a poll as a safety net); throws after timeoutMs. The
+   * LISTEN connection is opened once per environment: a new one per wait would start a Postgres backend
+   * while the run being measured is under way.
+   */
   async waitRuns(runIds: string[], timeoutMs: number): Promise<void> {
     const left = new Set(runIds);
     let wake: () => void = () => undefined;
-    const listener = this.db.listen([this.db.channel('events')], (_ch, payload) => {
-      if (payload.startsWith('run:') && left.delete(payload.slice(4)) && left.size === 0) wake();
+    const onEnd = (runId: string) => {
+      if (left.delete(runId) && left.size === 0) wake();
+    };
+    this.ends ??= this.db.listen([this.db.channel('events')], (_ch, payload) => {
+      if (payload.startsWith('run:')) for (const w of this.endWaiters) w(payload.slice(4));
     });
-    await listener.ready;
+    this.endWaiters.add(onEnd);
+    await this.ends.ready;
     const deadline = Date.now() + timeoutMs;
     try {
       while (left.size > 0) {
@@ -286,7 +297,7 @@ export class BenchEnv {
         });
       }
     } finally {
-      await listener.close();
+      this.endWaiters.delete(onEnd);
     }
   }
 
@@ -320,6 +331,7 @@ export class BenchEnv {
   async close(): Promise<void> {
     await Promise.allSettled(this.procs.map((p) => p.stop()));
     await this.publisher?.close().catch(() => undefined);
+    await this.ends?.close().catch(() => undefined);
     await this.db.close().catch(() => undefined);
     const c = new pg.Client({ connectionString: DATABASE_URL });
     await c.connect();
