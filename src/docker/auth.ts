@@ -7,7 +7,6 @@
 import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { execa } from 'execa';
 
 /** What the engine takes in X-Registry-Auth (dockerode's `authconfig`). */
 export interface RegistryAuth {
@@ -123,6 +122,8 @@ export async function credentialHelperGet(
   const program = `docker-credential-${helper}`;
   const server = serverAddress(registry);
   try {
+    // execa (some 100 modules) only where a helper is configured: every worker imports this file.
+    const { execa } = await import('execa');
     const r = await execa(program, ['get'], { input: server, timeout: 30_000, reject: false });
     if (r.exitCode === undefined) {
       onWarning?.(`${program} could not be run: ${r.originalMessage || r.shortMessage}`);

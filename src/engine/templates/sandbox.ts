@@ -4,17 +4,12 @@
  * cannot reach Node), and every `{{ ... }}` output goes through a hook the caller chooses per render (text,
  * or a reference to the value for shell commands, see shell-command.ts). Compiled templates are cached by
  * their source.
+ *
+ * nunjucks (some 50 modules) is loaded when the first template is compiled: most commands and task
+ * arguments hold no template, and a worker that never renders one stays smaller.
  */
 import { createRequire } from 'node:module';
-import nunjucks from 'nunjucks';
-
-const require = createRequire(import.meta.url);
-// Parts of nunjucks its index exports (compiler, parser, nodes) and one it does not (the transformer).
-const { Compiler } = (nunjucks as unknown as { compiler: { Compiler: CompilerClass } }).compiler;
-const parser = (nunjucks as unknown as { parser: { parse(src: string, ext: unknown[], opts: object): unknown } })
-  .parser;
-const nodes = (nunjucks as unknown as { nodes: { TemplateData: new (...a: unknown[]) => unknown } }).nodes;
-const transformer = require('nunjucks/src/transformer.js') as { transform(ast: unknown, f: string[]): unknown };
+import type nunjucks from 'nunjucks';
 
 interface CompilerInstance {
   buffer: string;
@@ -55,26 +50,29 @@ function member(obj: unknown, key: unknown): unknown {
   return v;
 }
 
-class GuardedCompiler extends (Compiler as CompilerClass) {
-  compileLookupVal(node: { target: unknown; val: unknown }, frame: unknown) {
-    this._emit('env.atMember((');
-    this._compileExpression(node.target, frame);
-    this._emit('),');
-    this._compileExpression(node.val, frame);
-    this._emit(')');
-  }
-
-  compileOutput(node: { children: Array<{ value?: unknown }> }, frame: unknown) {
-    for (const child of node.children) {
-      if (child instanceof nodes.TemplateData) {
-        if (child.value) this._emit(`${this.buffer} += ${JSON.stringify(String(child.value))};\n`);
-        continue;
-      }
-      this._emit(`${this.buffer} += env.atOutput(`);
-      this.compile(child, frame);
-      this._emit(');\n');
+/** The compiler that guards member lookups and routes outputs through the hook, over nunjucks' own. */
+function guardedCompiler(Compiler: CompilerClass, TemplateData: new (...a: unknown[]) => unknown) {
+  return class GuardedCompiler extends Compiler {
+    compileLookupVal(node: { target: unknown; val: unknown }, frame: unknown) {
+      this._emit('env.atMember((');
+      this._compileExpression(node.target, frame);
+      this._emit('),');
+      this._compileExpression(node.val, frame);
+      this._emit(')');
     }
-  }
+
+    compileOutput(node: { children: Array<{ value?: unknown }> }, frame: unknown) {
+      for (const child of node.children) {
+        if (child instanceof TemplateData) {
+          if (child.value) this._emit(`${this.buffer} += ${JSON.stringify(String(child.value))};\n`);
+          continue;
+        }
+        this._emit(`${this.buffer} += env.atOutput(`);
+        this.compile(child, frame);
+        this._emit(');\n');
+      }
+    }
+  };
 }
 
 // Comments are {## ... ##}, not Jinja's {# #}: bash's ${#var} (length) must pass through untouched.
@@ -85,14 +83,47 @@ type SandboxEnvironment = nunjucks.Environment & {
   atOutput: (value: unknown) => string;
 };
 
-const env = new nunjucks.Environment(null, OPTIONS) as SandboxEnvironment;
-env.atMember = member;
+interface Sandbox {
+  nunjucks: typeof nunjucks;
+  env: SandboxEnvironment;
+  Compiler: CompilerClass;
+  parse(src: string, ext: unknown[], opts: object): unknown;
+  transform(ast: unknown, f: string[]): unknown;
+}
+
+let sandbox: Sandbox | undefined;
 let hook: OutputHook = textOf;
-env.atOutput = (value) => hook(value);
+const filters = new Map<string, (...args: unknown[]) => unknown>();
+
+function loadSandbox(): Sandbox {
+  if (sandbox) return sandbox;
+  const require = createRequire(import.meta.url);
+  const nj = require('nunjucks') as typeof nunjucks;
+  // Parts of nunjucks its index exports (compiler, parser, nodes) and one it does not (the transformer).
+  const internals = nj as unknown as {
+    compiler: { Compiler: CompilerClass };
+    parser: { parse(src: string, ext: unknown[], opts: object): unknown };
+    nodes: { TemplateData: new (...a: unknown[]) => unknown };
+  };
+  const transformer = require('nunjucks/src/transformer.js') as { transform(ast: unknown, f: string[]): unknown };
+  const env = new nj.Environment(null, OPTIONS) as SandboxEnvironment;
+  env.atMember = member;
+  env.atOutput = (value) => hook(value);
+  for (const [name, fn] of filters) env.addFilter(name, fn);
+  sandbox = {
+    nunjucks: nj,
+    env,
+    Compiler: guardedCompiler(internals.compiler.Compiler, internals.nodes.TemplateData),
+    parse: (src, ext, opts) => internals.parser.parse(src, ext, opts),
+    transform: (ast, f) => transformer.transform(ast, f),
+  };
+  return sandbox;
+}
 
 /** Adds a filter to every template. */
 export function addFilter(name: string, fn: (...args: never[]) => unknown) {
-  env.addFilter(name, fn as (...args: unknown[]) => unknown);
+  filters.set(name, fn as (...args: unknown[]) => unknown);
+  sandbox?.env.addFilter(name, fn as (...args: unknown[]) => unknown);
 }
 
 const CACHE_SIZE = 500;
@@ -101,12 +132,13 @@ const compiled = new Map<string, nunjucks.Template>();
 function compile(source: string): nunjucks.Template {
   let t = compiled.get(source);
   if (t) return t;
-  const c = new GuardedCompiler('template', false);
-  c.compile(transformer.transform(parser.parse(source, [], OPTIONS), []));
+  const s = loadSandbox();
+  const c = new s.Compiler('template', false);
+  c.compile(s.transform(s.parse(source, [], OPTIONS), []));
   const props = new Function(c.getCode())() as object;
-  t = new (nunjucks.Template as unknown as new (src: object, e: nunjucks.Environment) => nunjucks.Template)(
+  t = new (s.nunjucks.Template as unknown as new (src: object, e: nunjucks.Environment) => nunjucks.Template)(
     { type: 'code', obj: props },
-    env,
+    s.env,
   );
   if (compiled.size >= CACHE_SIZE) compiled.delete(compiled.keys().next().value!);
   compiled.set(source, t);
