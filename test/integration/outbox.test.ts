@@ -1,6 +1,7 @@
 /**
  * The outbox is sent once: a publisher sending fresh rows and the schedulers' stale sweep never both send
- * the same row, and rows whose publish failed are still sent (by the sweep).
+ * the same row, and rows whose publish failed are still sent (by the sweep). A worker's sender puts the rows
+ * that come while it publishes into its next publish.
  */
 import { expect } from 'chai';
 import type { Broker, OutgoingMessage } from '../../src/engine/broker/broker.js';
@@ -9,6 +10,7 @@ import { RabbitBroker } from '../../src/engine/broker/rabbitmq.js';
 import type { Queryable } from '../../src/engine/store/db.js';
 import type { OutboxRow } from '../../src/engine/store/outbox.js';
 import { publishOutbox } from '../../src/engine/publish-outbox.js';
+import { OutboxSender } from '../../src/engine/worker/outbox-sender.js';
 import { LostMessages } from '../../src/engine/scheduler/lost-messages.js';
 import { silentLogger } from '../../src/core/logger.js';
 import { BROKER_URL, freshDb, requireService, uniqueName } from '../helpers/env.js';
@@ -24,6 +26,8 @@ class HeldBroker implements Broker {
   private release!: () => void;
   private readonly gate = new Promise<void>((r) => (this.release = r));
   private calls = 0;
+  /** How many messages each publish carried. */
+  readonly batches: number[] = [];
   entered!: Promise<void>;
   private entered_!: () => void;
 
@@ -40,6 +44,7 @@ class HeldBroker implements Broker {
   }
 
   async publish(messages: OutgoingMessage[], within?: Queryable): Promise<void> {
+    this.batches.push(messages.length);
     if (this.calls++ === 0) {
       this.entered_();
       await this.gate;
@@ -138,6 +143,36 @@ for (const kind of ['postgres', 'rabbitmq'] as const) {
       await publishing;
       expect(await published()).to.equal(0);
       expect(await outboxLeft()).to.equal(N);
+      await sweep(real).republishStaleOutbox();
+      expect(await published()).to.equal(N);
+      expect(await outboxLeft()).to.equal(0);
+    });
+
+    it('sends the rows that come while it publishes together, in one publish', async () => {
+      const rows = await writeOutbox();
+      const held = new HeldBroker(real);
+      const sender = new OutboxSender(held, db, silentLogger);
+      void sender.send(rows.slice(0, 1));
+      await held.entered;
+      for (const row of rows.slice(1)) void sender.send([row]);
+      held.open();
+      await sender.idle();
+      expect(held.batches).to.deep.equal([1, N - 1]);
+      expect(await published()).to.equal(N);
+      expect(await outboxLeft()).to.equal(0);
+    });
+
+    it('leaves a failed publish to the sweep and still sends the rows that came after it', async () => {
+      const rows = await writeOutbox();
+      const held = new HeldBroker(real, true);
+      const sender = new OutboxSender(held, db, silentLogger);
+      void sender.send(rows.slice(0, 1));
+      await held.entered;
+      const last = sender.send(rows.slice(1));
+      held.open();
+      await last;
+      expect(await published()).to.equal(N - 1);
+      expect(await outboxLeft()).to.equal(1);
       await sweep(real).republishStaleOutbox();
       expect(await published()).to.equal(N);
       expect(await outboxLeft()).to.equal(0);

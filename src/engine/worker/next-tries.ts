@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '../../core/logger.js';
 import type { Broker } from '../broker/broker.js';
-import { publishOutbox } from '../publish-outbox.js';
+import { OutboxSender } from './outbox-sender.js';
 import { claimTask } from '../store/claims.js';
 import type { Db } from '../store/db.js';
 import type { OutboxRow } from '../store/outbox.js';
@@ -14,17 +14,19 @@ import type { ClaimedTry, HeldTries } from './held-tries.js';
 import type { RunDags } from './run-dags.js';
 
 export class NextTries {
-  /** Publishes still under way (see publishInBackground): stop() waits for them. */
-  readonly publishing = new Set<Promise<void>>();
+  private readonly sender: OutboxSender;
 
   constructor(
     private readonly db: Db,
-    private readonly broker: Broker,
+    broker: Broker,
     private readonly workerId: string,
     private readonly queues: string[],
     private readonly held: HeldTries,
     private readonly runDags: RunDags,
-  ) {}
+    log: Logger,
+  ) {
+    this.sender = new OutboxSender(broker, db, log);
+  }
 
   /** The heaviest of some tasks (or their messages) that is on a queue this worker consumes. */
   heaviestOfMine<T>(
@@ -67,11 +69,15 @@ export class NextTries {
   /**
    * Publishes queued tasks' messages while the slot goes on to its next task: the messages are in the
    * outbox (committed with their tasks), so a worker that dies first loses nothing, the schedulers'
-   * stale-outbox sweep sends them. Waiting cost every next task a publisher confirm and a delete.
+   * stale-outbox sweep sends them. Waiting cost every next task a publisher confirm and a delete. The
+   * slots' messages go out together (OutboxSender).
    */
-  publishInBackground(rows: OutboxRow[], log: Logger) {
-    if (rows.length === 0) return;
-    const p = publishOutbox(this.broker, this.db, rows, log).finally(() => this.publishing.delete(p));
-    this.publishing.add(p);
+  publishInBackground(rows: OutboxRow[]) {
+    void this.sender.send(rows);
+  }
+
+  /** Resolves once the messages handed to publishInBackground are sent (or left to the stale sweep). */
+  published(): Promise<void> {
+    return this.sender.idle();
   }
 }

@@ -141,10 +141,7 @@ export class ResultStore {
         this.endChecks.mayHaveEnded(m.runId, plan?.kind !== 'leaf' || plan.only);
       if (!stored) return { stored, next: null };
       if (plan?.kind === 'direct') {
-        this.next.publishInBackground(
-          started.flatMap((s) => (s.outbox ? [s.outbox] : [])),
-          log,
-        );
+        this.next.publishInBackground(started.flatMap((s) => (s.outbox ? [s.outbox] : [])));
         const claimed = started.find((s) => s.token !== null);
         if (!claimed || !of.claim || !of.task) return { stored, next: null };
         const next: ClaimedTry = {
@@ -170,7 +167,7 @@ export class ResultStore {
     const row = this.next.heaviestOfMine(outbox, (x) => ({ queue: x.queue, priorityWeight: x.priority }));
     const next = row && !this.held.draining ? await this.next.claimNext(row, log) : 'unclaimed';
     const rest = next === 'unclaimed' ? outbox : outbox.filter((x) => x !== row);
-    this.next.publishInBackground(rest, log);
+    this.next.publishInBackground(rest);
     return { stored: true, next: next === 'unclaimed' ? null : next };
   }
 }

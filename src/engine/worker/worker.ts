@@ -88,7 +88,7 @@ export class Worker {
     const versions = new VersionCache(db);
     const runDags = new RunDags(versions);
     const masks = new SecretMasks(db);
-    this.next = new NextTries(db, o.broker, id, o.queues, held, runDags);
+    this.next = new NextTries(db, o.broker, id, o.queues, held, runDags, this.log);
     this.endChecks = new RunEndChecks((runIds) => endSucceededRuns(db, runDags, runIds, log, events), log);
     const turn = new TurnStatements(db, id);
     const results = new ResultStore(db, id, turn, held, this.next, new RunAdvance(db, log), this.endChecks);
@@ -179,7 +179,7 @@ export class Worker {
         await Promise.allSettled([...this.intake.inflight]);
       }
       await this.endChecks.flush();
-      await Promise.allSettled([...this.next.publishing]);
+      await this.next.published();
       await this.gpuRecords.stop();
       await this.liveness.stop();
       const down = await workers.stopWorker(this.o.db, this.id).then(

@@ -1,0 +1,45 @@
+/**
+ * Sends the messages of tasks a worker's successes queued beside the one each slot runs next, in the
+ * background (next-tries.ts). Rows that come while a publish is under way go together in the next one
+ * (Batcher): one transaction and one confirm for all of them instead of one each, as in a binary tree's
+ * run, where every other success has a sibling to send. Failures are publishOutbox's: the rows are left to
+ * the schedulers' stale sweep, and rows still waiting here are not taken, so the sweep may send them
+ * first and publishOutbox then finds them gone.
+ */
+import type { Logger } from '../../core/logger.js';
+import type { Broker } from '../broker/broker.js';
+import { publishOutbox } from '../publish-outbox.js';
+import type { Db } from '../store/db.js';
+import type { OutboxRow } from '../store/outbox.js';
+import { Batcher } from './batcher.js';
+
+export class OutboxSender {
+  private readonly batcher: Batcher<OutboxRow, null>;
+  private readonly sending = new Set<Promise<void>>();
+
+  constructor(broker: Broker, db: Db, log: Logger) {
+    this.batcher = new Batcher(
+      async (rows) => {
+        await publishOutbox(broker, db, rows, log);
+        return rows.map(() => null);
+      },
+      { maxInFlight: 1, maxBatch: 1000 },
+    );
+  }
+
+  /** Resolves once the rows are sent, or left to the stale sweep. */
+  send(rows: OutboxRow[]): Promise<void> {
+    const p = Promise.all(rows.map((r) => this.batcher.add(r))).then(
+      () => undefined,
+      () => undefined,
+    );
+    this.sending.add(p);
+    void p.finally(() => this.sending.delete(p));
+    return p;
+  }
+
+  /** Resolves once every row handed to send is sent, or left to the stale sweep. */
+  async idle(): Promise<void> {
+    await Promise.allSettled([...this.sending]);
+  }
+}
