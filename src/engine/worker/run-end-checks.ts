@@ -8,7 +8,9 @@
  * interval is over (a trailing check, which starts after every result that asked before it). A run's first
  * result that is likely not its last (one leaf of several: its siblings are still running, as in many
  * small runs of independent tasks) is checked only after the interval: a check at once would find the
- * run unfinished, one statement per run for nothing.
+ * run unfinished, one statement per run for nothing. Trailing checks wait for the next tick of a clock
+ * shared by all runs (every `intervalMs`), so that those of runs ending about together, as many small
+ * runs do, go as one statement rather than one each.
  */
 import type { Logger } from '../../core/logger.js';
 import { Batcher } from './batcher.js';
@@ -16,13 +18,21 @@ import { Batcher } from './batcher.js';
 interface RunState {
   /** When the last check of this run was handed to the batcher. */
   lastAt: number;
-  trailing: NodeJS.Timeout | null;
+  /** The tick its trailing check waits for, if it has one. */
+  trailing: number | null;
+}
+
+interface Tick {
+  timer: NodeJS.Timeout;
+  runs: Map<string, RunState>;
 }
 
 export class RunEndChecks {
   private readonly runs = new Map<string, RunState>();
   private readonly batcher: Batcher<string, null>;
   private readonly pending = new Set<Promise<void>>();
+  /** Trailing checks by the tick they wait for (a multiple of intervalMs on performance.now()'s clock). */
+  private readonly ticks = new Map<number, Tick>();
 
   constructor(
     /** Ends those runs that are over, or tells the schedulers about them (endRunsIfOver). */
@@ -43,7 +53,7 @@ export class RunEndChecks {
   mayHaveEnded(runId: string, likelyLast = true) {
     const now = performance.now();
     let s = this.runs.get(runId);
-    if (s?.trailing) return;
+    if (s && s.trailing !== null) return;
     // A run not checked yet counts as checked just now when this result is unlikely to end it.
     if (!s) this.remember(runId, (s = { lastAt: likelyLast ? -Infinity : now, trailing: null }), now);
     const since = now - s.lastAt;
@@ -57,12 +67,31 @@ export class RunEndChecks {
     this.runs.set(runId, s);
   }
 
-  /** A check of the run in `ms`, which starts after every result that asks before then. */
+  /**
+   * A check of the run at the first tick at least `ms` from now, which starts after every result that asks
+   * before then, together with the other runs' checks of that tick.
+   */
   private trail(runId: string, s: RunState, ms: number) {
-    s.trailing = setTimeout(() => {
+    const now = performance.now();
+    const at = Math.ceil((now + ms) / this.intervalMs) * this.intervalMs;
+    let tick = this.ticks.get(at);
+    if (!tick) {
+      const timer = setTimeout(() => this.fire(at), at - now);
+      this.ticks.set(at, (tick = { timer, runs: new Map() }));
+    }
+    tick.runs.set(runId, s);
+    s.trailing = at;
+  }
+
+  private fire(at: number) {
+    const tick = this.ticks.get(at);
+    if (!tick) return;
+    clearTimeout(tick.timer);
+    this.ticks.delete(at);
+    for (const [runId, s] of tick.runs) {
       s.trailing = null;
       this.start(runId, s);
-    }, ms);
+    }
   }
 
   private start(runId: string, s: RunState) {
@@ -78,17 +107,12 @@ export class RunEndChecks {
 
   private prune(now: number) {
     for (const [id, s] of this.runs)
-      if (!s.trailing && now - s.lastAt >= this.intervalMs) this.runs.delete(id);
+      if (s.trailing === null && now - s.lastAt >= this.intervalMs) this.runs.delete(id);
   }
 
   /** Runs the trailing checks now and waits for every check asked for so far (for a draining worker). */
   async flush(): Promise<void> {
-    for (const [id, s] of this.runs) {
-      if (!s.trailing) continue;
-      clearTimeout(s.trailing);
-      s.trailing = null;
-      this.start(id, s);
-    }
+    for (const at of [...this.ticks.keys()]) this.fire(at);
     await Promise.allSettled([...this.pending]);
   }
 }
