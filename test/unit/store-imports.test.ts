@@ -3,9 +3,8 @@
  * bundled fetch (undici) in the worker, the scheduler and every CLI command, and must leave no global
  * behind.
  */
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { expect } from 'chai';
+import { runModuleScript } from '../helpers/fresh-node.js';
 
 const DB = new URL('../../src/engine/store/db.ts', import.meta.url).href;
 
@@ -20,13 +19,7 @@ describe('importing the store', function () {
         undici: process.moduleLoadList.filter((m) => m.includes('undici')),
         navigator: typeof globalThis.navigator === before,
       }));`;
-    const { stdout } = await promisify(execFile)(process.execPath, [
-      '--import',
-      'tsx',
-      '--input-type=module',
-      '-e',
-      script,
-    ]);
+    const stdout = await runModuleScript(script);
     expect(JSON.parse(stdout)).to.deep.equal({ undici: [], navigator: true });
   });
 });

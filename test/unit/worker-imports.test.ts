@@ -3,9 +3,8 @@
  * process runner of Docker's credential helpers (execa) when a helper is first run. Each is some 50 to 100
  * modules a worker of node or plain bash tasks would otherwise hold for its whole life.
  */
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { expect } from 'chai';
+import { runModuleScript } from '../helpers/fresh-node.js';
 
 const WORKER_COMMAND = new URL('../../src/commands/worker.ts', import.meta.url).href;
 const RENDER = new URL('../../src/engine/templates/render.ts', import.meta.url).href;
@@ -19,13 +18,7 @@ async function loadedAfter(body: string): Promise<{ packages: string[]; out: unk
     const cached = Object.keys(createRequire(import.meta.url).cache);
     const packages = [...new Set(cached.flatMap((f) => f.match(/node_modules\\/((?:@[^/]+\\/)?[^/]+)\\//)?.[1] ?? []))];
     console.log(JSON.stringify({ packages, out }));`;
-  const { stdout } = await promisify(execFile)(process.execPath, [
-    '--import',
-    'tsx',
-    '--input-type=module',
-    '-e',
-    script,
-  ]);
+  const stdout = await runModuleScript(script);
   return JSON.parse(stdout) as { packages: string[]; out: unknown };
 }
 
