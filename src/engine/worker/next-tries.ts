@@ -6,11 +6,11 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '../../core/logger.js';
 import type { Broker } from '../broker/broker.js';
-import { OutboxSender } from './outbox-sender.js';
 import { claimTask } from '../store/claims.js';
 import type { Db } from '../store/db.js';
 import type { OutboxRow } from '../store/outbox.js';
 import type { ClaimedTry, HeldTries } from './held-tries.js';
+import { OutboxSender } from './outbox-sender.js';
 import type { RunDags } from './run-dags.js';
 
 export class NextTries {
