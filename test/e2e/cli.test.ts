@@ -8,6 +8,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
 import { Daemon, runCli, tempDagsFolder } from '../helpers/cli.js';
+import { alive, hostsOf } from '../helpers/processes.js';
 import { BROKER_URL, DATABASE_URL, deleteTestQueues, requireService, uniqueName } from '../helpers/env.js';
 
 const DAGS = {
@@ -206,6 +207,7 @@ describe('e2e: CLI with scheduler and workers as subprocesses', function () {
     // Kill mid-task: once the task has written its first ledger line.
     for (let i = 0; i < 200 && (await readLedger()).length === ledgerBefore; i++)
       await new Promise((res) => setTimeout(res, 50));
+    const started = performance.now();
     const r0 = await db.query(
       `SELECT t.worker_id FROM "${schema}".task_instances t JOIN "${schema}".dag_runs r USING (run_id)
        WHERE r.dag_id = 'e2e_slow' AND r.state = 'running' AND t.task_id = 'slow_task' AND t.state = 'running'`,
@@ -214,8 +216,19 @@ describe('e2e: CLI with scheduler and workers as subprocesses', function () {
     expect(workerId, 'slow_task never started').to.be.a('string');
     const victim = workers.find((w) => workerId!.includes(`-${w.pid}-`));
     expect(victim, `no worker process for ${workerId}`).to.not.equal(undefined);
+    const hosts = await hostsOf(victim!.pid);
+    const killed = performance.now();
     await victim!.stop('SIGKILL');
+    const gone = performance.now();
     workers = workers.filter((w) => w !== victim);
+    // What a failure needs said (it happened once, in a CI run with other work on the machine): when the
+    // kill came, how long the worker took to die, and whether its process host outlived it.
+    await new Promise((res) => setTimeout(res, 500));
+    const hostsLeft = (await Promise.all(hosts.map(alive))).filter(Boolean).length;
+    const timing =
+      `SIGKILL ${Math.round(killed - started)} ms after the first ledger line was seen, the worker gone ` +
+      `${Math.round(gone - killed)} ms later; its process host(s) ${hosts.join(', ') || 'none'}, ` +
+      `${hostsLeft} still running 500 ms after`;
 
     const r = await waiting;
     expect(r.code, r.stderr).to.equal(0);
@@ -224,7 +237,7 @@ describe('e2e: CLI with scheduler and workers as subprocesses', function () {
     expect(slow).to.include({ state: 'success', tryNumber: 2 });
     // The killed try started and never ended; the second try ran exactly once, start to end.
     const lines = (await readLedger()).slice(ledgerBefore);
-    expect(lines).to.deep.equal([
+    expect(lines, timing).to.deep.equal([
       `start 1 ${r.json.runId}`,
       `start 2 ${r.json.runId}`,
       `end 2 ${r.json.runId}`,
