@@ -21,6 +21,25 @@ describe('Batcher: calls made together become one statement', () => {
     expect(batches).to.deep.equal([[1, 2, 3], [4], [5, 6]]);
   });
 
+  it('idle() resolves once every item added is settled, those added meanwhile included', async () => {
+    const done: number[] = [];
+    const b = new Batcher<number, null>(
+      async (xs) => {
+        await new Promise((r) => setTimeout(r, 5));
+        done.push(...xs);
+        return xs.map(() => null);
+      },
+      { maxInFlight: 1 },
+    );
+    await b.idle(); // nothing added: at once
+    void b.add(1);
+    await new Promise((r) => setImmediate(r)); // 1 in flight; 2 and 3 wait for it
+    void b.add(2);
+    void b.add(3);
+    await b.idle();
+    expect(done).to.deep.equal([1, 2, 3]);
+  });
+
   it('runs a failed batch again item by item, so one bad item fails alone', async () => {
     const calls: number[][] = [];
     const b = new Batcher<number, number>(async (xs) => {

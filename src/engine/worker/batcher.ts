@@ -17,6 +17,7 @@ export class Batcher<I, O> {
   private queue: Array<Pending<I, O>> = [];
   private inFlight = 0;
   private scheduled = false;
+  private idleWaiters: Array<() => void> = [];
 
   constructor(
     /** Runs a batch; returns one output per item, in order. */
@@ -31,6 +32,21 @@ export class Batcher<I, O> {
     });
   }
 
+  /** Resolves once every item added so far, and any added meanwhile, is settled (for a draining owner). */
+  idle(): Promise<void> {
+    if (this.isIdle()) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private isIdle() {
+    return this.queue.length === 0 && this.inFlight === 0 && !this.scheduled;
+  }
+
+  private wakeIdle() {
+    if (!this.isIdle()) return;
+    for (const resolve of this.idleWaiters.splice(0)) resolve();
+  }
+
   private schedule() {
     if (this.scheduled || this.queue.length === 0 || this.inFlight >= (this.opts.maxInFlight ?? 2)) return;
     this.scheduled = true;
@@ -42,13 +58,14 @@ export class Batcher<I, O> {
 
   private async flush() {
     const batch = this.queue.splice(0, this.opts.maxBatch ?? 64);
-    if (batch.length === 0) return;
+    if (batch.length === 0) return this.wakeIdle();
     this.inFlight++;
     try {
       await this.settle(batch);
     } finally {
       this.inFlight--;
       this.schedule();
+      this.wakeIdle();
     }
   }
 

@@ -73,7 +73,7 @@ export class NextTries {
    * slots' messages go out together (OutboxSender).
    */
   publishInBackground(rows: OutboxRow[]) {
-    void this.sender.send(rows);
+    this.sender.send(rows);
   }
 
   /** Resolves once the messages handed to publishInBackground are sent (or left to the stale sweep). */

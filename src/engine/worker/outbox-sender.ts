@@ -15,7 +15,6 @@ import { Batcher } from './batcher.js';
 
 export class OutboxSender {
   private readonly batcher: Batcher<OutboxRow, null>;
-  private readonly sending = new Set<Promise<void>>();
 
   constructor(broker: Broker, db: Db, log: Logger) {
     this.batcher = new Batcher(
@@ -27,19 +26,13 @@ export class OutboxSender {
     );
   }
 
-  /** Resolves once the rows are sent, or left to the stale sweep. */
-  send(rows: OutboxRow[]): Promise<void> {
-    const p = Promise.all(rows.map((r) => this.batcher.add(r))).then(
-      () => undefined,
-      () => undefined,
-    );
-    this.sending.add(p);
-    void p.finally(() => this.sending.delete(p));
-    return p;
+  /** Hands rows over to be sent; publishOutbox never fails (a failed publish is left to the sweep). */
+  send(rows: OutboxRow[]) {
+    for (const row of rows) void this.batcher.add(row);
   }
 
   /** Resolves once every row handed to send is sent, or left to the stale sweep. */
-  async idle(): Promise<void> {
-    await Promise.allSettled([...this.sending]);
+  idle(): Promise<void> {
+    return this.batcher.idle();
   }
 }

@@ -30,7 +30,6 @@ interface Tick {
 export class RunEndChecks {
   private readonly runs = new Map<string, RunState>();
   private readonly batcher: Batcher<string, null>;
-  private readonly pending = new Set<Promise<void>>();
   /** Trailing checks by the tick they wait for (a multiple of intervalMs on performance.now()'s clock). */
   private readonly ticks = new Map<number, Tick>();
 
@@ -96,13 +95,11 @@ export class RunEndChecks {
 
   private start(runId: string, s: RunState) {
     s.lastAt = performance.now();
-    const p = this.batcher.add(runId).then(
-      () => undefined,
-      (err: Error) =>
+    this.batcher
+      .add(runId)
+      .catch((err: Error) =>
         this.log.warn({ runId, err: err.message }, 'telling the schedulers failed; their sweep ends the run'),
-    );
-    this.pending.add(p);
-    void p.finally(() => this.pending.delete(p));
+      );
   }
 
   private prune(now: number) {
@@ -113,6 +110,6 @@ export class RunEndChecks {
   /** Runs the trailing checks now and waits for every check asked for so far (for a draining worker). */
   async flush(): Promise<void> {
     for (const at of [...this.ticks.keys()]) this.fire(at);
-    await Promise.allSettled([...this.pending]);
+    await this.batcher.idle();
   }
 }
