@@ -6,8 +6,9 @@
  * call's messages go to the worker on this thread's own channel (thread-protocol.ts).
  *
  * Calls come from the pool in batches (one message, not one wake-up of the thread per call) and run in
- * order; each is taken with a compare-and-swap on its flag in memory shared with the pool, which can take
- * back any call not yet begun at any moment, even while this thread is stuck in a synchronous loop. A call
+ * order (thread-batches.ts); each is taken with a compare-and-swap on its flag in memory shared with the
+ * pool, which can take back any call not yet begun at any moment, even while this thread is stuck in a
+ * synchronous loop. A call
  * may also come from the worker directly, taken only while this thread is idle (its shared state).
  */
 import { createConnection } from 'node:net';
@@ -27,18 +28,15 @@ import type { TaskLog } from './types.js';
 import { TaskFailure } from './types.js';
 import { fromWire, type UserCall } from './user-code.js';
 import { onJsonLines, writeJsonLine } from './json-lines.js';
+import { ThreadBatches } from './thread-batches.js';
 import {
-  BEGUN,
   DIRECT_ID,
-  QUEUED,
   SLOT_DIRECT,
   SLOT_IDLE,
-  SLOT_POOL,
   STATE,
   STOPPED,
   threadWords,
   WANTED,
-  type CallBatch,
   type CallMessage,
   type FromThread,
   type FromThreadDirect,
@@ -148,10 +146,11 @@ async function invoke(call: UserCall, signal: AbortSignal): Promise<unknown> {
 }
 
 /**
- * Runs the call, then reports its end to the worker, after `idle()` (which says whether this thread is
- * IDLE now); the pool hears of a batch's call.
+ * Runs call `id`, then reports its end to the worker, after `idle()` (which says whether this thread is IDLE
+ * now); resolves to what `idle()` said.
  */
-async function run(call: UserCall, idle: () => boolean, pooled: boolean) {
+async function run(call: UserCall, id: number, idle: () => boolean): Promise<boolean> {
+  current = id;
   setEnv(call.env);
   abort = new AbortController();
   let end: Unaddressed<Extract<CallMessage, { t: 'done' }>>;
@@ -177,35 +176,10 @@ async function run(call: UserCall, idle: () => boolean, pooled: boolean) {
   }
   end.idle = idle();
   tellCall(end);
-  if (pooled) post({ t: 'closed', id: current });
-  if (end.idle && (pooled || Atomics.exchange(ints, WANTED, 0) === 1)) post({ t: 'idle' });
+  return end.idle;
 }
 
-/** Calls given and not yet taken or skipped, in order. */
-const queue: Array<{ batch: CallBatch; i: number }> = [];
-let draining = false;
-
-/** Drops the calls at the head of the queue that the pool took back; when none is left, this thread is IDLE. */
-function drained(): boolean {
-  while (queue.length > 0 && Atomics.load(queue[0]!.batch.flags, queue[0]!.i) !== QUEUED) queue.shift();
-  return queue.length === 0 && Atomics.compareExchange(ints, STATE, SLOT_POOL, SLOT_IDLE) === SLOT_POOL;
-}
-
-async function drain() {
-  if (draining) return;
-  draining = true;
-  while (queue.length > 0) {
-    const { batch, i } = queue.shift()!;
-    batch.began[i] = performance.timeOrigin + performance.now();
-    // Taken back by the pool (stopped, or moved off this thread while another call held it): skip it.
-    if (Atomics.compareExchange(batch.flags, i, QUEUED, BEGUN) !== QUEUED) continue;
-    current = batch.calls[i]!.id;
-    await run(batch.calls[i]!.call, drained, true);
-  }
-  draining = false;
-  // The batch's last calls were taken back: idle without a call to say so.
-  if (Atomics.compareExchange(ints, STATE, SLOT_POOL, SLOT_IDLE) === SLOT_POOL) post({ t: 'idle' });
-}
+const batches = new ThreadBatches(ints, { run, post });
 
 const leaveDirect = () => Atomics.compareExchange(ints, STATE, SLOT_DIRECT, SLOT_IDLE) === SLOT_DIRECT;
 
@@ -220,15 +194,15 @@ async function direct(id: number, call: UserCall) {
     tell({ t: 'moved', id });
     return post({ t: 'bounce', id, call });
   }
-  current = id;
   // Stopped while on its way here: the pool saw neither it nor this thread holding it.
   if (Atomics.load(ints, STOPPED) === id) {
+    current = id;
     const idle = leaveDirect();
     tellCall({ t: 'done', ok: false, message: 'stopped', idle });
     if (idle && Atomics.exchange(ints, WANTED, 0) === 1) post({ t: 'idle' });
     return;
   }
-  await run(call, leaveDirect, false);
+  if ((await run(call, id, leaveDirect)) && Atomics.exchange(ints, WANTED, 0) === 1) post({ t: 'idle' });
 }
 
 function fromWorker(m: ToThreadDirect) {
@@ -242,10 +216,8 @@ function fromWorker(m: ToThreadDirect) {
 }
 
 port.on('message', (m: ToThread) => {
-  if (m.t === 'calls') {
-    for (let i = 0; i < m.batch.calls.length; i++) queue.push({ batch: m.batch, i });
-    void drain();
-  } else if (m.t === 'abort') {
+  if (m.t === 'calls') batches.give(m.batch);
+  else if (m.t === 'abort') {
     if (m.id === current) abort?.abort(m.reason);
   }
   // A file that fails to import fails its calls, which say why.
