@@ -23,6 +23,7 @@ import { codeThread } from '../../core/code-thread.js';
 import type { UserCall } from './user-code.js';
 import {
   BEGUN,
+  DONE,
   QUEUED,
   REVOKED,
   DIRECT_ID,
@@ -199,6 +200,14 @@ export class ThreadPool {
     for (const [file, calls] of back) this.enqueue(file, calls, true);
   }
 
+  /** Closes the calls of the thread's batch that it has marked DONE. */
+  private closeDone(s: Slot) {
+    const b = s.batch;
+    b?.calls.forEach(({ id }, i) => {
+      if (b.open.has(id) && Atomics.load(b.flags, i) === DONE) this.closeCall(s, id);
+    });
+  }
+
   /** Call `id` is done with its thread (or taken back); a thread left with no call is idle. */
   private closeCall(s: Slot, id: number) {
     this.running.delete(id);
@@ -226,12 +235,15 @@ export class ThreadPool {
     if (directOf(slot) !== id) {
       if (!b) return;
       const i = b.calls.findIndex((c) => c.id === id);
-      if (Atomics.compareExchange(b.flags, i, QUEUED, REVOKED) === QUEUED) {
+      const was = Atomics.compareExchange(b.flags, i, QUEUED, REVOKED);
+      if (was === QUEUED) {
         this.closeCall(slot, id);
         stopped();
         if (this.isFree(slot)) this.pumpAll(slot);
         return;
       }
+      // Its result has gone to the worker: nothing to stop.
+      if (was === DONE) return;
     }
     slot.worker.postMessage({ t: 'abort', id, reason } satisfies ToThread);
     // Never used again: whatever the call left running (timers, promises) must not meet the next call.
@@ -306,8 +318,10 @@ export class ThreadPool {
         return;
       }
       if (m.t === 'bounce') return this.call(m.id, m.call);
-      if (m.t === 'closed' && this.running.get(m.id) === slot) this.closeCall(slot, m.id);
-      if (m.t === 'idle') slot.idleSince = performance.now();
+      if (m.t === 'idle') {
+        this.closeDone(slot);
+        slot.idleSince = performance.now();
+      }
       if (this.isFree(slot)) this.pumpAll(slot);
     });
     // An error nothing caught (a timer's throw) ends the thread: the call it ran fails with it.
@@ -317,6 +331,7 @@ export class ThreadPool {
       this.slots.delete(slot);
       // Calls it had not begun wait for another thread; the one it ran fails (unless its result came first).
       this.takeBack(slot);
+      this.closeDone(slot);
       const began = [...(slot.batch?.open ?? [])];
       for (const id of began) this.closeCall(slot, id);
       const direct = directOf(slot);

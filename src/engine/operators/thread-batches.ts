@@ -7,6 +7,7 @@
  */
 import {
   BEGUN,
+  DONE,
   QUEUED,
   SLOT_IDLE,
   SLOT_POOL,
@@ -64,7 +65,7 @@ export class ThreadBatches {
       if (Atomics.compareExchange(batch.flags, i, QUEUED, BEGUN) !== QUEUED) continue;
       const { id, call } = batch.calls[i]!;
       idle = await this.calls.run(call, id, () => this.drained());
-      this.calls.post({ t: 'closed', id });
+      Atomics.store(batch.flags, i, DONE);
       if (idle) this.calls.post({ t: 'idle' });
     }
     this.draining = false;

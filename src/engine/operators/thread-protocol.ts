@@ -26,7 +26,9 @@ export type ToThread =
 /**
  * Calls given to a thread together. `flags` (shared memory) holds each call's state: QUEUED until the thread
  * takes it (BEGUN, its start time in `began`) or the pool takes it back (REVOKED); both sides change it only
- * by compare-and-swap from QUEUED, so a call runs here or elsewhere, never both.
+ * by compare-and-swap from QUEUED, so a call runs here or elsewhere, never both. The thread marks a call
+ * DONE once its result has gone to the worker: the pool reads that when it needs to, instead of hearing of
+ * each call's end (a message wakes the host's main thread; most calls are short).
  */
 export interface CallBatch {
   calls: Array<{ id: number; call: UserCall }>;
@@ -37,6 +39,7 @@ export interface CallBatch {
 export const QUEUED = 0;
 export const BEGUN = 1;
 export const REVOKED = 2;
+export const DONE = 3;
 
 /**
  * A thread's state (ThreadWords.ints[STATE]). The pool gives a batch only to an IDLE thread (IDLE -> POOL)
@@ -92,9 +95,10 @@ export type FromThread =
   | { t: 'ready' }
   /** The DAG file it was given is imported (or failed to be). */
   | { t: 'warm' }
-  /** Call `id` of its batch is done: its result has gone to the worker. */
-  | { t: 'closed'; id: number }
-  /** It has become IDLE after a batch, or after a worker's call while WANTED. */
+  /**
+   * It has become IDLE after a batch (each of its calls DONE or taken back), or after a worker's call while
+   * WANTED.
+   */
   | { t: 'idle' }
   /** A call from the worker that came while it was not IDLE: the pool runs it (the worker was told). */
   | { t: 'bounce'; id: number; call: UserCall };
