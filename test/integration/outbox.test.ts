@@ -1,14 +1,16 @@
 /**
- * The outbox is sent once: a publisher sending fresh rows and the schedulers' stale sweep never both send
- * the same row, and rows whose publish failed are still sent (by the sweep). A worker's sender puts the rows
- * that come while it publishes into its next publish.
+ * The outbox is sent, once while its publisher keeps up: the schedulers' stale sweep leaves fresh rows to
+ * their publisher, and with the Postgres queue the two never both send a row; with RabbitMQ the rows are sent
+ * before they are deleted, so only a publisher stalled past the sweep's threshold and the sweep both send
+ * (a duplicate message, never a lost one). Rows whose publish failed are still sent (by the sweep). A
+ * worker's sender puts the rows that come while it publishes into its next publish.
  */
 import { expect } from 'chai';
 import type { Broker, OutgoingMessage } from '../../src/engine/broker/broker.js';
 import { PgQueueBroker } from '../../src/engine/broker/pg-queue.js';
 import { RabbitBroker } from '../../src/engine/broker/rabbitmq.js';
 import type { Queryable } from '../../src/engine/store/db.js';
-import type { OutboxRow } from '../../src/engine/store/outbox.js';
+import { deleteSentOutbox, type OutboxRow } from '../../src/engine/store/outbox.js';
 import { publishOutbox } from '../../src/engine/publish-outbox.js';
 import { OutboxSender } from '../../src/engine/worker/outbox-sender.js';
 import { LostMessages } from '../../src/engine/scheduler/lost-messages.js';
@@ -94,14 +96,14 @@ for (const kind of ['postgres', 'rabbitmq'] as const) {
       return r.rows;
     }
 
-    function sweep(broker: Broker) {
-      // Every row counts as stale at once: the sweep runs while the publisher is mid-publish.
+    /** The schedulers' sweep; by default every row counts as stale at once. */
+    function sweep(broker: Broker, outboxStaleMs = 0) {
       return new LostMessages({
         db,
         broker,
         publish: async () => {},
         log: silentLogger,
-        outboxStaleMs: 0,
+        outboxStaleMs,
         requeueAfterMs: 60_000,
         stopping: new AbortController().signal,
       });
@@ -122,17 +124,64 @@ for (const kind of ['postgres', 'rabbitmq'] as const) {
       return (await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM outbox`)).rows[0]!.n;
     }
 
-    it('sends each row once when the stale sweep runs while the publisher is sending', async () => {
+    async function unlockedRows(): Promise<number> {
+      return db.tx(
+        async (c) => (await c.query(`SELECT id FROM outbox FOR UPDATE SKIP LOCKED`)).rowCount ?? Number.NaN,
+      );
+    }
+
+    it('sends each row once when the stale sweep runs while the publisher sends fresh rows', async () => {
       const rows = await writeOutbox();
       const held = new HeldBroker(real);
       const publishing = publishOutbox(held, db, rows, silentLogger);
       await held.entered;
-      await sweep(held).republishStaleOutbox();
+      await sweep(held, 5000).republishStaleOutbox();
       held.open();
       await publishing;
       expect(await published()).to.equal(N);
       expect(await outboxLeft()).to.equal(0);
     });
+
+    if (kind === 'postgres') {
+      it('sends each row once even when the sweep finds them stale while the publisher is sending', async () => {
+        const rows = await writeOutbox();
+        const held = new HeldBroker(real);
+        const publishing = publishOutbox(held, db, rows, silentLogger);
+        await held.entered;
+        // Taken (deleted, locked until the publish's commit): the sweep skips them.
+        expect(await unlockedRows()).to.equal(0);
+        await sweep(held).republishStaleOutbox();
+        held.open();
+        await publishing;
+        expect(await published()).to.equal(N);
+        expect(await outboxLeft()).to.equal(0);
+      });
+    } else {
+      it('holds no transaction while it waits for the broker, and removes the rows after its confirm', async () => {
+        const rows = await writeOutbox();
+        const held = new HeldBroker(real);
+        const publishing = publishOutbox(held, db, rows, silentLogger);
+        await held.entered;
+        expect(await unlockedRows()).to.equal(N);
+        held.open();
+        await publishing;
+        expect(await published()).to.equal(N);
+        expect(await outboxLeft()).to.equal(0);
+      });
+
+      it('sends rows again, never loses them, when the publisher stalls past the sweep threshold', async () => {
+        const rows = await writeOutbox();
+        const held = new HeldBroker(real);
+        const publishing = publishOutbox(held, db, rows, silentLogger);
+        await held.entered;
+        await sweep(real).republishStaleOutbox();
+        held.open();
+        await publishing;
+        // Twice each: claims are conditional, so the second message of a try finds nothing to claim.
+        expect(await published()).to.equal(2 * N);
+        expect(await outboxLeft()).to.equal(0);
+      });
+    }
 
     it('keeps the rows of a failed publish, and the sweep sends them once', async () => {
       const rows = await writeOutbox();
@@ -179,3 +228,38 @@ for (const kind of ['postgres', 'rabbitmq'] as const) {
     });
   });
 }
+
+describe('removing sent outbox rows', function () {
+  before(async function () {
+    await requireService(this, 'postgres');
+  });
+
+  it('deletes only the rows given; its transaction, and no other, commits without waiting for the flush', async () => {
+    const db = await freshDb();
+    try {
+      const ids = (
+        await db.query<{ id: number }>(
+          `INSERT INTO outbox (queue, priority, payload)
+           SELECT 'q', 1, jsonb_build_object('runId', 'r', 'taskId', 't' || i, 'tryNumber', 1)
+           FROM generate_series(1, 3) AS i RETURNING id`,
+        )
+      ).rows.map((r) => r.id);
+      const setting = await db.tx(async (c) => {
+        await deleteSentOutbox(c, ids.slice(0, 2));
+        return (await c.query<{ synchronous_commit: string }>('SHOW synchronous_commit')).rows[0]!
+          .synchronous_commit;
+      });
+      expect(setting).to.equal('off');
+      const left = await db.query<{ id: number }>(`SELECT id FROM outbox`);
+      expect(left.rows.map((r) => r.id)).to.deep.equal([ids[2]]);
+      const after = await db.tx(
+        async (c) =>
+          (await c.query<{ synchronous_commit: string }>('SHOW synchronous_commit')).rows[0]!
+            .synchronous_commit,
+      );
+      expect(after).to.equal('on');
+    } finally {
+      await db.drop();
+    }
+  });
+});

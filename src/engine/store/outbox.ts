@@ -44,6 +44,23 @@ export async function takeRunOutbox(q: Queryable, runId: string, limit: number):
   ).rows;
 }
 
+/**
+ * Removes rows their publisher has sent. Its commit does not wait for its flush: a crash that loses the
+ * delete leaves the rows to the stale sweep, which sends them again (a duplicate message, which claims
+ * ignore), and the commits of claims and results on the way to a task's start do not queue behind its flush.
+ */
+export async function deleteSentOutbox(q: Queryable, ids: number[]) {
+  if (ids.length === 0) return;
+  await q.query(
+    prepared(
+      'delete_sent_outbox',
+      `WITH quick AS (SELECT set_config('synchronous_commit', 'off', true))
+       DELETE FROM outbox WHERE id = ANY($1) AND EXISTS (SELECT FROM quick)`,
+    ),
+    [ids],
+  );
+}
+
 export async function deleteOutbox(q: Queryable, ids: number[]) {
   if (ids.length > 0)
     await q.query(prepared('delete_outbox', `DELETE FROM outbox WHERE id = ANY($1)`), [ids]);

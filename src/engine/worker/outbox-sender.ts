@@ -3,8 +3,9 @@
  * background (next-tries.ts). Rows that come while a publish is under way go together in the next one
  * (Batcher): one transaction and one confirm for all of them instead of one each, as in a binary tree's
  * run, where every other success has a sibling to send. Failures are publishOutbox's: the rows are left to
- * the schedulers' stale sweep, and rows still waiting here are not taken, so the sweep may send them
- * first and publishOutbox then finds them gone.
+ * the schedulers' stale sweep. Rows still waiting here are not taken: if they wait past the sweep's
+ * threshold, the sweep may send them first (with RabbitMQ they then go twice, a duplicate that finds nothing
+ * to claim; the Postgres queue's take finds them gone).
  */
 import type { Logger } from '../../core/logger.js';
 import type { Broker } from '../broker/broker.js';
