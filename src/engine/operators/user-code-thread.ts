@@ -8,8 +8,8 @@
  * Calls come from the pool in batches (one message, not one wake-up of the thread per call) and run in
  * order (thread-batches.ts); each is taken with a compare-and-swap on its flag in memory shared with the
  * pool, which can take back any call not yet begun at any moment, even while this thread is stuck in a
- * synchronous loop. A call
- * may also come from the worker directly, taken only while this thread is idle (its shared state).
+ * synchronous loop. A call may also come from the worker directly, taken only while this thread is idle
+ * (its shared state).
  */
 import { createConnection } from 'node:net';
 import { parentPort, threadId, workerData } from 'node:worker_threads';
