@@ -183,6 +183,11 @@ const batches = new ThreadBatches(ints, { run, post });
 
 const leaveDirect = () => Atomics.compareExchange(ints, STATE, SLOT_DIRECT, SLOT_IDLE) === SLOT_DIRECT;
 
+/** After a worker's call: a thread left IDLE tells the pool when the pool has calls waiting for it. */
+function idleAfterDirect(idle: boolean) {
+  if (idle && Atomics.exchange(ints, WANTED, 0) === 1) post({ t: 'idle' });
+}
+
 /** A call from the worker: taken only while IDLE; otherwise it goes to the pool, and the worker is told. */
 async function direct(id: number, call: UserCall) {
   // Written before the state says DIRECT, so the pool never reads another call's; never over a running one.
@@ -199,10 +204,9 @@ async function direct(id: number, call: UserCall) {
     current = id;
     const idle = leaveDirect();
     tellCall({ t: 'done', ok: false, message: 'stopped', idle });
-    if (idle && Atomics.exchange(ints, WANTED, 0) === 1) post({ t: 'idle' });
-    return;
+    return idleAfterDirect(idle);
   }
-  if ((await run(call, id, leaveDirect)) && Atomics.exchange(ints, WANTED, 0) === 1) post({ t: 'idle' });
+  idleAfterDirect(await run(call, id, leaveDirect));
 }
 
 function fromWorker(m: ToThreadDirect) {
