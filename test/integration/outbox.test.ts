@@ -60,6 +60,17 @@ class HeldBroker implements Broker {
   close = () => this.inner.close();
 }
 
+/** `n` outbox rows for tasks of one run, as a run's start writes them. */
+async function writeOutboxRows(db: Queryable, queue: string, n: number): Promise<OutboxRow[]> {
+  const r = await db.query<OutboxRow>(
+    `INSERT INTO outbox (queue, priority, payload)
+     SELECT $1, 1, jsonb_build_object('runId', 'r', 'taskId', 't' || i, 'tryNumber', 1)
+     FROM generate_series(1, $2) AS i RETURNING id, queue, priority, payload`,
+    [queue, n],
+  );
+  return r.rows;
+}
+
 for (const kind of ['postgres', 'rabbitmq'] as const) {
   describe(`outbox publishing: ${kind}`, function () {
     let db: Awaited<ReturnType<typeof freshDb>>;
@@ -86,15 +97,7 @@ for (const kind of ['postgres', 'rabbitmq'] as const) {
       await db.drop();
     });
 
-    async function writeOutbox(): Promise<OutboxRow[]> {
-      const r = await db.query<OutboxRow>(
-        `INSERT INTO outbox (queue, priority, payload)
-         SELECT $1, 1, jsonb_build_object('runId', 'r', 'taskId', 't' || i, 'tryNumber', 1)
-         FROM generate_series(1, $2) AS i RETURNING id, queue, priority, payload`,
-        [queue, N],
-      );
-      return r.rows;
-    }
+    const writeOutbox = () => writeOutboxRows(db, queue, N);
 
     /** The schedulers' sweep; by default every row counts as stale at once. */
     function sweep(broker: Broker, outboxStaleMs = 0) {
@@ -237,13 +240,7 @@ describe('removing sent outbox rows', function () {
   it('deletes only the rows given; its transaction, and no other, commits without waiting for the flush', async () => {
     const db = await freshDb();
     try {
-      const ids = (
-        await db.query<{ id: number }>(
-          `INSERT INTO outbox (queue, priority, payload)
-           SELECT 'q', 1, jsonb_build_object('runId', 'r', 'taskId', 't' || i, 'tryNumber', 1)
-           FROM generate_series(1, 3) AS i RETURNING id`,
-        )
-      ).rows.map((r) => r.id);
+      const ids = (await writeOutboxRows(db, 'q', 3)).map((r) => r.id);
       const setting = await db.tx(async (c) => {
         await deleteSentOutbox(c, ids.slice(0, 2));
         return (await c.query<{ synchronous_commit: string }>('SHOW synchronous_commit')).rows[0]!
