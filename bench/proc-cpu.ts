@@ -39,14 +39,22 @@ export function cpuMsOf(comm: string, proc = '/proc'): number {
   let ticks = 0;
   for (const name of readdirSync(proc)) {
     if (!/^\d+$/.test(name)) continue;
-    let line: string;
-    try {
-      line = readFileSync(`${proc}/${name}/stat`, 'utf8');
-    } catch {
-      continue; // exited since the listing
-    }
-    const s = parseStat(line);
+    const s = statOf(`${proc}/${name}/stat`);
     if (s?.comm === comm) ticks += s.ticks;
   }
   return (ticks * 1000) / TICKS_PER_SECOND;
+}
+
+/** CPU milliseconds used so far by the processes, children they reaped included (one gone counts 0). */
+export function cpuMsOfPids(pids: number[], proc = '/proc'): number {
+  const ticks = pids.reduce((sum, pid) => sum + (statOf(`${proc}/${pid}/stat`)?.ticks ?? 0), 0);
+  return (ticks * 1000) / TICKS_PER_SECOND;
+}
+
+function statOf(file: string): ProcStat | null {
+  try {
+    return parseStat(readFileSync(file, 'utf8'));
+  } catch {
+    return null; // exited since the listing
+  }
 }

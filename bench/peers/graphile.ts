@@ -6,6 +6,7 @@
 import { Logger, makeWorkerUtils, run, type Task } from 'graphile-worker';
 import pg from 'pg';
 import { DATABASE_URL, uniqueName } from '../engine.js';
+import { cpuMsOf } from '../proc-cpu.js';
 
 const quiet = new Logger(() => () => undefined);
 const now = () => performance.timeOrigin + performance.now();
@@ -65,8 +66,18 @@ export async function graphileChain(length: number, runs: number): Promise<Chain
   });
 }
 
-/** `count` no-op jobs added in one batch; returns tasks per second from the add to the last completion. */
-export async function graphileFanOut(count: number, concurrency: number): Promise<number> {
+/** A fan-out's rate, and the CPU its jobs cost per job: graphile-worker's Node process and Postgres. */
+export interface GraphileFanOut {
+  tasksPerSecond: number;
+  cpuUsPerJob: { node: number; postgres: number };
+}
+
+/**
+ * `count` no-op jobs added in one batch; tasks per second from the add to the last completion. The worker
+ * runs in this process, which does nothing else meanwhile, so its CPU over that time is graphile-worker's
+ * (the adding included).
+ */
+export async function graphileFanOut(count: number, concurrency: number): Promise<GraphileFanOut> {
   return withSchema(async (schema) => {
     let left = count;
     let done: () => void = () => undefined;
@@ -84,6 +95,8 @@ export async function graphileFanOut(count: number, concurrency: number): Promis
     const utils = await makeWorkerUtils({ connectionString: DATABASE_URL, schema, logger: quiet });
     try {
       const finished = new Promise<void>((res) => (done = res));
+      const pg0 = cpuMsOf('postgres');
+      const cpu0 = process.cpuUsage();
       const t0 = now();
       for (let i = 0; i < count; i += 1000)
         await utils.addJobs(
@@ -94,7 +107,15 @@ export async function graphileFanOut(count: number, concurrency: number): Promis
         );
       await finished;
       // The last job's completion commits right after its function returns.
-      return count / ((now() - t0) / 1000);
+      const seconds = (now() - t0) / 1000;
+      const cpu = process.cpuUsage(cpu0);
+      return {
+        tasksPerSecond: count / seconds,
+        cpuUsPerJob: {
+          node: (cpu.user + cpu.system) / count,
+          postgres: ((cpuMsOf('postgres') - pg0) * 1000) / count,
+        },
+      };
     } finally {
       await utils.release();
       await runner.stop();

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
-import { cpuMsOf, parseStat } from '../../bench/proc-cpu.js';
+import { cpuMsOf, cpuMsOfPids, parseStat } from '../../bench/proc-cpu.js';
 
 describe('bench: CPU time from /proc', () => {
   it('sums utime, stime, cutime and cstime, past a name holding spaces and parentheses', () => {
@@ -21,5 +21,15 @@ describe('bench: CPU time from /proc', () => {
     while (process.cpuUsage().user < until);
     expect(cpuMsOf(self.comm)).to.be.at.least(10);
     expect(cpuMsOf('no-such-process-name')).to.equal(0);
+  });
+
+  it('sums the CPU of the processes given by pid, a gone one as zero', () => {
+    const until = process.cpuUsage().user + 50_000;
+    while (process.cpuUsage().user < until);
+    const own = cpuMsOfPids([process.pid]);
+    expect(own).to.be.at.least(10);
+    // No pid is this large (pid_max is at most 2^22).
+    expect(cpuMsOfPids([process.pid, 99_999_999])).to.be.within(own, own + 20);
+    expect(cpuMsOfPids([])).to.equal(0);
   });
 });
