@@ -38,7 +38,14 @@ interface Consumer {
   restarting?: boolean;
 }
 
-const QUEUE_ARGS = { durable: true, arguments: { 'x-max-priority': 10 } };
+/**
+ * Classic queues of version 2: RabbitMQ spends about a third less CPU per persistent message on them than on
+ * version 1, the default before RabbitMQ 4 (same confirms after the message is on disk). Servers that do
+ * not know the argument keep it as data.
+ */
+const QUEUE_ARGS = { durable: true, arguments: { 'x-max-priority': 10, 'x-queue-version': 2 } };
+/** A queue declared by airtasks before version 2 was asked for: used as it is. */
+const V1_QUEUE_ARGS = { durable: true, arguments: { 'x-max-priority': 10 } };
 
 export class RabbitBroker implements Broker {
   readonly kind = 'rabbitmq' as const;
@@ -46,6 +53,8 @@ export class RabbitBroker implements Broker {
   private model: ChannelModel | null = null;
   private publishChannel: Promise<ConfirmChannel> | null = null;
   private readonly asserted = new Set<string>();
+  /** Queues found declared as version 1, said once. */
+  private readonly olderQueues = new Set<string>();
   private readonly consumers = new Set<Consumer>();
   private readonly log: Logger;
   private readonly exchange: string;
@@ -106,11 +115,39 @@ export class RabbitBroker implements Broker {
     return `${this.opts.prefix ?? ''}${queue}`;
   }
 
-  private async assertQueue(ch: Channel, queue: string) {
+  /**
+   * Declares the exchange and the queue, bound, once per connection. On a channel of its own: a queue
+   * declared before with other arguments makes RabbitMQ close the channel that asked. `model` during the
+   * recovery's setup (see onConnect).
+   */
+  private async assertQueue(queue: string, model?: ChannelModel) {
     if (this.asserted.has(queue)) return;
-    await ch.assertExchange(this.exchange, 'direct', { durable: true });
-    await ch.assertQueue(this.queueName(queue), QUEUE_ARGS);
-    await ch.bindQueue(this.queueName(queue), this.exchange, queue);
+    const name = this.queueName(queue);
+    const declare = async <T>(fn: (ch: Channel) => Promise<T>): Promise<T> => {
+      const ch = await (model ?? this.conn).createChannel();
+      ch.on('error', () => undefined);
+      try {
+        return await fn(ch);
+      } finally {
+        await ch.close().catch(() => undefined);
+      }
+    };
+    await declare(async (ch) => {
+      await ch.assertExchange(this.exchange, 'direct', { durable: true });
+      await ch.assertQueue(name, QUEUE_ARGS);
+    }).catch(async (err: unknown) => {
+      if (!isOlderQueue(err)) throw err;
+      await declare((ch) => ch.assertQueue(name, V1_QUEUE_ARGS));
+      if (!this.olderQueues.has(name)) {
+        this.olderQueues.add(name);
+        this.log.warn(
+          { queue: name },
+          'queue declared by an older airtasks (classic queue version 1): used as it is; version 2 costs ' +
+            'RabbitMQ less CPU per message: delete the queue while it is empty, or apply a queue-version policy',
+        );
+      }
+    });
+    await declare((ch) => ch.bindQueue(name, this.exchange, queue));
     this.asserted.add(queue);
   }
 
@@ -133,14 +170,13 @@ export class RabbitBroker implements Broker {
   }
 
   async prepare(queues: string[]): Promise<void> {
-    const ch = await this.confirmChannel();
-    for (const q of new Set(queues)) await this.assertQueue(ch, q);
+    for (const q of new Set(queues)) await this.assertQueue(q);
   }
 
   async publish(messages: OutgoingMessage[]): Promise<void> {
     if (messages.length === 0) return;
+    for (const q of new Set(messages.map((m) => m.queue))) await this.assertQueue(q);
     const ch = await this.confirmChannel();
-    for (const q of new Set(messages.map((m) => m.queue))) await this.assertQueue(ch, q);
     for (const m of messages) {
       const ok = ch.publish(this.exchange, m.queue, Buffer.from(JSON.stringify(m.body)), {
         persistent: true,
@@ -184,7 +220,7 @@ export class RabbitBroker implements Broker {
     const ch = await (model ?? this.conn).createChannel();
     ch.on('error', (err: Error) => this.log.warn({ err: err.message }, 'consumer channel error'));
     ch.on('close', () => this.consumerLost(c, ch));
-    for (const q of c.queues) await this.assertQueue(ch, q);
+    for (const q of c.queues) await this.assertQueue(q, model);
     // global=true: the limit is shared by every queue this worker consumes (its slots and those waiting).
     await ch.prefetch(c.prefetch, true);
     const tags: string[] = [];
@@ -303,6 +339,12 @@ export class RabbitBroker implements Broker {
     this.consumers.clear();
     await this.conn.close().catch(() => undefined);
   }
+}
+
+/** RabbitMQ's refusal of a queue's declaration because the queue exists without a version argument. */
+function isOlderQueue(err: unknown): boolean {
+  const e = err as { code?: unknown; message?: unknown } | null;
+  return e?.code === 406 && typeof e.message === 'string' && e.message.includes("arg 'x-queue-version'");
 }
 
 /** The first connection within `timeoutMs` for all its attempts, so that startup fails in bounded time. */
