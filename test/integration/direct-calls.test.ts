@@ -1,9 +1,10 @@
 /**
  * A DAG-file function's call sent by the worker straight to the process host's thread that said it was idle
  * after the last call of the same file, with real threads and a real host: it runs once, its lines and
- * variable reads go over the thread's channel, and where the thread turned out not to be idle (a batch of
- * another file holds it) the call goes to the pool instead and still runs once; a stopped call's thread is
- * ended and the file's next call gets another.
+ * variable reads go over the thread's channel; a burst of the file's calls queues in that thread, and calls
+ * queued behind a long one are taken back and run elsewhere (a stopped one never runs); where the thread
+ * turned out not to be idle (a batch of another file holds it) the call goes to the pool instead and still
+ * runs once; a stopped call's thread is ended and the file's next call gets another.
  */
 import { expect } from 'chai';
 import { existsSync } from 'node:fs';
@@ -38,6 +39,11 @@ describe('calls sent straight to an idle thread of the process host', function (
     );
   }
 
+  async function until(done: () => boolean, what: string) {
+    for (const end = Date.now() + 30_000; !done(); await new Promise((r) => setTimeout(r, 20)))
+      if (Date.now() > end) throw new Error(`${what}: not within 30 s`);
+  }
+
   const ok = (runId: string): CallEnd => ({
     ok: true,
     json: JSON.stringify({ run: runId, v: `hello ${runId}` }),
@@ -49,6 +55,31 @@ describe('calls sent straight to an idle thread of the process host', function (
     for (let i = 0; i < 5; i++) expect(await call('short', `next-${i}`).done).to.deep.equal(ok(`next-${i}`));
     expect(directCallCount() - before).to.equal(5);
     for (let i = 0; i < 5; i++) expect(lines.some((l) => l.includes(`line of next-${i}`))).to.equal(true);
+  });
+
+  it("queues a file's calls in the thread running its last ones: each goes straight to it and runs once", async () => {
+    expect(await call('short', 'warm-queue').done).to.deep.equal(ok('warm-queue'));
+    const before = directCallCount();
+    const calls = Array.from({ length: 8 }, (_, i) => call('short', `queued-${i}`));
+    expect(directCallCount() - before, 'none went through the host').to.equal(8);
+    const ends = await Promise.all(calls.map((c) => c.done));
+    ends.forEach((e, i) => expect(e).to.deep.equal(ok(`queued-${i}`)));
+  });
+
+  it('takes back the calls queued behind a long call: they run elsewhere before it ends; a stopped one never runs', async () => {
+    expect(await call('short', 'warm-long').done).to.deep.equal(ok('warm-long'));
+    const before = directCallCount();
+    const gate = call('gate', 'long', 'open-long');
+    const behind = [call('short', 'behind-0'), call('short', 'behind-1')];
+    const stopped = call('short', 'behind-stopped');
+    expect(directCallCount() - before, "queued in the gate's thread").to.equal(4);
+    await until(() => existsSync(path.join(folder, 'long')), 'the gate began');
+    stopped.stop('cancelled');
+    expect((await stopped.done).ok).to.equal(false);
+    for (const [i, c] of behind.entries()) expect(await c.done).to.deep.equal(ok(`behind-${i}`));
+    await writeFile(path.join(folder, 'open-long'), '');
+    expect(await gate.done).to.deep.equal({ ok: true, json: JSON.stringify('long') });
+    expect(existsSync(path.join(folder, 'behind-stopped')), 'the stopped call never ran').to.equal(false);
   });
 
   it('gives the pool a call whose thread a batch of another file holds: it runs once, elsewhere', async () => {

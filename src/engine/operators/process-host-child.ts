@@ -95,6 +95,9 @@ function start(m: Extract<ToHost, { t: 'spawn' }>) {
   child.on('close', (code, signal) => send({ t: 'exit', id: m.id, code, signal }));
 }
 
+/** No call taken back. */
+const NONE = { from: 1, to: 0 };
+
 /** The pool of threads for DAG-file functions: made when the worker says where the threads find it. */
 let threads: ThreadPool | null = null;
 
@@ -120,6 +123,9 @@ function onMessage(m: ToHost) {
       break;
     case 'stop':
       threads?.stop(m.id, m.reason, m.thread);
+      break;
+    case 'takeBack':
+      send({ t: 'takenBack', thread: m.thread, ...(threads?.takeBackDirect(m.thread, m.upTo) ?? NONE) });
       break;
   }
 }

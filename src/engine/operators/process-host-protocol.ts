@@ -29,7 +29,12 @@ export type ToHost =
    * Stops call `id`: its signal is aborted, and its thread ended soon after, whatever it is doing. `thread`:
    * the call was sent to that thread directly.
    */
-  | { t: 'stop'; id: number; reason: string; thread?: number };
+  | { t: 'stop'; id: number; reason: string; thread?: number }
+  /**
+   * Takes back the calls sent to `thread` directly, up to sequence number `upTo`, that it has not taken
+   * (thread-protocol.ts' SEQ); answered by 'takenBack'.
+   */
+  | { t: 'takeBack'; thread: number; upTo: number };
 
 /** The host sends arrays of these, in order. */
 export type FromHost =
@@ -44,7 +49,9 @@ export type FromHost =
    * A thread ended; of the calls it was given, `began` had begun (they fail with `message`, unless their
    * result came first on its channel); the others run elsewhere.
    */
-  | { t: 'ended'; thread: number; began: number[]; message: string };
+  | { t: 'ended'; thread: number; began: number[]; message: string }
+  /** The calls sent to `thread` with sequence numbers `from` to `to` were taken back (none: from > to). */
+  | { t: 'takenBack'; thread: number; from: number; to: number };
 
 export interface ProcessSpec {
   file: string;

@@ -27,6 +27,7 @@ import {
   QUEUED,
   REVOKED,
   DIRECT_ID,
+  SEQ,
   fileOf,
   newThreadWords,
   SLOT_DIRECT,
@@ -105,6 +106,8 @@ export class ThreadPool {
    * them to the pool.
    */
   private readonly stoppedEarly = new Map<number, { reason: string; at: number }>();
+  /** Every thread until it exits, retired ones included, by its id. */
+  private readonly byThread = new Map<number, Slot>();
 
   constructor(
     private readonly channel: ChannelAddress,
@@ -259,6 +262,22 @@ export class ThreadPool {
   }
 
   /**
+   * Takes back the worker's calls sent to `thread` up to sequence number `upTo` that it has not taken (SEQ):
+   * returns the numbers taken back, from..to (none when from > to). A thread that has exited took none of
+   * its calls that had not begun: the worker hears that from 'ended'.
+   */
+  takeBackDirect(thread: number, upTo: number): { from: number; to: number } {
+    const slot = this.byThread.get(thread);
+    if (!slot) return { from: 1, to: 0 };
+    for (;;) {
+      const settled = Atomics.load(slot.words.ints, SEQ);
+      if (settled >= upTo) return { from: settled + 1, to: settled };
+      if (Atomics.compareExchange(slot.words.ints, SEQ, settled, upTo) === settled)
+        return { from: settled + 1, to: upTo };
+    }
+  }
+
+  /**
    * A thread for the file, importing it: an idle thread of other files when there is one (a thread costs
    * far more memory than one more module in it), else a new one.
    */
@@ -307,6 +326,7 @@ export class ThreadPool {
       idleSince: performance.now(),
     };
     this.slots.add(slot);
+    this.byThread.set(slot.thread, slot);
     worker.on('message', (m: FromThread) => {
       if (m.t === 'ready') {
         slot.ready = true;
@@ -329,6 +349,7 @@ export class ThreadPool {
     worker.on('error', (e) => (uncaught = e));
     worker.on('exit', (code) => {
       this.slots.delete(slot);
+      this.byThread.delete(slot.thread);
       // Calls it had not begun wait for another thread; the one it ran fails (unless its result came first).
       this.takeBack(slot);
       this.closeDone(slot);
@@ -425,7 +446,8 @@ export class ThreadPool {
   }
 }
 
-/** The worker's call the thread runs, if it runs one. */
+/** The worker's call the thread runs, if it runs one (DIRECT between two of them names none: 0). */
 function directOf(s: Slot): number | null {
-  return Atomics.load(s.words.ints, STATE) === SLOT_DIRECT ? Atomics.load(s.words.ints, DIRECT_ID) : null;
+  if (Atomics.load(s.words.ints, STATE) !== SLOT_DIRECT) return null;
+  return Atomics.load(s.words.ints, DIRECT_ID) || null;
 }

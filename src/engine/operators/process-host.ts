@@ -13,7 +13,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { CallChannel, type ThreadReport } from './call-channel.js';
-import { CallRoutes } from './call-routes.js';
+import { CallRoutes, TAKE_BACK_MS } from './call-routes.js';
 import { workerEnv } from './task-env.js';
 import type { TaskUser } from './task-user.js';
 import {
@@ -59,7 +59,7 @@ interface Pending {
    * A DAG-file function's call: which file, the thread it was sent to (null: through the host), and
    * whether it was stopped (it never goes to another thread then).
    */
-  call?: { call: UserCall; file: string; thread: number | null; stopped: boolean };
+  call?: { call: UserCall; file: string; thread: number | null; seq: number; stopped: boolean };
 }
 
 class ProcessHost {
@@ -70,6 +70,10 @@ class ProcessHost {
   readonly routes: CallRoutes;
   /** Messages of one turn go together: one write to the channel (many tasks start in the same turn). */
   private outbox: ToHost[] = [];
+  /** The sequence number of the last call sent to each thread directly (thread-protocol.ts' SEQ). */
+  private readonly seqs = new Map<number, number>();
+  /** Threads watched for calls queued behind a long one. */
+  private readonly watched = new Set<number>();
   gone = false;
 
   constructor(
@@ -124,6 +128,7 @@ class ProcessHost {
       call,
       file: fileOf(call),
       thread: null,
+      seq: 0,
       stopped: false,
     });
     this.dispatch(id);
@@ -133,20 +138,28 @@ class ProcessHost {
         const c = this.pending.get(id)?.call;
         if (this.gone || !c) return;
         c.stopped = true;
-        this.send(
-          c.thread === null ? { t: 'stop', id, reason } : { t: 'stop', id, reason, thread: c.thread },
-        );
+        if (c.thread === null) return this.send({ t: 'stop', id, reason });
+        // Not yet taken by its thread, it never will be; taken, the stop reaches it.
+        this.send({ t: 'takeBack', thread: c.thread, upTo: c.seq });
+        this.send({ t: 'stop', id, reason, thread: c.thread });
       },
     };
   }
 
-  /** Sends call `id` to an idle thread of its file, or else through the host's pool. */
+  /** Sends call `id` to a thread of its file that takes it directly, or else through the host's pool. */
   private dispatch(id: number) {
     const c = this.pending.get(id)!.call!;
-    const thread = this.routes.direct(c.file);
-    if (thread !== null && this.channel.send(thread, { t: 'call', id, call: c.call })) {
-      c.thread = thread;
-      return;
+    const thread = this.routes.direct(c.file, id);
+    if (thread !== null) {
+      const seq = (this.seqs.get(thread) ?? 0) + 1;
+      if (this.channel.send(thread, { t: 'call', id, seq, call: c.call })) {
+        this.seqs.set(thread, seq);
+        c.thread = thread;
+        c.seq = seq;
+        this.watch(thread);
+        return;
+      }
+      this.routes.directDone(thread, id);
     }
     this.throughHost(c);
     this.send({ t: 'call', id, call: c.call });
@@ -155,6 +168,38 @@ class ProcessHost {
   private throughHost(c: NonNullable<Pending['call']>) {
     c.thread = null;
     this.routes.toPool(c.file);
+  }
+
+  /**
+   * Calls queued in a thread behind one that holds it long, or unread while the thread is stuck, are taken
+   * back (and then go through the pool, which gives them other threads): as the pool does with its batches.
+   */
+  private watch(thread: number) {
+    if (this.watched.has(thread)) return;
+    this.watched.add(thread);
+    setTimeout(() => {
+      this.watched.delete(thread);
+      if (this.gone) return;
+      if (this.routes.stale(thread)) this.send({ t: 'takeBack', thread, upTo: this.seqs.get(thread) ?? 0 });
+      else if (this.routes.watching(thread)) this.watch(thread);
+    }, TAKE_BACK_MS / 3).unref();
+  }
+
+  /** Calls sent to `thread` that the host took back before the thread took them. */
+  private onTakenBack(thread: number, from: number, to: number) {
+    if (from > to) return;
+    for (const [id, p] of this.pending) {
+      const c = p.call;
+      if (!c || c.thread !== thread || c.seq < from || c.seq > to) continue;
+      this.routes.directDone(thread, id);
+      if (c.stopped) {
+        this.settle(id);
+        p.resolve({ ok: false, message: 'stopped' } satisfies CallEnd);
+        continue;
+      }
+      this.throughHost(c);
+      this.send({ t: 'call', id, call: c.call });
+    }
   }
 
   /** What a thread says on its channel about a call it runs. */
@@ -169,10 +214,13 @@ class ProcessHost {
         this.answer(m.id, thread, m.req, m.key, p.callbacks as CallCallbacks);
         break;
       case 'moved':
-        if (p.call.thread === thread) this.throughHost(p.call);
+        if (p.call.thread !== thread) break;
+        this.routes.directDone(thread, m.id);
+        this.throughHost(p.call);
         break;
       case 'done': {
         const file = p.call.file;
+        if (p.call.thread !== null) this.routes.directDone(p.call.thread, m.id);
         this.settle(m.id);
         p.resolve(m.ok ? { ok: true, json: m.json } : { ok: false, message: m.message });
         if (m.idle) this.routes.idle(thread, file);
@@ -186,7 +234,8 @@ class ProcessHost {
    * a call sent to it directly that it never took goes through the host.
    */
   private onThreadEnded(thread: number, began: number[], message: string) {
-    this.routes.forget(thread);
+    this.routes.ended(thread);
+    this.seqs.delete(thread);
     this.channel.afterClose(thread, () => {
       const begun = new Set(began);
       for (const [id, p] of this.pending) {
@@ -195,6 +244,7 @@ class ProcessHost {
           this.settle(id);
           p.resolve({ ok: false, message } satisfies CallEnd);
         } else if (p.call.thread === thread) {
+          // Queued in it and never taken: nothing of it ran.
           this.throughHost(p.call);
           this.send({ t: 'call', id, call: p.call.call });
         }
@@ -226,6 +276,7 @@ class ProcessHost {
 
   private onMessage(m: FromHost) {
     if (m.t === 'ended') return this.onThreadEnded(m.thread, m.began, m.message);
+    if (m.t === 'takenBack') return this.onTakenBack(m.thread, m.from, m.to);
     const p = this.pending.get(m.id);
     if (!p) return;
     switch (m.t) {

@@ -5,10 +5,11 @@
  *
  * A call reaches a thread one of two ways: through the host's main thread, whose pool gives it to a thread
  * of its DAG file in a batch; or straight from the worker over the thread's own channel, when the worker
- * knows that thread to be idle for the file (each hop through the host's main thread costs a wake-up of an
- * idle CPU, which on a virtual machine is most of a hop's cost). Either way the call's lines, variable
+ * knows that thread to be idle for the file, or running a burst of its calls (each hop through the host's
+ * main thread costs a wake-up of an idle CPU, which on a virtual machine is most of a hop's cost). Either way the call's lines, variable
  * reads and result go back to the worker over that channel. Who runs what is settled by compare-and-swap
- * on shared memory: a batch's calls by their flags, the thread's own state by SLOT_* below.
+ * on shared memory: a batch's calls by their flags, the thread's own state by SLOT_* below, the worker's
+ * calls by SEQ.
  */
 import type { UserCall } from './user-code.js';
 
@@ -58,23 +59,32 @@ export const SLOT_RETIRED = 3;
  * the thread is idle) instead of hearing of it.
  */
 export interface ThreadWords {
-  /** STATE, DIRECT_ID, WANTED, STOPPED. */
+  /** STATE, DIRECT_ID, WANTED, STOPPED, SEQ. */
   ints: Int32Array;
   /** [0]: when the worker's call it runs (DIRECT_ID) began, ms since the epoch; written before DIRECT. */
   began: Float64Array;
 }
 export const STATE = 0;
-/** The worker's call the thread runs, while DIRECT. */
+/** The worker's call the thread runs, while DIRECT (0 for the moment between two of them). */
 export const DIRECT_ID = 1;
 /** 1: the pool has calls waiting for this thread; it says 'idle' when it leaves DIRECT. */
 export const WANTED = 2;
 /** A worker's call the pool was told to stop before it knew the thread had it: never begun. */
 export const STOPPED = 3;
 
+/**
+ * The worker's calls sent to the thread carry sequence numbers 1, 2, 3... in the order sent (the thread
+ * reads them in that order); SEQ is the highest one settled: taken by the thread (it raises SEQ from n - 1 to
+ * n to take call n, then runs it or hands it to the pool) or taken back by the pool for the worker (it raises
+ * SEQ past every call not yet taken, which the worker then sends through the pool). Both change it only by
+ * compare-and-swap, so a call queued in a busy thread runs there or elsewhere, never both.
+ */
+export const SEQ = 4;
+
 export function threadWords(shared: SharedArrayBuffer): ThreadWords {
-  return { ints: new Int32Array(shared, 0, 4), began: new Float64Array(shared, 16, 1) };
+  return { ints: new Int32Array(shared, 0, 5), began: new Float64Array(shared, 24, 1) };
 }
-export const newThreadWords = () => new SharedArrayBuffer(24);
+export const newThreadWords = () => new SharedArrayBuffer(32);
 
 /** Where a thread finds the worker: a Unix socket, and the secret that proves the thread is the host's. */
 export interface ChannelAddress {
@@ -106,7 +116,8 @@ export type FromThread =
 /** Worker -> thread, on the thread's channel. */
 export type ToThreadDirect =
   | { t: 'welcome' }
-  | { t: 'call'; id: number; call: UserCall }
+  /** `seq`: see SEQ. */
+  | { t: 'call'; id: number; seq: number; call: UserCall }
   | { t: 'answer'; id: number; req: number; value: string | null; error?: string };
 
 /** Thread -> worker, on the thread's channel. The first message is its hello. */

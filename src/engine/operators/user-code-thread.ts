@@ -8,8 +8,8 @@
  * Calls come from the pool in batches (one message, not one wake-up of the thread per call) and run in
  * order (thread-batches.ts); each is taken with a compare-and-swap on its flag in memory shared with the
  * pool, which can take back any call not yet begun at any moment, even while this thread is stuck in a
- * synchronous loop. A call may also come from the worker directly, taken only while this thread is idle
- * (its shared state).
+ * synchronous loop. Calls may also come from the worker directly, taken in the order sent while this thread
+ * is idle or runs the worker's calls (SEQ in thread-protocol.ts: the host may take back those not taken).
  */
 import { createConnection } from 'node:net';
 import { parentPort, threadId, workerData } from 'node:worker_threads';
@@ -31,6 +31,7 @@ import { onJsonLines, writeJsonLine } from './json-lines.js';
 import { ThreadBatches } from './thread-batches.js';
 import {
   DIRECT_ID,
+  SEQ,
   SLOT_DIRECT,
   SLOT_IDLE,
   STATE,
@@ -188,30 +189,69 @@ function idleAfterDirect(idle: boolean) {
   if (idle && Atomics.exchange(ints, WANTED, 0) === 1) post({ t: 'idle' });
 }
 
-/** A call from the worker: taken only while IDLE; otherwise it goes to the pool, and the worker is told. */
-async function direct(id: number, call: UserCall) {
-  // Written before the state says DIRECT, so the pool never reads another call's; never over a running one.
-  if (Atomics.load(ints, STATE) === SLOT_IDLE) {
-    began[0] = performance.timeOrigin + performance.now();
-    Atomics.store(ints, DIRECT_ID, id);
+/**
+ * A worker's call is over: IDLE when no other waits, else DIRECT for the next, naming no call meanwhile (a
+ * stop of the call over must not find this thread running it).
+ */
+function afterDirect(): boolean {
+  if (held.length === 0) return leaveDirect();
+  Atomics.store(ints, DIRECT_ID, 0);
+  return false;
+}
+
+/** The worker's calls not yet taken, in the order sent (their sequence numbers rise by one). */
+const held: Array<{ id: number; seq: number; call: UserCall }> = [];
+let taking = false;
+
+/**
+ * Runs the worker's calls in the order sent, while this thread is IDLE or runs them (DIRECT): each is taken
+ * by raising SEQ to its number, unless the pool took it back for the worker first (it runs elsewhere then).
+ * One that finds a batch of the pool holding this thread goes to the pool.
+ */
+async function takeHeld() {
+  if (taking) return;
+  taking = true;
+  try {
+    while (held.length > 0) {
+      const { id, seq, call } = held.shift()!;
+      const state = Atomics.load(ints, STATE);
+      if (Atomics.compareExchange(ints, SEQ, seq - 1, seq) !== seq - 1) {
+        if (held.length === 0 && state === SLOT_DIRECT) idleAfterDirect(leaveDirect());
+        continue;
+      }
+      // Written before the state says DIRECT, so the pool never reads another call's; a call taken names
+      // it, so a thread that ends now has it among the calls it began.
+      began[0] = performance.timeOrigin + performance.now();
+      Atomics.store(ints, DIRECT_ID, id);
+      if (
+        state !== SLOT_DIRECT &&
+        Atomics.compareExchange(ints, STATE, SLOT_IDLE, SLOT_DIRECT) !== SLOT_IDLE
+      ) {
+        // A batch holds this thread (or it is retired): the pool runs the call, the worker is told.
+        tell({ t: 'moved', id });
+        post({ t: 'bounce', id, call });
+        continue;
+      }
+      // Stopped while on its way here: the pool saw neither it nor this thread holding it.
+      if (Atomics.load(ints, STOPPED) === id) {
+        current = id;
+        const idle = afterDirect();
+        tellCall({ t: 'done', ok: false, message: 'stopped', idle });
+        idleAfterDirect(idle);
+        continue;
+      }
+      idleAfterDirect(await run(call, id, afterDirect));
+    }
+  } finally {
+    taking = false;
   }
-  if (Atomics.compareExchange(ints, STATE, SLOT_IDLE, SLOT_DIRECT) !== SLOT_IDLE) {
-    tell({ t: 'moved', id });
-    return post({ t: 'bounce', id, call });
-  }
-  // Stopped while on its way here: the pool saw neither it nor this thread holding it.
-  if (Atomics.load(ints, STOPPED) === id) {
-    current = id;
-    const idle = leaveDirect();
-    tellCall({ t: 'done', ok: false, message: 'stopped', idle });
-    return idleAfterDirect(idle);
-  }
-  idleAfterDirect(await run(call, id, leaveDirect));
 }
 
 function fromWorker(m: ToThreadDirect) {
-  if (m.t === 'call') void direct(m.id, m.call);
-  else if (m.t === 'answer') {
+  if (m.t === 'call') {
+    held.push({ id: m.id, seq: m.seq, call: m.call });
+    void takeHeld();
+  } else if (m.t === 'answer') {
     const a = asks.get(m.req);
     asks.delete(m.req);
     if (m.error !== undefined) a?.reject(new Error(m.error));
