@@ -15,6 +15,7 @@ import {
   type QueueDepth,
   type Subscription,
 } from './broker.js';
+import { declareQueue, OLDER_QUEUE_WARNING } from './rabbit-queues.js';
 import { TurnAcks } from './turn-acks.js';
 
 export interface RabbitOptions {
@@ -37,15 +38,6 @@ interface Consumer {
   /** A restart of this consumer is under way (see consumerLost). */
   restarting?: boolean;
 }
-
-/**
- * Classic queues of version 2: RabbitMQ spends about a third less CPU per persistent message on them than on
- * version 1, the default before RabbitMQ 4 (same confirms after the message is on disk). Servers that do
- * not know the argument keep it as data.
- */
-const QUEUE_ARGS = { durable: true, arguments: { 'x-max-priority': 10, 'x-queue-version': 2 } };
-/** A queue declared by airtasks before version 2 was asked for: used as it is. */
-const V1_QUEUE_ARGS = { durable: true, arguments: { 'x-max-priority': 10 } };
 
 export class RabbitBroker implements Broker {
   readonly kind = 'rabbitmq' as const;
@@ -115,39 +107,15 @@ export class RabbitBroker implements Broker {
     return `${this.opts.prefix ?? ''}${queue}`;
   }
 
-  /**
-   * Declares the exchange and the queue, bound, once per connection. On a channel of its own: a queue
-   * declared before with other arguments makes RabbitMQ close the channel that asked. `model` during the
-   * recovery's setup (see onConnect).
-   */
+  /** Declares the exchange and the queue, bound, once per connection; `model` during the recovery's setup. */
   private async assertQueue(queue: string, model?: ChannelModel) {
     if (this.asserted.has(queue)) return;
-    const name = this.queueName(queue);
-    const declare = async <T>(fn: (ch: Channel) => Promise<T>): Promise<T> => {
-      const ch = await (model ?? this.conn).createChannel();
-      ch.on('error', () => undefined);
-      try {
-        return await fn(ch);
-      } finally {
-        await ch.close().catch(() => undefined);
-      }
-    };
-    await declare(async (ch) => {
-      await ch.assertExchange(this.exchange, 'direct', { durable: true });
-      await ch.assertQueue(name, QUEUE_ARGS);
-    }).catch(async (err: unknown) => {
-      if (!isOlderQueue(err)) throw err;
-      await declare((ch) => ch.assertQueue(name, V1_QUEUE_ARGS));
-      if (!this.olderQueues.has(name)) {
-        this.olderQueues.add(name);
-        this.log.warn(
-          { queue: name },
-          'queue declared by an older airtasks (classic queue version 1): used as it is; version 2 costs ' +
-            'RabbitMQ less CPU per message: delete the queue while it is empty, or apply a queue-version policy',
-        );
-      }
-    });
-    await declare((ch) => ch.bindQueue(name, this.exchange, queue));
+    const open = () => (model ?? this.conn).createChannel();
+    const older = await declareQueue(open, this.exchange, this.queueName(queue), queue);
+    if (older && !this.olderQueues.has(older)) {
+      this.olderQueues.add(older);
+      this.log.warn({ queue: older }, OLDER_QUEUE_WARNING);
+    }
     this.asserted.add(queue);
   }
 
@@ -339,12 +307,6 @@ export class RabbitBroker implements Broker {
     this.consumers.clear();
     await this.conn.close().catch(() => undefined);
   }
-}
-
-/** RabbitMQ's refusal of a queue's declaration because the queue exists without a version argument. */
-function isOlderQueue(err: unknown): boolean {
-  const e = err as { code?: unknown; message?: unknown } | null;
-  return e?.code === 406 && typeof e.message === 'string' && e.message.includes("arg 'x-queue-version'");
 }
 
 /** The first connection within `timeoutMs` for all its attempts, so that startup fails in bounded time. */

@@ -22,7 +22,7 @@ const MAX_QUEUED = 16;
  * How long a direct call may hold its thread, or wait in it, before the thread's calls not yet taken are
  * taken back (they go through the pool, which starts threads for calls held long: GROW_AFTER_MS).
  */
-export const TAKE_BACK_MS = 150;
+const TAKE_BACK_MS = 150;
 
 export class CallRoutes {
   /** Threads that said they were idle after a call of a file, and when: file -> thread -> time. */
@@ -35,16 +35,27 @@ export class CallRoutes {
   private readonly inFlight = new Map<number, Map<number, number>>();
   /** Threads whose queued calls are being taken back: none is sent to them until they say they are idle. */
   private readonly closed = new Set<number>();
+  /** The sequence number of the last call sent to each thread directly (thread-protocol.ts' SEQ). */
+  private readonly seqs = new Map<number, number>();
+  /** Threads watched for calls queued behind a long one. */
+  private readonly watched = new Set<number>();
   /** How many calls went straight to a thread. */
   directCount = 0;
 
-  constructor(private readonly isOpen: (thread: number) => boolean) {}
+  /**
+   * `takeBack`: has the host take back the calls sent to the thread up to that sequence number that it has
+   * not taken (they are then sent through the pool).
+   */
+  constructor(
+    private readonly isOpen: (thread: number) => boolean,
+    private readonly takeBack: (thread: number, upTo: number) => void,
+  ) {}
 
   /**
    * The thread to send call `id` of `file` to, or null (through the pool): one idle after a call of the file,
    * else the one running the file's direct calls while they are young and few.
    */
-  direct(file: string, id: number): number | null {
+  direct(file: string, id: number): { thread: number; seq: number } | null {
     if (this.pooled.get(file)) return null;
     const now = performance.now();
     const threads = this.idleThreads.get(file);
@@ -60,12 +71,30 @@ export class CallRoutes {
     return this.sent(file, thread, id, now);
   }
 
-  private sent(file: string, thread: number, id: number, now: number): number {
+  /** A direct call, numbered (a number lost with a send that fails is lost with its thread's channel). */
+  private sent(file: string, thread: number, id: number, now: number) {
     this.directCount++;
     this.home.set(file, thread);
     const calls = this.inFlight.get(thread) ?? new Map<number, number>();
     this.inFlight.set(thread, calls.set(id, now));
-    return thread;
+    const seq = (this.seqs.get(thread) ?? 0) + 1;
+    this.seqs.set(thread, seq);
+    this.watch(thread);
+    return { thread, seq };
+  }
+
+  /**
+   * Calls queued in a thread behind one that holds it long, or unread while the thread is stuck, are taken
+   * back (and then go through the pool, which gives them other threads): as the pool does with its batches.
+   */
+  private watch(thread: number) {
+    if (this.watched.has(thread)) return;
+    this.watched.add(thread);
+    setTimeout(() => {
+      this.watched.delete(thread);
+      if (this.stale(thread)) this.takeBack(thread, this.seqs.get(thread) ?? 0);
+      else if (this.watching(thread)) this.watch(thread);
+    }, TAKE_BACK_MS / 3).unref();
   }
 
   /** Direct call `id` to `thread` is done there, or went elsewhere. */
@@ -80,7 +109,7 @@ export class CallRoutes {
    * thread, or waits behind something that does): the thread is closed to direct calls until it says it is
    * idle, and the calls it has not taken are to be taken back.
    */
-  stale(thread: number): boolean {
+  private stale(thread: number): boolean {
     const calls = this.inFlight.get(thread);
     if (!calls?.size || this.closed.has(thread)) return false;
     const [oldest] = calls.values();
@@ -90,7 +119,7 @@ export class CallRoutes {
   }
 
   /** Whether `thread` is to be watched: direct calls not done, and not closed. */
-  watching(thread: number): boolean {
+  private watching(thread: number): boolean {
     return (this.inFlight.get(thread)?.size ?? 0) > 0 && !this.closed.has(thread);
   }
 
@@ -127,6 +156,7 @@ export class CallRoutes {
     this.forget(thread);
     this.inFlight.delete(thread);
     this.closed.delete(thread);
+    this.seqs.delete(thread);
     for (const [file, t] of this.home) if (t === thread) this.home.delete(file);
   }
 }

@@ -4,20 +4,19 @@
  * tasks' commands and runs DAG-file functions (node tasks, callbacks, custom operators, trigger functions) in
  * its threads (process-host-threads.ts), and relays commands' lines and exits as data; a call's lines, variable
  * reads and result come from its thread over that thread's own channel (call-channel.ts), and a call of a
- * DAG file whose thread is known to be idle goes straight to it (thread-protocol.ts). The host
+ * DAG file whose thread is idle, or runs a burst of its calls, goes straight to it (call-routes.ts). The host
  * starts with the worker's environment scrubbed of every engine credential (task-env.ts), as the task user
  * when the worker has one (`worker --run-as`). If the host itself ends (killed), the worker SIGKILLs the
  * groups of the commands it started, their tries are lost (run again, not counted as failures, up to
  * FREE_LOST_TRIES), and the next task starts a new host.
  */
-import { fork, type ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import type { ChildProcess } from 'node:child_process';
 import { CallChannel, type ThreadReport } from './call-channel.js';
-import { CallRoutes, TAKE_BACK_MS } from './call-routes.js';
+import { CallRoutes } from './call-routes.js';
+import { forkHost } from './process-host-fork.js';
 import { workerEnv } from './task-env.js';
 import type { TaskUser } from './task-user.js';
 import {
-  HOST_MALLOC_ENV,
   HostLost,
   NotStarted,
   type CallCallbacks,
@@ -31,24 +30,6 @@ import {
 } from './process-host-protocol.js';
 import { fileOf } from './thread-protocol.js';
 import type { UserCall } from './user-code.js';
-
-const HOST = fileURLToPath(new URL('./process-host-child.js', import.meta.url));
-/**
- * The host's heap, for each of its isolates (its own, its threads', their loaders'), whatever the worker was
- * started with: a small young generation (their garbage is mostly short-lived call messages, and each would
- * otherwise grow its own to 16 MiB and more under a burst of calls), and an old generation that grows by 20%
- * past what the last full collection kept, not by V8's default factor of up to 4 (a thread keeps the DAG
- * files it has imported, and importing one of thousands of tasks leaves as much again in garbage).
- */
-const HOST_HEAP_FLAGS = ['--max-semi-space-size=2', '--heap-growing-percent=20'];
-/**
- * glibc's malloc arenas for the host: two, not one per thread that allocates (up to 8 per core), each
- * keeping freed memory of its own. The host's commands and threads do not inherit it (process-host-child.ts
- * unsets it, unless the worker's own environment set it).
- */
-function hostMalloc(env: Record<string, string>): Record<string, string> {
-  return env.MALLOC_ARENA_MAX === undefined ? { MALLOC_ARENA_MAX: '2', [HOST_MALLOC_ENV]: '1' } : {};
-}
 
 interface Pending {
   callbacks: ProcessCallbacks | CallCallbacks;
@@ -70,38 +51,23 @@ class ProcessHost {
   readonly routes: CallRoutes;
   /** Messages of one turn go together: one write to the channel (many tasks start in the same turn). */
   private outbox: ToHost[] = [];
-  /** The sequence number of the last call sent to each thread directly (thread-protocol.ts' SEQ). */
-  private readonly seqs = new Map<number, number>();
-  /** Threads watched for calls queued behind a long one. */
-  private readonly watched = new Set<number>();
   gone = false;
 
   constructor(
     env: Record<string, string>,
     private readonly user: TaskUser | null,
   ) {
-    // Detached: its own process group, so no signal meant for the worker's group (Ctrl-C) reaches it.
-    this.child = fork(HOST, ['airtasks-process-host'], {
-      env: {
-        ...env,
-        ...hostMalloc(env),
-        ...(user ? { HOME: user.home, USER: user.name, LOGNAME: user.name } : {}),
-      },
-      // Node clears the supplementary groups when it sets uid/gid.
-      ...(user ? { uid: user.uid, gid: user.gid } : {}),
-      // The worker's loader flags (tsx in development), not its inspector: that port is the worker's.
-      execArgv: [...process.execArgv.filter((a) => !a.startsWith('--inspect')), ...HOST_HEAP_FLAGS],
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-      detached: true,
-      serialization: 'json',
-    });
+    this.child = forkHost(env, user);
     this.child.on('message', (ms: FromHost[]) => {
       for (const m of ms) this.onMessage(m);
     });
     this.child.on('error', () => this.onGone());
     this.child.on('exit', () => this.onGone());
     this.channel = new CallChannel((thread, m) => this.onReport(thread, m), user);
-    this.routes = new CallRoutes((thread) => this.channel.isOpen(thread));
+    this.routes = new CallRoutes(
+      (thread) => this.channel.isOpen(thread),
+      (thread, upTo) => !this.gone && this.send({ t: 'takeBack', thread, upTo }),
+    );
     this.send({ t: 'channel', channel: this.channel.address });
     this.idle();
   }
@@ -149,18 +115,13 @@ class ProcessHost {
   /** Sends call `id` to a thread of its file that takes it directly, or else through the host's pool. */
   private dispatch(id: number) {
     const c = this.pending.get(id)!.call!;
-    const thread = this.routes.direct(c.file, id);
-    if (thread !== null) {
-      const seq = (this.seqs.get(thread) ?? 0) + 1;
-      if (this.channel.send(thread, { t: 'call', id, seq, call: c.call })) {
-        this.seqs.set(thread, seq);
-        c.thread = thread;
-        c.seq = seq;
-        this.watch(thread);
-        return;
-      }
-      this.routes.directDone(thread, id);
+    const to = this.routes.direct(c.file, id);
+    if (to && this.channel.send(to.thread, { t: 'call', id, seq: to.seq, call: c.call })) {
+      c.thread = to.thread;
+      c.seq = to.seq;
+      return;
     }
+    if (to) this.routes.directDone(to.thread, id);
     this.throughHost(c);
     this.send({ t: 'call', id, call: c.call });
   }
@@ -168,21 +129,6 @@ class ProcessHost {
   private throughHost(c: NonNullable<Pending['call']>) {
     c.thread = null;
     this.routes.toPool(c.file);
-  }
-
-  /**
-   * Calls queued in a thread behind one that holds it long, or unread while the thread is stuck, are taken
-   * back (and then go through the pool, which gives them other threads): as the pool does with its batches.
-   */
-  private watch(thread: number) {
-    if (this.watched.has(thread)) return;
-    this.watched.add(thread);
-    setTimeout(() => {
-      this.watched.delete(thread);
-      if (this.gone) return;
-      if (this.routes.stale(thread)) this.send({ t: 'takeBack', thread, upTo: this.seqs.get(thread) ?? 0 });
-      else if (this.routes.watching(thread)) this.watch(thread);
-    }, TAKE_BACK_MS / 3).unref();
   }
 
   /** Calls sent to `thread` that the host took back before the thread took them. */
@@ -235,7 +181,6 @@ class ProcessHost {
    */
   private onThreadEnded(thread: number, began: number[], message: string) {
     this.routes.ended(thread);
-    this.seqs.delete(thread);
     this.channel.afterClose(thread, () => {
       const begun = new Set(began);
       for (const [id, p] of this.pending) {
