@@ -42,8 +42,7 @@ export async function rabbitFloor(samples: number): Promise<number> {
   try {
     const pub = await conn.createConfirmChannel();
     const sub = await conn.createChannel();
-    // A classic queue of version 2, as the engine declares its own.
-    await pub.assertQueue(queue, { durable: true, arguments: { 'x-queue-version': 2 } });
+    await pub.assertQueue(queue, { durable: true });
     await sub.prefetch(1);
     let onMessage: () => void = () => undefined;
     await sub.consume(queue, (m) => {

@@ -2,8 +2,6 @@
  * One contract, two brokers: the Postgres queue and RabbitMQ must behave the same for the worker.
  */
 import { expect } from 'chai';
-import amqp from 'amqplib';
-import pino from 'pino';
 import type { Broker, Delivery, OutgoingMessage, Subscription } from '../../src/engine/broker/broker.js';
 import { PgQueueBroker } from '../../src/engine/broker/pg-queue.js';
 import { RabbitBroker } from '../../src/engine/broker/rabbitmq.js';
@@ -341,72 +339,4 @@ contract('rabbitmq', async () => {
       for (const b of made) await b.close();
     },
   };
-});
-
-describe('RabbitMQ queues', function () {
-  const prefix = `${uniqueName('test')}.`;
-  let raw: amqp.ChannelModel;
-  const made: RabbitBroker[] = [];
-
-  before(async function () {
-    await requireService(this, 'rabbitmq');
-    raw = await amqp.connect(BROKER_URL);
-  });
-
-  after(async () => {
-    for (const b of made) {
-      await b.deleteQueues(['fresh', 'older']);
-      await b.close();
-    }
-    await raw?.close();
-  });
-
-  /** Whether RabbitMQ takes the queue's declaration with these arguments as the one it has. */
-  async function declaredWith(name: string, args: Record<string, unknown>): Promise<boolean> {
-    const ch = await raw.createChannel();
-    ch.on('error', () => undefined);
-    try {
-      await ch.assertQueue(name, { durable: true, arguments: args });
-      return true;
-    } catch (err) {
-      if ((err as { code?: number }).code === 406) return false;
-      throw err;
-    } finally {
-      await ch.close().catch(() => undefined);
-    }
-  }
-
-  it('declares its queues as classic queues of version 2', async () => {
-    const b = await RabbitBroker.connect({ url: BROKER_URL, prefix });
-    made.push(b);
-    await b.prepare(['fresh']);
-    expect(await declaredWith(`${prefix}fresh`, { 'x-max-priority': 10, 'x-queue-version': 2 })).to.equal(
-      true,
-    );
-    expect(await declaredWith(`${prefix}fresh`, { 'x-max-priority': 10, 'x-queue-version': 1 })).to.equal(
-      false,
-    );
-  });
-
-  it('uses a queue an older airtasks declared without a version, and says so once', async () => {
-    const ch = await raw.createChannel();
-    await ch.assertQueue(`${prefix}older`, { durable: true, arguments: { 'x-max-priority': 10 } });
-    await ch.close();
-    const lines: string[] = [];
-    const logger = pino({ level: 'warn' }, { write: (l: string) => void lines.push(l) });
-    const b = await RabbitBroker.connect({ url: BROKER_URL, prefix, logger });
-    made.push(b);
-    const got: string[] = [];
-    await b.subscribe(['older'], 4, (d) => {
-      got.push(d.body.taskId);
-      void d.ack();
-    });
-    await b.publish([msg('t1', 1, 'older'), msg('t2', 5, 'older')]);
-    await b.publish([msg('t3', 1, 'older')]);
-    await waitFor(() => got.length === 3, 'three deliveries from the older queue', 8000, 20);
-    expect(got).to.have.members(['t1', 't2', 't3']);
-    const warned = lines.filter((l) => l.includes('classic queue version 1'));
-    expect(warned).to.have.length(1);
-    expect(JSON.parse(warned[0]!)).to.include({ queue: `${prefix}older` });
-  });
 });

@@ -15,7 +15,6 @@ import {
   type QueueDepth,
   type Subscription,
 } from './broker.js';
-import { declareQueue, OLDER_QUEUE_WARNING } from './rabbit-queues.js';
 import { TurnAcks } from './turn-acks.js';
 
 export interface RabbitOptions {
@@ -39,14 +38,14 @@ interface Consumer {
   restarting?: boolean;
 }
 
+const QUEUE_ARGS = { durable: true, arguments: { 'x-max-priority': 10 } };
+
 export class RabbitBroker implements Broker {
   readonly kind = 'rabbitmq' as const;
   private conn!: amqp.RecoveringChannelModel;
   private model: ChannelModel | null = null;
   private publishChannel: Promise<ConfirmChannel> | null = null;
   private readonly asserted = new Set<string>();
-  /** Queues found declared as version 1, said once. */
-  private readonly olderQueues = new Set<string>();
   private readonly consumers = new Set<Consumer>();
   private readonly log: Logger;
   private readonly exchange: string;
@@ -107,15 +106,11 @@ export class RabbitBroker implements Broker {
     return `${this.opts.prefix ?? ''}${queue}`;
   }
 
-  /** Declares the exchange and the queue, bound, once per connection; `model` during the recovery's setup. */
-  private async assertQueue(queue: string, model?: ChannelModel) {
+  private async assertQueue(ch: Channel, queue: string) {
     if (this.asserted.has(queue)) return;
-    const open = () => (model ?? this.conn).createChannel();
-    const older = await declareQueue(open, this.exchange, this.queueName(queue), queue);
-    if (older && !this.olderQueues.has(older)) {
-      this.olderQueues.add(older);
-      this.log.warn({ queue: older }, OLDER_QUEUE_WARNING);
-    }
+    await ch.assertExchange(this.exchange, 'direct', { durable: true });
+    await ch.assertQueue(this.queueName(queue), QUEUE_ARGS);
+    await ch.bindQueue(this.queueName(queue), this.exchange, queue);
     this.asserted.add(queue);
   }
 
@@ -138,13 +133,14 @@ export class RabbitBroker implements Broker {
   }
 
   async prepare(queues: string[]): Promise<void> {
-    for (const q of new Set(queues)) await this.assertQueue(q);
+    const ch = await this.confirmChannel();
+    for (const q of new Set(queues)) await this.assertQueue(ch, q);
   }
 
   async publish(messages: OutgoingMessage[]): Promise<void> {
     if (messages.length === 0) return;
-    for (const q of new Set(messages.map((m) => m.queue))) await this.assertQueue(q);
     const ch = await this.confirmChannel();
+    for (const q of new Set(messages.map((m) => m.queue))) await this.assertQueue(ch, q);
     for (const m of messages) {
       const ok = ch.publish(this.exchange, m.queue, Buffer.from(JSON.stringify(m.body)), {
         persistent: true,
@@ -188,7 +184,7 @@ export class RabbitBroker implements Broker {
     const ch = await (model ?? this.conn).createChannel();
     ch.on('error', (err: Error) => this.log.warn({ err: err.message }, 'consumer channel error'));
     ch.on('close', () => this.consumerLost(c, ch));
-    for (const q of c.queues) await this.assertQueue(q, model);
+    for (const q of c.queues) await this.assertQueue(ch, q);
     // global=true: the limit is shared by every queue this worker consumes (its slots and those waiting).
     await ch.prefetch(c.prefetch, true);
     const tags: string[] = [];
