@@ -6,10 +6,10 @@
  * A call reaches a thread one of two ways: through the host's main thread, whose pool gives it to a thread
  * of its DAG file in a batch; or straight from the worker over the thread's own channel, when the worker
  * knows that thread to be idle for the file, or running a burst of its calls (each hop through the host's
- * main thread costs a wake-up of an idle CPU, which on a virtual machine is most of a hop's cost). Either way the call's lines, variable
- * reads and result go back to the worker over that channel. Who runs what is settled by compare-and-swap
- * on shared memory: a batch's calls by their flags, the thread's own state by SLOT_* below, the worker's
- * calls by SEQ.
+ * main thread costs a wake-up of an idle CPU, which on a virtual machine is most of a hop's cost). Either
+ * way the call's lines, variable reads and result go back to the worker over that channel. Who runs what is
+ * settled by compare-and-swap on shared memory: a batch's calls by their flags, the thread's own state by
+ * SLOT_* below, the worker's calls by SEQ.
  */
 import type { UserCall } from './user-code.js';
 
