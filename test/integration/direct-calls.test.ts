@@ -12,7 +12,7 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { directCallCount, startCall } from '../../src/engine/operators/process-host.js';
 import type { CallEnd } from '../../src/engine/operators/process-host-protocol.js';
-import { removeDir, tempDir, writeDagFile } from '../helpers/engine.js';
+import { removeDir, tempDir, waitFor, writeDagFile } from '../helpers/engine.js';
 import { THREAD_DAG_SOURCE, threadCall, type ThreadDagTask } from '../helpers/thread-calls.js';
 
 describe('calls sent straight to an idle thread of the process host', function () {
@@ -37,11 +37,6 @@ describe('calls sent straight to an idle thread of the process host', function (
       },
       null,
     );
-  }
-
-  async function until(done: () => boolean, what: string) {
-    for (const end = Date.now() + 30_000; !done(); await new Promise((r) => setTimeout(r, 20)))
-      if (Date.now() > end) throw new Error(`${what}: not within 30 s`);
   }
 
   const ok = (runId: string): CallEnd => ({
@@ -73,7 +68,7 @@ describe('calls sent straight to an idle thread of the process host', function (
     const behind = [call('short', 'behind-0'), call('short', 'behind-1')];
     const stopped = call('short', 'behind-stopped');
     expect(directCallCount() - before, "queued in the gate's thread").to.equal(4);
-    await until(() => existsSync(path.join(folder, 'long')), 'the gate began');
+    await waitFor(() => existsSync(path.join(folder, 'long')), 'the gate to begin', 30_000, 20);
     stopped.stop('cancelled');
     expect((await stopped.done).ok).to.equal(false);
     for (const [i, c] of behind.entries()) expect(await c.done).to.deep.equal(ok(`behind-${i}`));
@@ -86,10 +81,7 @@ describe('calls sent straight to an idle thread of the process host', function (
     expect(await call('short', 'learn').done).to.deep.equal(ok('learn'));
     // The thread that said it was idle for direct.ts is given second.ts by the pool and held there.
     const gate = call('gate', 'held', 'open-held', 'second.ts');
-    for (const end = Date.now() + 30_000; !existsSync(path.join(folder, 'held'));) {
-      if (Date.now() > end) throw new Error('the gate never began');
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    await waitFor(() => existsSync(path.join(folder, 'held')), 'the gate to begin', 30_000, 20);
     const before = directCallCount();
     expect(await call('short', 'bounced').done).to.deep.equal(ok('bounced'));
     expect(directCallCount() - before, 'it was sent straight to the held thread').to.equal(1);
@@ -102,10 +94,7 @@ describe('calls sent straight to an idle thread of the process host', function (
     const before = directCallCount();
     const spin = call('spin', 'spin');
     expect(directCallCount() - before).to.equal(1);
-    for (const end = Date.now() + 30_000; !existsSync(path.join(folder, 'spin'));) {
-      if (Date.now() > end) throw new Error('the loop never began');
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    await waitFor(() => existsSync(path.join(folder, 'spin')), 'the loop to begin', 30_000, 20);
     spin.stop('timed out');
     const end = await spin.done;
     expect(end.ok).to.equal(false);

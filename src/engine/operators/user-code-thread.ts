@@ -215,8 +215,9 @@ async function takeHeld() {
     while (held.length > 0) {
       const { id, seq, call } = held.shift()!;
       const state = Atomics.load(ints, STATE);
+      // Taken back: it runs elsewhere. Between two of the worker's calls, as after one that ran.
       if (Atomics.compareExchange(ints, SEQ, seq - 1, seq) !== seq - 1) {
-        if (held.length === 0 && state === SLOT_DIRECT) idleAfterDirect(leaveDirect());
+        if (state === SLOT_DIRECT) idleAfterDirect(afterDirect());
         continue;
       }
       // Written before the state says DIRECT, so the pool never reads another call's; a call taken names
