@@ -2,9 +2,10 @@
  * A DAG-file function's call sent by the worker straight to the process host's thread that said it was idle
  * after the last call of the same file, with real threads and a real host: it runs once, its lines and
  * variable reads go over the thread's channel; a burst of the file's calls queues in that thread, and calls
- * queued behind a long one are taken back and run elsewhere (a stopped one never runs); where the thread
- * turned out not to be idle (a batch of another file holds it) the call goes to the pool instead and still
- * runs once; a stopped call's thread is ended and the file's next call gets another.
+ * queued behind a long one are taken back and run elsewhere (a stopped one never runs), the thread then
+ * idle for the file's next call; where the thread turned out not to be idle (a batch of another file holds
+ * it) the call goes to the pool instead and still runs once; a stopped call's thread is ended and the file's
+ * next call gets another.
  */
 import { expect } from 'chai';
 import { existsSync } from 'node:fs';
@@ -24,6 +25,7 @@ describe('calls sent straight to an idle thread of the process host', function (
     folder = await tempDir();
     await writeDagFile(folder, 'direct.ts', THREAD_DAG_SOURCE);
     await writeDagFile(folder, 'second.ts', THREAD_DAG_SOURCE);
+    await writeDagFile(folder, 'third.ts', THREAD_DAG_SOURCE);
   });
   after(() => removeDir(folder));
 
@@ -75,6 +77,22 @@ describe('calls sent straight to an idle thread of the process host', function (
     await writeFile(path.join(folder, 'open-long'), '');
     expect(await gate.done).to.deep.equal({ ok: true, json: JSON.stringify('long') });
     expect(existsSync(path.join(folder, 'behind-stopped')), 'the stopped call never ran').to.equal(false);
+  });
+
+  it("takes the file's next call straight to the thread whose queued calls were all taken back", async () => {
+    // A file of its own: no other thread has said it is idle for it.
+    expect(await call('short', 'warm-back', undefined, 'third.ts').done).to.deep.equal(ok('warm-back'));
+    const before = directCallCount();
+    const gate = call('gate', 'long-back', 'open-back', 'third.ts');
+    const stopped = call('short', 'back-stopped', undefined, 'third.ts');
+    expect(directCallCount() - before, "queued in the gate's thread").to.equal(2);
+    await waitFor(() => existsSync(path.join(folder, 'long-back')), 'the gate to begin', 30_000, 20);
+    stopped.stop('cancelled');
+    expect((await stopped.done).ok).to.equal(false);
+    await writeFile(path.join(folder, 'open-back'), '');
+    expect(await gate.done).to.deep.equal({ ok: true, json: JSON.stringify('long-back') });
+    expect(await call('short', 'after-back', undefined, 'third.ts').done).to.deep.equal(ok('after-back'));
+    expect(directCallCount() - before, 'the thread said it was idle once the gate ended').to.equal(3);
   });
 
   it('gives the pool a call whose thread a batch of another file holds: it runs once, elsewhere', async () => {

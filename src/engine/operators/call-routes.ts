@@ -92,8 +92,11 @@ export class CallRoutes {
     this.watched.add(thread);
     setTimeout(() => {
       this.watched.delete(thread);
-      if (this.stale(thread)) this.takeBack(thread, this.seqs.get(thread) ?? 0);
-      else if (this.watching(thread)) this.watch(thread);
+      if (this.stale(thread)) {
+        // Closed to direct calls until it says it is idle.
+        this.closed.add(thread);
+        this.takeBack(thread, this.seqs.get(thread) ?? 0);
+      } else if (this.watching(thread)) this.watch(thread);
     }, TAKE_BACK_MS / 3).unref();
   }
 
@@ -106,16 +109,13 @@ export class CallRoutes {
 
   /**
    * Whether the oldest direct call not done of `thread` was sent TAKE_BACK_MS ago or more (it holds the
-   * thread, or waits behind something that does): the thread is closed to direct calls until it says it is
-   * idle, and the calls it has not taken are to be taken back.
+   * thread, or waits behind something that does): the calls it has not taken are to be taken back.
    */
   private stale(thread: number): boolean {
     const calls = this.inFlight.get(thread);
     if (!calls?.size || this.closed.has(thread)) return false;
     const [oldest] = calls.values();
-    if (performance.now() - oldest! < TAKE_BACK_MS) return false;
-    this.closed.add(thread);
-    return true;
+    return performance.now() - oldest! >= TAKE_BACK_MS;
   }
 
   /** Whether `thread` is to be watched: direct calls not done, and not closed. */

@@ -194,6 +194,10 @@ function idleAfterDirect(idle: boolean) {
  * stop of the call over must not find this thread running it).
  */
 function afterDirect(): boolean {
+  // Calls the host took back (numbered up to SEQ, and not taken here) wait for nothing of this thread: left
+  // waiting, they would keep it DIRECT and the worker would not hear that it is idle.
+  const taken = Atomics.load(ints, SEQ);
+  while (held.length > 0 && held[0]!.seq <= taken) held.shift();
   if (held.length === 0) return leaveDirect();
   Atomics.store(ints, DIRECT_ID, 0);
   return false;
